@@ -1,0 +1,29 @@
+# Two entry points, as the README says:
+#   make        → the main job (bootstrap, then validate the data and print its summary)
+#   make test   → the test suite (what .ci/run calls)
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DATA ?= data/mailboxes.yaml
+
+.PHONY: run test lint bootstrap bench clean
+run: bootstrap
+	$(VENV)/bin/mailgov validate $(DATA)
+
+bootstrap: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml scripts/bootstrap
+	scripts/bootstrap $(VENV)
+	touch $@
+
+test: bootstrap
+	scripts/test
+
+lint: bootstrap
+	$(VENV)/bin/ruff check mailgov library tests benchmarks
+
+bench: bootstrap
+	$(PY) benchmarks/bench_validate.py
+
+clean:
+	rm -rf $(VENV)
