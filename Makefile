@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DATA ?= data/mailboxes.yaml
 
-.PHONY: run test lint bootstrap bench clean
+.PHONY: run test lint bootstrap bench clean lab-up lab-down lab-status converge
 run: bootstrap
 	$(VENV)/bin/mailgov validate $(DATA)
 
@@ -27,3 +27,16 @@ bench: bootstrap
 
 clean:
 	rm -rf $(VENV)
+
+# The lab: real Debian 12 hosts (systemd-nspawn) that the roles converge and the tests talk to.
+lab-up: bootstrap
+	lab/lab up
+
+lab-down:
+	lab/lab down
+
+lab-status:
+	lab/lab status
+
+converge: bootstrap
+	$(VENV)/bin/ansible-playbook playbooks/site.yml
