@@ -1,0 +1,547 @@
+"""Naming policy engine: turns a person's name into mailbox local parts.
+
+The naming rule is configuration (``policy.naming`` in ``data/mailboxes.yaml``), not code,
+because every agency chooses its own (see ``docs/data-format.md`` and ``docs/naming.md``).
+
+Templates are parsed once, in :meth:`NamingPolicy.from_dict`, into a list of parts, so that
+rendering is plain string concatenation: ``conforms`` runs for every mailbox on every
+validation (tens of thousands), so no regex is compiled or template parsed per call.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Container, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+__all__ = [
+    "PERSONAL_TOKENS",
+    "UNIT_TOKENS",
+    "NameParts",
+    "NamingError",
+    "NamingPolicy",
+    "Person",
+    "split_name",
+    "transliterate",
+    "valid_local",
+]
+
+
+class NamingError(ValueError):
+    """A bad template or policy, or a person the policy cannot name.
+
+    ``str(e)`` is a complete message for a human. ``where`` (e.g.
+    ``policy.naming.personal.templates[1]``), ``template`` and ``position`` (0-based index
+    into the template) are set when known, so a validator can point at the exact spot.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        where: str | None = None,
+        template: str | None = None,
+        position: int | None = None,
+    ) -> None:
+        self.message = message
+        self.where = where
+        self.template = template
+        self.position = position
+        text = message
+        if template is not None:
+            loc = f"{where}: " if where else ""
+            col = f" at column {position + 1}" if position is not None else ""
+            text = f"{loc}template {template!r}{col}: {message}"
+        elif where:
+            text = f"{where}: {message}"
+        super().__init__(text)
+
+
+# --------------------------------------------------------------------------- transliteration
+
+# NFKD splits every Vietnamese letter into base letter + combining marks (tone, breve,
+# circumflex, horn), whether the input arrived NFC or NFD. Only đ/Đ do not decompose.
+# U+00D0/U+00F0 (Icelandic eth) are look-alikes that Vietnamese keyboards sometimes produce.
+_D_MAP = str.maketrans({"đ": "d", "Đ": "d", "Ð": "d", "ð": "d"})
+_KEEP = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+
+
+@lru_cache(maxsize=65536)
+def transliterate(text: str) -> str:
+    """'Nguyễn' -> 'nguyen': no diacritics, đ -> d, lower case, only a-z0-9 kept."""
+    decomposed = unicodedata.normalize("NFKD", text.translate(_D_MAP)).lower()
+    return "".join(ch for ch in decomposed if ch in _KEEP)
+
+
+# --------------------------------------------------------------------------- names
+
+
+@dataclass(frozen=True)
+class NameParts:
+    """A Vietnamese full name (surname first), each part transliterated."""
+
+    surname: str  # "" for a one-syllable name
+    middle: tuple[str, ...]
+    given: str
+
+
+def split_name(full_name: str) -> NameParts:
+    """'Nguyễn Văn  Long' -> NameParts('nguyen', ('van',), 'long').
+
+    Surname first, given name last, everything between is middle names. One syllable is a
+    given name only. Syllables with no letter left after transliteration (a stray '-') are
+    dropped. Raises NamingError when no syllable is left.
+    """
+    if not isinstance(full_name, str):
+        raise NamingError(f"name must be text, got {type(full_name).__name__}")
+    return _split_name(full_name)
+
+
+@lru_cache(maxsize=65536)  # names recur: every validation of the file splits all of them
+def _split_name(full_name: str) -> NameParts:
+    syllables = [s for s in (transliterate(w) for w in full_name.split()) if s]
+    if not syllables:
+        raise NamingError(f"name {full_name!r} has no letters to build an address from")
+    if len(syllables) == 1:
+        return NameParts("", (), syllables[0])
+    return NameParts(syllables[0], tuple(syllables[1:-1]), syllables[-1])
+
+
+@dataclass(frozen=True)
+class Person:
+    """What the naming policy needs to know about one mailbox owner."""
+
+    name: str  # full name with diacritics, surname first
+    unit: str | None = None  # unit mailbox local part, for {unit}
+    birth: str | None = None  # "YYYY-MM"
+    id_digits: str | None = None  # trailing digits of the citizen ID
+
+
+# --------------------------------------------------------------------------- local parts
+
+_LOCAL_RE = re.compile(r"[a-z0-9_](?:[a-z0-9._-]*[a-z0-9_])?")
+MAX_LOCAL_LENGTH = 64  # RFC 5321 limit on a local part
+
+
+def valid_local(local: str) -> bool:
+    """a-z0-9 and ._- only, not starting/ending with '.' or '-', no '..', at most 64 chars."""
+    return (
+        0 < len(local) <= MAX_LOCAL_LENGTH
+        and _LOCAL_RE.fullmatch(local) is not None
+        and ".." not in local
+    )
+
+
+# --------------------------------------------------------------------------- templates
+
+PERSONAL_TOKENS: frozenset[str] = frozenset(
+    {
+        "given",
+        "surname",
+        "middle",
+        "full",
+        "initials",
+        "surname_initial",
+        "middle_initials",
+        "given_initial",
+        "unit",
+        "birth_year",
+        "birth_yy",
+        "birth_month",
+        "id_digits",
+    }
+)
+UNIT_TOKENS: frozenset[str] = frozenset({"abbr", "parent"})
+_ALL_TOKENS = PERSONAL_TOKENS | UNIT_TOKENS
+# Tokens taken from the person's record rather than the name: when the record lacks them,
+# a template using them is skipped (a name always has a given name, may lack the rest).
+_DATA_TOKENS = frozenset({"unit", "birth_year", "birth_yy", "birth_month", "id_digits"})
+_FILTERS = ("first", "last")
+_LITERAL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._-")
+_TOKEN_NAME_RE = re.compile(r"[a-z_]+")
+_FILTER_RE = re.compile(r"([a-z_]+):(\d+)")
+_BIRTH_RE = re.compile(r"(\d{4})-(\d{2})")
+
+# A part is either a literal string, or (token, filters) with filters a tuple of
+# (name, n) applied left to right.
+_Filter = tuple[str, int]
+_Part = str | tuple[str, tuple[_Filter, ...]]
+
+
+@dataclass(frozen=True)
+class _Template:
+    source: str
+    parts: tuple[_Part, ...]
+    tokens: frozenset[str]
+    data_tokens: frozenset[str]  # tokens that may have no value for a person
+
+    def render(self, values: Mapping[str, str | None]) -> str | None:
+        """The rendered text, or None when a token has no value."""
+        out: list[str] = []
+        for part in self.parts:
+            if isinstance(part, str):
+                out.append(part)
+                continue
+            token, filters = part
+            value = values[token]
+            if value is None:
+                return None
+            for name, n in filters:
+                value = value[:n] if name == "first" else value[-n:]
+            out.append(value)
+        return "".join(out)
+
+
+def _parse_template(source: Any, allowed: frozenset[str], where: str) -> _Template:
+    """Parse '{given}{initials}.{unit}' into parts; NamingError with the column if bad."""
+    if not isinstance(source, str):
+        raise NamingError(f"a template must be text, got {type(source).__name__}", where=where)
+    if not source:
+        raise NamingError("a template must not be empty", where=where)
+
+    def fail(message: str, pos: int) -> NamingError:
+        return NamingError(message, where=where, template=source, position=pos)
+
+    parts: list[_Part] = []
+    literal: list[str] = []
+    i = 0
+    while i < len(source):
+        ch = source[i]
+        if ch == "{":
+            close = source.find("}", i + 1)
+            nested = source.find("{", i + 1)
+            if close < 0 or (0 <= nested < close):
+                raise fail("'{' is not closed by '}'", i)
+            if literal:
+                parts.append("".join(literal))
+                literal = []
+            parts.append(_parse_placeholder(source, i, close, allowed, fail))
+            i = close + 1
+        elif ch == "}":
+            raise fail("'}' without a matching '{'", i)
+        elif ch in _LITERAL_CHARS:
+            literal.append(ch)
+            i += 1
+        else:
+            hint = " (use lower case)" if ch.isupper() else ""
+            raise fail(
+                f"character {ch!r} is not allowed; between placeholders use only a-z 0-9 . - _"
+                + hint,
+                i,
+            )
+    if literal:
+        parts.append("".join(literal))
+
+    tokens = frozenset(p[0] for p in parts if not isinstance(p, str))
+    if not tokens:
+        raise fail("a template needs at least one {placeholder}", 0)
+    # Literal text that can never give a valid local part is a policy bug: say so now
+    # rather than silently skipping the template for everyone.
+    first, last = parts[0], parts[-1]
+    if isinstance(first, str) and first[0] in ".-":
+        raise fail(f"an address cannot start with {first[0]!r}", 0)
+    if isinstance(last, str) and last[-1] in ".-":
+        raise fail(f"an address cannot end with {last[-1]!r}", len(source) - 1)
+    dots = source.find("..")
+    if dots >= 0:
+        raise fail("an address cannot contain '..'", dots)
+    return _Template(source, tuple(parts), tokens, tokens & _DATA_TOKENS)
+
+
+def _parse_placeholder(
+    source: str,
+    start: int,
+    close: int,
+    allowed: frozenset[str],
+    fail: Callable[[str, int], NamingError],
+) -> tuple[str, tuple[_Filter, ...]]:
+    """Parse the inside of '{token|last:3}' (start/close are the brace indexes)."""
+    pieces = source[start + 1 : close].split("|")
+    token = pieces[0]
+    if not token:
+        raise fail("empty placeholder '{}'", start)
+    if not _TOKEN_NAME_RE.fullmatch(token) or token not in allowed:
+        # A real token in the wrong kind of template ({abbr} in a personal one) gets its
+        # own message: "unknown" would send the admin looking for a typo.
+        what = "cannot be used here" if token in _ALL_TOKENS else "is unknown"
+        raise fail(
+            f"token {token!r} {what}; this template allows: {', '.join(sorted(allowed))}",
+            start + 1,
+        )
+    filters: list[_Filter] = []
+    pos = start + 1 + len(token)  # index of the '|' before each filter
+    for spec in pieces[1:]:
+        m = _FILTER_RE.fullmatch(spec)
+        name = spec.split(":", 1)[0]
+        if name not in _FILTERS:
+            raise fail(
+                f"unknown filter {name!r}; known: first:N, last:N (e.g. {{{token}|last:3}})",
+                pos + 1,
+            )
+        if m is None or int(m.group(2)) < 1:
+            raise fail(f"filter {spec!r} needs a whole number N >= 1, as in {name}:3", pos + 1)
+        filters.append((name, int(m.group(2))))
+        pos += 1 + len(spec)
+    return token, tuple(filters)
+
+
+# --------------------------------------------------------------------------- token values
+
+
+def _person_values(person: Person, needed: frozenset[str]) -> dict[str, str | None]:
+    """Values of the `needed` tokens for this person; None = the record has no such value."""
+    values: dict[str, str | None] = {}
+    parts = split_name(person.name)
+    for token in needed:
+        values[token] = _token_value(token, parts, person)
+    return values
+
+
+def _token_value(token: str, parts: NameParts, person: Person) -> str | None:
+    if token == "given":
+        return parts.given
+    if token == "surname":
+        return parts.surname
+    if token == "middle":
+        return "".join(parts.middle)
+    if token == "full":
+        return parts.surname + "".join(parts.middle) + parts.given
+    if token == "initials":
+        return parts.surname[:1] + "".join(m[0] for m in parts.middle)
+    if token == "surname_initial":
+        return parts.surname[:1]
+    if token == "middle_initials":
+        return "".join(m[0] for m in parts.middle)
+    if token == "given_initial":
+        return parts.given[:1]
+    if token == "unit":
+        unit = (person.unit or "").strip().lower()
+        return unit or None
+    if token == "id_digits":
+        digits = (person.id_digits or "").strip()
+        if not digits:
+            return None
+        if not (digits.isascii() and digits.isdigit()):
+            raise NamingError(f"id_digits {person.id_digits!r} of {person.name!r} must be digits")
+        return digits
+    # birth_year / birth_yy / birth_month
+    birth = (person.birth or "").strip()
+    if not birth:
+        return None
+    m = _BIRTH_RE.fullmatch(birth)
+    if m is None or not 1 <= int(m.group(2)) <= 12:
+        raise NamingError(f"birth {person.birth!r} of {person.name!r} must be YYYY-MM")
+    year, month = m.group(1), m.group(2)
+    return {"birth_year": year, "birth_yy": year[2:], "birth_month": month}[token]
+
+
+# --------------------------------------------------------------------------- policy
+
+_DEFAULT_PERSONAL = ("{initials}{given}",)  # MONRE's own rule (natuan@monre.gov.vn)
+_DEFAULT_UNIT = "{abbr}"
+_DEFAULT_SUB_UNIT = "{abbr}.{parent}"
+_SEPARATORS = ("", ".", "-", "_")
+_MAX_SEQUENCE_TRIES = 1_000_000  # guards against a `taken` that claims to contain everything
+
+
+def _mapping(value: Any, where: str, keys: Sequence[str]) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise NamingError(f"must be a mapping, got {type(value).__name__}", where=where)
+    unknown = sorted(str(k) for k in value if k not in keys)
+    if unknown:
+        raise NamingError(
+            f"unknown key(s) {', '.join(unknown)}; allowed: {', '.join(keys)}", where=where
+        )
+    return value
+
+
+class NamingPolicy:
+    """A parsed ``policy.naming``: personal templates + clash rule + unit templates."""
+
+    def __init__(
+        self,
+        personal: Sequence[_Template],
+        *,
+        clash_strategy: str = "sequence",
+        clash_start: int = 2,
+        clash_separator: str = "",
+        unit_template: _Template,
+        sub_unit_template: _Template,
+    ) -> None:
+        self._personal = tuple(personal)
+        self.clash_strategy = clash_strategy
+        self.clash_start = clash_start
+        self.clash_separator = clash_separator
+        self._unit = unit_template
+        self._sub_unit = sub_unit_template
+        self._tokens = frozenset().union(*(t.tokens for t in self._personal))
+
+    # -- construction ---------------------------------------------------------------
+
+    @classmethod
+    def from_dict(cls, naming: Mapping[str, Any]) -> NamingPolicy:
+        """Parse the ``policy.naming`` mapping. Missing parts take the documented defaults."""
+        root = "policy.naming"
+        naming = _mapping(naming, root, ("personal", "unit"))
+        personal = _mapping(naming.get("personal"), f"{root}.personal", ("templates", "clash"))
+        raw_templates = personal.get("templates", list(_DEFAULT_PERSONAL))
+        where = f"{root}.personal.templates"
+        if isinstance(raw_templates, str) or not isinstance(raw_templates, Sequence):
+            raise NamingError("must be a list of templates", where=where)
+        if not raw_templates:
+            raise NamingError("needs at least one template", where=where)
+        templates = [
+            _parse_template(t, PERSONAL_TOKENS, f"{where}[{i}]")
+            for i, t in enumerate(raw_templates)
+        ]
+
+        where = f"{root}.personal.clash"
+        clash = _mapping(personal.get("clash"), where, ("strategy", "start", "separator"))
+        strategy = clash.get("strategy", "sequence")
+        if strategy not in ("sequence", "none"):
+            raise NamingError(
+                f"strategy {strategy!r} is unknown; use 'sequence' or 'none'", where=where
+            )
+        start = clash.get("start", 2)
+        if isinstance(start, bool) or not isinstance(start, int) or start < 1:
+            raise NamingError(f"start must be a whole number >= 1, got {start!r}", where=where)
+        separator = clash.get("separator", "")
+        if separator is None:
+            separator = ""
+        if separator not in _SEPARATORS:
+            raise NamingError(
+                f'separator {separator!r} is not allowed; use one of "", ".", "-", "_"',
+                where=where,
+            )
+
+        where = f"{root}.unit"
+        unit = _mapping(naming.get("unit"), where, ("template", "sub_unit_template"))
+        unit_t = _parse_template(
+            unit.get("template", _DEFAULT_UNIT), frozenset({"abbr"}), f"{where}.template"
+        )
+        sub_t = _parse_template(
+            unit.get("sub_unit_template", _DEFAULT_SUB_UNIT),
+            UNIT_TOKENS,
+            f"{where}.sub_unit_template",
+        )
+        # Without {abbr} every (sub-)unit would get the same address.
+        for t, name in ((unit_t, "template"), (sub_t, "sub_unit_template")):
+            if "abbr" not in t.tokens:
+                raise NamingError(
+                    "must contain {abbr}, or all units get the same address",
+                    where=f"{where}.{name}",
+                    template=t.source,
+                )
+        return cls(
+            templates,
+            clash_strategy=strategy,
+            clash_start=start,
+            clash_separator=separator,
+            unit_template=unit_t,
+            sub_unit_template=sub_t,
+        )
+
+    # -- personal addresses -----------------------------------------------------------
+
+    @property
+    def templates(self) -> tuple[str, ...]:
+        """The personal templates as written, in order."""
+        return tuple(t.source for t in self._personal)
+
+    def tokens_used(self) -> set[str]:
+        """Tokens used by the personal templates (e.g. {'initials', 'given', 'birth_year'})."""
+        return set(self._tokens)
+
+    def missing_data(self, person: Person) -> list[str]:
+        """Record fields (unit, birth, id_digits) some template needs but the person lacks."""
+        values = _person_values(person, self._tokens & _DATA_TOKENS)
+        missing = {t for t, v in values.items() if v is None}
+        fields = {"birth" if t.startswith("birth_") else t for t in missing}
+        return sorted(fields)
+
+    def candidates(self, person: Person) -> list[str]:
+        """Addresses the templates give for this person, in order, without duplicates.
+
+        A template is skipped when a token has no value for this person (no unit, birth or
+        id_digits on record) or when the result is not a valid local part (e.g. an empty
+        {middle} leaves 'long.'). Raises NamingError for an empty name or malformed
+        birth/id_digits.
+        """
+        values = _person_values(person, self._tokens)
+        out: list[str] = []
+        for template in self._personal:
+            local = template.render(values)
+            if local is not None and valid_local(local) and local not in out:
+                out.append(local)
+        return out
+
+    def _numbered(self, base: str, n: int) -> str:
+        return f"{base}{self.clash_separator}{n}"
+
+    def propose(self, person: Person, taken: Container[str]) -> str:
+        """The address for a new person: first free candidate, else first + sequence number."""
+        cands = self.candidates(person)
+        if not cands:
+            missing = self.missing_data(person)
+            why = f" (missing: {', '.join(missing)})" if missing else ""
+            raise NamingError(f"no naming template gives an address for {person.name!r}{why}")
+        for local in cands:
+            if local not in taken:
+                return local
+        if self.clash_strategy == "none":
+            raise NamingError(
+                f"every address for {person.name!r} is taken ({', '.join(cands)}) and the "
+                "clash strategy is 'none'; add a template or an exemption"
+            )
+        for n in range(self.clash_start, self.clash_start + _MAX_SEQUENCE_TRIES):
+            local = self._numbered(cands[0], n)
+            if local not in taken:
+                if not valid_local(local):
+                    break
+                return local
+        raise NamingError(f"cannot find a free numbered address for {person.name!r}")
+
+    def conforms(self, person: Person, local: str) -> bool:
+        """Whether `local` is what the policy could have given this person."""
+        cands = self.candidates(person)
+        if local in cands:
+            return True
+        if self.clash_strategy != "sequence" or not cands:
+            return False
+        prefix = cands[0] + self.clash_separator
+        if not local.startswith(prefix):
+            return False
+        digits = local[len(prefix) :]
+        return (
+            digits.isascii()
+            and digits.isdigit()
+            and not digits.startswith("0")
+            and int(digits) >= self.clash_start
+        )
+
+    # -- unit addresses -----------------------------------------------------------------
+
+    def unit_local(self, abbr: str, parent_local: str | None) -> str:
+        """Local part of a unit mailbox: `template` at top level, else `sub_unit_template`."""
+        abbr = abbr.strip().lower()
+        if not abbr:
+            raise NamingError("a unit abbreviation must not be empty")
+        if parent_local is None:
+            template, values = self._unit, {"abbr": abbr}
+        else:
+            parent = parent_local.strip().lower()
+            if not parent:
+                raise NamingError(f"unit {abbr!r} has an empty parent address")
+            template, values = self._sub_unit, {"abbr": abbr, "parent": parent}
+        local = template.render(values)
+        if local is None or not valid_local(local):
+            raise NamingError(
+                f"unit {abbr!r} gives {local!r}, which is not a valid address "
+                "(a-z 0-9 . - _, not starting or ending with '.' or '-', no '..')"
+            )
+        return local
