@@ -1,0 +1,227 @@
+"""Read the data file strictly and fast.
+
+The happy path is one pass of libyaml (``yaml.CSafeLoader``) over the bytes. Everything that
+makes a file ambiguous is refused with a :class:`~mailgov.problems.Problem` that points at
+the line: a BOM, bytes that are not UTF-8, tabs used for indentation, malformed YAML,
+duplicate keys (PyYAML silently keeps the last one, which would hide a reviewer's mistake),
+and a top level that is not a mapping.
+
+Dates: the loader does NOT turn ``2019-03-04`` into ``datetime.date``. The timestamp
+resolver is removed, so dates stay the strings the admin typed; the schema checks their
+form (``YYYY-MM-DD``) and the validator checks they are real dates. This matches what
+editors see (YAML 1.2 has no timestamp type) and keeps one representation everywhere.
+
+Line numbers for problems found later (schema, meaning) are needed only when there ARE
+problems, so :class:`Locator` composes the node tree lazily, on the error path only.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mailgov.problems import Problem
+
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+_BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
+# A line whose indentation (before the first non-blank) contains a tab.
+_TAB_INDENT = re.compile(r"^[ ]*\t", re.MULTILINE)
+
+
+class LoadError(Exception):
+    """The file could not be turned into data; ``problems`` says why (always non-empty)."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("; ".join(p.format() for p in problems))
+        self.problems = problems
+
+
+class _DuplicateKey(yaml.MarkedYAMLError):
+    pass
+
+
+class StrictLoader(yaml.CSafeLoader):
+    """libyaml parser + safe constructor; refuses duplicate keys; dates stay strings."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        # flatten_mapping() (merge keys `<<`) deletes merge entries from node.value in place
+        # and may then replace node.value by a new list; `explicit` keeps the explicit pairs.
+        explicit = node.value
+        mapping = super().construct_mapping(node, deep=deep)
+        # Cheap test first: without duplicates (and merges) sizes match exactly.
+        if len(mapping) != len(explicit) or explicit is not node.value:
+            self._check_duplicates(explicit)
+        return mapping
+
+    def _check_duplicates(self, pairs: list[tuple[yaml.Node, yaml.Node]]) -> None:
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in pairs:
+            key = self.construct_object(key_node)
+            try:
+                first = seen.get(key)
+            except TypeError:  # unhashable key: the constructor reports it
+                continue
+            if first is not None:
+                raise _DuplicateKey(
+                    None,
+                    None,
+                    f"key {key!r} appears twice in the same mapping (first on line "
+                    f"{first.start_mark.line + 1}); PyYAML would silently keep the last one",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node
+
+
+# Dates stay strings (see module docstring): drop the timestamp resolver for this class only.
+StrictLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != _TIMESTAMP_TAG]
+    for first, resolvers in yaml.CSafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+@dataclass
+class Loaded:
+    """A parsed data file: the plain data plus what is needed to point back into it."""
+
+    path: str
+    data: dict[str, Any]
+    source: bytes = field(repr=False)
+    _locator: Locator | None = field(default=None, repr=False)
+
+    @property
+    def locator(self) -> Locator:
+        if self._locator is None:
+            self._locator = Locator(self.source)
+        return self._locator
+
+    def problem(self, rule: str, message: str, path: tuple[str | int, ...]) -> Problem:
+        line, col = self.locator.locate(path)
+        return Problem(rule, message, path, line, col, self.path)
+
+
+class Locator:
+    """Maps a data path like ("mailboxes", 12, "aliases", 0) to a 1-based (line, col).
+
+    The node tree is composed on first use only, so valid files never pay for it.
+    A path that goes deeper than the file (a missing key) resolves to the deepest node that
+    exists, which is where the admin has to add the key.
+    """
+
+    def __init__(self, source: bytes) -> None:
+        self._source = source
+        self._root: yaml.Node | None = None
+        self._composed = False
+
+    def _tree(self) -> yaml.Node | None:
+        if not self._composed:
+            self._composed = True
+            try:
+                self._root = yaml.compose(self._source, Loader=yaml.CSafeLoader)
+            except yaml.YAMLError:  # the loader would have refused such a file already
+                self._root = None
+        return self._root
+
+    def locate(self, path: tuple[str | int, ...]) -> tuple[int, int]:
+        node = self._tree()
+        if node is None:
+            return (1, 1)
+        mark = node.start_mark
+        for part in path:
+            nxt: yaml.Node | None = None
+            if isinstance(node, yaml.MappingNode):
+                for key_node, value_node in node.value:
+                    if isinstance(key_node, yaml.ScalarNode) and key_node.value == str(part):
+                        # Point at the key: for block values it is the line the admin reads.
+                        mark, nxt = key_node.start_mark, value_node
+                        break
+            elif (isinstance(node, yaml.SequenceNode) and isinstance(part, int)
+                  and 0 <= part < len(node.value)):
+                nxt = node.value[part]
+                mark = nxt.start_mark
+            if nxt is None:
+                break
+            node = nxt
+        return (mark.line + 1, mark.column + 1)
+
+
+def _line_col(raw: bytes, offset: int) -> tuple[int, int]:
+    line_start = raw.rfind(b"\n", 0, offset) + 1
+    return raw.count(b"\n", 0, offset) + 1, offset - line_start + 1
+
+
+def load(path: str | Path) -> Loaded:
+    """Read and parse ``path``; raise :class:`LoadError` with located problems otherwise."""
+    name = str(path)
+
+    def fail(rule: str, message: str, line: int = 0, col: int = 0) -> LoadError:
+        return LoadError([Problem(rule, message, (), line, col, name)])
+
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise fail("MG001", "file not found") from None
+    except IsADirectoryError:
+        raise fail("MG001", "is a directory, expected the YAML data file") from None
+    except OSError as exc:
+        raise fail("MG001", f"cannot read the file: {exc.strerror or exc}") from None
+
+    if not raw.strip():
+        raise fail("MG002", "the file is empty; expected a mapping with version, "
+                   "organization, policy, units and mailboxes", 1, 1)
+    if raw.startswith(_BOMS):
+        raise fail("MG003", "the file starts with a byte order mark; save it as UTF-8 "
+                   "without BOM", 1, 1)
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line, col = _line_col(raw, exc.start)
+        bad = raw[exc.start:exc.start + 1].hex()
+        raise fail("MG004", f"byte 0x{bad} is not valid UTF-8; save the file as UTF-8",
+                   line, col) from None
+
+    if b"\t" in raw:  # rare: only then pay for the per-line scan
+        text = raw.decode("utf-8")
+        tabs = []
+        for m in _TAB_INDENT.finditer(text):
+            pos = m.end() - 1
+            line = text.count("\n", 0, pos) + 1
+            col = pos - text.rfind("\n", 0, pos)
+            tabs.append(Problem("MG005", "tab used for indentation; indent with spaces",
+                                (), line, col, name))
+        if tabs:
+            raise LoadError(tabs)
+
+    try:
+        data = yaml.load(raw, Loader=StrictLoader)  # StrictLoader is a safe loader
+    except _DuplicateKey as exc:
+        mark = exc.problem_mark
+        raise fail("MG007", str(exc.problem), mark.line + 1, mark.column + 1) from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        what = " ".join(str(x) for x in (exc.context, exc.problem) if x)
+        line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+        raise fail("MG006", f"malformed YAML: {what}", line, col) from None
+    except yaml.YAMLError as exc:
+        raise fail("MG006", f"malformed YAML: {exc}") from None
+    except RecursionError:
+        raise fail("MG006", "malformed YAML: nesting too deep") from None
+
+    if data is None:
+        raise fail("MG002", "the file holds only comments; expected a mapping with version, "
+                   "organization, policy, units and mailboxes", 1, 1)
+    if not isinstance(data, dict):
+        raise fail("MG008", f"the top level is a {_kind(data)}, expected a mapping with "
+                   "version, organization, policy, units and mailboxes", 1, 1)
+    return Loaded(name, data, raw)
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, str):
+        return "text"
+    return type(value).__name__

@@ -1,0 +1,236 @@
+"""The data file as typed, immutable objects (built only from schema-valid data).
+
+Defaults are applied here, once, so later stages (planner, reports, Ansible modules) never
+re-implement them: kind personal, role staff, state active, quota from policy.quotas[kind].
+Every unit and mailbox keeps its ``index`` in its list so a problem can point back at the
+line in the file (``("mailboxes", index, ...)``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaRange:
+    """Quota limits for one kind of mailbox, in MiB."""
+
+    default: int
+    min: int
+    max: int
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordRules:
+    min_length: int
+    required_classes: tuple[str, ...]
+    history: int
+    max_age_days: int
+    lockout_failures: int
+    first_login_change_days: int
+    forbid_personal_data: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Organization:
+    name: str
+    domain: str
+    base_dn: str
+    it_unit: str
+    name_en: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    naming: Mapping[str, Any]  # parsed by mailgov.naming.NamingPolicy.from_dict
+    quotas: Mapping[str, QuotaRange]  # kind -> range: personal, unit, affiliate
+    message_size_mb: int
+    blocked_attachments: tuple[str, ...]
+    password_users: PasswordRules
+    password_administrators: PasswordRules
+    inactivity_lock_days: int
+    retention_staff_days: int
+    retention_heads_days: int
+    rate_limit_messages: int
+    rate_limit_window_minutes: int
+    rate_limit_action: str
+    forwarding_allowed_domains: tuple[str, ...]
+    max_disable_share: float
+    protected: tuple[str, ...]
+    logs_retention_days: int
+    backup_schedule: str
+
+
+@dataclass(frozen=True, slots=True)
+class UnitMailbox:
+    quota_mb: int
+    delegates: tuple[str, ...] = ()
+    request: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    index: int  # position in `units`
+    id: str
+    name: str
+    mailbox: UnitMailbox
+    name_en: str | None = None
+    parent: str | None = None
+    head: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Lifecycle:
+    """A `suspended` or `cancelled` block: when, why, on whose request."""
+
+    date: str  # YYYY-MM-DD
+    reason: str
+    request: str
+
+
+@dataclass(frozen=True, slots=True)
+class Exemption:
+    reason: str
+    request: str
+
+
+@dataclass(frozen=True, slots=True)
+class Mailbox:
+    index: int  # position in `mailboxes`
+    address: str  # local part
+    name: str
+    unit: str
+    quota_mb: int
+    kind: str = "personal"  # personal | affiliate
+    role: str = "staff"  # staff | head | admin
+    state: str = "active"  # active | suspended | cancelled
+    title: str | None = None
+    created: str | None = None
+    request: str | None = None
+    aliases: tuple[str, ...] = ()
+    forward_to: tuple[str, ...] = ()
+    suspended: Lifecycle | None = None
+    cancelled: Lifecycle | None = None
+    sponsor: str | None = None
+    naming_exemption: Exemption | None = None
+    birth: str | None = None
+    id_digits: str | None = None
+    explicit_quota: bool = False  # quota_mb written in the file (not the policy default)
+
+
+@dataclass(frozen=True, slots=True)
+class Directory:
+    version: int
+    organization: Organization
+    policy: Policy
+    units: tuple[Unit, ...]
+    mailboxes: tuple[Mailbox, ...]
+
+    def address(self, local: str) -> str:
+        return f"{local}@{self.organization.domain}"
+
+
+def _password(d: Mapping[str, Any]) -> PasswordRules:
+    return PasswordRules(
+        d["min_length"],
+        tuple(d["required_classes"]),
+        d["history"],
+        d["max_age_days"],
+        d["lockout_failures"],
+        d["first_login_change_days"],
+        d["forbid_personal_data"],
+    )
+
+
+def _policy(p: Mapping[str, Any]) -> Policy:
+    rate = p["outbound_rate_limit"]
+    return Policy(
+        naming=p["naming"],
+        quotas={k: QuotaRange(v["default"], v["min"], v["max"]) for k, v in p["quotas"].items()},
+        message_size_mb=p["message_size_mb"],
+        blocked_attachments=tuple(p["blocked_attachments"]),
+        password_users=_password(p["password"]["users"]),
+        password_administrators=_password(p["password"]["administrators"]),
+        inactivity_lock_days=p["inactivity_lock_days"],
+        retention_staff_days=p["retention"]["staff_days"],
+        retention_heads_days=p["retention"]["heads_days"],
+        rate_limit_messages=rate["messages"],
+        rate_limit_window_minutes=rate["window_minutes"],
+        rate_limit_action=rate["action"],
+        forwarding_allowed_domains=tuple(p["forwarding"]["allowed_domains"]),
+        max_disable_share=p["safety"]["max_disable_share"],
+        protected=tuple(p["protected"]),
+        logs_retention_days=p["logs_retention_days"],
+        backup_schedule=p["backups"]["schedule"],
+    )
+
+
+def _lifecycle(d: Mapping[str, Any] | None) -> Lifecycle | None:
+    return None if d is None else Lifecycle(d["date"], d["reason"], d["request"])
+
+
+def build(data: Mapping[str, Any]) -> Directory:
+    """Turn schema-valid data into a :class:`Directory` (raises KeyError on invalid data)."""
+    org = data["organization"]
+    policy = _policy(data["policy"])
+    unit_quota = policy.quotas["unit"].default
+    units = []
+    for i, u in enumerate(data["units"]):
+        mb = u.get("mailbox") or {}
+        units.append(
+            Unit(
+                i,
+                u["id"],
+                u["name"],
+                UnitMailbox(
+                    mb.get("quota_mb", unit_quota), tuple(mb.get("delegates", ())),
+                    mb.get("request"),
+                ),
+                u.get("name_en"),
+                u.get("parent"),
+                u.get("head"),
+            )
+        )
+    defaults = {kind: q.default for kind, q in policy.quotas.items()}
+    mailboxes = []
+    # The hot loop for 50k mailboxes: plain .get() calls, positional construction.
+    for i, m in enumerate(data["mailboxes"]):
+        kind = m.get("kind", "personal")
+        quota = m.get("quota_mb")
+        susp = m.get("suspended")
+        canc = m.get("cancelled")
+        exe = m.get("naming_exemption")
+        mailboxes.append(
+            Mailbox(
+                i,
+                m["address"],
+                m["name"],
+                m["unit"],
+                defaults[kind] if quota is None else quota,
+                kind,
+                m.get("role", "staff"),
+                m.get("state", "active"),
+                m.get("title"),
+                m.get("created"),
+                m.get("request"),
+                tuple(m.get("aliases", ())),
+                tuple(m.get("forward_to", ())),
+                None if susp is None else _lifecycle(susp),
+                None if canc is None else _lifecycle(canc),
+                m.get("sponsor"),
+                None if exe is None else Exemption(exe["reason"], exe["request"]),
+                m.get("birth"),
+                m.get("id_digits"),
+                quota is not None,
+            )
+        )
+    return Directory(
+        data["version"],
+        Organization(org["name"], org["domain"], org["base_dn"], org["it_unit"],
+                     org.get("name_en")),
+        policy,
+        tuple(units),
+        tuple(mailboxes),
+    )

@@ -1,0 +1,119 @@
+"""Problems found in the data file, and the catalogue of rule ids.
+
+Every check in the loader and the validator reports a :class:`Problem` carrying one of the
+rule ids below. The ids are stable: docs/rules.md documents each one with an example fix, CI
+logs and review comments refer to them, so never renumber; retire an id instead of reusing it.
+
+Numbering: MG0xx reading the file, MG1xx shape (schema), MG2xx units and addresses,
+MG3xx lifecycle, MG4xx policy, quotas and forwarding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+#: rule id -> one-line summary (the long form with fixes is docs/rules.md).
+RULES: dict[str, str] = {
+    # --- reading the file (mailgov.loader) ---
+    "MG001": "the data file cannot be read (missing, a directory, no permission)",
+    "MG002": "the data file is empty",
+    "MG003": "the data file starts with a byte order mark (BOM)",
+    "MG004": "the data file is not valid UTF-8",
+    "MG005": "a tab character is used for indentation",
+    "MG006": "the file is not well-formed YAML",
+    "MG007": "a mapping has the same key twice",
+    "MG008": "the top level of the file is not a mapping",
+    # --- shape (schema/mailboxes.schema.json) ---
+    "MG101": "a required field is missing",
+    "MG102": "a field is not known at this place (typo or misplaced key)",
+    "MG103": "a value has the wrong type",
+    "MG104": "a value is not one of the allowed choices",
+    "MG105": "a value does not have the required form (local part, date, request reference…)",
+    "MG106": "a number is out of its allowed range",
+    "MG107": "a list or text is empty, too long or has repeated items",
+    # --- units and addresses ---
+    "MG201": "an address is used twice (addresses, aliases and unit mailboxes, any case)",
+    "MG202": "an alias is a full address at another domain",
+    "MG203": "a mailbox refers to a unit that does not exist",
+    "MG204": "a unit's parent does not exist",
+    "MG205": "the unit tree has a cycle",
+    "MG206": "two units have the same id",
+    "MG207": "an affiliate's sponsor unit does not exist",
+    "MG208": "an affiliate mailbox has no sponsor",
+    "MG209": "organization.it_unit is not a unit",
+    "MG210": "an address does not follow the naming policy and has no naming_exemption",
+    "MG211": "a unit mailbox address made from the unit templates is not a valid local part",
+    "MG212": "the naming policy itself is invalid (bad template or clash settings)",
+    "MG213": "a unit head is not a mailbox",
+    "MG214": "a unit head is not an active personal mailbox",
+    "MG215": "a unit head does not belong to that unit",
+    "MG216": "a unit mailbox delegate is not a mailbox",
+    "MG217": "a unit mailbox delegate is not an active personal mailbox",
+    "MG218": "a protected local part is not any address, alias or unit mailbox",
+    # --- lifecycle ---
+    "MG301": "a suspended mailbox has no `suspended` block",
+    "MG302": "a cancelled mailbox has no `cancelled` block",
+    "MG303": "a mailbox carries a lifecycle block its state does not allow",
+    "MG304": "a date is in the future",
+    "MG305": "a lifecycle date is before the mailbox was created",
+    "MG306": "a date has the right form but is not a real calendar date",
+    # --- policy, quotas, forwarding ---
+    "MG401": "a mailbox quota is outside the policy range for its kind",
+    "MG402": "a unit mailbox quota is outside the policy range for unit mailboxes",
+    "MG403": "forwarding to a domain the policy does not allow",
+    "MG404": "a mailbox forwards to itself",
+    "MG405": "policy quotas are not ordered min <= default <= max",
+    "MG406": "policy.safety.max_disable_share is not between 0 and 1",
+}
+
+#: severity is always "error" today; the field exists so warnings can come later
+#: without changing the output format.
+ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One finding. ``line``/``col`` are 1-based; 0 means "unknown" (e.g. file not found)."""
+
+    rule: str
+    message: str
+    path: tuple[str | int, ...] = ()
+    line: int = 0
+    col: int = 0
+    file: str = ""
+    severity: str = field(default=ERROR)
+
+    def __post_init__(self) -> None:
+        # Catch typos in rule ids at the place they are made, not in a review of the docs.
+        if self.rule not in RULES:
+            raise ValueError(f"unknown rule id {self.rule!r}")
+
+    def format(self) -> str:
+        """`PATH:LINE:COL: RULE-ID message` — the form editors and CI annotate."""
+        return f"{self.file}:{self.line}:{self.col}: {self.rule} {self.message}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "line": self.line,
+            "col": self.col,
+            "rule": self.rule,
+            "severity": self.severity,
+            "message": self.message,
+            "path": list(self.path),
+        }
+
+    def sort_key(self) -> tuple[int, int, str, str]:
+        return (self.line, self.col, self.rule, self.message)
+
+
+def json_path(path: tuple[str | int, ...]) -> str:
+    """("mailboxes", 3, "aliases", 0) -> "mailboxes[3].aliases[0]" for messages."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"

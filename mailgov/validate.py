@@ -1,0 +1,532 @@
+"""Validate the data file: shape first (schema), then meaning. Collects ALL problems.
+
+Fast path: a compiled fastjsonschema check (no error details) answers "is the shape fine?"
+in one pass. Only when it fails does jsonschema's iter_errors run, to report every shape
+problem with its path. Meaning checks run only on a well-shaped file (they would otherwise
+have to guess at missing keys); fix the shape problems first and run again.
+
+Rule ids are catalogued in mailgov/problems.py and documented in docs/rules.md.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import fastjsonschema
+import jsonschema
+
+from mailgov.loader import Loaded, LoadError, load
+from mailgov.model import Directory, Mailbox, Unit, build
+from mailgov.naming import NamingError, NamingPolicy, Person
+from mailgov.problems import Problem, json_path
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema" / "mailboxes.schema.json"
+
+PathT = tuple[str | int, ...]
+
+
+@dataclass
+class Result:
+    """Outcome of :func:`validate`: problems sorted by line, and the model when valid."""
+
+    path: str
+    problems: list[Problem] = field(default_factory=list)
+    directory: Directory | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def summary(self) -> dict[str, Any]:
+        """Counts for the one-line report (only meaningful when ``ok``)."""
+        d = self.directory
+        if d is None:
+            return {}
+        return {
+            "units": len(d.units),
+            "mailboxes": len(d.mailboxes),
+            "by_kind": dict(sorted(Counter(m.kind for m in d.mailboxes).items())),
+            "by_state": dict(sorted(Counter(m.state for m in d.mailboxes).items())),
+        }
+
+
+# --------------------------------------------------------------------------- schema
+
+
+@cache
+def load_schema() -> dict[str, Any]:
+    with SCHEMA_PATH.open(encoding="utf-8") as f:
+        schema: dict[str, Any] = json.load(f)
+    return schema
+
+
+@cache
+def _fast_check() -> Callable[[Any], Any]:
+    # The schema keeps to keywords draft-07 and 2020-12 share, so fastjsonschema's
+    # draft-07 code generator and jsonschema's 2020-12 validator agree on what is valid.
+    schema = {k: v for k, v in load_schema().items() if k != "$schema"}
+    return fastjsonschema.compile(schema, use_default=False, detailed_exceptions=False)
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "nothing (empty value)"
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (a yes/no value)"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return f"text {value!r}"
+    return f"{type(value).__name__} {value!r}"
+
+
+_TYPE_WORDS = {
+    "string": "text",
+    "integer": "a whole number",
+    "number": "a number",
+    "object": "a mapping",
+    "array": "a list",
+    "boolean": "true or false",
+}
+
+
+def _shape_problems(loaded: Loaded) -> list[Problem]:
+    validator = jsonschema.Draft202012Validator(load_schema())
+    seen: set[tuple[str, PathT, str]] = set()
+    out: list[Problem] = []
+
+    def add(rule: str, path: PathT, message: str) -> None:
+        if (rule, path, message) not in seen:
+            seen.add((rule, path, message))
+            out.append(loaded.problem(rule, message, path))
+
+    for e in validator.iter_errors(loaded.data):
+        path: PathT = tuple(e.absolute_path)
+        where = json_path(path)
+        kind = e.validator
+        schema = e.schema if isinstance(e.schema, dict) else {}
+        if kind == "required":
+            for name in e.validator_value:
+                if isinstance(e.instance, dict) and name not in e.instance:
+                    add("MG101", path, f"{where}: required field {name!r} is missing")
+        elif kind == "additionalProperties":
+            allowed = sorted(schema.get("properties", {}))
+            patterns = [re.compile(p) for p in schema.get("patternProperties", {})]
+            for key in e.instance:
+                if key in allowed or any(p.search(str(key)) for p in patterns):
+                    continue
+                near = difflib.get_close_matches(str(key), allowed, n=1)
+                hint = f"did you mean {near[0]!r}? " if near else ""
+                add("MG102", (*path, key), f"{where}: unknown field {key!r}; {hint}"
+                    f"allowed here: {', '.join(allowed)}")
+        elif kind == "type":
+            expected = e.validator_value
+            words = (" or ".join(_TYPE_WORDS.get(t, t) for t in expected)
+                     if isinstance(expected, list) else _TYPE_WORDS.get(expected, expected))
+            hint = ""
+            if expected == "string" and isinstance(e.instance, int | float | bool):
+                hint = " (put the value in quotes)"
+            add("MG103", path, f"{where}: expected {words}, got {_show(e.instance)}{hint}")
+        elif kind in ("enum", "const"):
+            choices = e.validator_value if kind == "enum" else [e.validator_value]
+            add("MG104", path, f"{where}: {_show(e.instance)} is not allowed; use one of: "
+                f"{', '.join(json.dumps(c, ensure_ascii=False) for c in choices)}")
+        elif kind in ("pattern", "format"):
+            what = schema.get("description", f"matching {e.validator_value}")
+            add("MG105", path, f"{where}: {_show(e.instance)} has the wrong form; expected: "
+                f"{what}")
+        elif kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+            word = "at least" if "inimum" in kind else "at most"
+            add("MG106", path, f"{where}: {e.instance!r} is out of range; must be {word} "
+                f"{e.validator_value}")
+        elif kind in ("minItems", "maxItems", "minLength", "maxLength"):
+            add("MG107", path, f"{where}: {e.message}")
+        elif kind == "uniqueItems":
+            dupes = sorted({json.dumps(x, ensure_ascii=False) for x in e.instance
+                            if e.instance.count(x) > 1})
+            add("MG107", path, f"{where}: repeated item(s) {', '.join(dupes)}")
+        else:  # keywords the schema does not use today; keep the report complete anyway
+            add("MG103", path, f"{where}: {e.message}")
+    return out
+
+
+# --------------------------------------------------------------------------- meaning
+
+
+def _where_to_path(where: str | None) -> PathT:
+    """'policy.naming.personal.templates[1]' -> ("policy", "naming", ..., "templates", 1)."""
+    if not where:
+        return ("policy", "naming")
+    out: list[str | int] = []
+    for name, index in re.findall(r"([A-Za-z_]+)|\[(\d+)\]", where):
+        out.append(name if name else int(index))
+    return tuple(out)
+
+
+def _parse_date(value: str) -> date | None:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+class _Checker:
+    """Meaning checks over a schema-valid :class:`Directory`."""
+
+    def __init__(self, d: Directory, loaded: Loaded, today: date) -> None:
+        self.d = d
+        self.loaded = loaded
+        self.today = today
+        self.found: list[tuple[str, PathT, str]] = []
+        self.domain = d.organization.domain.lower()
+
+    def report(self, rule: str, path: PathT, message: str) -> None:
+        self.found.append((rule, path, message))
+
+    def run(self) -> list[Problem]:
+        self.check_policy()
+        naming = self.check_naming()
+        units = self.check_units()
+        unit_locals = self.unit_addresses(naming, units)
+        self.check_addresses(units, unit_locals)
+        self.check_mailboxes(naming, units, unit_locals)
+        self.check_unit_roles(units)
+        return [self.loaded.problem(rule, msg, path) for rule, path, msg in self.found]
+
+    # -- policy -------------------------------------------------------------------------
+
+    def check_policy(self) -> None:
+        for kind, q in self.d.policy.quotas.items():
+            if not q.min <= q.default <= q.max:
+                self.report("MG405", ("policy", "quotas", kind),
+                            f"policy.quotas.{kind}: need min <= default <= max, got min "
+                            f"{q.min}, default {q.default}, max {q.max} (MiB)")
+        share = self.d.policy.max_disable_share
+        if not 0 <= share <= 1:
+            self.report("MG406", ("policy", "safety", "max_disable_share"),
+                        f"policy.safety.max_disable_share: {share} must be between 0 and 1 "
+                        "(a share: 0.05 = 5 %)")
+
+    def check_naming(self) -> NamingPolicy | None:
+        try:
+            return NamingPolicy.from_dict(self.d.policy.naming)
+        except NamingError as exc:
+            self.report("MG212", _where_to_path(exc.where), f"naming policy: {exc}")
+            return None
+
+    # -- units --------------------------------------------------------------------------
+
+    def check_units(self) -> dict[str, Unit]:
+        units: dict[str, Unit] = {}
+        for u in self.d.units:
+            if u.id in units:
+                first = units[u.id]
+                self.report("MG206", ("units", u.index, "id"),
+                            f"unit id {u.id!r} is already used by units[{first.index}] "
+                            f"({first.name}); unit ids must be unique")
+            else:
+                units[u.id] = u
+        for u in self.d.units:
+            if u.parent is not None and u.parent not in units:
+                self.report("MG204", ("units", u.index, "parent"),
+                            f"unit {u.id!r}: parent {u.parent!r} is not a unit id")
+        # Cycles: walk up from every unit; report each cycle once, at its first unit.
+        reported: set[str] = set()
+        for u in self.d.units:
+            chain: list[str] = []
+            cur: Unit | None = u
+            while cur is not None and cur.parent is not None and cur.id not in chain:
+                chain.append(cur.id)
+                cur = units.get(cur.parent)
+            if cur is not None and cur.id in chain:
+                cycle = chain[chain.index(cur.id):]
+                if not reported.intersection(cycle):
+                    reported.update(cycle)
+                    first = min((units[c] for c in cycle), key=lambda x: x.index)
+                    loop = " -> ".join([*cycle, cycle[0]])
+                    self.report("MG205", ("units", first.index, "parent"),
+                                f"unit {first.id!r}: the parent chain loops ({loop}); "
+                                "a unit cannot be inside itself")
+        self._cyclic = reported
+        it_unit = self.d.organization.it_unit
+        if it_unit not in units:
+            self.report("MG209", ("organization", "it_unit"),
+                        f"organization.it_unit {it_unit!r} is not a unit id")
+        return units
+
+    def unit_addresses(self, naming: NamingPolicy | None, units: dict[str, Unit]
+                       ) -> dict[str, str]:
+        """unit id -> local part of its unit mailbox (units whose address can be made)."""
+        out: dict[str, str] = {}
+        if naming is None:
+            return out
+        failed: set[str] = set()
+
+        def local(u: Unit) -> str | None:
+            if u.id in out:
+                return out[u.id]
+            if u.id in failed or u.id in self._cyclic:
+                return None
+            parent_local = None
+            if u.parent is not None:
+                parent = units.get(u.parent)
+                parent_local = None if parent is None else local(parent)
+                if parent_local is None:
+                    failed.add(u.id)
+                    return None
+            try:
+                out[u.id] = naming.unit_local(u.id, parent_local)
+            except NamingError as exc:
+                failed.add(u.id)
+                self.report("MG211", ("units", u.index, "id"), f"unit {u.id!r}: {exc}")
+                return None
+            return out[u.id]
+
+        for u in units.values():
+            local(u)
+        return out
+
+    # -- addresses ----------------------------------------------------------------------
+
+    def check_addresses(self, units: dict[str, Unit], unit_locals: dict[str, str]) -> None:
+        """Addresses, aliases and unit mailboxes share one namespace (case-insensitive)."""
+        owners: dict[str, tuple[PathT, str]] = {}
+        self.owners = owners
+
+        def claim(local: str, path: PathT, who: str) -> None:
+            key = local.casefold()
+            first = owners.get(key)
+            if first is None:
+                owners[key] = (path, who)
+                return
+            line, _ = self.loaded.locator.locate(first[0])
+            self.report("MG201", path,
+                        f"{local!r} is already used by {first[1]} (line {line}); every "
+                        "address, alias and unit mailbox must be different")
+
+        for u in units.values():  # first unit of each id; repeated ids are MG206
+            ul = unit_locals.get(u.id)
+            if ul is not None:
+                claim(ul, ("units", u.index, "id"), f"the unit mailbox of {u.id!r}")
+        for m in self.d.mailboxes:
+            claim(m.address, ("mailboxes", m.index, "address"),
+                  f"mailboxes[{m.index}] {m.name}")
+            for j, alias in enumerate(m.aliases):
+                local = self._alias_local(m, j, alias)
+                if local is not None:
+                    claim(local, ("mailboxes", m.index, "aliases", j),
+                          f"an alias of mailboxes[{m.index}] {m.address}")
+        for k, p in enumerate(self.d.policy.protected):
+            if p.casefold() not in owners:
+                self.report("MG218", ("policy", "protected", k),
+                            f"protected local part {p!r} is not an address, alias or unit "
+                            "mailbox; add it (usually as an alias of an IT mailbox)")
+
+    def _alias_local(self, m: Mailbox, j: int, alias: str) -> str | None:
+        if "@" not in alias:
+            return alias
+        local, _, dom = alias.partition("@")
+        if dom.lower() != self.domain:
+            self.report("MG202", ("mailboxes", m.index, "aliases", j),
+                        f"alias {alias!r} of {m.address!r} is at {dom!r}; aliases must be "
+                        f"local parts or addresses at {self.domain}")
+            return None
+        return local
+
+    # -- mailboxes ----------------------------------------------------------------------
+
+    def check_mailboxes(self, naming: NamingPolicy | None, units: dict[str, Unit],
+                        unit_locals: dict[str, str]) -> None:
+        quotas = self.d.policy.quotas
+        allowed = tuple(a.lower() for a in self.d.policy.forwarding_allowed_domains)
+        today = self.today
+        for m in self.d.mailboxes:
+            i = m.index
+            if m.unit not in units:
+                self.report("MG203", ("mailboxes", i, "unit"),
+                            f"mailbox {m.address!r}: unit {m.unit!r} is not a unit id")
+            if m.kind == "affiliate":
+                if m.sponsor is None:
+                    self.report("MG208", ("mailboxes", i),
+                                f"affiliate mailbox {m.address!r} needs `sponsor:` (the id "
+                                "of the unit that vouches for it)")
+                elif m.sponsor not in units:
+                    self.report("MG207", ("mailboxes", i, "sponsor"),
+                                f"affiliate {m.address!r}: sponsor {m.sponsor!r} is not a "
+                                "unit id")
+            if naming is not None and m.naming_exemption is None:
+                self._check_name(naming, m, unit_locals.get(m.unit))
+            self._check_lifecycle(m, today)
+            if m.explicit_quota:
+                q = quotas[m.kind]
+                if not q.min <= m.quota_mb <= q.max:
+                    self.report("MG401", ("mailboxes", i, "quota_mb"),
+                                f"mailbox {m.address!r}: quota_mb {m.quota_mb} is outside "
+                                f"{q.min}..{q.max} MiB allowed for {m.kind} mailboxes")
+            if m.forward_to:
+                self._check_forwarding(m, allowed)
+
+    def _check_name(self, naming: NamingPolicy, m: Mailbox, unit_local: str | None) -> None:
+        person = Person(m.name, unit_local, m.birth, m.id_digits)
+        try:
+            if naming.conforms(person, m.address):
+                return
+            cands = naming.candidates(person)
+        except NamingError as exc:
+            self.report("MG210", ("mailboxes", m.index, "address"),
+                        f"mailbox {m.address!r}: the naming policy cannot check it ({exc}); "
+                        "fix the record or add naming_exemption {reason, request}")
+            return
+        if cands:
+            first = cands[0]
+            sep = naming.clash_separator
+            start = naming.clash_start
+            expected = ", ".join(cands)
+            if naming.clash_strategy == "sequence":
+                expected += f" (on a clash {first}{sep}{start}, {first}{sep}{start + 1} …)"
+        else:
+            missing = naming.missing_data(person)
+            expected = "nothing: no template applies" + (
+                f" (missing {', '.join(missing)})" if missing else "")
+        self.report("MG210", ("mailboxes", m.index, "address"),
+                    f"address {m.address!r} does not follow the naming policy for "
+                    f"{m.name!r}; expected {expected}, or record naming_exemption "
+                    "{reason, request}")
+
+    def _check_lifecycle(self, m: Mailbox, today: date) -> None:
+        i = m.index
+        if m.state == "suspended" and m.suspended is None:
+            self.report("MG301", ("mailboxes", i, "state"),
+                        f"mailbox {m.address!r} is suspended but has no `suspended: "
+                        "{date, reason, request}` block")
+        if m.state == "cancelled" and m.cancelled is None:
+            self.report("MG302", ("mailboxes", i, "state"),
+                        f"mailbox {m.address!r} is cancelled but has no `cancelled: "
+                        "{date, reason, request}` block")
+        # A cancelled mailbox may keep the history of an earlier suspension.
+        if m.suspended is not None and m.state == "active":
+            self.report("MG303", ("mailboxes", i, "suspended"),
+                        f"mailbox {m.address!r} is active but carries a `suspended` block; "
+                        "remove it or set state: suspended")
+        if m.cancelled is not None and m.state != "cancelled":
+            self.report("MG303", ("mailboxes", i, "cancelled"),
+                        f"mailbox {m.address!r} is {m.state} but carries a `cancelled` block; "
+                        "remove it or set state: cancelled")
+        created = None
+        if m.created is not None:
+            created = self._date(m.created, ("mailboxes", i, "created"), today, m)
+        for key, block in (("suspended", m.suspended), ("cancelled", m.cancelled)):
+            if block is None:
+                continue
+            when = self._date(block.date, ("mailboxes", i, key, "date"), today, m)
+            if when is not None and created is not None and when < created:
+                self.report("MG305", ("mailboxes", i, key, "date"),
+                            f"mailbox {m.address!r}: {key} on {block.date} is before it was "
+                            f"created ({m.created})")
+
+    def _date(self, value: str, path: PathT, today: date, m: Mailbox) -> date | None:
+        d = _parse_date(value)
+        if d is None:
+            self.report("MG306", path, f"mailbox {m.address!r}: {value!r} is not a real date "
+                        "(YYYY-MM-DD)")
+            return None
+        if d > today:
+            self.report("MG304", path, f"mailbox {m.address!r}: {value} is in the future "
+                        f"(today is {today.isoformat()}); record changes when they happen")
+        return d
+
+    def _check_forwarding(self, m: Mailbox, allowed: tuple[str, ...]) -> None:
+        own = {m.address.casefold()}
+        for a in m.aliases:
+            local, _, dom = a.partition("@")
+            if not dom or dom.lower() == self.domain:
+                own.add(local.casefold())
+        for j, target in enumerate(m.forward_to):
+            local, _, dom = target.rpartition("@")
+            dom = dom.lower()
+            path = ("mailboxes", m.index, "forward_to", j)
+            if dom == self.domain:
+                if local.casefold() in own:
+                    self.report("MG404", path, f"mailbox {m.address!r} forwards to itself "
+                                f"({target}); remove it")
+                continue  # the organisation's own domain is always allowed
+            if not any(dom == a or dom.endswith("." + a) for a in allowed):
+                self.report("MG403", path,
+                            f"mailbox {m.address!r}: forwarding to {target!r} is not allowed; "
+                            "only to policy.forwarding.allowed_domains "
+                            f"({', '.join(allowed) or 'none'}) and their sub-domains")
+
+    # -- unit heads and delegates ----------------------------------------------------------
+
+    def check_unit_roles(self, units: dict[str, Unit]) -> None:
+        by_address: dict[str, Mailbox] = {}
+        for m in self.d.mailboxes:
+            by_address.setdefault(m.address.casefold(), m)
+        q = self.d.policy.quotas["unit"]
+        for u in self.d.units:
+            if u.head is not None:
+                head = by_address.get(u.head.casefold())
+                path = ("units", u.index, "head")
+                if head is None:
+                    self.report("MG213", path, f"unit {u.id!r}: head {u.head!r} is not the "
+                                "address of any mailbox")
+                elif head.kind != "personal" or head.state != "active":
+                    self.report("MG214", path, f"unit {u.id!r}: head {u.head!r} is a "
+                                f"{head.state} {head.kind} mailbox; the head must be an "
+                                "active personal mailbox")
+                elif head.unit != u.id:
+                    self.report("MG215", path, f"unit {u.id!r}: head {u.head!r} belongs to "
+                                f"unit {head.unit!r}; move the mailbox or choose a head "
+                                "from this unit")
+            for j, dlg in enumerate(u.mailbox.delegates):
+                path = ("units", u.index, "mailbox", "delegates", j)
+                m = by_address.get(dlg.casefold())
+                if m is None:
+                    self.report("MG216", path, f"unit {u.id!r}: delegate {dlg!r} is not the "
+                                "address of any mailbox")
+                elif m.kind != "personal" or m.state != "active":
+                    self.report("MG217", path, f"unit {u.id!r}: delegate {dlg!r} is a "
+                                f"{m.state} {m.kind} mailbox; delegates must be active "
+                                "personal mailboxes")
+            if not q.min <= u.mailbox.quota_mb <= q.max:
+                self.report("MG402", ("units", u.index, "mailbox", "quota_mb"),
+                            f"unit {u.id!r}: unit mailbox quota_mb {u.mailbox.quota_mb} is "
+                            f"outside {q.min}..{q.max} MiB allowed for unit mailboxes")
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def _sorted(problems: Iterable[Problem]) -> list[Problem]:
+    return sorted(problems, key=Problem.sort_key)
+
+
+def validate(path: str | Path, *, today: date | None = None) -> Result:
+    """Check the data file at ``path``; never raises for bad input (see Result.problems)."""
+    name = str(path)
+    try:
+        loaded = load(path)
+    except LoadError as exc:
+        return Result(name, _sorted(exc.problems))
+    try:
+        _fast_check()(loaded.data)
+    except fastjsonschema.JsonSchemaException:
+        problems = _shape_problems(loaded)
+        if problems:
+            return Result(name, _sorted(problems))
+    directory = build(loaded.data)
+    problems = _Checker(directory, loaded, today or date.today()).run()
+    if problems:
+        return Result(name, _sorted(problems))
+    return Result(name, [], directory)
