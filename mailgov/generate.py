@@ -478,6 +478,9 @@ def generate(count: int, seed: int = 0) -> dict[str, Any]:
             "_grp": 0, "_created": ROLLOUT, "_i": len(mailboxes),
         })
         taken.add(local)
+    if count < len(protected):  # too few mailboxes: the rest become aliases of postmaster
+        mailboxes[0]["aliases"] = [local for local, _ in protected[count:]]
+        taken.update(mailboxes[0]["aliases"])
 
     n_aff = min(count - len(mailboxes), count // 500)
     for i in range(n_aff):
