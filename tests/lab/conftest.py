@@ -1,0 +1,254 @@
+"""Shared fixtures for tests against the lab (marker `lab`).
+
+The lab is `lab/lab up`: mail1, mail2 and client are real Debian hosts on a bridge. Tests run
+on the controller and talk only to the lab hosts' addresses; commands on a host go through
+`lab/lab ssh HOST CMD` (the lab's own key). Secrets are the git-ignored files under `.lab/`.
+
+When the lab is not up the tests are skipped, unless MAILGOV_LAB_REQUIRED=1 (CI after
+`lab up`), where a missing lab is an error: a skipped proof must never pass for a real one.
+"""
+
+from __future__ import annotations
+
+import imaplib
+import json
+import os
+import poplib
+import shlex
+import smtplib
+import socket
+import ssl
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mailgov.directory import Entry, desired_entries
+
+REPO = Path(__file__).resolve().parents[2]
+LAB_DIR = Path(os.environ.get("MAILGOV_LAB_DIR", REPO / ".lab"))
+DATA_FILE = Path(os.environ.get("MAILGOV_DATA", REPO / "data" / "mailboxes.yaml"))
+LAB_CLI = REPO / "lab" / "lab"
+TIMEOUT = 20  # seconds for one network operation
+
+
+@dataclass(frozen=True)
+class LabHost:
+    name: str
+    addr: str
+    fqdn: str
+
+
+def _lab_missing(reason: str) -> None:
+    if os.environ.get("MAILGOV_LAB_REQUIRED") == "1":
+        pytest.fail(f"lab required but not usable: {reason}")
+    pytest.skip(f"lab not up: {reason}")
+
+
+def _inventory() -> dict[str, Any]:
+    ansible_inventory = REPO / ".venv" / "bin" / "ansible-inventory"
+    out = subprocess.run(
+        [str(ansible_inventory), "--list"], cwd=REPO, capture_output=True, text=True,
+        check=False, timeout=60,
+    )
+    if out.returncode != 0:
+        _lab_missing(f"ansible-inventory failed: {out.stderr.strip()[:300]}")
+    return json.loads(out.stdout)
+
+
+@pytest.fixture(scope="session")
+def lab_hosts() -> dict[str, LabHost]:
+    """mail1, mail2, client with their address and FQDN, from the default (lab) inventory."""
+    hostvars = _inventory().get("_meta", {}).get("hostvars", {})
+    hosts: dict[str, LabHost] = {}
+    for name, hv in hostvars.items():
+        short = name.split(".")[0]
+        addr = hv.get("ansible_host", name)
+        fqdn = hv.get("mailgov_fqdn") or (name if "." in name else f"{short}.monre.gov.vn")
+        hosts[short] = LabHost(short, addr, fqdn)
+    for need in ("mail1", "mail2"):
+        if need not in hosts:
+            _lab_missing(f"inventory has no {need}")
+    for h in hosts.values():
+        if h.name.startswith("mail"):
+            try:
+                socket.create_connection((h.addr, 993), timeout=5).close()
+            except OSError as exc:
+                _lab_missing(f"{h.name} ({h.addr}:993) unreachable: {exc}")
+    return hosts
+
+
+@pytest.fixture(scope="session")
+def lab_ca() -> Path:
+    ca = LAB_DIR / "pki" / "ca.crt"
+    if not ca.is_file():
+        _lab_missing(f"no lab CA at {ca}")
+    return ca
+
+
+@pytest.fixture(scope="session")
+def tls(lab_ca: Path) -> ssl.SSLContext:
+    """Verifies the servers' certificates against the lab CA, by host name."""
+    ctx = ssl.create_default_context(cafile=str(lab_ca))
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
+
+
+@pytest.fixture(scope="session")
+def passwords() -> dict[str, str]:
+    """{address: password} of the mailboxes the loader gave a known password."""
+    path = LAB_DIR / "secrets" / "test-mailboxes.json"
+    if not path.is_file():
+        _lab_missing(f"no {path} (run the directory loader)")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return {k.lower(): v for k, v in data.items()}
+
+
+@pytest.fixture(scope="session")
+def data() -> dict[str, Any]:
+    if not DATA_FILE.is_file():
+        _lab_missing(f"no data file {DATA_FILE}")
+    return yaml.safe_load(DATA_FILE.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="session")
+def entries(data: dict[str, Any]) -> list[Entry]:
+    """The directory the lab should hold (the loader wrote exactly these)."""
+    return desired_entries(data)
+
+
+# --- clients that connect to an address but verify the certificate by FQDN -----------------
+
+
+class LabSMTP(smtplib.SMTP):
+    """smtplib.SMTP to `addr`, with TLS names checked against `fqdn` (no DNS in the lab)."""
+
+    def __init__(self, fqdn: str, addr: str, port: int, **kw: Any) -> None:
+        self._addr = addr
+        super().__init__(fqdn, port, local_hostname="tester.lab", timeout=TIMEOUT, **kw)
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        return socket.create_connection((self._addr, port), timeout, self.source_address)
+
+
+class LabSMTPS(smtplib.SMTP_SSL):
+    """Implicit-TLS submission (465) to `addr`, certificate checked against `fqdn`."""
+
+    def __init__(self, fqdn: str, addr: str, port: int, context: ssl.SSLContext) -> None:
+        self._addr = addr
+        super().__init__(fqdn, port, local_hostname="tester.lab", timeout=TIMEOUT,
+                         context=context)
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        raw = socket.create_connection((self._addr, port), timeout, self.source_address)
+        return self.context.wrap_socket(raw, server_hostname=self._host)
+
+
+class LabIMAPS(imaplib.IMAP4_SSL):
+    """IMAPS (993) to `addr`, certificate checked against `fqdn`."""
+
+    def __init__(self, fqdn: str, addr: str, context: ssl.SSLContext) -> None:
+        self._addr = addr
+        super().__init__(fqdn, 993, ssl_context=context, timeout=TIMEOUT)
+
+    def _create_socket(self, timeout: float | None) -> socket.socket:
+        raw = socket.create_connection((self._addr, self.port), timeout)
+        return self.ssl_context.wrap_socket(raw, server_hostname=self.host)
+
+
+@pytest.fixture(scope="session")
+def smtp(lab_hosts: dict[str, LabHost]) -> Callable[[str, int], LabSMTP]:
+    def connect(host: str, port: int = 25) -> LabSMTP:
+        h = lab_hosts[host]
+        return LabSMTP(h.fqdn, h.addr, port)
+    return connect
+
+
+@pytest.fixture(scope="session")
+def smtps(lab_hosts: dict[str, LabHost], tls: ssl.SSLContext) -> Callable[[str], LabSMTPS]:
+    def connect(host: str) -> LabSMTPS:
+        h = lab_hosts[host]
+        return LabSMTPS(h.fqdn, h.addr, 465, tls)
+    return connect
+
+
+@pytest.fixture(scope="session")
+def imaps(lab_hosts: dict[str, LabHost], tls: ssl.SSLContext) -> Callable[[str], LabIMAPS]:
+    def connect(host: str) -> LabIMAPS:
+        h = lab_hosts[host]
+        return LabIMAPS(h.fqdn, h.addr, tls)
+    return connect
+
+
+# --- commands on the lab hosts -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Result:
+    rc: int
+    stdout: str
+    stderr: str
+
+
+def _ssh(host: str, command: str, timeout: int = 120) -> Result:
+    out = subprocess.run(
+        [str(LAB_CLI), "ssh", host, command], cwd=REPO, capture_output=True, text=True,
+        check=False, timeout=timeout, stdin=subprocess.DEVNULL,
+    )
+    return Result(out.returncode, out.stdout, out.stderr)
+
+
+@pytest.fixture(scope="session")
+def host_run(lab_hosts: dict[str, LabHost]) -> Callable[..., Result]:
+    """Run a shell command as root on a lab host (over the lab's ssh)."""
+    def run(host: str, command: str, timeout: int = 120) -> Result:
+        assert host in lab_hosts, f"unknown lab host {host}"
+        return _ssh(host, command, timeout)
+    return run
+
+
+@pytest.fixture(scope="session")
+def client_python(host_run: Callable[..., Result]) -> Callable[[str], Result]:
+    """Run a Python 3 program on the `client` host (traffic from a third machine)."""
+    def run(program: str) -> Result:
+        return host_run("client", f"python3 -c {shlex.quote(program)}")
+    return run
+
+
+@pytest.fixture
+def postfix_stopped_on(host_run: Callable[..., Result]) -> Iterator[Callable[[str], None]]:
+    """Stop Postfix on a host for one test; it is started again whatever the test does."""
+    stopped: list[str] = []
+
+    def stop(host: str) -> None:
+        res = host_run(host, "systemctl stop postfix && ! systemctl is-active --quiet postfix")
+        assert res.rc == 0, f"could not stop postfix on {host}: {res.stderr}"
+        stopped.append(host)
+
+    yield stop
+    for host in stopped:
+        host_run(host, "systemctl start postfix")
+
+
+class LabPOP3S(poplib.POP3_SSL):
+    """POP3S (995) to `addr`, certificate checked against `fqdn`."""
+
+    def __init__(self, fqdn: str, addr: str, context: ssl.SSLContext) -> None:
+        self._addr = addr
+        super().__init__(fqdn, 995, context=context, timeout=TIMEOUT)
+
+    def _create_socket(self, timeout: float) -> socket.socket:
+        raw = socket.create_connection((self._addr, self.port), timeout)
+        return self.context.wrap_socket(raw, server_hostname=self.host)
+
+
+@pytest.fixture(scope="session")
+def pop3s(lab_hosts: dict[str, LabHost], tls: ssl.SSLContext) -> Callable[[str], LabPOP3S]:
+    def connect(host: str) -> LabPOP3S:
+        h = lab_hosts[host]
+        return LabPOP3S(h.fqdn, h.addr, tls)
+    return connect
