@@ -55,7 +55,7 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path: Path) -> None:
     assert a.read_bytes() != c.read_bytes()
 
 
-@pytest.mark.parametrize("count", [1, 2, 3, 7, 151, 1234])
+@pytest.mark.parametrize("count", [1, 2, 3, 7, 151, 1234, 20000])
 def test_exact_count_and_no_duplicate_addresses(count: int) -> None:
     data = gen.generate(count, seed=count)
     assert len(data["mailboxes"]) == count
