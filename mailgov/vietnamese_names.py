@@ -57,6 +57,26 @@ FEMALE_GIVEN: tuple[tuple[str, float], ...] = (
     ("Thanh", 2), ("Uyên", 2), ("Vy", 1), ("Xuân", 1), ("Yên", 1), ("Diệp", 1), ("Quỳnh", 3),
 )  # fmt: skip
 
+# Four-syllable names: first and second middle names come from different pools, because
+# the order is not free ("Nguyễn Thị Thu Hương", "Trần Quốc Bảo Long", never "Thu Thị").
+MALE_MIDDLE_FIRST: tuple[tuple[str, float], ...] = (
+    ("Văn", 20), ("Hữu", 6), ("Đức", 8), ("Quang", 6), ("Hoàng", 6), ("Ngọc", 5),
+    ("Minh", 8), ("Phước", 2), ("Gia", 3), ("Trần", 2), ("Nguyễn", 3), ("Lê", 2),
+)  # fmt: skip
+MALE_MIDDLE_SECOND: tuple[tuple[str, float], ...] = (
+    ("Minh", 10), ("Quốc", 6), ("Hoàng", 6), ("Anh", 6), ("Tuấn", 5), ("Bảo", 5), ("Hải", 4),
+    ("Trung", 4), ("Thanh", 5), ("Duy", 4), ("Đức", 4), ("Việt", 3), ("Thành", 3),
+)  # fmt: skip
+FEMALE_MIDDLE_FIRST: tuple[tuple[str, float], ...] = (
+    ("Thị", 60), ("Ngọc", 6), ("Hoàng", 4), ("Phương", 3), ("Nguyễn", 4), ("Trần", 3),
+    ("Lê", 3), ("Minh", 3),
+)  # fmt: skip
+FEMALE_MIDDLE_SECOND: tuple[tuple[str, float], ...] = (
+    ("Thu", 10), ("Ngọc", 8), ("Thanh", 8), ("Kim", 5), ("Hồng", 6), ("Minh", 5),
+    ("Phương", 4), ("Thùy", 4), ("Mai", 3), ("Bích", 3), ("Hải", 3), ("Quỳnh", 3),
+    ("Diệu", 2), ("Khánh", 3), ("Lan", 2), ("Thúy", 3), ("Bảo", 2), ("Tuyết", 1),
+)  # fmt: skip
+
 # Titles (chức danh / ngạch) by kind of unit. The first entry of LEADER_TITLES[kind] is the
 # head; the second the deputy.
 LEADER_TITLES: dict[str, tuple[str, str]] = {
@@ -116,6 +136,11 @@ class WeightedPool:
 SURNAME_POOL = WeightedPool(SURNAMES)
 _MIDDLE = {True: WeightedPool(MALE_MIDDLE), False: WeightedPool(FEMALE_MIDDLE)}
 _GIVEN = {True: WeightedPool(MALE_GIVEN), False: WeightedPool(FEMALE_GIVEN)}
+_MIDDLE_FIRST = {True: WeightedPool(MALE_MIDDLE_FIRST), False: WeightedPool(FEMALE_MIDDLE_FIRST)}
+_MIDDLE_SECOND = {
+    True: WeightedPool(MALE_MIDDLE_SECOND),
+    False: WeightedPool(FEMALE_MIDDLE_SECOND),
+}
 STAFF_TITLE_POOLS = {k: WeightedPool(v) for k, v in STAFF_TITLES.items()}
 
 
@@ -131,11 +156,11 @@ def random_name(rng: random.Random) -> str:
     r = rng.random()
     if r < 0.05:
         return f"{surname} {given}"
-    middle = _MIDDLE[male].pick(rng)
     if r < 0.20:
-        second = _MIDDLE[male].pick(rng)
-        if second != middle and second != given:
-            return f"{surname} {middle} {second} {given}"
+        first, second = _MIDDLE_FIRST[male].pick(rng), _MIDDLE_SECOND[male].pick(rng)
+        if len({first, second, given}) == 3:
+            return f"{surname} {first} {second} {given}"
+    middle = _MIDDLE[male].pick(rng)
     if middle == given:  # "Nguyễn Minh Minh" is rare; draw once more, keep whatever comes
         middle = _MIDDLE[male].pick(rng)
     return f"{surname} {middle} {given}"
