@@ -611,13 +611,16 @@ def write(count: int, seed: int, path: str | Path) -> dict[str, Any]:
     unit_comments = {0: "Top-level units"}
     if first_sub is not None:
         unit_comments[first_sub] = "Sub-units (address: <abbr>.<parent>)"
-    names = {u["id"]: u["name"] for u in units}
+    naming = NamingPolicy.from_dict(data["policy"]["naming"])
+    by_id = {u["id"]: u for u in units}
     mailbox_comments: dict[int, str] = {}
     previous = None
     for i, m in enumerate(data["mailboxes"]):
         if m["unit"] != previous:
             previous = m["unit"]
-            mailbox_comments[i] = f"{previous}: {names[previous]}"
+            unit = by_id[previous]
+            local = naming.unit_local(unit["id"], unit.get("parent"))  # parents are top-level
+            mailbox_comments[i] = f"{local}@: {unit['name']}"
     text = dump(
         data,
         header=f"Synthetic directory: {count} mailboxes, seed {seed} "

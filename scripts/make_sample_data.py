@@ -24,6 +24,7 @@ import argparse
 import datetime as dt
 import random
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -419,7 +420,10 @@ def build() -> tuple[dict[str, Any], dict[int, str], dict[int, str]]:
     records = [{**e, "_i": -i, "_created": dt.date.fromisoformat(e["created"]), "_grp": 0}
                for i, e in enumerate(EXEMPT)]
     records += [{**p, "_grp": 1} for p in people]
-    order = {u["id"]: i for i, u in enumerate(units)}
+    # Sub-units' mailboxes follow their parent's, so a Tổng cục reads as one block.
+    order = {u["id"]: (i, 0) for i, u in enumerate(units) if "parent" not in u}
+    order.update({u["id"]: (order[u["parent"]][0], i + 1) for i, u in enumerate(units)
+                  if "parent" in u})
     records.sort(key=lambda r: (order[r["unit"]], r["_grp"], r["_created"], r["_i"]))
 
     mailboxes: list[dict[str, Any]] = []
@@ -431,9 +435,9 @@ def build() -> tuple[dict[str, Any], dict[int, str], dict[int, str]]:
         if r["unit"] != current:
             current = r["unit"]
             n = sum(1 for x in records if x["unit"] == current)
-            lines.append(f"--- {current}@: {names[current]} ({n} mailboxes)")
+            lines.append(f"--- {meta[current]['local']}@: {names[current]} ({n} mailboxes)")
         if "note" in r:
-            lines.append(r["note"])
+            lines.extend(textwrap.wrap(r["note"], width=90))
         if lines:
             mailbox_comments[len(mailboxes)] = "\n".join(lines)
         mailboxes.append(_record(r))
