@@ -417,8 +417,10 @@ def build() -> tuple[dict[str, Any], dict[int, str], dict[int, str]]:
         unit["mailbox"] = box
 
     # Output: grouped by unit (in unit order), exempt accounts first, then by creation.
-    records = [{**e, "_i": -i, "_created": dt.date.fromisoformat(e["created"]), "_grp": 0}
-               for i, e in enumerate(EXEMPT)]
+    records = [
+        {**e, "_i": i - len(EXEMPT), "_created": dt.date.fromisoformat(e["created"]), "_grp": 0}
+        for i, e in enumerate(EXEMPT)
+    ]
     records += [{**p, "_grp": 1} for p in people]
     # Sub-units' mailboxes follow their parent's, so a Tổng cục reads as one block.
     order = {u["id"]: (i, 0) for i, u in enumerate(units) if "parent" not in u}
