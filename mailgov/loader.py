@@ -44,36 +44,80 @@ class _DuplicateKey(yaml.MarkedYAMLError):
     pass
 
 
+_STR_TAG = "tag:yaml.org,2002:str"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
 class StrictLoader(yaml.CSafeLoader):
-    """libyaml parser + safe constructor; refuses duplicate keys; dates stay strings."""
+    """libyaml parser + safe constructor; refuses duplicate keys; dates stay strings.
+
+    Two shortcuts keep it at least as fast as a bare ``yaml.load(..., yaml.CLoader)``:
+    plain scalars are resolved once per distinct value (unit ids, states, names repeat
+    thousands of times), and string scalars skip the generic constructor dispatch.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._resolved: dict[str, str] = {}
+
+    def resolve(self, kind: type[yaml.Node], value: Any, implicit: Any) -> str:
+        if kind is yaml.ScalarNode and implicit[0]:
+            tag = self._resolved.get(value)
+            if tag is None:
+                tag = self._resolved[value] = super().resolve(kind, value, implicit)
+            return tag
+        return super().resolve(kind, value, implicit)  # type: ignore[no-any-return]
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        # Same result as SafeConstructor.construct_yaml_str, minus three calls per scalar.
+        if node.tag == _STR_TAG and node.__class__ is yaml.ScalarNode:
+            return node.value
+        return super().construct_object(node, deep=deep)
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        # flatten_mapping() (merge keys `<<`) deletes merge entries from node.value in place
-        # and may then replace node.value by a new list; `explicit` keeps the explicit pairs.
-        explicit = node.value
-        mapping = super().construct_mapping(node, deep=deep)
-        # Cheap test first: without duplicates (and merges) sizes match exactly.
-        if len(mapping) != len(explicit) or explicit is not node.value:
-            self._check_duplicates(explicit)
+        if not isinstance(node, yaml.MappingNode):
+            return super().construct_mapping(node, deep=deep)  # raises the usual error
+        pairs = node.value
+        for key_node, _ in pairs:
+            if key_node.tag == _MERGE_TAG:  # rare: let PyYAML flatten `<<`, then check
+                return self._merged_mapping(node, deep)
+        mapping: dict[Any, Any] = {}
+        construct = self.construct_object
+        for key_node, value_node in pairs:
+            key = construct(key_node, deep=deep)
+            try:
+                if key in mapping:
+                    self._duplicate(pairs, key_node, key)
+            except TypeError:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark,
+                    "found unhashable key", key_node.start_mark) from None
+            mapping[key] = construct(value_node, deep=deep)
         return mapping
 
-    def _check_duplicates(self, pairs: list[tuple[yaml.Node, yaml.Node]]) -> None:
-        seen: dict[Any, yaml.Node] = {}
-        for key_node, _ in pairs:
+    def _merged_mapping(self, node: yaml.MappingNode, deep: bool) -> dict[Any, Any]:
+        # flatten_mapping() deletes merge entries from node.value in place, then may
+        # replace node.value by a new list; `explicit` keeps the explicit pairs only.
+        explicit = node.value
+        mapping = super().construct_mapping(node, deep=deep)
+        seen: set[Any] = set()
+        for key_node, _ in explicit:
             key = self.construct_object(key_node)
-            try:
-                first = seen.get(key)
-            except TypeError:  # unhashable key: the constructor reports it
-                continue
-            if first is not None:
-                raise _DuplicateKey(
-                    None,
-                    None,
-                    f"key {key!r} appears twice in the same mapping (first on line "
-                    f"{first.start_mark.line + 1}); PyYAML would silently keep the last one",
-                    key_node.start_mark,
-                )
-            seen[key] = key_node
+            if key in seen:
+                self._duplicate(explicit, key_node, key)
+            seen.add(key)
+        return mapping
+
+    def _duplicate(self, pairs: list[tuple[yaml.Node, yaml.Node]], key_node: yaml.Node,
+                   key: Any) -> None:
+        first = next(k for k, _ in pairs if self.construct_object(k) == key)
+        raise _DuplicateKey(
+            None,
+            None,
+            f"key {key!r} appears twice in the same mapping (first on line "
+            f"{first.start_mark.line + 1}); PyYAML would silently keep the last one",
+            key_node.start_mark,
+        )
 
 
 # Dates stay strings (see module docstring): drop the timestamp resolver for this class only.
@@ -214,8 +258,9 @@ def load(path: str | Path) -> Loaded:
         raise fail("MG002", "the file holds only comments; expected a mapping with version, "
                    "organization, policy, units and mailboxes", 1, 1)
     if not isinstance(data, dict):
+        line, col = Locator(raw).locate(())  # where the content starts, after comments
         raise fail("MG008", f"the top level is a {_kind(data)}, expected a mapping with "
-                   "version, organization, policy, units and mailboxes", 1, 1)
+                   "version, organization, policy, units and mailboxes", line, col)
     return Loaded(name, data, raw)
 
 

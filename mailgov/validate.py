@@ -150,8 +150,14 @@ def _shape_problems(loaded: Loaded) -> list[Problem]:
             word = "at least" if "inimum" in kind else "at most"
             add("MG106", path, f"{where}: {e.instance!r} is out of range; must be {word} "
                 f"{e.validator_value}")
-        elif kind in ("minItems", "maxItems", "minLength", "maxLength"):
-            add("MG107", path, f"{where}: {e.message}")
+        elif kind in ("minItems", "minLength"):
+            what = "item" if kind == "minItems" else "character"
+            n = e.validator_value
+            add("MG107", path, f"{where}: {_show(e.instance)} is too short; needs at least "
+                f"{n} {what}{'s' if n != 1 else ''}")
+        elif kind in ("maxItems", "maxLength"):
+            what = "items" if kind == "maxItems" else "characters"
+            add("MG107", path, f"{where}: too long; at most {e.validator_value} {what}")
         elif kind == "uniqueItems":
             dupes = sorted({json.dumps(x, ensure_ascii=False) for x in e.instance
                             if e.instance.count(x) > 1})
@@ -190,6 +196,8 @@ class _Checker:
         self.today = today
         self.found: list[tuple[str, PathT, str]] = []
         self.domain = d.organization.domain.lower()
+        self._cyclic: set[str] = set()
+        self._cands: dict[Person, tuple[str, ...]] = {}
 
     def report(self, rule: str, path: PathT, message: str) -> None:
         self.found.append((rule, path, message))
@@ -379,6 +387,16 @@ class _Checker:
 
     def _check_name(self, naming: NamingPolicy, m: Mailbox, unit_local: str | None) -> None:
         person = Person(m.name, unit_local, m.birth, m.id_digits)
+        # Fast accept: a plain candidate conforms by definition; names repeat, so the
+        # candidates of a person are computed once. Everything else asks conforms().
+        cands = self._cands.get(person)
+        if cands is None:
+            try:
+                cands = self._cands[person] = tuple(naming.candidates(person))
+            except NamingError:
+                cands = ()
+        if m.address in cands:
+            return
         try:
             if naming.conforms(person, m.address):
                 return
@@ -503,6 +521,38 @@ class _Checker:
                 self.report("MG402", ("units", u.index, "mailbox", "quota_mb"),
                             f"unit {u.id!r}: unit mailbox quota_mb {u.mailbox.quota_mb} is "
                             f"outside {q.min}..{q.max} MiB allowed for unit mailboxes")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def unit_locals(d: Directory, naming: NamingPolicy) -> dict[str, str]:
+    """unit id -> unit mailbox local part, for a VALID directory (see :func:`validate`)."""
+    units = {u.id: u for u in d.units}
+    out: dict[str, str] = {}
+
+    def local(u: Unit) -> str:
+        if u.id not in out:
+            parent = None if u.parent is None else local(units[u.parent])
+            out[u.id] = naming.unit_local(u.id, parent)
+        return out[u.id]
+
+    for u in d.units:
+        local(u)
+    return out
+
+
+def taken_locals(d: Directory, naming: NamingPolicy) -> set[str]:
+    """Every local part in use (addresses, aliases, unit mailboxes), case-folded."""
+    domain = d.organization.domain.lower()
+    taken = {v.casefold() for v in unit_locals(d, naming).values()}
+    for m in d.mailboxes:
+        taken.add(m.address.casefold())
+        for a in m.aliases:
+            local, _, dom = a.partition("@")
+            if not dom or dom.lower() == domain:
+                taken.add(local.casefold())
+    return taken
 
 
 # --------------------------------------------------------------------------- entry point
