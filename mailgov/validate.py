@@ -164,7 +164,9 @@ def _shape_problems(loaded: Loaded) -> list[Problem]:
             add("MG107", path, f"{where}: repeated item(s) {', '.join(dupes)}")
         else:  # keywords the schema does not use today; keep the report complete anyway
             add("MG103", path, f"{where}: {e.message}")
-    return out
+    # A value of the wrong type also fails its enum/pattern/range: report the type only.
+    mistyped = {p.path for p in out if p.rule == "MG103"}
+    return [p for p in out if p.rule in ("MG101", "MG102", "MG103") or p.path not in mistyped]
 
 
 # --------------------------------------------------------------------------- meaning

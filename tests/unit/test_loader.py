@@ -1,0 +1,145 @@
+"""The strict loader: every way a file can be unreadable, with the right rule and line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mailgov.loader import LoadError, Locator, StrictLoader, load
+
+
+def _file(tmp_path: Path, data: bytes | str) -> Path:
+    p = tmp_path / "m.yaml"
+    p.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+    return p
+
+
+def _fails(path: Path) -> tuple[str, int, int]:
+    with pytest.raises(LoadError) as info:
+        load(path)
+    p = info.value.problems[0]
+    assert p.file == str(path)
+    return p.rule, p.line, p.col
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    assert _fails(tmp_path / "nope.yaml")[0] == "MG001"
+
+
+def test_directory(tmp_path: Path) -> None:
+    assert _fails(tmp_path)[0] == "MG001"
+
+
+@pytest.mark.parametrize("data", [b"", b"\n\n  \n", b"# only a comment\n"])
+def test_empty(tmp_path: Path, data: bytes) -> None:
+    assert _fails(_file(tmp_path, data)) == ("MG002", 1, 1)
+
+
+@pytest.mark.parametrize("bom", [b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff"])
+def test_bom(tmp_path: Path, bom: bytes) -> None:
+    assert _fails(_file(tmp_path, bom + b"version: 1\n")) == ("MG003", 1, 1)
+
+
+def test_invalid_utf8_reports_line_and_column(tmp_path: Path) -> None:
+    data = "version: 1\nname: Lê\n".encode() + b"other: L\xea Th\xf2\n"
+    assert _fails(_file(tmp_path, data)) == ("MG004", 3, 9)
+
+
+def test_tabs_in_indentation_reported_per_line(tmp_path: Path) -> None:
+    p = _file(tmp_path, "a:\n\tb: 1\nc: x\td\nd:\n  \te: 2\n")
+    with pytest.raises(LoadError) as info:
+        load(p)
+    assert [(x.rule, x.line, x.col) for x in info.value.problems] == [
+        ("MG005", 2, 1), ("MG005", 5, 3)]
+
+
+def test_tab_inside_a_value_is_fine(tmp_path: Path) -> None:
+    assert load(_file(tmp_path, "a: 'x\ty'\n")).data == {"a": "x\ty"}
+
+
+def test_malformed_yaml_uses_libyaml_mark(tmp_path: Path) -> None:
+    rule, line, _col = _fails(_file(tmp_path, "a: 1\nb: [1, 2\nc: 3\n"))
+    assert rule == "MG006" and line == 3
+
+
+def test_unknown_tag_is_malformed(tmp_path: Path) -> None:
+    assert _fails(_file(tmp_path, "a: !!python/object:os.system x\n"))[0] == "MG006"
+
+
+def test_duplicate_key_top_level(tmp_path: Path) -> None:
+    assert _fails(_file(tmp_path, "a: 1\nb: 2\na: 3\n")) == ("MG007", 3, 1)
+
+
+def test_duplicate_key_deep_in_list(tmp_path: Path) -> None:
+    text = "m:\n  - x: 1\n    y:\n      k: 1\n      k: 2\n"
+    assert _fails(_file(tmp_path, text)) == ("MG007", 5, 7)
+
+
+def test_duplicate_key_in_flow_mapping(tmp_path: Path) -> None:
+    assert _fails(_file(tmp_path, "a: {p: 1, q: 2, p: 3}\n")) == ("MG007", 1, 17)
+
+
+def test_duplicate_message_names_first_line(tmp_path: Path) -> None:
+    with pytest.raises(LoadError) as info:
+        load(_file(tmp_path, "a: 1\nb: 2\na: 3\n"))
+    assert "'a'" in info.value.problems[0].message
+    assert "line 1" in info.value.problems[0].message
+
+
+def test_merge_keys_override_without_duplicate_error(tmp_path: Path) -> None:
+    text = "d: &d {x: 1, y: 2}\ne: {<<: *d, y: 3}\n"
+    assert load(_file(tmp_path, text)).data["e"] == {"x": 1, "y": 3}
+
+
+def test_duplicate_explicit_key_next_to_merge(tmp_path: Path) -> None:
+    text = "d: &d {x: 1}\ne:\n  <<: *d\n  y: 3\n  y: 4\n"
+    assert _fails(_file(tmp_path, text)) == ("MG007", 5, 3)
+
+
+@pytest.mark.parametrize(("text", "kind"), [("- a\n- b\n", "list"), ("just text\n", "text"),
+                                            ("42\n", "int")])
+def test_top_level_not_a_mapping(tmp_path: Path, text: str, kind: str) -> None:
+    with pytest.raises(LoadError) as info:
+        load(_file(tmp_path, "# header\n" + text))
+    p = info.value.problems[0]
+    assert (p.rule, p.line) == ("MG008", 2)
+    assert kind in p.message
+
+
+def test_dates_are_strings_other_scalars_resolve(tmp_path: Path) -> None:
+    data = load(_file(tmp_path, "d: 2019-03-04\nn: 12\nf: 0.05\nb: true\nz: null\nq: '7'\n")).data
+    assert data == {"d": "2019-03-04", "n": 12, "f": 0.05, "b": True, "z": None, "q": "7"}
+
+
+def test_strict_loader_matches_safe_loader_on_valid_yaml() -> None:
+    text = ("a: [1, 2.5, yes, ~, 'x', \"y\", 0o17, 0x1f]\n"
+            "b: {c: &k [q, r], d: *k}\nlong: |\n  text\n  more\n")
+    ours = yaml.load(text, Loader=StrictLoader)  # StrictLoader is a safe loader
+    assert ours == yaml.safe_load(text)
+
+
+def test_locator_maps_paths_to_lines() -> None:
+    src = (b"version: 1\nmailboxes:\n  - address: a\n    aliases: [x, y]\n"
+           b"  - address: b\n    aliases:\n      - p\n      - q\n")
+    loc = Locator(src)
+    assert loc.locate(("version",)) == (1, 1)
+    assert loc.locate(("mailboxes", 1)) == (5, 5)
+    assert loc.locate(("mailboxes", 0, "aliases", 1)) == (4, 18)
+    assert loc.locate(("mailboxes", 1, "aliases", 1)) == (8, 9)
+    # missing key -> deepest existing node (where the key has to be added)
+    assert loc.locate(("mailboxes", 1, "name")) == (5, 5)
+    assert loc.locate(("mailboxes", 7)) == (2, 1)
+
+
+def test_locator_is_lazy(tmp_path: Path) -> None:
+    loaded = load(_file(tmp_path, "a: 1\n"))
+    assert loaded._locator is None  # the happy path never composes the node tree
+    assert loaded.problem("MG101", "m", ("a",)).line == 1
+    assert loaded._locator is not None
+
+
+def test_columns_count_characters_not_bytes(tmp_path: Path) -> None:
+    line = "a: {n: Lê Thị Hồng, k: 1, k: 2}\n"
+    assert _fails(_file(tmp_path, line)) == ("MG007", 1, line.index("k: 2") + 1)

@@ -1,0 +1,243 @@
+"""Validation: the bad-data corpus, good fixtures, the rule catalogue, and meaning checks."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import fastjsonschema
+import jsonschema
+import pytest
+import yaml
+
+from mailgov.loader import LoadError, load
+from mailgov.problems import RULES, Problem
+from mailgov.validate import SCHEMA_PATH, load_schema, validate
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "tests" / "data"
+BAD = sorted((DATA / "bad").glob("*.yaml"))
+GOOD = sorted((DATA / "good").glob("*.yaml"))
+TODAY = date(2026, 11, 29)  # the corpus dates are relative to this day
+EXPECT = re.compile(rb"#\s*expect:\s*(MG\d{3})\s+line\s+(\d+)")
+
+
+def expectation(path: Path) -> tuple[str, int]:
+    """The `# expect: RULE line N` header (a directory keeps it in EXPECT)."""
+    head = (path / "EXPECT").read_bytes() if path.is_dir() else path.read_bytes()[:400]
+    m = EXPECT.search(head)
+    assert m, f"{path.name}: no '# expect: MGnnn line N' header"
+    return m.group(1).decode(), int(m.group(2))
+
+
+def test_corpus_is_big_enough() -> None:
+    assert len(BAD) >= 40
+    assert len(GOOD) >= 2
+
+
+@pytest.mark.parametrize("path", BAD, ids=[p.stem for p in BAD])
+def test_bad_file_reports_expected_rule_at_line(path: Path) -> None:
+    rule, line = expectation(path)
+    result = validate(path, today=TODAY)
+    assert not result.ok
+    assert result.directory is None
+    got = [(p.rule, p.line) for p in result.problems]
+    assert (rule, line) in got, "\n".join(p.format() for p in result.problems)
+    # Each corpus file is broken in ONE way: nothing else may be reported.
+    assert {p.rule for p in result.problems} == {rule}, got
+
+
+@pytest.mark.parametrize("path", GOOD, ids=[p.stem for p in GOOD])
+def test_good_file_has_no_problems(path: Path) -> None:
+    result = validate(path, today=TODAY)
+    assert result.problems == []
+    assert result.directory is not None
+    assert result.summary()["mailboxes"] == len(result.directory.mailboxes) > 0
+
+
+def test_every_rule_is_documented_and_has_a_corpus_file() -> None:
+    doc = (ROOT / "docs" / "rules.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"^\| (MG\d{3}) \|", doc, re.MULTILINE))
+    covered = {expectation(p)[0] for p in BAD}
+    assert set(RULES) - documented == set(), "rules missing from docs/rules.md"
+    assert documented - set(RULES) == set(), "docs/rules.md lists unknown rules"
+    assert set(RULES) - covered == set(), "rules without a bad corpus file"
+
+
+def test_problem_rejects_unknown_rule() -> None:
+    with pytest.raises(ValueError):
+        Problem("MG999", "x")
+
+
+# --------------------------------------------------------------------------- schema
+
+
+def _properties(node: Any, where: str = "") -> list[tuple[str, Any]]:
+    """Every (path, subschema) under a `properties` keyword, recursively."""
+    out: list[tuple[str, Any]] = []
+    if isinstance(node, dict):
+        for name, sub in node.get("properties", {}).items():
+            out.append((f"{where}.{name}", sub))
+        for key, sub in node.items():
+            out.extend(_properties(sub, f"{where}/{key}"))
+    elif isinstance(node, list):
+        for i, sub in enumerate(node):
+            out.extend(_properties(sub, f"{where}[{i}]"))
+    return out
+
+
+def test_schema_is_2020_12_and_every_property_has_a_description() -> None:
+    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    jsonschema.Draft202012Validator.check_schema(schema)
+    props = _properties(schema)
+    assert len(props) > 80
+    missing = [p for p, sub in props if not str(sub.get("description", "")).strip()]
+    assert missing == []
+
+
+def test_schema_mentions_units_for_quotas() -> None:
+    schema = load_schema()
+    q = schema["$defs"]["mailbox"]["properties"]["quota_mb"]["description"]
+    assert "MiB" in q
+
+
+def _loadable(paths: list[Path]) -> list[dict[str, Any]]:
+    out = []
+    for p in paths:
+        try:
+            out.append(load(p).data)
+        except (LoadError, OSError):
+            continue
+    return out
+
+
+def test_fast_and_full_schema_checks_agree_on_corpus() -> None:
+    """fastjsonschema (happy path) and jsonschema (error reports) must agree on validity."""
+    schema = load_schema()
+    fast = fastjsonschema.compile({k: v for k, v in schema.items() if k != "$schema"})
+    full = jsonschema.Draft202012Validator(schema)
+    docs = _loadable(BAD + GOOD)
+    assert len(docs) > 40
+    for data in docs:
+        full_ok = full.is_valid(data)
+        try:
+            fast(data)
+            fast_ok = True
+        except fastjsonschema.JsonSchemaException:
+            fast_ok = False
+        assert fast_ok == full_ok
+
+
+# --------------------------------------------------------------------------- behaviour
+
+
+def _write(tmp_path: Path, text: str, name: str = "m.yaml") -> Path:
+    p = tmp_path / name
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+@pytest.fixture
+def example_text() -> str:
+    return (DATA / "good" / "example.yaml").read_text(encoding="utf-8")
+
+
+def test_all_problems_are_collected_and_sorted_by_line(tmp_path: Path, example_text: str
+                                                       ) -> None:
+    text = (example_text
+            .replace("    unit: vp\n", "    unit: nope\n")  # MG203
+            .replace("forward_to: [tuan@mard.gov.vn]", "forward_to: [tuan@gmail.com]")  # MG403
+            .replace("max_disable_share: 0.05", "max_disable_share: 1.5"))  # MG406
+    result = validate(_write(tmp_path, text), today=TODAY)
+    rules = [p.rule for p in result.problems]
+    assert sorted(rules) == ["MG203", "MG403", "MG406"]
+    lines = [p.line for p in result.problems]
+    assert lines == sorted(lines)
+    assert result.problems[0].rule == "MG406"  # policy comes first in the file
+
+
+def test_shape_problems_are_all_reported(tmp_path: Path, example_text: str) -> None:
+    text = (example_text.replace("    state: active\n", "    state: on\n")
+            .replace("    quota_mb: 2048\n", "    quota_mb: lots\n")
+            .replace("  - address: ttlan\n", "  - address: TTLan\n"))
+    result = validate(_write(tmp_path, text), today=TODAY)
+    assert sorted(p.rule for p in result.problems) == ["MG103", "MG103", "MG105"]
+    # `on` is YAML 1.1 for true: the message says what was read.
+    assert any("true" in p.message for p in result.problems)
+
+
+def test_today_decides_future_dates(example_text: str) -> None:
+    path = DATA / "good" / "example.yaml"
+    assert validate(path, today=TODAY).ok
+    early = validate(path, today=date(2026, 7, 1))  # before the suspension date 2026-10-01
+    assert [p.rule for p in early.problems] == ["MG304"]
+    assert "2026-10-01" in early.problems[0].message
+
+
+def test_dates_stay_strings(example_text: str) -> None:
+    data = load(DATA / "good" / "example.yaml").data
+    assert data["mailboxes"][0]["created"] == "2019-03-04"
+    assert isinstance(yaml.safe_load("d: 2019-03-04")["d"], date)  # what we avoid
+
+
+def test_case_insensitive_uniqueness_of_full_address_alias(tmp_path: Path,
+                                                          example_text: str) -> None:
+    text = example_text.replace("aliases: [tuan.na]", "aliases: [tuan.na, ttlan@MONRE.gov.vn]")
+    text = text.replace("aliases: [tuan.na, ttlan@MONRE.gov.vn]",
+                        "aliases: [tuan.na, ttlan@monre.gov.vn]")
+    result = validate(_write(tmp_path, text), today=TODAY)
+    assert [p.rule for p in result.problems] == ["MG201"]
+    assert "ttlan" in result.problems[0].message
+
+
+def test_exemption_allows_any_address(tmp_path: Path, example_text: str) -> None:
+    text = example_text.replace("  - address: ttlan\n    name: Trần Thị Lan\n",
+                                "  - address: lan.tran\n    name: Trần Thị Lan\n")
+    bad = validate(_write(tmp_path, text), today=TODAY)
+    assert {p.rule for p in bad.problems} == {"MG210", "MG216"}  # ttlan was a delegate
+    text = text.replace("delegates: [natuan, ttlan]", "delegates: [natuan, lan.tran]")
+    text = text.replace("    name: Trần Thị Lan\n", "    name: Trần Thị Lan\n"
+                        "    naming_exemption: { reason: Đã dùng từ 2010, request: 5/QĐ-VPB }\n")
+    assert validate(_write(tmp_path, text), today=TODAY).ok
+
+
+def test_naming_policy_with_unit_token(tmp_path: Path, example_text: str) -> None:
+    text = example_text.replace('templates: ["{initials}{given}"]',
+                                'templates: ["{given}{initials}.{unit}"]')
+    result = validate(_write(tmp_path, text), today=TODAY)
+    # Every non-exempt address now breaks the policy; natuan is expected as tuanna.vpb.
+    msgs = [p.message for p in result.problems if p.rule == "MG210"]
+    assert any("tuanna.vpb" in m for m in msgs)
+    assert len(msgs) == 7
+
+
+def test_sub_unit_address_collides_with_alias(tmp_path: Path, example_text: str) -> None:
+    text = example_text.replace("aliases: [tuan.na]", "aliases: [VP.tcmt]")
+    # upper case is a shape problem already (local parts are lower case)
+    assert [p.rule for p in validate(_write(tmp_path, text), today=TODAY).problems] == [
+        "MG105"]
+
+
+def test_result_summary_counts(example_text: str) -> None:
+    s = validate(DATA / "good" / "example.yaml", today=TODAY).summary()
+    assert s == {"units": 4, "mailboxes": 8, "by_kind": {"affiliate": 1, "personal": 7},
+                 "by_state": {"active": 6, "cancelled": 1, "suspended": 1}}
+
+
+def test_model_defaults(example_text: str) -> None:
+    d = validate(DATA / "good" / "example.yaml", today=TODAY).directory
+    assert d is not None
+    by = {m.address: m for m in d.mailboxes}
+    assert by["ttlan"].kind == "personal" and by["ttlan"].role == "staff"
+    assert by["ttlan"].state == "active" and by["ttlan"].quota_mb == 2048
+    assert by["hoimoitruong"].quota_mb == 1024  # affiliate default
+    assert by["natuan2"].suspended is not None and by["natuan2"].suspended.date == "2026-10-01"
+    assert [m.index for m in d.mailboxes] == list(range(len(d.mailboxes)))
+    units = {u.id: u for u in d.units}
+    assert units["tcmt"].mailbox.quota_mb == 10240 and units["vp"].parent == "tcmt"
+    with pytest.raises(AttributeError):
+        by["ttlan"].state = "cancelled"  # type: ignore[misc]
