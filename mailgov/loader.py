@@ -147,6 +147,13 @@ class Loaded:
         return Problem(rule, message, path, line, col, self.path)
 
 
+class _PositionLoader(yaml.CSafeLoader):
+    """Composes the node tree for positions only: tags do not matter, so skip resolving."""
+
+    def resolve(self, kind: type[yaml.Node], value: Any, implicit: Any) -> str:
+        return ""
+
+
 class Locator:
     """Maps a data path like ("mailboxes", 12, "aliases", 0) to a 1-based (line, col).
 
@@ -164,7 +171,7 @@ class Locator:
         if not self._composed:
             self._composed = True
             try:
-                self._root = yaml.compose(self._source, Loader=yaml.CSafeLoader)
+                self._root = yaml.compose(self._source, Loader=_PositionLoader)
             except yaml.YAMLError:  # the loader would have refused such a file already
                 self._root = None
         return self._root

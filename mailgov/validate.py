@@ -10,6 +10,7 @@ Rule ids are catalogued in mailgov/problems.py and documented in docs/rules.md.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import json
 import re
@@ -63,9 +64,13 @@ class Result:
 
 
 @cache
+def _schema_text() -> str:
+    return SCHEMA_PATH.read_text(encoding="utf-8")
+
+
 def load_schema() -> dict[str, Any]:
-    with SCHEMA_PATH.open(encoding="utf-8") as f:
-        schema: dict[str, Any] = json.load(f)
+    """A fresh copy of the schema (some libraries rewrite schemas in place)."""
+    schema: dict[str, Any] = json.loads(_schema_text())
     return schema
 
 
@@ -74,7 +79,19 @@ def _fast_check() -> Callable[[Any], Any]:
     # The schema keeps to keywords draft-07 and 2020-12 share, so fastjsonschema's
     # draft-07 code generator and jsonschema's 2020-12 validator agree on what is valid.
     schema = {k: v for k, v in load_schema().items() if k != "$schema"}
-    return fastjsonschema.compile(schema, use_default=False, detailed_exceptions=False)
+    return _compile(schema)
+
+
+def _no_fetch(uri: str) -> Any:
+    raise ValueError(f"schema reference {uri} is not in the schema file; nothing is fetched")
+
+
+def _compile(schema: dict[str, Any]) -> Callable[[Any], Any]:
+    # fastjsonschema rewrites `$ref`s in place: give it a private copy of the schema, and
+    # make sure an unresolvable reference can never turn into a network request.
+    return fastjsonschema.compile(copy.deepcopy(schema), handlers={"http": _no_fetch,
+                                  "https": _no_fetch}, use_default=False,
+                                  detailed_exceptions=False)
 
 
 def _show(value: Any) -> str:
@@ -101,8 +118,47 @@ _TYPE_WORDS = {
 }
 
 
+_LISTS = {"units": "unit", "mailboxes": "mailbox"}  # top-level list -> $defs item schema
+
+
+@cache
+def _item_checks() -> dict[str, tuple[Callable[[Any], Any], jsonschema.protocols.Validator]]:
+    """Per-item (fast, full) validators: the error path re-checks only the broken items."""
+    schema = load_schema()
+    out = {}
+    for key, name in _LISTS.items():
+        item = {"$defs": schema["$defs"], "$ref": f"#/$defs/{name}"}
+        fast = _compile(item)
+        out[key] = (fast, jsonschema.Draft202012Validator(item))
+    return out
+
+
+def _schema_errors(data: Any) -> Iterable[tuple[PathT, jsonschema.ValidationError]]:
+    """jsonschema errors with absolute paths, without running it over 50k valid items."""
+    schema = load_schema()
+    # The skeleton: everything but the items of the big lists (those are checked below).
+    skeleton = dict(schema, properties=dict(schema["properties"]))
+    for key in _LISTS:
+        skeleton["properties"][key] = {k: v for k, v in schema["properties"][key].items()
+                                       if k != "items"}
+    for e in jsonschema.Draft202012Validator(skeleton).iter_errors(data):
+        yield tuple(e.absolute_path), e
+    checks = _item_checks()
+    for key, (fast, full) in checks.items():
+        items = data.get(key) if isinstance(data, dict) else None
+        if not isinstance(items, list):
+            continue
+        for i, item in enumerate(items):
+            try:
+                fast(item)
+                continue
+            except fastjsonschema.JsonSchemaException:
+                pass
+            for e in full.iter_errors(item):
+                yield (key, i, *e.absolute_path), e
+
+
 def _shape_problems(loaded: Loaded) -> list[Problem]:
-    validator = jsonschema.Draft202012Validator(load_schema())
     seen: set[tuple[str, PathT, str]] = set()
     out: list[Problem] = []
 
@@ -111,8 +167,7 @@ def _shape_problems(loaded: Loaded) -> list[Problem]:
             seen.add((rule, path, message))
             out.append(loaded.problem(rule, message, path))
 
-    for e in validator.iter_errors(loaded.data):
-        path: PathT = tuple(e.absolute_path)
+    for path, e in _schema_errors(loaded.data):
         where = json_path(path)
         kind = e.validator
         schema = e.schema if isinstance(e.schema, dict) else {}

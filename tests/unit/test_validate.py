@@ -241,3 +241,20 @@ def test_model_defaults(example_text: str) -> None:
     assert units["tcmt"].mailbox.quota_mb == 10240 and units["vp"].parent == "tcmt"
     with pytest.raises(AttributeError):
         by["ttlan"].state = "cancelled"  # type: ignore[misc]
+
+
+def test_schema_checks_never_touch_the_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from mailgov import validate as v
+
+    def refuse(*_args: Any, **_kwargs: Any) -> None:
+        raise AssertionError("validation tried to open a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    v._fast_check.cache_clear()
+    v._item_checks.cache_clear()
+    result = validate(DATA / "bad" / "mg104_unknown_state.yaml", today=TODAY)
+    assert [p.rule for p in result.problems] == ["MG104"]
+    assert validate(DATA / "good" / "example.yaml", today=TODAY).ok
