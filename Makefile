@@ -1,13 +1,22 @@
 # Two entry points, as the README says:
-#   make        → the main job (bootstrap, then validate the data and print its summary)
+#   make        → the main job: bootstrap, validate the data, bring the lab up, converge it
 #   make test   → the test suite (what .ci/run calls)
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DATA ?= data/mailboxes.yaml
 
-.PHONY: run test lint bootstrap bench clean lab-up lab-down lab-status converge
+
+.PHONY: run validate test lint bootstrap bench clean lab-up lab-down lab-status converge
 run: bootstrap
+	$(VENV)/bin/mailgov validate $(DATA)
+	lab/lab up
+	scripts/converge
+	@echo
+	@echo "Converged. Next: 'lab/lab status' (hosts), 'lab/lab ssh mail1' (a shell),"
+	@echo "'make test' (proof on the real servers), docs/lab.md and docs/mailflow.md."
+
+validate: bootstrap
 	$(VENV)/bin/mailgov validate $(DATA)
 
 bootstrap: $(VENV)/.installed
@@ -39,4 +48,4 @@ lab-status:
 	lab/lab status
 
 converge: bootstrap
-	$(VENV)/bin/ansible-playbook playbooks/site.yml
+	scripts/converge
