@@ -20,8 +20,8 @@ from datetime import date
 from typing import Any
 
 from mailgov import __version__
-from mailgov.naming import NamingError, NamingPolicy, Person
-from mailgov.validate import Result, taken_locals, unit_locals, validate
+from mailgov.naming import NamingError, NamingPolicy, Person, unit_locals
+from mailgov.validate import Result, taken_locals, validate
 
 DEFAULT_DATA = "data/mailboxes.yaml"
 
@@ -126,7 +126,7 @@ def cmd_address(args: argparse.Namespace) -> int:
         return EXIT_PROBLEMS
     d = result.directory
     naming = NamingPolicy.from_dict(d.policy.naming)  # valid: validate() parsed it already
-    locals_by_unit = unit_locals(d, naming)
+    locals_by_unit = unit_locals(d.units, naming)
     unit_local = None
     if args.unit is not None:
         if args.unit not in locals_by_unit:

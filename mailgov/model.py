@@ -79,6 +79,12 @@ class Unit:
     name_en: str | None = None
     parent: str | None = None
     head: str | None = None
+    abbreviation: str | None = None  # as written; see `abbr`
+
+    @property
+    def abbr(self) -> str:
+        """What the unit mailbox address is made of: `abbr` from the file, else the id."""
+        return self.abbreviation or self.id
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +197,7 @@ def build(data: Mapping[str, Any]) -> Directory:
                 u.get("name_en"),
                 u.get("parent"),
                 u.get("head"),
+                u.get("abbr"),
             )
         )
     defaults = {kind: q.default for kind, q in policy.quotas.items()}

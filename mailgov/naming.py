@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Container, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 __all__ = [
     "PERSONAL_TOKENS",
@@ -545,3 +545,56 @@ class NamingPolicy:
                 "(a-z 0-9 . - _, not starting or ending with '.' or '-', no '..')"
             )
         return local
+
+
+class UnitLike(Protocol):
+    """What :func:`unit_locals` needs of a unit (the model's Unit has it)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def abbr(self) -> str: ...
+    @property
+    def parent(self) -> str | None: ...
+
+
+def unit_locals(
+    units: Iterable[UnitLike],
+    policy: NamingPolicy,
+    on_error: Callable[[UnitLike, NamingError], None] | None = None,
+) -> dict[str, str]:
+    """Unit id -> local part of its unit mailbox; sub-units build on their parent's.
+
+    The one place unit addresses are made (validation, the CLI, directory entries). Units whose
+    parent is unknown or part of a loop get no address (validation reports those on its own).
+    A unit whose template gives a bad address goes to ``on_error``, or raises without one.
+    """
+    by_id = {u.id: u for u in units}
+    out: dict[str, str] = {}
+    unresolvable: set[str] = set()
+
+    def resolve(unit: UnitLike, chain: frozenset[str]) -> str | None:
+        if unit.id in out:
+            return out[unit.id]
+        if unit.id in unresolvable or unit.id in chain:
+            return None
+        parent_local = None
+        if unit.parent is not None:
+            parent = by_id.get(unit.parent)
+            parent_local = None if parent is None else resolve(parent, chain | {unit.id})
+            if parent_local is None:
+                unresolvable.add(unit.id)
+                return None
+        try:
+            out[unit.id] = policy.unit_local(unit.abbr, parent_local)
+        except NamingError as exc:
+            unresolvable.add(unit.id)
+            if on_error is None:
+                raise
+            on_error(unit, exc)
+            return None
+        return out[unit.id]
+
+    for unit in by_id.values():
+        resolve(unit, frozenset())
+    return out

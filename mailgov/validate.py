@@ -27,7 +27,7 @@ import jsonschema
 
 from mailgov.loader import Loaded, LoadError, load
 from mailgov.model import Directory, Mailbox, Unit, build
-from mailgov.naming import NamingError, NamingPolicy, Person
+from mailgov.naming import NamingError, NamingPolicy, Person, unit_locals
 from mailgov.problems import Problem, json_path
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema" / "mailboxes.schema.json"
@@ -333,34 +333,14 @@ class _Checker:
     def unit_addresses(self, naming: NamingPolicy | None, units: dict[str, Unit]
                        ) -> dict[str, str]:
         """unit id -> local part of its unit mailbox (units whose address can be made)."""
-        out: dict[str, str] = {}
         if naming is None:
-            return out
-        failed: set[str] = set()
+            return {}
 
-        def local(u: Unit) -> str | None:
-            if u.id in out:
-                return out[u.id]
-            if u.id in failed or u.id in self._cyclic:
-                return None
-            parent_local = None
-            if u.parent is not None:
-                parent = units.get(u.parent)
-                parent_local = None if parent is None else local(parent)
-                if parent_local is None:
-                    failed.add(u.id)
-                    return None
-            try:
-                out[u.id] = naming.unit_local(u.id, parent_local)
-            except NamingError as exc:
-                failed.add(u.id)
-                self.report("MG211", ("units", u.index, "id"), f"unit {u.id!r}: {exc}")
-                return None
-            return out[u.id]
+        def bad(u: Any, exc: NamingError) -> None:
+            field = "abbr" if u.abbreviation else "id"
+            self.report("MG211", ("units", u.index, field), f"unit {u.id!r}: {exc}")
 
-        for u in units.values():
-            local(u)
-        return out
+        return unit_locals(units.values(), naming, on_error=bad)
 
     # -- addresses ----------------------------------------------------------------------
 
@@ -383,7 +363,8 @@ class _Checker:
         for u in units.values():  # first unit of each id; repeated ids are MG206
             ul = unit_locals.get(u.id)
             if ul is not None:
-                claim(ul, ("units", u.index, "id"), f"the unit mailbox of {u.id!r}")
+                field = "abbr" if u.abbreviation else "id"
+                claim(ul, ("units", u.index, field), f"the unit mailbox of {u.id!r}")
         for m in self.d.mailboxes:
             claim(m.address, ("mailboxes", m.index, "address"),
                   f"mailboxes[{m.index}] {m.name}")
@@ -583,26 +564,10 @@ class _Checker:
 # --------------------------------------------------------------------------- helpers
 
 
-def unit_locals(d: Directory, naming: NamingPolicy) -> dict[str, str]:
-    """unit id -> unit mailbox local part, for a VALID directory (see :func:`validate`)."""
-    units = {u.id: u for u in d.units}
-    out: dict[str, str] = {}
-
-    def local(u: Unit) -> str:
-        if u.id not in out:
-            parent = None if u.parent is None else local(units[u.parent])
-            out[u.id] = naming.unit_local(u.id, parent)
-        return out[u.id]
-
-    for u in d.units:
-        local(u)
-    return out
-
-
 def taken_locals(d: Directory, naming: NamingPolicy) -> set[str]:
     """Every local part in use (addresses, aliases, unit mailboxes), case-folded."""
     domain = d.organization.domain.lower()
-    taken = {v.casefold() for v in unit_locals(d, naming).values()}
+    taken = {v.casefold() for v in unit_locals(d.units, naming).values()}
     for m in d.mailboxes:
         taken.add(m.address.casefold())
         for a in m.aliases:

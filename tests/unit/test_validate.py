@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from mailgov.loader import LoadError, load
+from mailgov.naming import NamingPolicy, unit_locals
 from mailgov.problems import RULES, Problem
 from mailgov.validate import SCHEMA_PATH, load_schema, validate
 
@@ -258,3 +259,19 @@ def test_schema_checks_never_touch_the_network(monkeypatch: pytest.MonkeyPatch) 
     result = validate(DATA / "bad" / "mg104_unknown_state.yaml", today=TODAY)
     assert [p.rule for p in result.problems] == ["MG104"]
     assert validate(DATA / "good" / "example.yaml", today=TODAY).ok
+
+
+def test_sub_units_share_an_abbreviation_under_different_parents(tmp_path: Path,
+                                                                 example_text: str) -> None:
+    # Many Tổng cục have a "Văn phòng": ids stay unique, abbr makes vp.<parent>@ for each.
+    extra = ("  - id: tcqldd\n    name: Tổng cục Quản lý đất đai\n"
+             "  - id: vp-tcqldd\n    abbr: vp\n    name: Văn phòng Tổng cục\n"
+             "    parent: tcqldd\n")
+    text = example_text.replace("  - id: tcmt\n", extra + "  - id: tcmt\n", 1)
+    result = validate(_write(tmp_path, text), today=TODAY)
+    assert result.problems == []
+    assert result.directory is not None
+    locals_ = unit_locals(result.directory.units,
+                          NamingPolicy.from_dict(result.directory.policy.naming))
+    assert locals_["vp-tcqldd"] == "vp.tcqldd"
+    assert locals_["vp"] == "vp.tcmt"
