@@ -54,6 +54,10 @@ def base_dn(entries: list) -> str:
     return entries[0].dn.split(",", 1)[1]
 
 
+def base_of(dn: str) -> str:
+    return dn.split(",", 2)[2]
+
+
 def service_dn(base_dn: str, name: str) -> str:
     return f"cn={name},ou=services,{base_dn}"
 
@@ -253,3 +257,58 @@ def test_group_change_updates_memberof_on_the_replica(temp_person: str, base_dn:
     on_provider(f"dn: {group}\nchangetype: modify\ndelete: member\nmember: {temp_person}\n")
     left = wait_for(lambda: group.lower() not in _replica_member_of(dovecot, temp_person))
     print(f"memberOf on the replica: join {joined:.2f}s, leave {left:.2f}s")
+
+
+def _filter_hits(conn, base_dn: str, query: str) -> set[str]:
+    conn.search(base_dn, query, attributes=["mail"])
+    return {str(e.mail) for e in conn.entries}
+
+
+@pytest.mark.parametrize("state", ["suspended", "cancelled"])
+def test_documented_filters_treat_the_states_right(state: str, entries: list,
+                                                   base_dn: str) -> None:
+    """The Postfix and Dovecot filters of docs/directory.md, run as their service accounts."""
+    locked = [e for e in entries if e.attributes.get("pwdAccountLockedTime")]
+    box = next((e for e in locked if (e.attributes["mailEnabled"] == ("FALSE",))
+                == (state == "cancelled")), None)
+    if box is None:
+        pytest.skip(f"the data file has no {state} mailbox")
+    mail = box.attributes["mail"][0]
+    postfix = bound("mail2", "starttls", service_dn(base_dn, "postfix"), secret("ldap-postfix"))
+    dovecot = bound("mail2", "starttls", service_dn(base_dn, "dovecot"), secret("ldap-dovecot"))
+    mailbox_map = f"(&(objectClass=PostfixBookMailAccount)(mail={mail})(mailEnabled=TRUE))"
+    reject_map = f"(&(objectClass=PostfixBookMailAccount)(mailAlias={mail})(mailEnabled=FALSE))"
+    passdb = (f"(&(objectClass=inetOrgPerson)(mail={mail})(mailEnabled=TRUE)"
+              "(!(pwdAccountLockedTime=*)))")
+    userdb = f"(&(objectClass=PostfixBookMailAccount)(mail={mail}))"
+    receives = state == "suspended"
+    assert bool(_filter_hits(postfix, base_dn, mailbox_map)) is receives
+    assert bool(_filter_hits(postfix, base_dn, reject_map)) is not receives
+    assert _filter_hits(dovecot, base_dn, passdb) == set()  # no login in either state
+    assert _filter_hits(dovecot, base_dn, userdb) == {mail}  # data still reachable
+
+
+def test_a_suspended_mailbox_cannot_bind_even_with_its_password(entries: list) -> None:
+    box = next((e for e in entries if e.attributes.get("pwdAccountLockedTime")
+                and e.attributes["mailEnabled"] == ("TRUE",)), None)
+    if box is None:
+        pytest.skip("the data file has no suspended mailbox")
+    password = f"Lab-{uuid.uuid4().hex[:12]}.A7"
+    lock = (f"dn: {box.dn}\nchangetype: modify\nreplace: pwdAccountLockedTime\n"
+            f"pwdAccountLockedTime: {box.attributes['pwdAccountLockedTime'][0]}\n")
+    ssh = ["ssh", "-F", str(SSH_CONFIG), "mail1"]
+    # An administrator's password reset unlocks the entry (ppolicy), so lock it again after.
+    subprocess.run([*ssh, "ldappasswd", "-Q", "-Y", "EXTERNAL", "-H", "ldapi:///", "-s",
+                    password, box.dn], check=True, capture_output=True, timeout=30)
+    try:
+        on_provider(lock)
+        dovecot = bound("mail2", "starttls", service_dn(base_of(box.dn), "dovecot"),
+                        secret("ldap-dovecot"))
+        wait_for(lambda: dovecot.search(box.dn, "(pwdAccountLockedTime=*)",
+                                        search_scope=ldap3.BASE) and bool(dovecot.entries))
+        for host in sorted(SERVERS):
+            conn = connect(host, "starttls", box.dn, password)
+            assert not conn.bind(), f"{box.dn} could bind on {host} while suspended"
+    finally:
+        on_provider(f"dn: {box.dn}\nchangetype: modify\ndelete: userPassword\n")
+        on_provider(lock)
