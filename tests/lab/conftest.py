@@ -219,19 +219,35 @@ def client_python(host_run: Callable[..., Result]) -> Callable[[str], Result]:
     return run
 
 
-@pytest.fixture
-def postfix_stopped_on(host_run: Callable[..., Result]) -> Iterator[Callable[[str], None]]:
-    """Stop Postfix on a host for one test; it is started again whatever the test does."""
-    stopped: list[str] = []
+# Debian runs the MTA as the instance unit postfix@- (postfix.service is only a wrapper).
+POSTFIX_UNIT = "postfix@-"
 
-    def stop(host: str) -> None:
-        res = host_run(host, "systemctl stop postfix && ! systemctl is-active --quiet postfix")
+
+class PostfixSwitch:
+    """Stops and starts Postfix on lab hosts; whatever it stopped is started at teardown."""
+
+    def __init__(self, run: Callable[..., Result]) -> None:
+        self._run = run
+        self.stopped: set[str] = set()
+
+    def stop(self, host: str) -> None:
+        self.stopped.add(host)
+        res = self._run(host, f"systemctl stop {POSTFIX_UNIT} && "
+                              f"! systemctl is-active --quiet {POSTFIX_UNIT}")
         assert res.rc == 0, f"could not stop postfix on {host}: {res.stderr}"
-        stopped.append(host)
 
-    yield stop
-    for host in stopped:
-        host_run(host, "systemctl start postfix")
+    def start(self, host: str) -> None:
+        res = self._run(host, f"systemctl start {POSTFIX_UNIT}")
+        assert res.rc == 0, f"could not start postfix on {host}: {res.stderr}"
+        self.stopped.discard(host)
+
+
+@pytest.fixture
+def postfix_switch(host_run: Callable[..., Result]) -> Iterator[PostfixSwitch]:
+    switch = PostfixSwitch(host_run)
+    yield switch
+    for host in sorted(switch.stopped):
+        host_run(host, f"systemctl start {POSTFIX_UNIT}")
 
 
 class LabPOP3S(poplib.POP3_SSL):

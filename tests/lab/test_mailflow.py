@@ -310,10 +310,10 @@ def test_authenticated_user_cannot_send_as_someone_else(smtp, tls, cast: Cast, p
 
 
 def test_backup_mx_queues_while_primary_is_down_and_delivers_after(
-    smtp, imaps, host_run, postfix_stopped_on, lab_hosts, cast: Cast, passwords
+    smtp, imaps, host_run, postfix_switch, lab_hosts, cast: Cast, passwords
 ):
     token = uuid.uuid4().hex
-    postfix_stopped_on("mail1")
+    postfix_switch.stop("mail1")
     with pytest.raises(OSError):
         socket.create_connection((lab_hosts["mail1"].addr, 25), timeout=5).close()
     with smtp("mail2", 25) as s:
@@ -328,7 +328,7 @@ def test_backup_mx_queues_while_primary_is_down_and_delivers_after(
             break
         time.sleep(1)
     assert cast.recipient in held, "mail2 should hold the message while mail1 is down"
-    assert host_run("mail1", "systemctl start postfix").rc == 0
+    postfix_switch.start("mail1")
     assert host_run("mail2", "postqueue -f").rc == 0
     assert _wait_for(imaps, "mail1", cast.recipient, passwords[cast.recipient], token), (
         "the message queued on mail2 did not reach mail1 after it came back"
