@@ -124,6 +124,7 @@ class Mailbox:
     birth: str | None = None
     id_digits: str | None = None
     explicit_quota: bool = False  # quota_mb written in the file (not the policy default)
+    renamed_from: str | None = None  # previous local part (kept as an alias; DN is renamed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +232,7 @@ def build(data: Mapping[str, Any]) -> Directory:
                 m.get("birth"),
                 m.get("id_digits"),
                 quota is not None,
+                m.get("renamed_from"),
             )
         )
     return Directory(

@@ -51,6 +51,7 @@ RULES: dict[str, str] = {
     "MG216": "a unit mailbox delegate is not a mailbox",
     "MG217": "a unit mailbox delegate is not an active personal mailbox",
     "MG218": "a protected local part is not any address, alias or unit mailbox",
+    "MG219": "a renamed mailbox's old address is another current address or alias",
     # --- lifecycle ---
     "MG301": "a suspended mailbox has no `suspended` block",
     "MG302": "a cancelled mailbox has no `cancelled` block",

@@ -373,6 +373,22 @@ class _Checker:
                 if local is not None:
                     claim(local, ("mailboxes", m.index, "aliases", j),
                           f"an alias of mailboxes[{m.index}] {m.address}")
+        # A renamed mailbox keeps its old address as an alias: it must be free (MG219).
+        for m in self.d.mailboxes:
+            if m.renamed_from is None:
+                continue
+            path = ("mailboxes", m.index, "renamed_from")
+            first = owners.get(m.renamed_from.casefold())
+            if m.renamed_from.casefold() == m.address.casefold():
+                self.report("MG219", path, f"mailbox {m.address!r}: renamed_from is its own "
+                            "address; remove renamed_from or give the old address")
+            elif first is not None:
+                line, _ = self.loaded.locator.locate(first[0])
+                self.report("MG219", path, f"mailbox {m.address!r}: old address "
+                            f"{m.renamed_from!r} is used by {first[1]} (line {line}); the old "
+                            "address stays an alias of the renamed mailbox, so it must be free")
+            else:
+                owners[m.renamed_from.casefold()] = (path, f"the old address of {m.address}")
         for k, p in enumerate(self.d.policy.protected):
             if p.casefold() not in owners:
                 self.report("MG218", ("policy", "protected", k),
@@ -574,6 +590,8 @@ def taken_locals(d: Directory, naming: NamingPolicy) -> set[str]:
             local, _, dom = a.partition("@")
             if not dom or dom.lower() == domain:
                 taken.add(local.casefold())
+        if m.renamed_from is not None:  # still delivers (an alias of the renamed mailbox)
+            taken.add(m.renamed_from.casefold())
     return taken
 
 
