@@ -30,7 +30,20 @@ import yaml
 from mailgov.directory import Entry, desired_entries
 
 REPO = Path(__file__).resolve().parents[2]
-LAB_DIR = Path(os.environ.get("MAILGOV_LAB_DIR", REPO / ".lab"))
+
+
+def _lab_id() -> int:
+    """MAILGOV_LAB_ID: which of the machine's labs to test (0-15, default 0), as lab/lab."""
+    raw = os.environ.get("MAILGOV_LAB_ID", "").strip() or "0"
+    if not raw.isdigit() or not 0 <= int(raw) <= 15:
+        raise pytest.UsageError(f"MAILGOV_LAB_ID must be an integer 0-15, not {raw!r}")
+    return int(raw)
+
+
+LAB_ID = _lab_id()
+# The instance's state dir, as lab/lab computes it: .lab/ for 0, .lab/labN/ for the others.
+LAB_DIR = Path(os.environ.get("MAILGOV_LAB_DIR")
+               or (REPO / ".lab" if LAB_ID == 0 else REPO / ".lab" / f"lab{LAB_ID}"))
 DATA_FILE = Path(os.environ.get("MAILGOV_DATA", REPO / "data" / "mailboxes.yaml"))
 LAB_CLI = REPO / "lab" / "lab"
 TIMEOUT = 20  # seconds for one network operation
@@ -67,7 +80,10 @@ def lab_hosts() -> dict[str, LabHost]:
     hosts: dict[str, LabHost] = {}
     for name, hv in hostvars.items():
         short = name.split(".")[0]
-        addr = hv.get("ansible_host", name)
+        # ansible-inventory does not template: the inventory's addresses carry "{{ lab_id }}".
+        addr = str(hv.get("ansible_host", name)).replace("{{ lab_id }}", str(LAB_ID))
+        if "{{" in addr:
+            _lab_missing(f"cannot resolve the address of {name}: {addr}")
         fqdn = hv.get("mailgov_fqdn") or (name if "." in name else f"{short}.monre.gov.vn")
         hosts[short] = LabHost(short, addr, fqdn)
     for need in ("mail1", "mail2"):

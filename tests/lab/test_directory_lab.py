@@ -28,12 +28,26 @@ ldap3 = pytest.importorskip("ldap3")
 pytestmark = pytest.mark.lab
 
 REPO = Path(__file__).resolve().parents[2]
-LAB = Path(os.environ.get("MAILGOV_LAB_DIR", REPO / ".lab"))
+
+
+def _lab_id() -> int:
+    """MAILGOV_LAB_ID: which of the machine's labs to test (0-15, default 0), as lab/lab."""
+    raw = os.environ.get("MAILGOV_LAB_ID", "").strip() or "0"
+    if not raw.isdigit() or not 0 <= int(raw) <= 15:
+        raise pytest.UsageError(f"MAILGOV_LAB_ID must be an integer 0-15, not {raw!r}")
+    return int(raw)
+
+
+LAB_ID = _lab_id()
+# The instance's state dir, as lab/lab computes it: .lab/ for 0, .lab/labN/ for the others.
+LAB_DIR = Path(os.environ.get("MAILGOV_LAB_DIR")
+               or (REPO / ".lab" if LAB_ID == 0 else REPO / ".lab" / f"lab{LAB_ID}"))
+LAB = LAB_DIR
 SSH_CONFIG = LAB / "ssh_config"
 CA = LAB / "pki" / "ca.crt"
 SECRETS = LAB / "secrets"
 DATA = REPO / "data" / "mailboxes.yaml"
-SERVERS = {"mail1": "10.210.0.11", "mail2": "10.210.0.12"}
+SERVERS = {"mail1": f"10.210.{LAB_ID}.11", "mail2": f"10.210.{LAB_ID}.12"}
 REPLICATION_WAIT_S = 10.0
 
 if not (SSH_CONFIG.exists() and CA.exists() and (SECRETS / "ldap-postfix").exists()):

@@ -18,18 +18,31 @@ import pytest
 pytestmark = pytest.mark.lab
 
 REPO = Path(__file__).resolve().parents[2]
-LAB_DIR = Path(os.environ.get("MAILGOV_LAB_DIR", REPO / ".lab"))
+
+
+def _lab_id() -> int:
+    """MAILGOV_LAB_ID: which of the machine's labs to test (0-15, default 0), as lab/lab."""
+    raw = os.environ.get("MAILGOV_LAB_ID", "").strip() or "0"
+    if not raw.isdigit() or not 0 <= int(raw) <= 15:
+        raise pytest.UsageError(f"MAILGOV_LAB_ID must be an integer 0-15, not {raw!r}")
+    return int(raw)
+
+
+LAB_ID = _lab_id()
+# The instance's state dir, as lab/lab computes it: .lab/ for 0, .lab/labN/ for the others.
+LAB_DIR = Path(os.environ.get("MAILGOV_LAB_DIR")
+               or (REPO / ".lab" if LAB_ID == 0 else REPO / ".lab" / f"lab{LAB_ID}"))
 SSH_CONFIG = LAB_DIR / "ssh_config"
 LAB = REPO / "lab" / "lab"
 VENV_BIN = REPO / ".venv" / "bin"
 
 # What the lab promises (lab/lab and inventory/lab must agree with this).
 HOSTS = {
-    "mail1": ("10.210.0.11", "mail1.monre.gov.vn"),
-    "mail2": ("10.210.0.12", "mail2.monre.gov.vn"),
-    "client": ("10.210.0.21", "client.lab"),
+    "mail1": (f"10.210.{LAB_ID}.11", "mail1.monre.gov.vn"),
+    "mail2": (f"10.210.{LAB_ID}.12", "mail2.monre.gov.vn"),
+    "client": (f"10.210.{LAB_ID}.21", "client.lab"),
 }
-PROXY = ("10.210.0.1", 3142)
+PROXY = (f"10.210.{LAB_ID}.1", 3142)
 
 
 def _unusable(reason: str) -> None:
@@ -66,7 +79,10 @@ def test_status_reports_every_host_running() -> None:
         # name, PID, address, fqdn, state (degraded: a unit a role added failed, see below)
         assert re.match(rf"{name}\s+\d+\s+{re.escape(addr)}\s+{re.escape(fqdn)}\s+"
                         r"(running|degraded)$", line), res.stdout
-    assert re.search(r"^proxy\s+\d+\s+10\.210\.0\.1:3142.*listening$", res.stdout, re.M)
+    assert re.search(rf"^proxy\s+\d+\s+{re.escape(PROXY[0])}:{PROXY[1]}.*listening$",
+                     res.stdout, re.M), res.stdout
+    # It reports the instance it looked at (MAILGOV_LAB_ID, inherited from this process).
+    assert re.search(rf"^lab instance {LAB_ID} ", res.stdout, re.M), res.stdout
 
 
 @pytest.mark.parametrize("name", sorted(HOSTS))
