@@ -1,33 +1,35 @@
-"""The desired LDAP entries for a data file: data → {dn: objectClasses + attributes}.
+"""The desired LDAP entries for a data file: validated data → {dn: objectClasses + attributes}.
 
 Pure: no I/O, no LDAP connection. The minimal loader (``playbooks/load_directory.yml``) and
-the reconcile planner both compare these entries with the live directory, so the layout lives
-in ONE place. ``docs/directory.md`` is the human description of this mapping; change both
-together.
+the reconcile planner (``mailgov/plan.py``) both compare these entries with the live
+directory, so the layout lives in ONE place. ``docs/directory.md`` is the human description of
+this mapping; change both together.
 
-Input is the data file as a plain mapping (what the loader / ``yaml.safe_load`` give), assumed
-to have passed validation; what validation would have caught raises :class:`DirectoryError`
-with a readable message instead of a KeyError deep inside.
+Input is a validated :class:`mailgov.model.Directory` (``validate(path).directory``): the
+defaults are the model's, unit addresses come from :func:`mailgov.naming.unit_locals`, and the
+checks are validation's. Nothing here re-checks the data.
 """
 
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mailgov.naming import NamingError, NamingPolicy
+from mailgov.model import Directory, Mailbox, Unit, build
+from mailgov.naming import NamingError, NamingPolicy, unit_locals
 
 # Auxiliary classes from the postfix-book schema (docs/directory.md says why this schema).
 MAIL_CLASSES = ("PostfixBookMailAccount", "PostfixBookMailForward")
+PERSON_CLASSES = ("top", "inetOrgPerson", *MAIL_CLASSES)
+UNIT_CLASSES = ("top", "organizationalUnit", *MAIL_CLASSES)
+LIST_CLASSES = ("top", "groupOfNames", "PostfixBookMailForward")
+DELEGATES_CLASSES = ("top", "groupOfNames")
+CONTAINER_CLASSES = ("top", "organizationalUnit")
 # ppolicy's value for "locked by an administrator until unlocked by one".
 ADMIN_LOCK = "000001010000Z"
-STATES = ("active", "suspended", "cancelled")
-KINDS = ("personal", "affiliate")
-ROLES = ("staff", "head", "admin")
-# Used when the data file has no policy.quotas (the schema's documented defaults, MiB).
-DEFAULT_QUOTA_MB = {"personal": 2048, "unit": 10240, "affiliate": 1024}
 MAIL_ROOT = "/var/vmail"  # + /<domain>/<local part>; Dovecot's static vmail user owns it
 
 # Containers the mapping fills. The base entry, ou=services and ou=policies belong to the
@@ -41,11 +43,19 @@ class DirectoryError(ValueError):
 
 @dataclass(frozen=True)
 class Entry:
-    """One desired entry. Attribute values are strings, in a stable order."""
+    """One desired entry. Attribute values are strings, in a stable order.
+
+    ``kind`` (container, unit, person, list, delegates), ``unit`` (the unit id it belongs to)
+    and ``source`` (the model object it was made from) are for the planner and reports; they
+    are not part of the LDAP entry and not in :meth:`to_dict`.
+    """
 
     dn: str
     object_classes: tuple[str, ...]
     attributes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    kind: str = ""
+    unit: str | None = None
+    source: Mailbox | Unit | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form: {'dn', 'objectClass', 'attributes': {name: [values]}}."""
@@ -84,206 +94,121 @@ class Layout:
         return f"{MAIL_ROOT}/{self.domain}/{local}"
 
 
-def _text(record: Mapping[str, Any], key: str, where: str) -> str:
-    value = record.get(key)
-    if not isinstance(value, str) or not value.strip():
-        raise DirectoryError(f"{where}: '{key}' must be non-empty text")
-    return value.strip()
+def layout_of(d: Directory) -> Layout:
+    return Layout(d.organization.base_dn.strip(), d.organization.domain.strip().lower())
 
 
-def _quota_kib(value: Any, where: str) -> str:
-    # postfix-book's mailQuota is in kilobytes (also Dovecot's default unit for storage=).
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise DirectoryError(f"{where}: quota_mb must be a positive whole number")
-    return str(value * 1024)
+def _nfc(text: str) -> str:
+    """Names in NFC, single spaces: a file saved in NFD (macOS) gives the same entry."""
+    return " ".join(unicodedata.normalize("NFC", text).split())
 
 
 def _unique(values: Iterable[str]) -> tuple[str, ...]:
     """Drop repeats, keep the first occurrence's position (LDAP values are a set)."""
-    seen: dict[str, None] = {}
-    for v in values:
-        seen.setdefault(v, None)
-    return tuple(seen)
+    return tuple(dict.fromkeys(values))
 
 
-def _layout(data: Mapping[str, Any]) -> Layout:
-    org = data.get("organization")
-    if not isinstance(org, Mapping):
-        raise DirectoryError("organization: missing")
-    return Layout(
-        base_dn=_text(org, "base_dn", "organization"),
-        domain=_text(org, "domain", "organization").lower(),
-    )
+def _as_directory(d: Directory | Mapping[str, Any]) -> Directory:
+    # Older callers (lab tests) pass the parsed YAML: build the model from it. Validation
+    # is still the caller's job; a file that would not validate gives a one-line error.
+    if isinstance(d, Directory):
+        return d
+    try:
+        return build(d)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise DirectoryError(f"the data is not valid (missing {exc}); run `mailgov validate`"
+                             ) from None
 
 
-def _quota_defaults(policy: Mapping[str, Any]) -> dict[str, int]:
-    quotas = policy.get("quotas") or {}
-    out = dict(DEFAULT_QUOTA_MB)
-    for kind in out:
-        entry = quotas.get(kind)
-        if isinstance(entry, Mapping) and "default" in entry:
-            out[kind] = entry["default"]
-    return out
-
-
-def unit_locals(units: list[Mapping[str, Any]], naming: NamingPolicy) -> dict[str, str]:
-    """Unit id -> local part of its unit mailbox (sub-units use their parent's local part)."""
-    by_id: dict[str, Mapping[str, Any]] = {}
-    for i, unit in enumerate(units):
-        uid = _text(unit, "id", f"units[{i}]")
-        if uid in by_id:
-            raise DirectoryError(f"units[{i}]: id {uid!r} appears twice")
-        by_id[uid] = unit
-    out: dict[str, str] = {}
-
-    def resolve(uid: str, chain: tuple[str, ...]) -> str:
-        if uid in out:
-            return out[uid]
-        if uid in chain:
-            raise DirectoryError(f"unit {uid!r}: parent chain loops ({' -> '.join(chain)})")
-        parent = by_id[uid].get("parent")
-        if parent is not None and parent not in by_id:
-            raise DirectoryError(f"unit {uid!r}: parent {parent!r} is not a unit")
-        parent_local = resolve(parent, (*chain, uid)) if parent is not None else None
-        try:
-            out[uid] = naming.unit_local(uid, parent_local)
-        except NamingError as exc:
-            raise DirectoryError(f"unit {uid!r}: {exc}") from None
-        return out[uid]
-
-    for uid in by_id:
-        resolve(uid, ())
-    return out
-
-
-def desired_entries(data: Mapping[str, Any]) -> list[Entry]:
-    """All entries the data file asks for, parents before children, groups last.
+def desired_entries(d: Directory | Mapping[str, Any]) -> list[Entry]:
+    """All entries the data asks for, parents before children, groups last.
 
     The order is an add order: containers, units, people, then groups (groups reference
     people and sub-unit groups, and the memberof overlay fills memberOf as groups are added).
     """
-    layout = _layout(data)
-    policy = data.get("policy") or {}
+    d = _as_directory(d)
+    layout = layout_of(d)
     try:
-        naming = NamingPolicy.from_dict(policy.get("naming") or {})
+        naming = NamingPolicy.from_dict(d.policy.naming)
+        locals_ = unit_locals(d.units, naming)
     except NamingError as exc:
         raise DirectoryError(str(exc)) from None
-    quotas = _quota_defaults(policy)
-    units = list(data.get("units") or [])
-    mailboxes = list(data.get("mailboxes") or [])
-    locals_ = unit_locals(units, naming)
-
-    entries = [
-        Entry(layout.container(c), ("top", "organizationalUnit"), {"ou": (c,)})
-        for c in CONTAINERS
-    ]
-    entries += [_unit_entry(u, layout, locals_, quotas) for u in units]
-
-    people: list[tuple[Entry, str, str]] = []  # (entry, unit id, state)
-    seen: set[str] = set(locals_.values())
-    for i, box in enumerate(mailboxes):
-        entry, unit_id, state = _mailbox_entry(box, f"mailboxes[{i}]", layout, locals_, quotas)
-        local = entry.attributes["uid"][0]
-        if local in seen:
-            raise DirectoryError(f"mailboxes[{i}]: address {local!r} is already taken")
-        seen.add(local)
-        people.append((entry, unit_id, state))
-    entries += [p[0] for p in people]
-    entries += _group_entries(units, people, layout, locals_)
+    entries = [Entry(layout.container(c), CONTAINER_CLASSES, {"ou": (c,)}, "container")
+               for c in CONTAINERS]
+    entries += [_unit_entry(u, layout, locals_) for u in d.units]
+    people = [_mailbox_entry(m, layout) for m in d.mailboxes]
+    entries += people
+    entries += _group_entries(d, people, layout, locals_)
     return entries
 
 
-def _unit_entry(
-    unit: Mapping[str, Any], layout: Layout, locals_: dict[str, str], quotas: dict[str, int]
-) -> Entry:
-    uid = unit["id"]
-    where = f"unit {uid!r}"
-    box = unit.get("mailbox") or {}
-    mail = layout.address(locals_[uid])
+def _unit_entry(unit: Unit, layout: Layout, locals_: Mapping[str, str]) -> Entry:
+    mail = layout.address(locals_[unit.id])
     attrs: dict[str, tuple[str, ...]] = {
-        "ou": (uid,),
-        "description": (_text(unit, "name", where),),
+        "ou": (unit.id,),
+        "description": (_nfc(unit.name),),
         "mail": (mail,),
         "mailAlias": (mail,),
         "mailEnabled": ("TRUE",),
-        "mailQuota": (_quota_kib(box.get("quota_mb", quotas["unit"]), where),),
-        "mailHomeDirectory": (layout.home(locals_[uid]),),
+        "mailQuota": (str(unit.mailbox.quota_mb * 1024),),  # postfix-book: KiB
+        "mailHomeDirectory": (layout.home(locals_[unit.id]),),
     }
-    if unit.get("parent") is not None:
-        attrs["seeAlso"] = (layout.unit_dn(unit["parent"]),)
-    return Entry(layout.unit_dn(uid), ("top", "organizationalUnit", *MAIL_CLASSES), attrs)
+    if unit.parent is not None:
+        attrs["seeAlso"] = (layout.unit_dn(unit.parent),)
+    return Entry(layout.unit_dn(unit.id), UNIT_CLASSES, attrs, "unit", unit.id, unit)
 
 
-def _mailbox_entry(
-    box: Mapping[str, Any],
-    where: str,
-    layout: Layout,
-    locals_: dict[str, str],
-    quotas: dict[str, int],
-) -> tuple[Entry, str, str]:
-    local = _text(box, "address", where).lower()
-    name = " ".join(_text(box, "name", where).split())
-    unit_id = _text(box, "unit", where)
-    if unit_id not in locals_:
-        raise DirectoryError(f"{where}: unit {unit_id!r} is not a unit")
-    kind = box.get("kind", "personal")
-    role = box.get("role", "staff")
-    state = box.get("state", "active")
-    for key, value, allowed in (("kind", kind, KINDS), ("role", role, ROLES),
-                                ("state", state, STATES)):
-        if value not in allowed:
-            raise DirectoryError(f"{where}: {key} {value!r} is not one of {', '.join(allowed)}")
-    mail = layout.address(local)
+def _mailbox_entry(m: Mailbox, layout: Layout) -> Entry:
+    local = m.address.lower()
+    name = _nfc(m.name)
     words = name.split()
-    aliases = [layout.address(a) for a in box.get("aliases") or []]
+    mail = layout.address(local)
+    aliases = [layout.address(a) for a in m.aliases]
+    if m.renamed_from is not None:  # the old address keeps delivering after a rename
+        aliases.append(layout.address(m.renamed_from))
     attrs: dict[str, tuple[str, ...]] = {
         "uid": (local,),
         "cn": (name,),
         "sn": (words[0],),
         "givenName": (words[-1],),
         "displayName": (name,),
-        "employeeType": (kind,),
-        "businessCategory": (role,),
-        "ou": (unit_id,),
+        "employeeType": (m.kind,),
+        "businessCategory": (m.role,),
+        "ou": (m.unit,),
         "mail": (mail,),
         # The primary address too: one attribute answers "which entry takes this address".
         "mailAlias": _unique([mail, *aliases]),
-        "mailEnabled": ("FALSE" if state == "cancelled" else "TRUE",),
-        "mailQuota": (_quota_kib(box.get("quota_mb", quotas[kind]), where),),
+        "mailEnabled": ("FALSE" if m.state == "cancelled" else "TRUE",),
+        "mailQuota": (str(m.quota_mb * 1024),),  # postfix-book: KiB
         "mailHomeDirectory": (layout.home(local),),
     }
-    if box.get("title"):
-        attrs["title"] = (str(box["title"]).strip(),)
-    forwards = [layout.address(f) for f in box.get("forward_to") or []]
-    if forwards:
-        attrs["mailForwardingAddress"] = _unique(forwards)
-    if kind == "affiliate" and box.get("sponsor"):
-        sponsor = box["sponsor"]
-        if sponsor not in locals_:
-            raise DirectoryError(f"{where}: sponsor {sponsor!r} is not a unit")
-        attrs["seeAlso"] = (layout.unit_dn(sponsor),)
-    if state != "active":
+    if m.title:
+        attrs["title"] = (_nfc(m.title),)
+    if m.forward_to:
+        attrs["mailForwardingAddress"] = _unique(layout.address(f) for f in m.forward_to)
+    if m.kind == "affiliate" and m.sponsor:
+        attrs["seeAlso"] = (layout.unit_dn(m.sponsor),)
+    if m.state != "active":
         attrs["pwdAccountLockedTime"] = (ADMIN_LOCK,)
-    entry = Entry(layout.person_dn(local), ("top", "inetOrgPerson", *MAIL_CLASSES), attrs)
-    return entry, unit_id, state
+    return Entry(layout.person_dn(local), PERSON_CLASSES, attrs, "person", m.unit, m)
 
 
 def _group_entries(
-    units: list[Mapping[str, Any]],
-    people: list[tuple[Entry, str, str]],
-    layout: Layout,
-    locals_: dict[str, str],
+    d: Directory, people: list[Entry], layout: Layout, locals_: Mapping[str, str]
 ) -> list[Entry]:
-    members: dict[str, list[str]] = {u["id"]: [] for u in units}
-    for entry, unit_id, state in people:
-        if state != "cancelled":  # suspended mailboxes still receive
-            members[unit_id].append(entry.dn)
-    children: dict[str, list[str]] = {u["id"]: [] for u in units}
-    for u in units:
-        if u.get("parent") is not None:
-            children[u["parent"]].append(u["id"])
+    members: dict[str, list[str]] = {u.id: [] for u in d.units}
+    for entry in people:
+        box = entry.source
+        assert isinstance(box, Mailbox)
+        if box.state != "cancelled":  # suspended mailboxes still receive
+            members[box.unit].append(entry.dn)
+    children: dict[str, list[str]] = {u.id: [] for u in d.units}
+    parent_of = {u.id: u.parent for u in d.units}
+    for u in d.units:
+        if u.parent is not None:
+            children[u.parent].append(u.id)
     # Deepest units first, so a parent's list is added after the lists it contains.
-    depth = {uid: _depth(uid, units) for uid in locals_}
+    depth = {uid: _depth(uid, parent_of) for uid in locals_}
     out: list[Entry] = []
     for uid in sorted(locals_, key=lambda x: (-depth[x], x)):
         name = f"{locals_[uid]}-all"
@@ -291,78 +216,61 @@ def _group_entries(
             layout.group_dn(f"{locals_[c]}-all") for c in children[uid]
         )
         mail = layout.address(name)
-        out.append(
-            Entry(
-                layout.group_dn(name),
-                ("top", "groupOfNames", "PostfixBookMailForward"),
-                {
-                    "cn": (name,),
-                    "description": (f"Mọi hộp thư của đơn vị {uid}",),
-                    "mail": (mail,),
-                    "mailAlias": (mail,),
-                    # groupOfNames needs a member: an empty unit's list reaches its mailbox.
-                    "member": tuple(member) or (layout.unit_dn(uid),),
-                },
-            )
-        )
-    dn_of = {p[0].attributes["uid"][0]: p[0].dn for p in people}
-    for unit in units:
-        delegates = (unit.get("mailbox") or {}).get("delegates") or []
-        if not delegates:
+        attrs = {
+            "cn": (name,),
+            "description": (f"Mọi hộp thư của đơn vị {uid}",),
+            "mail": (mail,),
+            "mailAlias": (mail,),
+            # groupOfNames needs a member: an empty unit's list reaches its mailbox.
+            "member": tuple(member) or (layout.unit_dn(uid),),
+        }
+        out.append(Entry(layout.group_dn(name), LIST_CLASSES, attrs, "list", uid))
+    for unit in d.units:
+        if not unit.mailbox.delegates:
             continue
-        missing = [d for d in delegates if d not in dn_of]
-        if missing:
-            raise DirectoryError(
-                f"unit {unit['id']!r}: delegate(s) {', '.join(missing)} have no mailbox"
-            )
-        name = f"{locals_[unit['id']]}-delegates"
-        out.append(
-            Entry(
-                layout.group_dn(name),
-                ("top", "groupOfNames"),
-                {
-                    "cn": (name,),
-                    "description": (f"Người được giao vận hành hộp thư {locals_[unit['id']]}",),
-                    "member": tuple(sorted(dn_of[d] for d in _unique(delegates))),
-                },
-            )
-        )
+        name = f"{locals_[unit.id]}-delegates"
+        attrs = {
+            "cn": (name,),
+            "description": (f"Người được giao vận hành hộp thư {locals_[unit.id]}",),
+            "member": tuple(sorted({layout.person_dn(x.lower()) for x in unit.mailbox.delegates})),
+        }
+        out.append(Entry(layout.group_dn(name), DELEGATES_CLASSES, attrs, "delegates", unit.id))
     return out
 
 
-def _depth(uid: str, units: list[Mapping[str, Any]]) -> int:
-    parent_of = {u["id"]: u.get("parent") for u in units}
+def _depth(uid: str, parent_of: Mapping[str, str | None]) -> int:
     depth, cur = 0, parent_of.get(uid)
-    while cur is not None and depth <= len(units):  # unit_locals() already refused loops
+    while cur is not None and depth <= len(parent_of):  # validation refused loops
         depth, cur = depth + 1, parent_of.get(cur)
     return depth
 
 
-def entries_json(data: Mapping[str, Any]) -> str:
+def entries_json(d: Directory | Mapping[str, Any]) -> str:
     """The desired entries as JSON (what the loader ships to the provider)."""
-    return json.dumps([e.to_dict() for e in desired_entries(data)], ensure_ascii=False)
+    return json.dumps([e.to_dict() for e in desired_entries(d)], ensure_ascii=False)
 
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m mailgov.directory DATA.yaml` prints the desired entries as JSON.
 
-    The only I/O in this module: reading the file and printing. Errors are one line on
-    stderr and exit status 2 (never a traceback).
+    The file is validated first; problems are printed (PATH:LINE:COL: RULE message) on
+    stderr with exit status 2, never a traceback.
     """
     import sys
 
-    from mailgov.loader import LoadError, load
+    from mailgov.validate import validate
 
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
         print("usage: python -m mailgov.directory DATA.yaml", file=sys.stderr)
         return 2
-    try:
-        text = entries_json(load(args[0]).data)
-    except LoadError as exc:
-        for problem in exc.problems:
+    result = validate(args[0])
+    if not result.ok or result.directory is None:
+        for problem in result.problems:
             print(problem.format(), file=sys.stderr)
         return 2
+    try:
+        text = entries_json(result.directory)
     except DirectoryError as exc:
         print(f"{args[0]}: {exc}", file=sys.stderr)
         return 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,9 @@ import pytest
 import yaml
 
 from mailgov.directory import ADMIN_LOCK, DirectoryError, Entry, desired_entries, entries_json, main
+from mailgov.generate import POLICY
+from mailgov.model import Directory, build
+from mailgov.validate import validate
 
 BASE = "dc=monre,dc=gov,dc=vn"
 REPO = Path(__file__).resolve().parents[2]
@@ -19,32 +23,36 @@ DATA: dict[str, Any] = {
     "version": 1,
     "organization": {"name": "Bộ Tài nguyên và Môi trường", "domain": "monre.gov.vn",
                      "base_dn": BASE, "it_unit": "cntt"},
-    "policy": {
-        "naming": {"unit": {"template": "{abbr}", "sub_unit_template": "{abbr}.{parent}"}},
-        "quotas": {"personal": {"default": 2048}, "unit": {"default": 10240},
-                   "affiliate": {"default": 1024}},
-    },
+    "policy": {**copy.deepcopy(POLICY), "protected": ["natuan"]},
     "units": [
         {"id": "vpb", "name": "Văn phòng Bộ", "head": "natuan",
          "mailbox": {"quota_mb": 20480, "delegates": ["natuan", "ttlan"]}},
         {"id": "tcmt", "name": "Tổng cục Môi trường"},
         {"id": "vp", "name": "Văn phòng Tổng cục", "parent": "tcmt"},
+        {"id": "cntt", "name": "Cục Công nghệ thông tin"},
     ],
     "mailboxes": [
         {"address": "natuan", "name": "Nguyễn Anh Tuấn", "unit": "vpb", "role": "head",
-         "title": "Chánh Văn phòng", "aliases": ["tuan.na", "natuan@monre.gov.vn"],
+         "title": "Chánh Văn phòng", "aliases": ["tuan.na"], "renamed_from": "tuan.nguyen",
          "forward_to": ["tuan@mard.gov.vn"]},
         {"address": "ttlan", "name": "Trần Thị Lan", "unit": "vpb", "quota_mb": 4096},
-        {"address": "natuan2", "name": "Nguyễn Anh Tuấn", "unit": "tcmt", "state": "suspended"},
-        {"address": "lthoa", "name": "Lê Thị Hoa", "unit": "vp", "state": "cancelled"},
+        {"address": "natuan2", "name": "Nguyễn Anh Tuấn", "unit": "tcmt", "state": "suspended",
+         "suspended": {"date": "2026-10-01", "reason": "Nghỉ phép", "request": "101/QĐ-TCMT"}},
+        {"address": "lthoa", "name": "Lê Thị Hoa", "unit": "vp", "state": "cancelled",
+         "cancelled": {"date": "2026-06-30", "reason": "retired", "request": "77/QĐ-TCCB"}},
         {"address": "hoimoitruong", "name": "Hội Môi trường Việt Nam", "kind": "affiliate",
-         "sponsor": "vpb", "unit": "vpb"},
+         "sponsor": "vpb", "unit": "vpb",
+         "naming_exemption": {"reason": "Tên tổ chức", "request": "9/QĐ-VPB"}},
     ],
 }
 
 
+def model(data: dict[str, Any] | None = None) -> Directory:
+    return build(DATA if data is None else data)
+
+
 def by_dn(data: dict[str, Any] | None = None) -> dict[str, Entry]:
-    return {e.dn: e for e in desired_entries(DATA if data is None else data)}
+    return {e.dn: e for e in desired_entries(model(data))}
 
 
 def person(local: str) -> str:
@@ -64,7 +72,9 @@ def group(name: str) -> str:
     [
         # personal mailbox: primary, aliases (local parts get the domain; repeats dropped)
         (person("natuan"), "mail", ("natuan@monre.gov.vn",)),
-        (person("natuan"), "mailAlias", ("natuan@monre.gov.vn", "tuan.na@monre.gov.vn")),
+        # ... and the old address of a rename (renamed_from) keeps delivering
+        (person("natuan"), "mailAlias", ("natuan@monre.gov.vn", "tuan.na@monre.gov.vn",
+                                         "tuan.nguyen@monre.gov.vn")),
         (person("natuan"), "mailForwardingAddress", ("tuan@mard.gov.vn",)),
         (person("natuan"), "cn", ("Nguyễn Anh Tuấn",)),
         (person("natuan"), "sn", ("Nguyễn",)),
@@ -139,11 +149,18 @@ def test_only_units_with_delegates_get_a_delegates_group() -> None:
     assert group("tcmt-delegates") not in dns
 
 
+def test_fixture_passes_validation(tmp_path: Path) -> None:
+    data_file = tmp_path / "mailboxes.yaml"
+    data_file.write_text(yaml.safe_dump(DATA, allow_unicode=True), encoding="utf-8")
+    result = validate(data_file, today=date(2026, 11, 29))
+    assert result.ok, [p.format() for p in result.problems]
+
+
 def test_add_order_puts_parents_and_members_first() -> None:
-    order = [e.dn for e in desired_entries(DATA)]
+    order = [e.dn for e in desired_entries(model())]
     assert order[:3] == [f"ou={c},{BASE}" for c in ("units", "people", "groups")]
     position = {dn: i for i, dn in enumerate(order)}
-    for entry in desired_entries(DATA):
+    for entry in desired_entries(model()):
         parent = entry.dn.split(",", 1)[1]
         if parent != BASE:
             assert position[parent] < position[entry.dn], entry.dn
@@ -153,7 +170,7 @@ def test_add_order_puts_parents_and_members_first() -> None:
 
 def test_every_address_is_unique_across_entries() -> None:
     seen: dict[str, str] = {}
-    for entry in desired_entries(DATA):
+    for entry in desired_entries(model()):
         for address in entry.attributes.get("mailAlias", ()):
             assert address not in seen, (address, entry.dn, seen.get(address))
             seen[address] = entry.dn
@@ -166,47 +183,38 @@ def test_sub_unit_template_comes_from_the_policy() -> None:
     assert group("tcmt.vp-all") in by_dn(data)
 
 
-def test_defaults_without_policy_quotas_or_optional_keys() -> None:
+def test_names_are_nfc() -> None:
+    """A file saved in NFD (decomposed diacritics) gives the same entries as NFC."""
+    import unicodedata
+
     data = copy.deepcopy(DATA)
-    del data["policy"]
-    entries = by_dn(data)
-    assert entries[person("natuan")].attributes["mailQuota"] == (str(2048 * 1024),)
-    assert entries[unit("tcmt")].attributes["mailQuota"] == (str(10240 * 1024),)
+    data["mailboxes"][1]["name"] = unicodedata.normalize("NFD", "Trần Thị  Lan")
+    assert by_dn(data)[person("ttlan")].attributes["cn"] == ("Trần Thị Lan",)
+    assert by_dn(data)[person("ttlan")] == by_dn()[person("ttlan")]
+
+
+def test_entries_carry_unit_and_kind_for_the_planner() -> None:
+    entries = by_dn()
+    assert (entries[person("lthoa")].kind, entries[person("lthoa")].unit) == ("person", "vp")
+    assert (entries[group("vp.tcmt-all")].kind, entries[group("vp.tcmt-all")].unit) == (
+        "list", "vp")
+    assert entries[group("vpb-delegates")].kind == "delegates"
+    assert "kind" not in entries[person("lthoa")].to_dict()
 
 
 def test_output_is_deterministic_and_json() -> None:
-    assert entries_json(DATA) == entries_json(copy.deepcopy(DATA))
-    parsed = json.loads(entries_json(DATA))
+    assert entries_json(model()) == entries_json(model(copy.deepcopy(DATA)))
+    assert entries_json(DATA) == entries_json(model())  # a parsed YAML mapping works too
+    parsed = json.loads(entries_json(model()))
     assert parsed[3]["dn"] == unit("vpb")
     assert parsed[3]["attributes"]["description"] == ["Văn phòng Bộ"]
 
 
-def _broken(path: tuple[Any, ...], value: Any) -> dict[str, Any]:
+def test_invalid_mapping_is_a_message() -> None:
     data = copy.deepcopy(DATA)
-    target: Any = data
-    for key in path[:-1]:
-        target = target[key]
-    target[path[-1]] = value
-    return data
-
-
-@pytest.mark.parametrize(
-    ("path", "value", "message"),
-    [
-        (("mailboxes", 1, "unit"), "nosuch", "is not a unit"),
-        (("mailboxes", 1, "address"), "natuan", "already taken"),
-        (("mailboxes", 1, "address"), "vpb", "already taken"),  # a unit's address
-        (("mailboxes", 1, "state"), "gone", "state"),
-        (("mailboxes", 1, "quota_mb"), 0, "quota_mb"),
-        (("units", 2, "parent"), "nosuch", "is not a unit"),
-        (("units", 1, "parent"), "vp", "loops"),
-        (("units", 0, "mailbox", "delegates"), ["nobody"], "no mailbox"),
-        (("organization", "base_dn"), "", "base_dn"),
-    ],
-)
-def test_errors_are_messages(path: tuple[Any, ...], value: Any, message: str) -> None:
-    with pytest.raises(DirectoryError, match=message):
-        desired_entries(_broken(path, value))
+    del data["policy"]
+    with pytest.raises(DirectoryError, match="mailgov validate"):
+        desired_entries(data)
 
 
 def test_cli_prints_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -218,7 +226,7 @@ def test_cli_prints_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
 
 @pytest.mark.parametrize(
     ("content", "needle"),
-    [(None, "MG001"), ("organization: {}\n", "organization")],
+    [(None, "MG001"), ("organization: {}\n", "MG101")],
 )
 def test_cli_errors_without_traceback(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | None, needle: str
@@ -236,7 +244,9 @@ def test_the_repository_data_file_maps() -> None:
     data_file = REPO / "data" / "mailboxes.yaml"
     if not data_file.exists():
         pytest.skip("no data/mailboxes.yaml in this checkout")
-    entries = desired_entries(yaml.safe_load(data_file.read_text(encoding="utf-8")))
+    result = validate(data_file)
+    assert result.directory is not None, [p.format() for p in result.problems]
+    entries = desired_entries(result.directory)
     people = [e for e in entries if e.dn.startswith("uid=")]
     assert people
     assert all(e.attributes["mail"][0].endswith("@monre.gov.vn") for e in people)
