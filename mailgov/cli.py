@@ -20,6 +20,7 @@ from datetime import date
 from typing import Any
 
 from mailgov import __version__
+from mailgov import dns as dns_command
 from mailgov.naming import NamingError, NamingPolicy, Person, unit_locals
 from mailgov.validate import Result, taken_locals, validate
 
@@ -161,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_validate(sub)
     _add_address(sub)
+    dns_command.add_parser(sub)
     return parser
 
 
