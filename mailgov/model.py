@@ -71,6 +71,14 @@ class UnitMailbox:
 
 
 @dataclass(frozen=True, slots=True)
+class FocalPoint:
+    """Who receives the unit's new initial passwords (an age-encrypted file, see credentials)."""
+
+    name: str
+    age_recipient: str  # age public key, age1...
+
+
+@dataclass(frozen=True, slots=True)
 class Unit:
     index: int  # position in `units`
     id: str
@@ -80,6 +88,7 @@ class Unit:
     parent: str | None = None
     head: str | None = None
     abbreviation: str | None = None  # as written; see `abbr`
+    focal_point: FocalPoint | None = None
 
     @property
     def abbr(self) -> str:
@@ -199,6 +208,8 @@ def build(data: Mapping[str, Any]) -> Directory:
                 u.get("parent"),
                 u.get("head"),
                 u.get("abbr"),
+                None if (fp := u.get("focal_point")) is None
+                else FocalPoint(fp["name"], fp["age_recipient"]),
             )
         )
     defaults = {kind: q.default for kind, q in policy.quotas.items()}

@@ -1,0 +1,314 @@
+"""Initial credentials of new mailboxes (issue 4 item 4): generate, encrypt, hand over.
+
+A new mailbox gets a random password that meets the data's password policy
+(``policy.password.users``), set by the directory's Password Modify operation with
+``pwdReset: TRUE`` written beside it. Dovecot refuses mail logins while ``pwdReset`` is TRUE
+(with a message saying the password must be changed); the person changes it with
+``ldappasswd`` (RFC 3062 over StartTLS, binding as themselves), and ppolicy clears the flag.
+
+The passwords reach the unit's focal point (``units[].focal_point`` in the data) as one
+``age``-encrypted file per unit and run: ``<dir>/<unit>-<YYYY-MM-DD>.age``. Nothing in clear
+text is ever written to disk, to a log or to stdout except the JSON that the no_log Ansible task
+reads (``issue`` below); the encryption runs ``age`` with the cleartext on its stdin.
+
+Command line (run by ``playbooks/lifecycle.yml`` on the controller)::
+
+    python -m mailgov.credentials issue --data D --out-dir DIR [--recipients-file F] < todo.json
+
+``todo.json`` is ``[{"dn": ..., "mail": ..., "unit": ...}, ...]`` (the mailboxes that have no
+password yet); stdout is ``{"passwords": {dn: password}, "artifacts": [paths]}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import string
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from mailgov.model import Directory, Mailbox, PasswordRules
+from mailgov.naming import split_name, transliterate
+
+# The four classes the schema allows in required_classes, and the characters of each.
+# "special" avoids characters that shells, LDIF or IMAP quoting treat specially (\ " ' ` $ space)
+# so a person can type the password from the handover sheet without surprises.
+CLASSES: Mapping[str, str] = {
+    "upper": string.ascii_uppercase,
+    "lower": string.ascii_lowercase,
+    "digit": string.digits,
+    "special": "!#%&()*+,-./:;<=>?@[]^_{|}~",
+}
+# Look-alike characters left out so a password read from a sheet is typed right.
+_AMBIGUOUS = frozenset("Il1O0")
+DEFAULT_LENGTH = 16  # longer than any policy minimum seen (8-10); policy.min_length wins if larger
+MIN_TOKEN = 3  # personal-data tokens shorter than this are not checked (too many false hits)
+
+
+class CredentialError(RuntimeError):
+    """A one-line, user-facing reason why credentials could not be issued."""
+
+
+def _alphabet(cls: str) -> str:
+    return "".join(c for c in CLASSES[cls] if c not in _AMBIGUOUS)
+
+
+def personal_tokens(mailbox: Mailbox | None = None, *, local: str | None = None,
+                    name: str | None = None, birth: str | None = None) -> tuple[str, ...]:
+    """Lower-case strings a password must not contain (policy ``forbid_personal_data``).
+
+    The account name (local part, and its dot/dash-separated pieces), every syllable of the
+    full name (transliterated), the full name run together, and the birth year/month.
+    """
+    if mailbox is not None:
+        local, name, birth = mailbox.address, mailbox.name, mailbox.birth
+    out: set[str] = set()
+    if local:
+        out.add(local.lower())
+        out.update(p for p in local.lower().replace("-", ".").replace("_", ".").split("."))
+    if name:
+        parts = split_name(name)
+        out.update((parts.surname, *parts.middle, parts.given, transliterate(name)))
+    if birth:
+        year, _, month = birth.partition("-")
+        out.update((year, f"{month}{year}", f"{year}{month}"))
+    return tuple(sorted(t for t in out if len(t) >= MIN_TOKEN))
+
+
+def check_password(password: str, rules: PasswordRules,
+                   forbidden: Iterable[str] = ()) -> list[str]:
+    """What is wrong with ``password`` under ``rules`` (empty list: acceptable)."""
+    problems = []
+    if len(password) < rules.min_length:
+        problems.append(f"shorter than {rules.min_length} characters")
+    for cls in rules.required_classes:
+        if not any(c in CLASSES[cls] for c in password):
+            problems.append(f"no {cls} character")
+    if rules.forbid_personal_data:
+        low = password.lower()
+        problems.extend(f"contains personal data {t!r}" for t in forbidden if t and t in low)
+    return problems
+
+
+def generate_password(rules: PasswordRules, forbidden: Iterable[str] = (), *,
+                      length: int | None = None) -> str:
+    """A random password (``secrets``) that :func:`check_password` accepts.
+
+    One character of each required class, the rest from all allowed classes, shuffled with
+    ``secrets.SystemRandom``. Retries in the rare case personal data appears by chance.
+    """
+    forbidden = tuple(forbidden)
+    n = max(length or DEFAULT_LENGTH, rules.min_length, len(rules.required_classes))
+    pool = "".join(_alphabet(c) for c in CLASSES)
+    rng = secrets.SystemRandom()
+    for _ in range(100):
+        chars = [secrets.choice(_alphabet(c)) for c in rules.required_classes]
+        chars += [secrets.choice(pool) for _ in range(n - len(chars))]
+        rng.shuffle(chars)
+        password = "".join(chars)
+        if not check_password(password, rules, forbidden):
+            return password
+    raise CredentialError("could not generate a password that meets the policy")  # pragma: no cover
+
+
+@dataclass(frozen=True)
+class Credential:
+    """One issued initial password, for one mailbox."""
+
+    dn: str
+    mail: str
+    unit: str
+    password: str
+
+
+def artifact_path(out_dir: Path, unit: str, day: date) -> Path:
+    """``<out_dir>/<unit>-<YYYY-MM-DD>.age``; a second run on the same day gets ``-2`` etc.
+
+    Never overwrites: an earlier file may hold the only copy of passwords already set.
+    """
+    base = out_dir / f"{unit}-{day.isoformat()}.age"
+    n = 2
+    path = base
+    while path.exists():
+        path = out_dir / f"{unit}-{day.isoformat()}-{n}.age"
+        n += 1
+    return path
+
+
+def render_sheet(unit: str, creds: Sequence[Credential], day: date, *,
+                 unit_name: str = "", change_hint: str = "") -> str:
+    """The handover text that gets encrypted (never written in clear)."""
+    lines = [
+        f"# Mật khẩu ban đầu / Initial passwords — {unit_name or unit} ({day.isoformat()})",
+        "# Người dùng phải đổi mật khẩu trước khi dùng hộp thư.",
+        "# The user must change the password before the mailbox can be used.",
+    ]
+    if change_hint:
+        lines.append(f"# {change_hint}")
+    lines.append("")
+    lines.extend(f"{c.mail}\t{c.password}" for c in sorted(creds, key=lambda c: c.mail))
+    return "\n".join(lines) + "\n"
+
+
+def age_binary() -> str:
+    path = shutil.which("age")
+    if not path:
+        raise CredentialError("the 'age' program is not installed (Debian package: age)")
+    return path
+
+
+def encrypt_age(plaintext: str, recipients: Sequence[str], dest: Path) -> Path:
+    """Encrypt ``plaintext`` to ``dest`` for every recipient (age public keys ``age1…``).
+
+    The cleartext goes through age's stdin only; the file appears (mode 0600) only once
+    complete, so a failed run leaves nothing half-written.
+    """
+    if not recipients:
+        raise CredentialError(f"no age recipient for {dest.name}: set the unit's "
+                              "focal_point.age_recipient in the data")
+    for r in recipients:
+        if not r.startswith("age1") or any(c.isspace() for c in r):
+            raise CredentialError(f"not an age public key: {r[:12]}…")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-", suffix=".age")
+    os.close(fd)
+    argv = [age_binary(), "--encrypt", "--armor", "-o", tmp]
+    for r in recipients:
+        argv += ["-r", r]
+    try:
+        proc = subprocess.run(argv, input=plaintext.encode(), capture_output=True, check=False)
+        if proc.returncode != 0:
+            raise CredentialError(f"age failed: {proc.stderr.decode(errors='replace').strip()}")
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return dest
+
+
+def unit_recipients(directory: Directory, unit_id: str,
+                    extra: Mapping[str, Sequence[str]] | None = None) -> tuple[str, ...]:
+    """age recipients for a unit: its ``focal_point.age_recipient`` plus any ``extra``
+    (a file of ``unit: [keys]`` used in the lab or for an IT-department escrow key)."""
+    keys: list[str] = []
+    for u in directory.units:
+        fp = getattr(u, "focal_point", None)
+        if u.id == unit_id and fp is not None and getattr(fp, "age_recipient", None):
+            keys.append(fp.age_recipient)
+    if extra:
+        keys.extend(extra.get(unit_id, ()))
+        keys.extend(extra.get("*", ()))
+    return tuple(dict.fromkeys(keys))
+
+
+def issue(directory: Directory, todo: Sequence[Mapping[str, str]], out_dir: Path, *,
+          today: date, extra_recipients: Mapping[str, Sequence[str]] | None = None,
+          ) -> tuple[list[Credential], list[Path]]:
+    """Generate a password for each ``todo`` item and write one artifact per unit.
+
+    ``todo`` items: ``{"dn", "mail", "unit"}`` (unit = unit id, the entry's ``ou``).
+    Every unit must have a recipient before anything is written (all or nothing).
+    """
+    rules = directory.policy.password_users
+    by_local = {m.address: m for m in directory.mailboxes}
+    by_unit: dict[str, list[Credential]] = {}
+    for item in todo:
+        local = item["mail"].split("@", 1)[0]
+        forbidden = personal_tokens(by_local[local]) if local in by_local else \
+            personal_tokens(local=local)
+        cred = Credential(item["dn"], item["mail"], item["unit"],
+                          generate_password(rules, forbidden))
+        by_unit.setdefault(item["unit"], []).append(cred)
+    recipients = {u: unit_recipients(directory, u, extra_recipients) for u in by_unit}
+    missing = sorted(u for u, r in recipients.items() if not r)
+    if missing:
+        raise CredentialError("no age recipient for unit(s) " + ", ".join(missing)
+                              + ": set focal_point.age_recipient in the data")
+    names = {u.id: u.name for u in directory.units}
+    paths = []
+    creds: list[Credential] = []
+    for unit, items in sorted(by_unit.items()):
+        sheet = render_sheet(unit, items, today, unit_name=names.get(unit, ""),
+                             change_hint="ldappasswd -ZZ -H ldap://mail1.<domain> "
+                                         "-D <your DN> -W -S   (or the password page)")
+        paths.append(encrypt_age(sheet, recipients[unit], artifact_path(out_dir, unit, today)))
+        creds.extend(items)
+    return creds, paths
+
+
+# --------------------------------------------------------------------------- LDAP side
+
+
+def set_initial_password(conn: object, dn: str, password: str) -> None:
+    """Password Modify (RFC 3062) as the administrator, then ``pwdReset: TRUE``.
+
+    ``conn`` is a bound ldap3 Connection over TLS or ldapi. ppolicy removes an administrator
+    lock when a password is reset, so this is only for active mailboxes (docs/directory.md).
+    """
+    from ldap3 import MODIFY_REPLACE  # I/O dependency kept out of the pure helpers above
+
+    ok = conn.extend.standard.modify_password(user=dn, new_password=password)  # type: ignore[attr-defined]
+    if not ok:
+        raise CredentialError(f"password modify refused for {dn}: "
+                              f"{conn.result.get('description')}")  # type: ignore[attr-defined]
+    if not conn.modify(dn, {"pwdReset": [(MODIFY_REPLACE, ["TRUE"])]}):  # type: ignore[attr-defined]
+        raise CredentialError(f"cannot set pwdReset on {dn}: "
+                              f"{conn.result.get('description')}")  # type: ignore[attr-defined]
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _load_recipients(path: str | None) -> dict[str, list[str]]:
+    if not path:
+        return {}
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CredentialError(f"cannot read recipients file {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise CredentialError(f"{path}: expected {{unit: [age keys]}}")
+    return {str(k): [str(x) for x in (v if isinstance(v, list) else [v])] for k, v in data.items()}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m mailgov.credentials")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    iss = sub.add_parser("issue", help="generate + encrypt initial passwords (todo JSON on stdin)")
+    iss.add_argument("--data", required=True)
+    iss.add_argument("--out-dir", required=True)
+    iss.add_argument("--recipients-file", help="JSON {unit or '*': [age public keys]}")
+    iss.add_argument("--today", help="YYYY-MM-DD (default: today)")
+    args = ap.parse_args(argv)
+    from mailgov.validate import validate  # heavy import only for the CLI
+
+    try:
+        result = validate(args.data)
+        if not result.ok or result.directory is None:
+            raise CredentialError(f"{args.data} does not validate; run mailgov validate")
+        try:
+            todo = json.load(sys.stdin)
+        except ValueError as exc:
+            raise CredentialError(f"bad todo JSON on stdin: {exc}") from exc
+        today = date.fromisoformat(args.today) if args.today else date.today()
+        creds, paths = issue(result.directory, todo, Path(args.out_dir), today=today,
+                             extra_recipients=_load_recipients(args.recipients_file))
+    except CredentialError as exc:
+        print(f"mailgov credentials: {exc}", file=sys.stderr)
+        return 2
+    json.dump({"passwords": {c.dn: c.password for c in creds},
+               "artifacts": [str(p) for p in paths]}, sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
