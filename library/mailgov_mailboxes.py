@@ -1,0 +1,185 @@
+#!/usr/bin/python
+"""Ansible module: Make the mailbox entries under ou=people match the data file - thin over mailgov.plan and mailgov.apply."""
+"""Ansible module mailgov_mailboxes: thin over mailgov.plan and mailgov.apply."""
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: mailgov_mailboxes
+short_description: Make the mailbox entries under ou=people match the data file
+description:
+  - Plans with C(mailgov.plan) (desired data x live directory) and applies the changes to
+    personal and affiliate mailboxes (C(uid=...,ou=people,BASE)) - create, modify, rename (the
+    old address stays an alias), move, suspend, cancel, restore, purge - in plan order,
+    under the reconcile lock. Changes to units and groups are left to M(mailgov_units).
+  - Run it before M(mailgov_units) - a group is written after its members exist, so the
+    memberof overlay gives them C(memberOf).
+  - Check mode plans and reports C(changed) exactly as a real run would, without writing.
+    Diff mode returns each entry's attributes before and after.
+  - Lab only - O(test_passwords_file) gives a few active mailboxes a known password for the
+    tests (Password Modify, RFC 3062), set only when a bind with it fails.
+  - Runs on the controller with the project's venv (C(delegate_to=localhost),
+    C(ansible_python_interpreter) set to C(ansible_playbook_python)) and imports the
+    C(mailgov) package, the same code as the C(mailgov) command. One bind with the
+    reconciler's account over TLS, one paged read of the subtree, then writes only for what
+    differs. No per-mailbox loop in Ansible.
+options:
+  data:
+    description:
+      - Path of the data file (C(data/mailboxes.yaml)) on the controller. It is validated
+        first; a file with problems fails the task before any connection is made.
+    type: path
+    required: true
+  uri:
+    description:
+      - The provider's LDAP URI. C(ldaps://HOST) or C(ldap://HOST) (StartTLS is then
+        required, as the server refuses password binds without TLS).
+    type: str
+    required: true
+  bind_dn:
+    description:
+      - The account to bind as; default the reconciler's service account
+        C(cn=mailgov,ou=services,BASE) (BASE from the data file).
+    type: str
+  bind_password:
+    description: Its password (lab - generated file; production - vault).
+    type: str
+    required: true
+  ca_file:
+    description: CA certificate that signed the server's certificate (verified by name).
+    type: path
+  timeout:
+    description: Seconds to wait for the server to answer a connection.
+    type: int
+    default: 10
+  today:
+    description:
+      - Date (YYYY-MM-DD) the lifecycle rules count from (retention); default today.
+        For tests and for reviewing what a later run would do.
+    type: str
+  archived:
+    description:
+      - Address -> sha256 of the verified archive of its mail store. Only a cancelled
+        mailbox past retention that appears here is purged.
+    type: dict
+    default: {}
+  allow_mass_change:
+    description:
+      - Apply even when the plan cancels, suspends or purges more than the policy share of
+        mailboxes (the safety rail of C(policy.safety.max_disable_share)).
+    type: bool
+    default: false
+  remove_drift:
+    description: Also remove what the live directory has and the data does not explain.
+    type: bool
+    default: false
+  lock_wait:
+    description:
+      - Seconds to wait while another apply holds the reconcile lock
+        (C(cn=reconcile-lock,ou=services,BASE)); 0 fails at once with the holder's name.
+    type: int
+    default: 0
+  lock_ttl:
+    description: Seconds after which a lock whose holder died is taken over.
+    type: int
+    default: 3600
+  test_passwords_file:
+    description:
+      - Lab only. JSON file C({"<address>" - "<password>"}) on the controller. The first
+        O(test_mailbox_count) active personal mailboxes and the delegates of the first unit
+        mailbox with delegates get a random password stored there (0600, created on first
+        use) and set on the server. Never set this in production.
+    type: path
+  test_mailbox_count:
+    description: How many active personal mailboxes get a test password.
+    type: int
+    default: 3
+"""
+
+EXAMPLES = r"""
+- name: Make the mailboxes match the data
+  mailgov_mailboxes:
+    data: "{{ playbook_dir }}/../data/mailboxes.yaml"
+    uri: ldap://mail1.monre.gov.vn
+    bind_password: "{{ vault_ldap_mailgov }}"
+    ca_file: /etc/ssl/mailgov/ca.crt
+    lock_wait: 120
+  delegate_to: localhost
+  vars:
+    ansible_python_interpreter: "{{ ansible_playbook_python }}"
+"""
+
+RETURN = r"""
+counts:
+  description: Number of planned changes of this module's scope, per change kind.
+  type: dict
+  returned: always
+  sample: {create: 3, suspend: 1, add_member: 2}
+changes:
+  description:
+    - The planned changes (the first 200), each with kind, dn, subject, unit, reason and
+      add/delete/replace.
+  type: list
+  elements: dict
+  returned: always
+changes_total:
+  description: Number of planned changes of this scope.
+  type: int
+  returned: always
+drift:
+  description:
+    - Live entries or attributes the data does not explain (first 200), reported only.
+  type: list
+  elements: dict
+  returned: always
+drift_total:
+  description: Number of drift items.
+  type: int
+  returned: always
+refusals:
+  description: Safety rails the plan tripped (the task fails when there are any).
+  type: list
+  elements: str
+  returned: always
+pending:
+  description: Changes that are the mail host's work (archive of a store), not the directory's.
+  type: list
+  elements: dict
+  returned: always
+applied:
+  description:
+    - What the apply wrote - applied, failed, not_attempted, aborted, counts,
+      errors (kind, dn, message), seconds.
+  type: dict
+  returned: when changes were applied
+passwords_set:
+  description: Number of test passwords set (or that would be, in check mode).
+  type: int
+  returned: success
+diff:
+  description: Before/after of each changed entry (with --diff).
+  type: list
+  elements: dict
+  returned: when diff mode is on
+"""
+
+# Ansible modules keep the documentation first, so the imports come after it.
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible.module_utils.mailgov_reconcile import (  # noqa: E402
+    APPLY_ARGS,
+    COMMON_ARGS,
+    run_apply,
+)
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={**COMMON_ARGS, **APPLY_ARGS,
+                       "test_passwords_file": {"type": "path"},
+                       "test_mailbox_count": {"type": "int", "default": 3}},
+        supports_check_mode=True,
+    )
+    run_apply(module, "mailboxes")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+#!/usr/bin/python
+"""Ansible module: Make units, unit mailboxes and their groups match the data file - thin over mailgov.plan and mailgov.apply."""
+"""Ansible module mailgov_units: thin over mailgov.plan and mailgov.apply."""
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: mailgov_units
+short_description: Make units, unit mailboxes and their groups match the data file
+description:
+  - Plans with C(mailgov.plan) and applies the changes outside ou=people - the containers
+    (ou=units, ou=groups), unit entries (each is also the unit mailbox - address, quota,
+    parent), the distribution lists C(<unit>-all) of all staff with nested sub-unit lists,
+    and the C(<unit>-delegates) groups - in plan order, under the reconcile lock.
+  - Run it after M(mailgov_mailboxes) so group members exist when groups are written.
+  - Check mode plans and reports C(changed) exactly as a real run would, without writing.
+    Diff mode returns each entry's attributes before and after.
+  - Runs on the controller with the project's venv (C(delegate_to=localhost),
+    C(ansible_python_interpreter) set to C(ansible_playbook_python)) and imports the
+    C(mailgov) package, the same code as the C(mailgov) command. One bind with the
+    reconciler's account over TLS, one paged read of the subtree, then writes only for what
+    differs. No per-mailbox loop in Ansible.
+options:
+  data:
+    description:
+      - Path of the data file (C(data/mailboxes.yaml)) on the controller. It is validated
+        first; a file with problems fails the task before any connection is made.
+    type: path
+    required: true
+  uri:
+    description:
+      - The provider's LDAP URI. C(ldaps://HOST) or C(ldap://HOST) (StartTLS is then
+        required, as the server refuses password binds without TLS).
+    type: str
+    required: true
+  bind_dn:
+    description:
+      - The account to bind as; default the reconciler's service account
+        C(cn=mailgov,ou=services,BASE) (BASE from the data file).
+    type: str
+  bind_password:
+    description: Its password (lab - generated file; production - vault).
+    type: str
+    required: true
+  ca_file:
+    description: CA certificate that signed the server's certificate (verified by name).
+    type: path
+  timeout:
+    description: Seconds to wait for the server to answer a connection.
+    type: int
+    default: 10
+  today:
+    description:
+      - Date (YYYY-MM-DD) the lifecycle rules count from (retention); default today.
+        For tests and for reviewing what a later run would do.
+    type: str
+  archived:
+    description:
+      - Address -> sha256 of the verified archive of its mail store. Only a cancelled
+        mailbox past retention that appears here is purged.
+    type: dict
+    default: {}
+  allow_mass_change:
+    description:
+      - Apply even when the plan cancels, suspends or purges more than the policy share of
+        mailboxes (the safety rail of C(policy.safety.max_disable_share)).
+    type: bool
+    default: false
+  remove_drift:
+    description: Also remove what the live directory has and the data does not explain.
+    type: bool
+    default: false
+  lock_wait:
+    description:
+      - Seconds to wait while another apply holds the reconcile lock
+        (C(cn=reconcile-lock,ou=services,BASE)); 0 fails at once with the holder's name.
+    type: int
+    default: 0
+  lock_ttl:
+    description: Seconds after which a lock whose holder died is taken over.
+    type: int
+    default: 3600
+"""
+
+EXAMPLES = r"""
+- name: Make units and groups match the data
+  mailgov_units:
+    data: "{{ playbook_dir }}/../data/mailboxes.yaml"
+    uri: ldap://mail1.monre.gov.vn
+    bind_password: "{{ vault_ldap_mailgov }}"
+    ca_file: /etc/ssl/mailgov/ca.crt
+  delegate_to: localhost
+  vars:
+    ansible_python_interpreter: "{{ ansible_playbook_python }}"
+"""
+
+RETURN = r"""
+counts:
+  description: Number of planned changes of this module's scope, per change kind.
+  type: dict
+  returned: always
+  sample: {create: 3, suspend: 1, add_member: 2}
+changes:
+  description:
+    - The planned changes (the first 200), each with kind, dn, subject, unit, reason and
+      add/delete/replace.
+  type: list
+  elements: dict
+  returned: always
+changes_total:
+  description: Number of planned changes of this scope.
+  type: int
+  returned: always
+drift:
+  description:
+    - Live entries or attributes the data does not explain (first 200), reported only.
+  type: list
+  elements: dict
+  returned: always
+drift_total:
+  description: Number of drift items.
+  type: int
+  returned: always
+refusals:
+  description: Safety rails the plan tripped (the task fails when there are any).
+  type: list
+  elements: str
+  returned: always
+pending:
+  description: Changes that are the mail host's work (archive of a store), not the directory's.
+  type: list
+  elements: dict
+  returned: always
+applied:
+  description:
+    - What the apply wrote - applied, failed, not_attempted, aborted, counts,
+      errors (kind, dn, message), seconds.
+  type: dict
+  returned: when changes were applied
+diff:
+  description: Before/after of each changed entry (with --diff).
+  type: list
+  elements: dict
+  returned: when diff mode is on
+"""
+
+# Ansible modules keep the documentation first, so the imports come after it.
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible.module_utils.mailgov_reconcile import (  # noqa: E402
+    APPLY_ARGS,
+    COMMON_ARGS,
+    run_apply,
+)
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={**COMMON_ARGS, **APPLY_ARGS},
+        supports_check_mode=True,
+    )
+    run_apply(module, "units")
+
+
+if __name__ == "__main__":
+    main()
