@@ -1,5 +1,4 @@
 #!/usr/bin/python
-"""Ansible module: Make the mailbox entries under ou=people match the data file - thin over mailgov.plan and mailgov.apply."""
 """Ansible module mailgov_mailboxes: thin over mailgov.plan and mailgov.apply."""
 from __future__ import annotations
 

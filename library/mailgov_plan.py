@@ -1,5 +1,4 @@
 #!/usr/bin/python
-"""Ansible module: Return the reconcile plan (read-only) - thin over mailgov.plan and mailgov.apply."""
 """Ansible module mailgov_plan: thin over mailgov.plan and mailgov.apply."""
 from __future__ import annotations
 

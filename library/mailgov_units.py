@@ -1,5 +1,4 @@
 #!/usr/bin/python
-"""Ansible module: Make units, unit mailboxes and their groups match the data file - thin over mailgov.plan and mailgov.apply."""
 """Ansible module mailgov_units: thin over mailgov.plan and mailgov.apply."""
 from __future__ import annotations
 
