@@ -9,7 +9,8 @@ it works for any number of controllers (an admin's laptop and CI):
 
 - **Acquire** = LDAP add of that entry. An add is atomic on the server: of two applies, one
   gets ``entryAlreadyExists``.
-- **Stale** after ``expires`` (the holder died without releasing it): it is taken over with
+- **Stale** after ``expires``, or at once when the holder ran on this machine and its process
+  is gone (an apply whose connection died cannot delete its lock): it is taken over with
   ONE modify that deletes the exact old value and adds ours. Two takers of the same stale lock
   cannot both win: the second's delete no longer matches (``noSuchAttribute``), so the whole
   modify fails (LDAP modifies are atomic).
@@ -60,6 +61,26 @@ class Holder:
             # Unreadable lock value: treat as expired long ago so it can be taken over.
             since = expires = datetime.fromtimestamp(0, UTC)
         return cls(fields.get("owner", "?"), since, expires, fields.get("token", ""), raw)
+
+    def dead_here(self) -> bool:
+        """The holder ran on this machine and its process is gone (it died holding the lock).
+
+        Owner is ``user@host pid N``; a lock from another machine is judged by expiry only.
+        """
+        try:
+            where, pid_text = self.owner.rsplit(" pid ", 1)
+            pid = int(pid_text)
+        except ValueError:
+            return False
+        if where.rsplit("@", 1)[-1] != socket.gethostname() or pid == os.getpid():
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
 
     def describe(self) -> str:
         return (f"owner {self.owner}, since {self.since:%Y-%m-%d %H:%M:%S} UTC, "
@@ -145,7 +166,7 @@ class ReconcileLock:
                 holder = self._read()
                 if holder is None:
                     continue  # released between our add and our read: try again
-                if holder.expires.timestamp() <= self._clock():
+                if holder.expires.timestamp() <= self._clock() or holder.dead_here():
                     if self._swap(holder.raw, value):
                         self._value = value
                         return self
@@ -166,11 +187,16 @@ class ReconcileLock:
             raise LockError(f"lost the reconcile lock {self.dn} (taken over as stale?)")
         self._value = value
 
-    def release(self) -> None:
-        """Delete the lock entry if it is still ours (never someone else's)."""
+    def release(self, conn: Connection | None = None) -> None:
+        """Delete the lock entry if it is still ours (never someone else's).
+
+        ``conn``: a new connection, when the one the lock was taken on has died.
+        """
         if self._value is None:
             return
         value, self._value = self._value, None
+        if conn is not None:
+            self.conn = conn
         try:
             holder = self._read()
             if holder is not None and holder.raw == value:

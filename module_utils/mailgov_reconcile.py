@@ -153,13 +153,18 @@ def prepare(module: Any) -> tuple[Any, Plan, Any]:
         conn = connect(p["uri"], p["bind_dn"], p["bind_password"], p["ca_file"], p["timeout"])
     except LiveError as exc:
         module.fail_json(msg=f"{exc}; nothing was changed")
+    return desired, make_plan(module, desired, conn, today), conn
+
+
+def make_plan(module: Any, desired: Any, conn: Any, today: date | None = None) -> Plan:
+    """One paged read of the live tree, then the pure planner."""
+    p = module.params
     try:
-        live = read_live(conn, base_dn)
+        live = read_live(conn, desired.organization.base_dn)
     except (LiveError, LDAPException) as exc:
         module.fail_json(msg=f"reading the live directory failed: {exc}; nothing was changed")
-    the_plan = plan(desired, live, today=today, archived=p["archived"] or {},
-                    allow_mass_change=p["allow_mass_change"], remove_drift=p["remove_drift"])
-    return desired, the_plan, conn
+    return plan(desired, live, today=today or _today(module), archived=p["archived"] or {},
+                allow_mass_change=p["allow_mass_change"], remove_drift=p["remove_drift"])
 
 
 def report(the_plan: Plan, scoped: list[Change]) -> dict[str, Any]:
@@ -200,19 +205,39 @@ def run_apply(module: Any, scope: str) -> None:
     if module.check_mode or not changed:
         module.exit_json(changed=changed, passwords_set=len(pw_plan), **out)
 
-    sub = Plan(changes=tuple(writes), drift=(), refusals=())
+    lock = ReconcileLock(conn, base_dn, wait=p["lock_wait"], ttl=p["lock_ttl"])
     try:
-        with ReconcileLock(conn, base_dn, wait=p["lock_wait"], ttl=p["lock_ttl"]) as lock:
-            ticker = _Refresher(lock)
-            applied: ApplyResult = apply(conn, sub, on_change=ticker)
-            pw_errors = []
-            if pw_plan and applied.aborted is None:
-                pw_errors = set_passwords(conn, pw_plan)
+        lock.acquire()
     except LockError as exc:
         module.fail_json(msg=f"{exc}; nothing was changed", **out)
-    except ConnectionLost as exc:
+    # Under the lock, plan again from a fresh read: another apply may have written between
+    # our first read and the lock (a stale plan would fight it). No-op runs never lock.
+    the_plan = make_plan(module, desired, conn)
+    scoped = [c for c in the_plan.changes if in_scope(c, scope, base_dn)]
+    writes = [c for c in scoped if c.kind not in NOT_LDAP]
+    out = report(the_plan, scoped)
+    if module._diff:
+        out["diff"] = diff_of(writes)
+    if the_plan.refusals or not (writes or pw_plan):
+        lock.release()
+        if the_plan.refusals:
+            module.fail_json(msg="the plan was refused by the safety rails (nothing was "
+                                 "changed): " + "; ".join(the_plan.refusals), **out)
+        module.exit_json(changed=False, passwords_set=0, **out)
+    sub = Plan(changes=tuple(writes), drift=(), refusals=())
+    pw_errors: list[Any] = []
+    try:
+        applied: ApplyResult = apply(conn, sub, on_change=_Refresher(lock))
+        if pw_plan and applied.aborted is None:
+            pw_errors = set_passwords(conn, pw_plan)
+    except (ConnectionLost, LockError) as exc:
+        _release(lock, p)
         module.fail_json(msg=f"{exc}; re-run to finish (the next plan holds what is left)",
                          changed=True, **out)
+    if applied.aborted is not None:
+        _release(lock, p)  # the old connection is dead: release on a new one
+    else:
+        lock.release()
     out["applied"] = applied.as_dict()
     if not applied.ok or pw_errors:
         errs = [e.format() for e in applied.errors] + [e.format() for e in pw_errors]
@@ -222,6 +247,16 @@ def run_apply(module: Any, scope: str) -> None:
                 "Re-run to finish (the next plan holds only what is left)",
             changed=applied.applied > 0, **out)
     module.exit_json(changed=True, passwords_set=len(pw_plan), **out)
+
+
+def _release(lock: Any, p: dict[str, Any]) -> None:
+    """Best effort on a new connection; if the server is down, the next apply on this
+    machine sees the holder's process gone and takes the lock over."""
+    try:
+        lock.release(connect(p["uri"], p["bind_dn"], p["bind_password"], p["ca_file"],
+                             min(p["timeout"], 5)))
+    except Exception:  # the lock expires or is taken over anyway
+        lock._value = None
 
 
 class _Refresher:

@@ -289,3 +289,24 @@ def test_mock_search_sanity(conn: Connection) -> None:
     # Guard against a mock that finds nothing (every test above would then be vacuous).
     assert conn.search(BASE_DN, "(objectClass=organizationalUnit)", SUBTREE, attributes=["ou"])
     assert len(conn.response) >= 3
+
+
+def test_lock_of_a_dead_process_on_this_machine_is_taken_over(conn: Connection) -> None:
+    """An apply whose connection died cannot delete its lock; its process ends with it."""
+    import socket
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    clock = Clock()
+    dead = ReconcileLock(conn, BASE_DN, owner=f"root@{socket.gethostname()} pid "
+                         f"{gone.stdout.strip()}", clock=clock, sleep=clock.sleep)
+    dead.acquire()
+    alive = ReconcileLock(conn, BASE_DN, owner=f"root@{socket.gethostname()} pid 1",
+                          clock=clock, sleep=clock.sleep)
+    alive.acquire()  # not expired, but its holder is gone
+    assert "pid 1;" in (lock_entry(conn) or "")
+    # pid 1 is alive: a third one must not take it over.
+    with pytest.raises(LockError, match="another apply is running"):
+        ReconcileLock(conn, BASE_DN, owner="x", clock=clock, sleep=clock.sleep).acquire()
