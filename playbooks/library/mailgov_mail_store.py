@@ -1,0 +1,316 @@
+#!/usr/bin/python3
+"""Ansible module: archive, purge or restore cancelled mailboxes' stores on the mail host."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: mailgov_mail_store
+short_description: Archive (tar.gz + sha256 manifest), purge or restore mail stores
+description:
+  - The mail-host half of the regulation's "keep, then archive, then delete" for cancelled
+    mailboxes (docs/reconcile.md, "Lifecycle"). Runs as root on the host that holds the stores.
+  - C(state=archived) writes C(<archive_dir>/<address>-<YYYYMMDD>.tar.gz) of each mailbox's
+    store (numeric owners kept), re-reads it, and records its sha256, size and file count in
+    C(<archive_dir>/manifest.json). An address already recorded is left alone. A mailbox with
+    neither a store nor a directory entry was purged already and is skipped.
+  - C(state=purged) deletes a store, and (C(delete_entries)) the mailbox's directory entry over
+    C(ldapi:///), ONLY for addresses recorded in the manifest whose archive file hashes to the
+    recorded sha256 right now. If any archive fails that check, nothing at all is deleted.
+  - C(state=restored) unpacks the recorded, verified archive of one address into C(dest)
+    (default the original store), refusing a non-empty destination unless C(force).
+  - Check mode reports what would change without writing.
+options:
+  state:
+    description: What to do.
+    type: str
+    choices: [archived, purged, restored]
+    required: true
+  mailboxes:
+    description: >-
+      Items with C(address), C(store) and C(dn) (from C(python -m mailgov.archive due));
+      C(restored) needs only C(address).
+    type: list
+    elements: dict
+    required: true
+  archive_dir:
+    description: Where the archives and manifest.json live.
+    type: path
+    default: /var/backups/mailgov/archives
+  delete_entries:
+    description: With C(purged), delete the directory entries too.
+    type: bool
+    default: true
+  dest:
+    description: With C(restored), the directory to restore into (default the original store).
+    type: path
+  force:
+    description: With C(restored), replace a non-empty destination.
+    type: bool
+    default: false
+  max_purge:
+    description: With C(purged), refuse (delete nothing) when more mailboxes would be purged.
+    type: int
+  ldap_uri:
+    description: LDAP URI for entry checks and deletes (SASL EXTERNAL as root).
+    type: str
+    default: "ldapi:///"
+"""
+
+EXAMPLES = r"""
+- name: Archive the stores of cancelled mailboxes past retention
+  mailgov_mail_store:
+    state: archived
+    mailboxes: "{{ due }}"
+"""
+
+RETURN = r"""
+archived: {description: Addresses archived (or that would be)., type: list, returned: always}
+purged: {description: Addresses whose store (and entry) were deleted., type: list, returned: always}
+restored: {description: Addresses restored., type: list, returned: always}
+skipped: {description: "Address -> why nothing was done.", type: dict, returned: always}
+manifest: {description: The manifest after the run., type: dict, returned: always}
+"""
+
+# Ansible modules keep DOCUMENTATION first, so the imports come after it.
+import datetime  # noqa: E402
+import hashlib  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import shutil  # noqa: E402
+import tarfile  # noqa: E402
+import tempfile  # noqa: E402
+
+MANIFEST = "manifest.json"
+VERSION = 1  # same format as mailgov/archive.py (tests/unit/test_archive.py checks both)
+
+
+class StoreError(Exception):
+    """A one-line reason the module refuses to go on."""
+
+
+def sha256_file(path: str) -> tuple[str, int]:
+    h = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+            size += len(block)
+    return h.hexdigest(), size
+
+
+def read_manifest(archive_dir: str) -> dict:
+    path = os.path.join(archive_dir, MANIFEST)
+    if not os.path.exists(path):
+        return {"version": VERSION, "archives": {}}
+    with open(path, encoding="utf-8") as fh:
+        data = json.load(fh)
+    if data.get("version") != VERSION or not isinstance(data.get("archives"), dict):
+        raise StoreError(f"{path}: not a version {VERSION} manifest")
+    return data
+
+
+def write_manifest(archive_dir: str, manifest: dict) -> None:
+    os.makedirs(archive_dir, mode=0o700, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=archive_dir, prefix=".manifest-")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(manifest, fh, indent=2, sort_keys=True)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, os.path.join(archive_dir, MANIFEST))
+
+
+def archive_name(address: str, day: datetime.date) -> str:
+    return f"{address.lower()}-{day.strftime('%Y%m%d')}.tar.gz"
+
+
+def make_archive(store: str, archive_dir: str, address: str, now: datetime.datetime) -> dict:
+    """tar.gz the store (members relative to its parent, numeric owners), re-read it, hash it.
+    Returns the manifest entry. A missing store gives an empty archive (files 0)."""
+    os.makedirs(archive_dir, mode=0o700, exist_ok=True)
+    name = archive_name(address, now.date())
+    final = os.path.join(archive_dir, name)
+    fd, tmp = tempfile.mkstemp(dir=archive_dir, prefix=".archive-", suffix=".tar.gz")
+    os.close(fd)
+    try:
+        with tarfile.open(tmp, "w:gz", format=tarfile.PAX_FORMAT) as tar:
+            if os.path.isdir(store):
+                tar.add(store, arcname=os.path.basename(store.rstrip("/")), recursive=True)
+        # Re-read the whole archive before anything relies on it.
+        with tarfile.open(tmp, "r:gz") as tar:
+            files = sum(1 for m in tar.getmembers() if m.isfile())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, final)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    sha, size = sha256_file(final)
+    return {"archive": name, "sha256": sha, "size": size, "store": store, "files": files,
+            "created": now.strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+def verified(archive_dir: str, entry: dict) -> str | None:
+    """None when the archive file matches its record, else why not."""
+    path = os.path.join(archive_dir, entry["archive"])
+    if not os.path.isfile(path):
+        return f"archive {entry['archive']} is missing"
+    sha, size = sha256_file(path)
+    if sha != entry["sha256"] or size != entry["size"]:
+        return f"archive {entry['archive']} does not match its sha256/size in the manifest"
+    return None
+
+
+def restore(archive_dir: str, entry: dict, dest: str, force: bool) -> int:
+    """Unpack into dest (via a scratch dir beside it, then rename). Returns files restored."""
+    why = verified(archive_dir, entry)
+    if why:
+        raise StoreError(why)
+    if os.path.isdir(dest) and os.listdir(dest) and not force:
+        raise StoreError(f"{dest} exists and is not empty (force=true replaces it)")
+    parent = os.path.dirname(dest.rstrip("/")) or "/"
+    os.makedirs(parent, exist_ok=True)
+    scratch = tempfile.mkdtemp(dir=parent, prefix=".restore-")
+    try:
+        with tarfile.open(os.path.join(archive_dir, entry["archive"]), "r:gz") as tar:
+            members = tar.getmembers()
+            root = os.path.basename(entry["store"].rstrip("/"))
+            for m in members:
+                if m.name != root and not m.name.startswith(root + "/"):
+                    raise StoreError(f"unexpected member {m.name!r} in {entry['archive']}")
+            if hasattr(tarfile, "tar_filter"):
+                tar.extractall(scratch, filter="tar")  # keeps owners, refuses escapes
+            else:  # pragma: no cover - old Python: members were checked above
+                tar.extractall(scratch)
+        src = os.path.join(scratch, root)
+        if not os.path.isdir(src):
+            os.makedirs(src)
+        if os.path.exists(dest):
+            shutil.rmtree(dest)
+        os.replace(src, dest)
+        return sum(1 for m in members if m.isfile())
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _ldap(uri: str):  # pragma: no cover - needs a live slapd
+    import ldap  # python3-ldap on the provider (the openldap role installs it)
+
+    conn = ldap.initialize(uri)
+    conn.sasl_non_interactive_bind_s("EXTERNAL")
+    return conn
+
+
+def entry_exists(conn, dn: str) -> bool:  # pragma: no cover - needs a live slapd
+    import ldap
+
+    try:
+        conn.search_s(dn, ldap.SCOPE_BASE, "(objectClass=*)", ["1.1"])
+        return True
+    except ldap.NO_SUCH_OBJECT:
+        return False
+
+
+def main() -> None:  # pragma: no cover - exercised on the lab
+    from ansible.module_utils.basic import AnsibleModule
+
+    module = AnsibleModule(
+        argument_spec={
+            "state": {"type": "str", "required": True,
+                      "choices": ["archived", "purged", "restored"]},
+            "mailboxes": {"type": "list", "elements": "dict", "required": True},
+            "archive_dir": {"type": "path", "default": "/var/backups/mailgov/archives"},
+            "delete_entries": {"type": "bool", "default": True},
+            "dest": {"type": "path"},
+            "force": {"type": "bool", "default": False},
+            "ldap_uri": {"type": "str", "default": "ldapi:///"},
+            "max_purge": {"type": "int"},
+        },
+        supports_check_mode=True,
+    )
+    p = module.params
+    out = {"archived": [], "purged": [], "restored": [], "skipped": {}}
+    try:
+        manifest = read_manifest(p["archive_dir"])
+        try:
+            conn = _ldap(p["ldap_uri"])
+        except Exception:
+            conn = None
+        items = []
+        need = {"address"} if p["state"] == "restored" else {"address", "store", "dn"}
+        for mb in p["mailboxes"]:
+            if not need <= set(mb):
+                raise StoreError(f"mailbox item needs {', '.join(sorted(need))}: {mb}")
+            has_entry = conn is not None and bool(mb.get("dn")) and entry_exists(conn, mb["dn"])
+            items.append((mb, bool(mb.get("store")) and os.path.isdir(mb["store"]), has_entry))
+        now = datetime.datetime.now(datetime.UTC)
+        recorded = manifest["archives"]
+
+        if p["state"] == "archived":
+            for mb, has_store, has_entry in items:
+                if mb["address"] in recorded:
+                    out["skipped"][mb["address"]] = "already archived"
+                elif not (has_store or has_entry):
+                    out["skipped"][mb["address"]] = "already purged (no store, no entry)"
+                else:
+                    out["archived"].append(mb["address"])
+                    if not module.check_mode:
+                        recorded[mb["address"]] = make_archive(mb["store"], p["archive_dir"],
+                                                               mb["address"], now)
+                        manifest["archives"] = dict(sorted(recorded.items()))
+                        write_manifest(p["archive_dir"], manifest)
+
+        elif p["state"] == "purged":
+            todo = []
+            for mb, has_store, has_entry in items:
+                if not (has_store or has_entry):
+                    out["skipped"][mb["address"]] = "already purged"
+                    continue
+                entry = recorded.get(mb["address"])
+                if entry is None:
+                    raise StoreError(f"{mb['address']}: no archive recorded; archive first")
+                why = verified(p["archive_dir"], entry)
+                if why:
+                    raise StoreError(f"{mb['address']}: {why}; nothing purged")
+                todo.append((mb, has_store, has_entry))
+            if p["max_purge"] is not None and len(todo) > p["max_purge"]:
+                raise StoreError(f"{len(todo)} mailboxes to purge is more than the policy allows "
+                                 f"at once ({p['max_purge']}); nothing purged "
+                                 "(mass-change rail, see docs/reconcile.md)")
+            for mb, has_store, has_entry in todo:  # every archive checked before any delete
+                out["purged"].append(mb["address"])
+                if module.check_mode:
+                    continue
+                if has_store:
+                    shutil.rmtree(mb["store"])
+                if has_entry and p["delete_entries"]:
+                    conn.delete_s(mb["dn"])
+
+        else:  # restored
+            if len(items) != 1:
+                raise StoreError("restore one mailbox at a time")
+            mb = items[0][0]
+            entry = recorded.get(mb["address"])
+            if entry is None:
+                raise StoreError(f"{mb['address']}: no archive recorded in the manifest")
+            dest = p["dest"] or entry["store"]
+            if module.check_mode:
+                why = verified(p["archive_dir"], entry)
+                if why:
+                    raise StoreError(why)
+            else:
+                out["files"] = restore(p["archive_dir"], entry, dest, p["force"])
+            out["restored"].append(mb["address"])
+            out["dest"] = dest
+    except StoreError as exc:
+        module.fail_json(msg=str(exc), **out)
+    except (OSError, ValueError, tarfile.TarError) as exc:
+        module.fail_json(msg=f"{type(exc).__name__}: {exc}", **out)
+    except Exception as exc:
+        module.fail_json(msg=f"{type(exc).__name__}: {exc}", **out)
+    changed = bool(out["archived"] or out["purged"] or out["restored"])
+    module.exit_json(changed=changed, manifest=manifest, **out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,214 @@
+"""mailgov.archive (what is due, naming, manifest, checks) and the mail host's store module."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import importlib.util
+import io
+import json
+import os
+from datetime import UTC, date, datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from mailgov import archive as ar
+from mailgov.generate import POLICY
+from mailgov.model import Directory, build
+
+BASE = "dc=monre,dc=gov,dc=vn"
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _load_module() -> ModuleType:
+    path = REPO / "playbooks" / "library" / "mailgov_mail_store.py"
+    spec = importlib.util.spec_from_file_location("mailgov_mail_store", path)
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+store_mod = _load_module()
+
+
+def directory() -> Directory:
+    policy = copy.deepcopy(POLICY)
+    policy["retention"] = {"staff_days": 180, "heads_days": 365}
+    cancel = {"date": "2026-01-01", "reason": "retired", "request": "1/QĐ-TCCB"}
+    data: dict[str, Any] = {
+        "version": 1,
+        "organization": {"name": "Bộ", "domain": "monre.gov.vn", "base_dn": BASE,
+                         "it_unit": "vpb"},
+        "policy": policy,
+        "units": [{"id": "vpb", "name": "Văn phòng Bộ"}],
+        "mailboxes": [
+            {"address": "natuan", "name": "Nguyễn Anh Tuấn", "unit": "vpb"},
+            {"address": "lthoa", "name": "Lê Thị Hoa", "unit": "vpb", "state": "cancelled",
+             "cancelled": cancel},
+            {"address": "ptminh", "name": "Phạm Thị Minh", "unit": "vpb", "role": "head",
+             "state": "cancelled", "cancelled": cancel},
+            {"address": "ttlan", "name": "Trần Thị Lan", "unit": "vpb", "state": "suspended",
+             "suspended": {"date": "2026-01-01", "reason": "Nghỉ", "request": "2/QĐ-TCCB"}},
+        ],
+    }
+    return build(data)
+
+
+# --------------------------------------------------------------------------- due
+
+
+@pytest.mark.parametrize(("today", "due"), [
+    (date(2026, 6, 29), []),                      # staff: 180 days end on 2026-06-30
+    (date(2026, 6, 30), ["lthoa"]),               # the first day past retention
+    (date(2027, 1, 1), ["lthoa", "ptminh"]),      # head: 365 days
+    (date(2025, 1, 1), []),
+])
+def test_due_stores_follow_retention(today: date, due: list[str]) -> None:
+    got = ar.due_stores(directory(), today)
+    assert [d.address.split("@")[0] for d in got] == due
+    for d in got:
+        local = d.address.split("@")[0]
+        assert d.store == f"/var/vmail/monre.gov.vn/{local}"
+        assert d.dn == f"uid={local},ou=people,{BASE}"
+
+
+def test_active_and_suspended_are_never_due() -> None:
+    d = directory()
+    for m in d.mailboxes:
+        if m.state != "cancelled":
+            assert not ar.is_due(m, d.policy, date(2100, 1, 1))
+
+
+# --------------------------------------------------------------------------- naming, manifest
+
+
+def test_archive_name() -> None:
+    assert ar.archive_name("LThoa@monre.gov.vn", date(2026, 7, 1)) == \
+        "lthoa@monre.gov.vn-20260701.tar.gz"
+    with pytest.raises(ValueError):
+        ar.archive_name("../etc/passwd", date(2026, 7, 1))
+
+
+def entry(sha: str = "a" * 64, size: int = 10) -> dict[str, Any]:
+    return {"archive": "x@monre.gov.vn-20260701.tar.gz", "sha256": sha, "size": size,
+            "store": "/var/vmail/monre.gov.vn/x", "files": 1, "created": "2026-07-01T00:00:00Z"}
+
+
+def test_manifest_round_trip_and_add_never_replaces() -> None:
+    m = ar.add_entry(ar.empty_manifest(), "x@monre.gov.vn", entry())
+    again = ar.add_entry(m, "x@monre.gov.vn", entry(sha="b" * 64))
+    assert again["archives"]["x@monre.gov.vn"]["sha256"] == "a" * 64
+    assert ar.parse_manifest(json.dumps(again)) == again
+    assert ar.archived_map(again) == {"x@monre.gov.vn": "a" * 64}
+    assert ar.parse_manifest("") == ar.empty_manifest()
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("{", "not JSON"),
+    ('{"version": 2, "archives": {}}', "version"),
+    ('{"version": 1}', "archives"),
+    (json.dumps({"version": 1, "archives": {"x": {**entry(), "sha256": "XYZ"}}}), "sha256"),
+    (json.dumps({"version": 1, "archives": {"x": {**entry(), "archive": "../a.tar.gz"}}}),
+     "file name"),
+    (json.dumps({"version": 1, "archives": {"x": {**entry(), "store": "rel"}}}), "absolute"),
+])
+def test_bad_manifest(text: str, message: str) -> None:
+    with pytest.raises(ar.ManifestError, match=message):
+        ar.parse_manifest(text)
+
+
+def test_purge_allowed_only_with_matching_archive() -> None:
+    m = ar.add_entry(ar.empty_manifest(), "x@monre.gov.vn", entry())
+    assert ar.purge_allowed(m, "x@monre.gov.vn", "a" * 64, 10)[0]
+    assert not ar.purge_allowed(m, "y@monre.gov.vn", "a" * 64, 10)[0]
+    assert not ar.purge_allowed(m, "x@monre.gov.vn", None, None)[0]
+    ok, why = ar.purge_allowed(m, "x@monre.gov.vn", "b" * 64, 10)
+    assert not ok and "sha256" in why
+    ok, why = ar.purge_allowed(m, "x@monre.gov.vn", "a" * 64, 11)
+    assert not ok and "size" in why
+
+
+def test_split_actions() -> None:
+    due = ar.due_stores(directory(), date(2027, 1, 1))
+    m = ar.add_entry(ar.empty_manifest(), "ptminh@monre.gov.vn", entry())
+    to_archive, to_purge = ar.split_actions(due, m, {"lthoa@monre.gov.vn",
+                                                     "ptminh@monre.gov.vn"})
+    assert [d.address for d in to_archive] == ["lthoa@monre.gov.vn"]
+    assert [d.address for d in to_purge] == ["ptminh@monre.gov.vn"]
+    # gone from the host (purged before): nothing to do
+    assert ar.split_actions(due, m, set()) == ([], [])
+
+
+def test_sha256_stream() -> None:
+    data = os.urandom(3 << 20)
+    assert ar.sha256_stream(io.BytesIO(data), chunk=1000) == hashlib.sha256(data).hexdigest()
+
+
+# --------------------------------------------------------------------------- the host module
+
+
+def make_store(root: Path) -> Path:
+    store = root / "monre.gov.vn" / "lthoa"
+    new = store / "Maildir" / "cur"
+    new.mkdir(parents=True)
+    (new / "1.msg:2,S").write_bytes(b"Subject: keep me\r\n\r\nbody\r\n")
+    (store / "Maildir" / "dovecot-uidlist").write_text("3 V1 N2\n")
+    return store
+
+
+def tree(path: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*"))
+            if p.is_file()}
+
+
+def test_module_archive_matches_manifest_format_and_restores(tmp_path: Path) -> None:
+    store = make_store(tmp_path / "vmail")
+    before = tree(store)
+    adir = tmp_path / "archives"
+    now = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
+    e = store_mod.make_archive(str(store), str(adir), "lthoa@monre.gov.vn", now)
+    assert ar.entry_problems(e) == []
+    assert e["archive"] == ar.archive_name("lthoa@monre.gov.vn", now.date())
+    assert e["files"] == 2
+    with open(adir / e["archive"], "rb") as fh:
+        assert ar.sha256_stream(fh) == e["sha256"]
+    manifest = ar.add_entry(ar.empty_manifest(), "lthoa@monre.gov.vn", e)
+    store_mod.write_manifest(str(adir), manifest)
+    assert ar.load_manifest(adir / "manifest.json") == manifest
+    assert store_mod.read_manifest(str(adir)) == manifest
+
+    # purge, then restore into the original place: identical content
+    import shutil
+    shutil.rmtree(store)
+    assert store_mod.restore(str(adir), e, str(store), force=False) == 2
+    assert tree(store) == before
+    # and into another place
+    other = tmp_path / "elsewhere" / "lthoa-restored"
+    store_mod.restore(str(adir), e, str(other), force=False)
+    assert tree(other) == before
+
+
+def test_module_refuses_tampered_archive_and_busy_destination(tmp_path: Path) -> None:
+    store = make_store(tmp_path / "vmail")
+    adir = tmp_path / "archives"
+    e = store_mod.make_archive(str(store), str(adir), "lthoa@monre.gov.vn",
+                               datetime(2026, 7, 1, tzinfo=UTC))
+    with pytest.raises(store_mod.StoreError, match="not empty"):
+        store_mod.restore(str(adir), e, str(store), force=False)
+    with open(adir / e["archive"], "ab") as fh:
+        fh.write(b"x")
+    assert "does not match" in store_mod.verified(str(adir), e)
+    with pytest.raises(store_mod.StoreError, match="does not match"):
+        store_mod.restore(str(adir), e, str(tmp_path / "new"), force=False)
+    os.unlink(adir / e["archive"])
+    assert "missing" in store_mod.verified(str(adir), e)
+
+
+def test_module_archives_missing_store_as_empty(tmp_path: Path) -> None:
+    e = store_mod.make_archive(str(tmp_path / "none" / "x"), str(tmp_path / "a"),
+                               "x@monre.gov.vn", datetime(2026, 7, 1, tzinfo=UTC))
+    assert e["files"] == 0 and ar.entry_problems(e) == []
