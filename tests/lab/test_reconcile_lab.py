@@ -95,6 +95,10 @@ class Live:
 
 @pytest.fixture(scope="session")
 def live(lab_hosts: dict[str, LabHost], lab_ca: Path) -> Live:
+    return lab_live(lab_hosts, lab_ca)
+
+
+def lab_live(lab_hosts: dict[str, LabHost], lab_ca: Path) -> Live:
     secret = LAB_DIR / "secrets" / "ldap-mailgov"
     if not secret.is_file():
         pytest.fail(f"no {secret}: converge the lab (site.yml creates the reconciler account)")
@@ -115,18 +119,26 @@ def data_copy(tmp_path: Path, edit: Any) -> Path:
     return path
 
 
-def remove_undesired(live: Live, data_file: Path) -> None:
-    """Delete ou=people entries the data file does not ask for (what a test copy added)."""
+def remove_undesired(live: Live, data_file: Path) -> int:
+    """Delete what a test's data file added and the given one does not ask for.
+
+    Groups first (they name people), then people, then units. Returns how many.
+    """
     wanted = {normalise_dn(e.dn) for e in desired_entries(load(data_file).data)}
-    people = normalise_dn(f"ou=people,{live.base_dn}")
+    containers = [normalise_dn(f"ou={c},{live.base_dn}") for c in ("groups", "people", "units")]
+    state = live.read()
     conn = live.connect()
+    n = 0
     try:
-        for dn in live.read():
-            n = normalise_dn(dn)
-            if n.endswith("," + people) and n not in wanted:
-                assert conn.delete(dn), conn.result
+        for container in containers:
+            for dn in state:
+                d = normalise_dn(dn)
+                if d.endswith("," + container) and d not in wanted:
+                    assert conn.delete(dn), conn.result
+                    n += 1
     finally:
         conn.unbind()
+    return n
 
 
 @pytest.fixture
