@@ -13,10 +13,13 @@ reads (``issue`` below); the encryption runs ``age`` with the cleartext on its s
 
 Command line (run by ``playbooks/lifecycle.yml`` on the controller)::
 
-    python -m mailgov.credentials issue --data D --out-dir DIR [--recipients-file F] < todo.json
+    python -m mailgov.credentials issue --data D --out-dir DIR [--recipients-file F] \\
+        --uri ldap://mail1... --bind-dn cn=mailgov,ou=services,BASE --ca-file CA < stdin.json
 
-``todo.json`` is ``[{"dn": ..., "mail": ..., "unit": ...}, ...]`` (the mailboxes that have no
-password yet); stdout is ``{"passwords": {dn: password}, "artifacts": [paths]}``.
+stdin is ``{"todo": [{"dn", "mail", "unit"}, ...], "bind_password": ...}`` (the mailboxes that
+have no password yet, found on the provider). The passwords are generated, encrypted into the
+artifacts, then set over StartTLS as the reconciler, all in this one process: they never pass
+through Ansible. stdout is ``{"artifacts": [paths], "set": [dns]}``.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from mailgov.model import Directory, Mailbox, PasswordRules
 from mailgov.naming import split_name, transliterate
@@ -248,21 +252,37 @@ def issue(directory: Directory, todo: Sequence[Mapping[str, str]], out_dir: Path
 # --------------------------------------------------------------------------- LDAP side
 
 
-def set_initial_password(conn: object, dn: str, password: str) -> None:
-    """Password Modify (RFC 3062) as the administrator, then ``pwdReset: TRUE``.
+def connect(uri: str, bind_dn: str, password: str, ca_file: str, timeout: int = 10) -> Any:
+    """A bound ldap3 connection over TLS (StartTLS on ldap://, or ldaps://), CA verified."""
+    import ssl
 
-    ``conn`` is a bound ldap3 Connection over TLS or ldapi. ppolicy removes an administrator
-    lock when a password is reset, so this is only for active mailboxes (docs/directory.md).
+    from ldap3 import AUTO_BIND_TLS_BEFORE_BIND, Connection, Server, Tls
+    from ldap3.core.exceptions import LDAPException
+
+    try:
+        tls = Tls(ca_certs_file=ca_file, validate=ssl.CERT_REQUIRED)
+        server = Server(uri, use_ssl=uri.startswith("ldaps://"), tls=tls,
+                        connect_timeout=timeout)
+        bind = AUTO_BIND_TLS_BEFORE_BIND if uri.startswith("ldap://") else True
+        return Connection(server, bind_dn, password, auto_bind=bind, receive_timeout=timeout,
+                          raise_exceptions=False)
+    except LDAPException as exc:
+        raise CredentialError(f"cannot bind to {uri} as {bind_dn}: {exc}") from None
+
+
+def set_initial_password(conn: Any, dn: str, password: str) -> None:
+    """Password Modify (RFC 3062) as the reconciler, then ``pwdReset: TRUE``.
+
+    ``conn`` is a bound ldap3 Connection over TLS. ppolicy removes an administrator lock when
+    a password is reset, so this is only for active mailboxes (docs/directory.md).
     """
     from ldap3 import MODIFY_REPLACE  # I/O dependency kept out of the pure helpers above
 
-    ok = conn.extend.standard.modify_password(user=dn, new_password=password)  # type: ignore[attr-defined]
-    if not ok:
+    if not conn.extend.standard.modify_password(user=dn, new_password=password):
         raise CredentialError(f"password modify refused for {dn}: "
-                              f"{conn.result.get('description')}")  # type: ignore[attr-defined]
-    if not conn.modify(dn, {"pwdReset": [(MODIFY_REPLACE, ["TRUE"])]}):  # type: ignore[attr-defined]
-        raise CredentialError(f"cannot set pwdReset on {dn}: "
-                              f"{conn.result.get('description')}")  # type: ignore[attr-defined]
+                              f"{conn.result.get('description')} {conn.result.get('message')}")
+    if not conn.modify(dn, {"pwdReset": [(MODIFY_REPLACE, ["TRUE"])]}):
+        raise CredentialError(f"cannot set pwdReset on {dn}: {conn.result.get('description')}")
 
 
 # --------------------------------------------------------------------------- CLI
@@ -280,14 +300,30 @@ def _load_recipients(path: str | None) -> dict[str, list[str]]:
     return {str(k): [str(x) for x in (v if isinstance(v, list) else [v])] for k, v in data.items()}
 
 
+def _read_stdin() -> tuple[list[dict[str, str]], str | None]:
+    """stdin: the todo list, or {"todo": [...], "bind_password": "..."} (password never in argv)."""
+    try:
+        raw = json.load(sys.stdin)
+    except ValueError as exc:
+        raise CredentialError(f"bad todo JSON on stdin: {exc}") from exc
+    if isinstance(raw, list):
+        return raw, None
+    if isinstance(raw, dict) and isinstance(raw.get("todo"), list):
+        return raw["todo"], raw.get("bind_password")
+    raise CredentialError("stdin must be a todo list or {todo, bind_password}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m mailgov.credentials")
     sub = ap.add_subparsers(dest="cmd", required=True)
-    iss = sub.add_parser("issue", help="generate + encrypt initial passwords (todo JSON on stdin)")
+    iss = sub.add_parser("issue", help="generate, encrypt, set initial passwords")
     iss.add_argument("--data", required=True)
     iss.add_argument("--out-dir", required=True)
     iss.add_argument("--recipients-file", help="JSON {unit or '*': [age public keys]}")
     iss.add_argument("--today", help="YYYY-MM-DD (default: today)")
+    iss.add_argument("--uri", help="set the passwords on this LDAP server (StartTLS/ldaps)")
+    iss.add_argument("--bind-dn", help="the reconciler's DN (its password comes on stdin)")
+    iss.add_argument("--ca-file", help="CA that signed the server's certificate")
     args = ap.parse_args(argv)
     from mailgov.validate import validate  # heavy import only for the CLI
 
@@ -295,18 +331,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = validate(args.data)
         if not result.ok or result.directory is None:
             raise CredentialError(f"{args.data} does not validate; run mailgov validate")
-        try:
-            todo = json.load(sys.stdin)
-        except ValueError as exc:
-            raise CredentialError(f"bad todo JSON on stdin: {exc}") from exc
+        todo, bind_password = _read_stdin()
         today = date.fromisoformat(args.today) if args.today else date.today()
+        conn = None
+        if args.uri and todo:
+            if not (args.bind_dn and args.ca_file and bind_password):
+                raise CredentialError("--uri needs --bind-dn, --ca-file and bind_password on stdin")
+            conn = connect(args.uri, args.bind_dn, bind_password, args.ca_file)
+            if not conn.bound:
+                raise CredentialError(f"cannot bind to {args.uri} as {args.bind_dn}: "
+                                      f"{conn.result.get('description')}")
         creds, paths = issue(result.directory, todo, Path(args.out_dir), today=today,
                              extra_recipients=_load_recipients(args.recipients_file))
+        done: list[str] = []
+        if conn is not None:
+            # The artifact exists before any password is set: a password is never set that
+            # nobody can read. A failure leaves the rest without a password; the next run
+            # issues those again (in a new file).
+            for c in creds:
+                set_initial_password(conn, c.dn, c.password)
+                done.append(c.dn)
+            conn.unbind()
     except CredentialError as exc:
         print(f"mailgov credentials: {exc}", file=sys.stderr)
         return 2
-    json.dump({"passwords": {c.dn: c.password for c in creds},
-               "artifacts": [str(p) for p in paths]}, sys.stdout)
+    out: dict[str, Any] = {"artifacts": [str(p) for p in paths], "set": done}
+    if not args.uri:  # no server given: the caller sets them (stdout goes to a no_log task)
+        out["passwords"] = {c.dn: c.password for c in creds}
+    json.dump(out, sys.stdout)
     return 0
 
 

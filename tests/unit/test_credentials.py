@@ -184,4 +184,4 @@ def test_cli_bad_input_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr("sys.stdin", io.StringIO("[]"))
     rc = cr.main(["issue", "--data", str(data), "--out-dir", str(tmp_path)])
     out = capsys.readouterr().out
-    assert rc == 0 and json.loads(out) == {"passwords": {}, "artifacts": []}
+    assert rc == 0 and json.loads(out) == {"passwords": {}, "artifacts": [], "set": []}
