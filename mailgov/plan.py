@@ -1,18 +1,38 @@
 """The reconcile planner: desired data × live directory → ordered changes (issue 4).
 
 Pure: no I/O and no ldap3 import. ``mailgov/live.py`` reads the live state, this module
-decides, ``mailgov/apply.py`` writes exactly what the plan says. The layout of entries is
-``mailgov/directory.py`` (docs/directory.md); how plan/apply work is docs/reconcile.md.
+decides, ``mailgov/apply.py`` writes exactly what the plan says. The entry layout is
+``mailgov/directory.py`` (docs/directory.md); how plan and apply work, the safety rails and
+drift are in docs/reconcile.md.
+
+Rules in one place:
+
+* Entries are matched by normalised DN (:func:`normalise_dn`). Values are compared after
+  normalisation: addresses, ids and flags ignore case, DNs are normalised, names are NFC,
+  and every attribute is compared as a set (LDAP values are unordered).
+* Only the attributes the mapping produces are managed (``MANAGED``). userPassword, pwd*
+  (except the administrator lock), memberOf and operational attributes are never read
+  for comparison and never written. ``title`` is left alone when the data has none.
+* Multi-valued attributes (member, mailAlias …) change by adding/deleting the differing
+  values only: a 5,000-member list is never replaced.
+* Lifecycle (docs/directory.md): cancelled = mailEnabled FALSE + lock; suspended = TRUE +
+  lock; active = TRUE, no administrator lock (a lockout time written by ppolicy after failed
+  binds is ppolicy's business and is left alone).
+* Entries under the managed containers that the data does not explain are drift: always
+  reported, deleted only with ``remove_drift``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Literal
 
-from mailgov.model import Directory
+from mailgov.directory import ADMIN_LOCK, CONTAINERS, Entry, desired_entries, layout_of
+from mailgov.model import Directory, Mailbox, Unit
 
 ChangeKind = Literal["create", "modify", "rename", "move", "suspend", "cancel", "restore",
                      "archive", "purge", "add_member", "remove_member", "drift"]
@@ -20,8 +40,6 @@ CHANGE_KINDS: tuple[str, ...] = ("create", "modify", "rename", "move", "suspend"
                                  "restore", "archive", "purge", "add_member", "remove_member",
                                  "drift")
 Attrs = Mapping[str, tuple[str, ...]]  # attribute name (as in docs/directory.md) -> values
-
-_EMPTY: Attrs = {}
 
 
 @dataclass(frozen=True)
@@ -38,7 +56,28 @@ class Change:
     before: Attrs | None = None  # for diff output (None = entry absent)
     after: Attrs | None = None
     reason: str = ""  # request reference / lifecycle reason, shown to reviewers
-    store: str | None = None  # archive/purge: the mailbox's home directory on the mail host
+    store: str | None = None  # archive/purge (and rename): the mailbox's home directory
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-friendly form (tuples become lists; empty optional fields are dropped)."""
+        out: dict[str, object] = {"kind": self.kind, "dn": self.dn, "subject": self.subject,
+                                  "unit": self.unit}
+        if self.old_dn is not None:
+            out["old_dn"] = self.old_dn
+        if self.object_classes:
+            out["object_classes"] = list(self.object_classes)
+        for name in ("add", "delete", "replace"):
+            value: Attrs = getattr(self, name)
+            if value:
+                out[name] = {k: list(v) for k, v in value.items()}
+        for name in ("before", "after"):
+            value2: Attrs | None = getattr(self, name)
+            out[name] = None if value2 is None else {k: list(v) for k, v in value2.items()}
+        if self.reason:
+            out["reason"] = self.reason
+        if self.store is not None:
+            out["store"] = self.store
+        return out
 
 
 @dataclass(frozen=True)
@@ -48,27 +87,475 @@ class Plan:
     refusals: tuple[str, ...]  # safety rails tripped (mass change, protected account …)
 
     def counts(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for c in (*self.changes, *self.drift):
-            out[c.kind] = out.get(c.kind, 0) + 1
-        return out
+        """Change kind -> number, in CHANGE_KINDS order; drift counted once (reported)."""
+        seen: dict[str, int] = {}
+        for c in self.changes:
+            if c.kind != "drift":
+                seen[c.kind] = seen.get(c.kind, 0) + 1
+        if self.drift:
+            seen["drift"] = len(self.drift)
+        return {k: seen[k] for k in CHANGE_KINDS if k in seen}
 
     @property
     def ok(self) -> bool:
         return not self.refusals
 
+    def to_dict(self) -> dict[str, object]:
+        return {"ok": self.ok, "refusals": list(self.refusals), "counts": self.counts(),
+                "changes": [c.to_dict() for c in self.changes],
+                "drift": [c.to_dict() for c in self.drift]}
+
 
 LiveState = Mapping[str, Attrs]  # normalised DN -> attributes, as read by mailgov/live.py
 
+# --------------------------------------------------------------------------- attributes
+
+# What the mapping (mailgov/directory.py) can produce, per entry kind. Nothing else is
+# compared or written. pwdAccountLockedTime is handled as lifecycle, not here.
+_PERSON = ("uid", "cn", "sn", "givenName", "displayName", "employeeType", "businessCategory",
+           "title", "ou", "mail", "mailAlias", "mailForwardingAddress", "mailEnabled",
+           "mailQuota", "mailHomeDirectory", "seeAlso")
+_UNIT = ("ou", "description", "seeAlso", "mail", "mailAlias", "mailEnabled", "mailQuota",
+         "mailHomeDirectory")
+_LIST = ("cn", "description", "mail", "mailAlias", "member")
+_DELEGATES = ("cn", "description", "member")
+_CONTAINER = ("ou",)
+ATTRS_BY_KIND: dict[str, tuple[str, ...]] = {"person": _PERSON, "unit": _UNIT, "list": _LIST,
+                                             "delegates": _DELEGATES, "container": _CONTAINER}
+LOCK = "pwdAccountLockedTime"
+#: Attributes live.py reads (besides objectClass and pwdReset).
+MANAGED: frozenset[str] = frozenset((*_PERSON, *_UNIT, *_LIST, LOCK))
+READ_ATTRS: tuple[str, ...] = (*sorted(MANAGED), "objectClass", "pwdReset")
+_CANON = {**{a.lower(): a for a in READ_ATTRS}, **{a: a for a in READ_ATTRS}}
+_EXACT = frozenset(READ_ATTRS)
+
+
+def _vals(attrs: Attrs, name: str) -> tuple[str, ...]:
+    v = attrs.get(name, ())
+    return v if v.__class__ is tuple else tuple(v)
+
+_DN_VALUED = frozenset({"member", "seeAlso"})
+_CASELESS = frozenset({"uid", "ou", "mail", "mailAlias", "mailForwardingAddress", "mailEnabled",
+                       "employeeType", "businessCategory", "objectClass", LOCK})
+_MULTI = frozenset({"mailAlias", "mailForwardingAddress", "member"})  # add/delete values
+_LEAVE_IF_ABSENT = frozenset({"title"})  # data without a title leaves the live one alone
+_DISABLING = frozenset({"suspend", "cancel", "purge"})
+_PAST = {"suspend": "suspended", "cancel": "cancelled", "purge": "purged", "drift": "removed"}
+
+
+def _key(attr: str, value: str) -> str:
+    """The comparison form of one value of ``attr``."""
+    if attr in _DN_VALUED:
+        return normalise_dn(value)
+    if attr in _CASELESS:
+        return value.strip().lower()
+    return " ".join(unicodedata.normalize("NFC", value).split())
+
+
+# --------------------------------------------------------------------------- DNs
+
+_DN_SPACES = re.compile(r"\s*([,=+])\s*")
+
 
 def normalise_dn(dn: str) -> str:
-    """Lower case, no spaces around ',' and '=' (placeholder; full version follows)."""
-    return ",".join("=".join(p.strip() for p in rdn.split("=", 1))
-                    for rdn in dn.split(",")).lower()
+    """One spelling per DN: lower case, NFC, no spaces around ',', '=', '+'.
+
+    'UID=NaTuan, ou=People,dc=monre,dc=gov,dc=vn' -> 'uid=natuan,ou=people,dc=monre,…'.
+    Our DNs never need escapes; an escaped character (``\\,``) is kept as written.
+    """
+    text = dn.strip()
+    if not text.isascii():
+        text = unicodedata.normalize("NFC", text)
+    if " " not in text:  # the common case (and 50,000 times per plan): nothing to strip
+        return text.lower()
+    if "\\" in text:
+        # Do not touch spaces next to escaped separators ('a\\, b' keeps its space).
+        parts = re.split(r"(\\.)", text)
+        return "".join(p if p.startswith("\\") else _DN_SPACES.sub(r"\1", p)
+                       for p in parts).lower()
+    return _DN_SPACES.sub(r"\1", text).lower()
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _index_live(live: LiveState) -> dict[str, Attrs]:
+    """Live state with normalised DNs and canonical attribute names.
+
+    Values may still be lists (a saved JSON state): every comparison below goes through
+    :func:`_vals`, which makes a tuple only when needed (no copy of 50,000 entries).
+    """
+    canon = _CANON
+    exact = _EXACT
+    out: dict[str, Attrs] = {}
+    for dn, attrs in live.items():
+        if attrs.keys() <= exact:  # live.py's own output: names are canonical already
+            entry = attrs
+        else:
+            entry = {(canon.get(name) or canon.get(name.lower(), name)): values
+                     for name, values in attrs.items()}
+        out[normalise_dn(dn)] = entry
+    return out
+
+
+def _diff(attrs: Iterable[str], want: Attrs, have: Attrs
+          ) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]],
+                     dict[str, tuple[str, ...]]]:
+    """(add, delete, replace) turning ``have`` into ``want`` for the managed ``attrs``."""
+    add: dict[str, tuple[str, ...]] = {}
+    delete: dict[str, tuple[str, ...]] = {}
+    replace: dict[str, tuple[str, ...]] = {}
+    for attr in attrs:
+        w = want.get(attr, ())
+        h = have.get(attr, ())
+        if h.__class__ is not tuple:
+            h = tuple(h)
+        if w == h:  # the common case: no normalisation needed
+            continue
+        if not w:
+            if h and attr not in _LEAVE_IF_ABSENT:
+                delete[attr] = ()
+            continue
+        kw = {_key(attr, v) for v in w}
+        kh = {_key(attr, v) for v in h}
+        if kw == kh:
+            # Names that differ only in case are a real change (they are displayed); LDAP
+            # compares them case-insensitively, so write them with replace.
+            if attr not in _CASELESS and attr not in _DN_VALUED and set(w) != set(h):
+                replace[attr] = w
+            continue
+        if attr in _MULTI and h:
+            plus = tuple(v for v in w if _key(attr, v) not in kh)
+            minus = tuple(v for v in h if _key(attr, v) not in kw)
+            if plus:
+                add[attr] = plus
+            if minus:
+                delete[attr] = minus
+        else:
+            replace[attr] = w
+    return add, delete, replace
+
+
+def _subset(attrs: Attrs, names: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    return {n: _vals(attrs, n) for n in names if n in attrs}
+
+
+def _live_state(have: Attrs) -> str:
+    enabled = _vals(have, "mailEnabled") or ("TRUE",)
+    if enabled and enabled[0].upper() == "FALSE":
+        return "cancelled"
+    if ADMIN_LOCK in _vals(have, LOCK):
+        return "suspended"
+    return "active"
+
+
+def _as_date(value: object) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+def _lifecycle_reason(m: Mailbox) -> str:
+    block = m.cancelled if m.state == "cancelled" else m.suspended
+    if block is None:
+        return m.request or ""
+    return f"{block.reason}, {block.request}, {_as_date(block.date).isoformat()}"
+
+
+# --------------------------------------------------------------------------- the planner
+
+
+class _Planner:
+    def __init__(self, d: Directory, live: LiveState, today: date,
+                 archived: Mapping[str, str]) -> None:
+        self.d = d
+        self.layout = layout_of(d)
+        self.live: dict[str, Attrs] = _index_live(live)
+        self.today = today
+        self.archived = {k.lower(): v for k, v in archived.items()}
+        self.explained: set[str] = set()  # normalised live DNs the data accounts for
+        # phases, in apply order (see docs/reconcile.md)
+        self.containers: list[Change] = []
+        self.units: list[Change] = []
+        self.renames: list[Change] = []
+        self.people: list[Change] = []
+        self.groups: list[Change] = []
+        self.removals: list[Change] = []
+        self.archives: list[Change] = []
+        self.purges: list[Change] = []
+
+    def run(self) -> list[Change]:
+        for e in desired_entries(self.d):
+            key = normalise_dn(e.dn)
+            self.explained.add(key)
+            if e.kind == "person":
+                self.person(e, key)
+            elif e.kind in ("list", "delegates"):
+                self.group(e, key)
+            else:
+                self.plain(e, key, self.containers if e.kind == "container" else self.units)
+        return [*self.containers, *self.units, *self.renames, *self.people, *self.groups,
+                *self.removals, *self.archives, *self.purges]
+
+    def _subject(self, e: Entry) -> str:
+        mail = e.attributes.get("mail")
+        if mail:
+            return mail[0]
+        return e.unit if e.kind == "unit" and e.unit else e.attributes.get(
+            "cn", e.attributes.get("ou", (e.dn,)))[0]
+
+    def _create(self, e: Entry, reason: str) -> Change:
+        return Change("create", e.dn, self._subject(e), e.unit, object_classes=e.object_classes,
+                      add=dict(e.attributes), before=None, after=dict(e.attributes),
+                      reason=reason)
+
+    def _classes(self, e: Entry, have: Attrs) -> tuple[str, ...]:
+        classes = _vals(have, "objectClass")
+        if classes == e.object_classes:
+            return ()
+        live = {c.lower() for c in classes}
+        if not live:  # a live state saved without objectClass: nothing to compare
+            return ()
+        return tuple(c for c in e.object_classes if c.lower() not in live)
+
+    def _update(self, kind: ChangeKind, e: Entry, have: Attrs, reason: str,
+                extra: tuple[dict[str, tuple[str, ...]], ...] = ()) -> Change | None:
+        add, delete, replace = _diff(ATTRS_BY_KIND[e.kind], e.attributes, have)
+        for a, dl, r in extra:
+            add.update(a)
+            delete.update(dl)
+            replace.update(r)
+        missing = self._classes(e, have)
+        if missing:
+            add["objectClass"] = missing
+        if not (add or delete or replace):
+            return None
+        names = [*add, *delete, *replace]
+        return Change(kind, e.dn, self._subject(e), e.unit, add=add, delete=delete,
+                      replace=replace, before=_subset(have, names),
+                      after=_subset(e.attributes, names), reason=reason)
+
+    # -- units and containers ---------------------------------------------------------
+
+    def plain(self, e: Entry, key: str, phase: list[Change]) -> None:
+        have = self.live.get(key)
+        if have is None:
+            request = e.source.mailbox.request if isinstance(e.source, Unit) else None
+            phase.append(self._create(e, request or ""))
+            return
+        want_parent = e.attributes.get("seeAlso", ())
+        moved = e.kind == "unit" and {_key("seeAlso", v) for v in want_parent} != {
+            _key("seeAlso", v) for v in _vals(have, "seeAlso")}
+        change = self._update("move" if moved else "modify", e, have, "")
+        if change is not None:
+            phase.append(change)
+
+    # -- mailboxes ----------------------------------------------------------------------
+
+    def person(self, e: Entry, key: str) -> None:
+        m = e.source
+        assert isinstance(m, Mailbox)
+        have = self.live.get(key)
+        retention_over = m.state == "cancelled" and self._past_retention(m)
+        if have is None and m.renamed_from is not None:
+            old_dn = self.layout.person_dn(m.renamed_from.lower())
+            old_key = normalise_dn(old_dn)
+            old = self.live.get(old_key)
+            if old is not None:
+                self.explained.add(old_key)
+                home = _vals(old, "mailHomeDirectory")
+                self.renames.append(Change(
+                    "rename", e.dn, e.attributes["mail"][0], m.unit, old_dn=old_dn,
+                    before={"uid": _vals(old, "uid")}, after={"uid": e.attributes["uid"]},
+                    reason=f"renamed from {m.renamed_from}" + (f", {m.request}"
+                                                              if m.request else ""),
+                    store=home[0] if home else None))
+                # After the modrdn the entry has the new uid; the rest is compared as usual.
+                have = {**old, "uid": e.attributes["uid"]}
+                key = old_key
+        if have is None:
+            if not retention_over:  # past retention and absent = purged: never recreate
+                self.people.append(self._create(e, _lifecycle_reason(m)))
+            return
+        if retention_over and self._archive_sum(m) is not None:
+            self.purges.append(self._purge(e, have, m))
+            return
+        self._person_update(e, have, m)
+        if retention_over:
+            self.archives.append(Change(
+                "archive", e.dn, e.attributes["mail"][0], m.unit,
+                reason=f"retention of {self._retention_days(m)} days after cancellation "
+                f"({_as_date(m.cancelled.date).isoformat()}) is over: archive the store, "  # type: ignore[union-attr]
+                "then purge", store=e.attributes["mailHomeDirectory"][0]))
+
+    def _person_update(self, e: Entry, have: Attrs, m: Mailbox) -> None:
+        live_state = _live_state(have)
+        lock = _vals(have, LOCK)
+        add: dict[str, tuple[str, ...]] = {}
+        delete: dict[str, tuple[str, ...]] = {}
+        replace: dict[str, tuple[str, ...]] = {}
+        if m.state == "active":
+            if ADMIN_LOCK in lock:
+                delete[LOCK] = ()
+        elif lock != (ADMIN_LOCK,):
+            replace[LOCK] = (ADMIN_LOCK,)
+        kind: ChangeKind
+        if m.state != live_state:
+            if m.state == "cancelled":
+                kind = "cancel"
+            elif m.state == "suspended" and live_state == "active":
+                kind = "suspend"
+            else:
+                kind = "restore"
+            reason = _lifecycle_reason(m)
+        elif {_key("ou", v) for v in _vals(have, "ou")} != {m.unit.lower()}:
+            kind, reason = "move", m.request or ""
+        else:
+            kind, reason = "modify", m.request or ""
+        change = self._update(kind, e, have, reason, ((add, delete, replace),))
+        if change is not None:
+            if LOCK in delete or LOCK in replace:
+                change = _with_lock(change, lock, e.attributes.get(LOCK))
+            self.people.append(change)
+
+    def _retention_days(self, m: Mailbox) -> int:
+        p = self.d.policy
+        return p.retention_heads_days if m.role == "head" else p.retention_staff_days
+
+    def _past_retention(self, m: Mailbox) -> bool:
+        if m.cancelled is None:
+            return False
+        return self.today >= _as_date(m.cancelled.date) + timedelta(days=self._retention_days(m))
+
+    def _archive_sum(self, m: Mailbox) -> str | None:
+        full = self.layout.address(m.address)
+        return self.archived.get(full) or self.archived.get(m.address.lower())
+
+    def _purge(self, e: Entry, have: Attrs, m: Mailbox) -> Change:
+        home = _vals(have, "mailHomeDirectory") or e.attributes["mailHomeDirectory"]
+        return Change("purge", e.dn, e.attributes["mail"][0], m.unit, before=dict(have),
+                      after=None, reason=f"retention over and archived (sha256 "
+                      f"{self._archive_sum(m)}): delete the entry and the store",
+                      store=home[0])
+
+    # -- groups -------------------------------------------------------------------------
+
+    def group(self, e: Entry, key: str) -> None:
+        have = self.live.get(key)
+        if have is None:
+            self.groups.append(self._create(e, ""))
+            return
+        others = tuple(a for a in ATTRS_BY_KIND[e.kind] if a != "member")
+        add, delete, replace = _diff(others, e.attributes, have)
+        missing = self._classes(e, have)
+        if missing:
+            add["objectClass"] = missing
+        if add or delete or replace:
+            names = [*add, *delete, *replace]
+            self.groups.append(Change("modify", e.dn, self._subject(e), e.unit, add=add,
+                                      delete=delete, replace=replace,
+                                      before=_subset(have, names),
+                                      after=_subset(e.attributes, names)))
+        want = e.attributes["member"]
+        live_members = _vals(have, "member")
+        if want == live_members:
+            return
+        kw = {normalise_dn(v): v for v in want}
+        kh = {normalise_dn(v): v for v in live_members}
+        plus = tuple(v for k, v in kw.items() if k not in kh)
+        minus = tuple(v for k, v in kh.items() if k not in kw)
+        # Adds first (a groupOfNames must never become empty), removals after the people
+        # changes and before purges (a purged entry is no longer a member anywhere).
+        if plus:
+            self.groups.append(Change("add_member", e.dn, self._subject(e), e.unit,
+                                      add={"member": plus}, before=None,
+                                      after={"member": plus}))
+        if minus:
+            self.removals.append(Change("remove_member", e.dn, self._subject(e), e.unit,
+                                        delete={"member": minus}, before={"member": minus},
+                                        after=None))
+
+
+def _with_lock(change: Change, lock: tuple[str, ...], want: tuple[str, ...] | None) -> Change:
+    """Show the lock in before/after too (the reviewer sees 'locked' appear or go)."""
+    before = dict(change.before or {})
+    after = dict(change.after or {})
+    before[LOCK] = lock
+    after[LOCK] = want or ()
+    return Change(change.kind, change.dn, change.subject, change.unit, add=change.add,
+                  delete=change.delete, replace=change.replace, before=before, after=after,
+                  reason=change.reason)
+
+
+def _drift(planner: _Planner, d: Directory) -> list[Change]:
+    """Live entries under the managed containers that the data does not explain."""
+    suffixes = tuple("," + normalise_dn(planner.layout.container(c)) for c in CONTAINERS)
+    out = []
+    for key, have in planner.live.items():
+        if key in planner.explained or not key.endswith(suffixes):
+            continue
+        mail = _vals(have, "mail")
+        ou = _vals(have, "ou")
+        unit = ou[0] if ou and key.startswith("uid=") else None
+        out.append(Change("drift", key, mail[0] if mail else key.split(",", 1)[0], unit,
+                          before=dict(have), after=None,
+                          reason="not in the data (deleted only with remove_drift)"))
+    # Deletion order: groups first (they reference people), deepest DNs first.
+    order = {"cn": 0, "uid": 1}
+    out.sort(key=lambda c: (order.get(c.dn.split("=", 1)[0], 2), -c.dn.count(","), c.dn))
+    return out
+
+
+def _protected_addresses(d: Directory) -> frozenset[str]:
+    domain = d.organization.domain.lower()
+    return frozenset(f"{p.lower()}@{domain}" for p in d.policy.protected)
+
+
+def _addresses(c: Change) -> set[str]:
+    out: set[str] = set()
+    for attrs in (c.before, c.after):
+        if attrs:
+            for name in ("mail", "mailAlias"):
+                out.update(v.lower() for v in attrs.get(name, ()))
+    out.add(c.subject.lower())
+    return out
+
+
+def _refusals(d: Directory, live: Mapping[str, Attrs], changes: list[Change],
+              protected_hits: Iterable[Change], allow_mass_change: bool) -> list[str]:
+    out: list[str] = []
+    protected = _protected_addresses(d)
+    for c in protected_hits:
+        hit = sorted(_addresses(c) & protected)
+        if hit:
+            what = _PAST.get(c.kind, "removed")
+            out.append(f"protected account {c.subject} ({', '.join(hit)}) would be {what}; "
+                       "policy.protected accounts are never disabled or removed by a plan")
+    people_suffix = "," + normalise_dn(layout_of(d).container("people"))
+    total = sum(1 for k in live if k.endswith(people_suffix))
+    disabling = sum(1 for c in changes if c.kind in _DISABLING
+                    or (c.kind == "drift" and c.dn.endswith(people_suffix)))
+    share = d.policy.max_disable_share
+    if total and disabling > share * total and not allow_mass_change:
+        out.append(f"mass change: the plan suspends, cancels or removes {disabling} of "
+                   f"{total} mailboxes ({disabling / total:.1%}), more than "
+                   f"policy.safety.max_disable_share ({share:.0%}); check the data, or "
+                   "pass --allow-mass-change")
+    return out
 
 
 def plan(desired: Directory, live: LiveState, *, today: date,
-         archived: Mapping[str, str] = _EMPTY,  # type: ignore[assignment]
+         archived: Mapping[str, str] | None = None,
          allow_mass_change: bool = False, remove_drift: bool = False) -> Plan:
-    """Changes that make ``live`` match ``desired`` (placeholder; implementation follows)."""
-    raise NotImplementedError
+    """Changes that make ``live`` match ``desired``, in apply order, with safety rails.
+
+    ``desired`` must be validated data (``validate(path).directory``). ``archived`` maps an
+    address to the sha256 of its verified archive; a cancelled mailbox past retention is
+    purged only when its address is there.
+    """
+    planner = _Planner(desired, live, today, archived or {})
+    changes = planner.run()
+    drift = _drift(planner, desired)
+    if remove_drift:
+        changes += drift
+    hits = [c for c in changes if c.kind in _DISABLING or c.kind == "drift"]
+    refusals = _refusals(desired, planner.live, changes, hits, allow_mass_change)
+    return Plan(tuple(changes), tuple(drift), tuple(refusals))
