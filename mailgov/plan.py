@@ -219,11 +219,9 @@ def _diff(attrs: Iterable[str], want: Attrs, have: Attrs
         kw = {_key(attr, v) for v in w}
         kh = {_key(attr, v) for v in h}
         if kw == kh:
-            # Names that differ only in case are a real change (they are displayed); LDAP
-            # compares them case-insensitively, so write them with replace.
-            if attr not in _CASELESS and attr not in _DN_VALUED and set(w) != set(h):
-                replace[attr] = w
             continue
+        # Names keep their case in the comparison: "Trần thị Lan" -> "Trần Thị Lan" is a
+        # real change, written with replace (LDAP itself would call the two equal).
         if attr in _MULTI and h:
             plus = tuple(v for v in w if _key(attr, v) not in kh)
             minus = tuple(v for v in h if _key(attr, v) not in kw)
@@ -509,12 +507,13 @@ def _protected_addresses(d: Directory) -> frozenset[str]:
     return frozenset(f"{p.lower()}@{domain}" for p in d.policy.protected)
 
 
-def _addresses(c: Change) -> set[str]:
+def _addresses(c: Change, live: Mapping[str, Attrs]) -> set[str]:
+    """Every address of the entry a change touches (live and planned)."""
     out: set[str] = set()
-    for attrs in (c.before, c.after):
+    for attrs in (c.before, c.after, live.get(normalise_dn(c.dn))):
         if attrs:
             for name in ("mail", "mailAlias"):
-                out.update(v.lower() for v in attrs.get(name, ()))
+                out.update(v.lower() for v in _vals(attrs, name))
     out.add(c.subject.lower())
     return out
 
@@ -524,7 +523,7 @@ def _refusals(d: Directory, live: Mapping[str, Attrs], changes: list[Change],
     out: list[str] = []
     protected = _protected_addresses(d)
     for c in protected_hits:
-        hit = sorted(_addresses(c) & protected)
+        hit = sorted(_addresses(c, live) & protected)
         if hit:
             what = _PAST.get(c.kind, "removed")
             out.append(f"protected account {c.subject} ({', '.join(hit)}) would be {what}; "
