@@ -1,0 +1,195 @@
+"""Read the live directory: connect (one bind over TLS) and one paged read of the tree.
+
+The I/O half of planning (``mailgov/plan.py`` is pure). What comes back is a
+:data:`mailgov.plan.LiveState`: normalised DN -> {attribute: values}, values exactly as the
+server stores them (raw UTF-8, no ldap3 type conversion: ``mailEnabled`` stays ``TRUE``,
+``pwdAccountLockedTime`` stays ``000001010000Z``), attribute names as the planner spells them.
+
+Failures are :class:`LiveError` with a one-line message that says what to check
+(unreachable, TLS, credentials, missing base); callers print it, never a traceback.
+A saved live state (``mailgov dump-live``) is JSON: :func:`save_json` / :func:`load_json`.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ldap3 import (
+    AUTO_BIND_NONE,
+    EXTERNAL,
+    NONE,
+    SASL,
+    SUBTREE,
+    Connection,
+    Server,
+    Tls,
+)
+from ldap3.core.exceptions import (
+    LDAPBindError,
+    LDAPException,
+    LDAPSocketOpenError,
+    LDAPSSLConfigurationError,
+    LDAPStartTLSError,
+)
+
+from mailgov.plan import READ_ATTRS, Attrs, LiveState, normalise_dn
+
+PAGE_SIZE = 1000
+JSON_FORMAT = 1  # "mailgov_live" marker of a saved state
+
+
+class LiveError(Exception):
+    """The live directory cannot be read; the message is one line for the user."""
+
+
+def _tls(ca_file: str) -> Tls:
+    if not Path(ca_file).is_file():
+        raise LiveError(f"CA file {ca_file} does not exist (give --ca-file, the CA that "
+                        "signed the LDAP server's certificate)")
+    try:
+        return Tls(ca_certs_file=ca_file, validate=ssl.CERT_REQUIRED,
+                   version=ssl.PROTOCOL_TLS_CLIENT)
+    except LDAPSSLConfigurationError as exc:
+        raise LiveError(f"CA file {ca_file} is not usable: {exc}") from None
+
+
+def _explain(exc: BaseException, uri: str, bind_dn: str | None) -> str:
+    """One line for an ldap3 exception: what failed and what to check."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    low = text.lower()
+    if "certificate" in low or "ssl" in low or "tls" in low or isinstance(exc, LDAPStartTLSError):
+        return (f"TLS with {uri} failed ({text}); check --ca-file and that the server "
+                "certificate names the host in the URI")
+    if isinstance(exc, LDAPSocketOpenError):
+        return f"cannot reach {uri} ({text}); check the URI, the port and that slapd runs"
+    if isinstance(exc, LDAPBindError):
+        return f"bind as {bind_dn} to {uri} refused ({text}); check --bind-dn and the password"
+    return f"LDAP error with {uri}: {text}"
+
+
+def connect(uri: str, bind_dn: str | None, password: str | None, ca_file: str | None,
+            timeout: float = 10) -> Connection:
+    """A bound connection. ``ldap://`` uses StartTLS, ``ldaps://`` TLS, both verifying the
+    server against ``ca_file``; ``ldapi://`` binds with SASL EXTERNAL (root on the host).
+
+    Raises :class:`LiveError` (one line) when the server is unreachable, TLS fails or the
+    credentials are refused.
+    """
+    scheme = uri.split("://", 1)[0].lower()
+    if scheme not in ("ldap", "ldaps", "ldapi"):
+        raise LiveError(f"{uri}: use an ldap://, ldaps:// or ldapi:// URI")
+    if scheme != "ldapi":
+        if not ca_file:
+            raise LiveError("a CA file is needed to verify the server (--ca-file)")
+        if not bind_dn or password is None:
+            raise LiveError("a bind DN and a password are needed (--bind-dn, --password-file)")
+    try:
+        tls = _tls(ca_file) if scheme != "ldapi" and ca_file else None
+        server = Server(uri, use_ssl=scheme == "ldaps", tls=tls, get_info=NONE,
+                        connect_timeout=timeout)
+        if scheme == "ldapi":
+            conn = Connection(server, authentication=SASL, sasl_mechanism=EXTERNAL,
+                              auto_bind=AUTO_BIND_NONE, receive_timeout=timeout,
+                              raise_exceptions=False)
+        else:
+            conn = Connection(server, bind_dn, password, auto_bind=AUTO_BIND_NONE,
+                              receive_timeout=timeout, raise_exceptions=False)
+        return open_and_bind(conn, uri, start_tls=scheme == "ldap")
+    except LiveError:
+        raise
+    except LDAPException as exc:
+        raise LiveError(_explain(exc, uri, bind_dn)) from None
+    except (OSError, ssl.SSLError) as exc:  # not every socket error is wrapped by ldap3
+        raise LiveError(_explain(exc, uri, bind_dn)) from None
+
+
+def open_and_bind(conn: Connection, uri: str, *, start_tls: bool) -> Connection:
+    """Open, StartTLS when asked, bind; every failure is a :class:`LiveError`."""
+    try:
+        conn.open()
+        if start_tls and not conn.start_tls():
+            raise LiveError(f"StartTLS with {uri} failed ({_result(conn)}); check --ca-file")
+        if not conn.bind():
+            raise LiveError(f"bind as {conn.user} to {uri} refused ({_result(conn)}); "
+                            "check --bind-dn and the password")
+    except LiveError:
+        raise
+    except LDAPException as exc:
+        raise LiveError(_explain(exc, uri, conn.user)) from None
+    return conn
+
+
+def _result(conn: Connection) -> str:
+    r = conn.result or {}
+    return " ".join(str(x) for x in (r.get("description"), r.get("message")) if x) or "no answer"
+
+
+def read_live(conn: Connection, base_dn: str) -> LiveState:
+    """ONE paged search (page size 1000) of the subtree under ``base_dn``.
+
+    Only the managed attributes + objectClass + pwdAccountLockedTime + pwdReset are asked
+    for; values come back raw (UTF-8 text exactly as stored).
+    """
+    out: dict[str, Attrs] = {}
+    try:
+        for item in conn.extend.standard.paged_search(
+            base_dn, "(objectClass=*)", search_scope=SUBTREE, attributes=list(READ_ATTRS),
+            paged_size=PAGE_SIZE, generator=True,
+        ):
+            if item.get("type") != "searchResEntry":
+                continue  # referrals and the like: the provider holds everything
+            raw = item.get("raw_attributes") or {}
+            out[normalise_dn(item["dn"])] = {
+                name: tuple(v.decode("utf-8") if isinstance(v, bytes) else str(v)
+                            for v in values)
+                for name, values in raw.items() if values
+            }
+    except LDAPException as exc:
+        raise LiveError(f"reading {base_dn} failed: {_explain(exc, str(conn.server), conn.user)}"
+                        ) from None
+    result = conn.result or {}
+    code = result.get("result", 0)
+    if code == 32:
+        raise LiveError(f"{base_dn} does not exist on the server (noSuchObject); check "
+                        "organization.base_dn and that the directory role has run")
+    if code not in (0, None):
+        raise LiveError(f"reading {base_dn} failed: {_result(conn)}")
+    return out
+
+
+# --------------------------------------------------------------------------- saved states
+
+
+def save_json(live: LiveState, path: str | Path, base_dn: str) -> None:
+    """Write a live state for offline planning (``mailgov plan --live-json``)."""
+    doc = {"mailgov_live": JSON_FORMAT, "base_dn": base_dn,
+           "entries": {dn: {k: list(v) for k, v in attrs.items()} for dn, attrs in
+                       sorted(live.items())}}
+    Path(path).write_text(json.dumps(doc, ensure_ascii=False, indent=1) + "\n",
+                          encoding="utf-8")
+
+
+def load_json(path: str | Path) -> LiveState:
+    """Read a saved live state; a plain {dn: {attr: [values]}} mapping is accepted too."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise LiveError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise LiveError(f"{path} is not JSON: {exc}") from None
+    entries: Any = doc.get("entries") if isinstance(doc, Mapping) and "mailgov_live" in doc \
+        else doc
+    if not isinstance(entries, Mapping):
+        raise LiveError(f"{path}: expected {{dn: {{attribute: [values]}}}}")
+    out: dict[str, Attrs] = {}
+    for dn, attrs in entries.items():
+        if not isinstance(attrs, Mapping) or not all(
+                isinstance(v, list) and all(isinstance(x, str) for x in v)
+                for v in attrs.values()):
+            raise LiveError(f"{path}: entry {dn!r} must map attribute names to lists of text")
+        out[normalise_dn(str(dn))] = {str(k): tuple(v) for k, v in attrs.items()}
+    return out

@@ -1,0 +1,170 @@
+"""mailgov.live: the reader (ldap3 MOCK_SYNC, no server) and its one-line errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from ldap3 import MOCK_SYNC, NONE, Connection, Server
+
+from mailgov.directory import ADMIN_LOCK
+from mailgov.live import LiveError, connect, load_json, open_and_bind, read_live, save_json
+
+BASE = "dc=monre,dc=gov,dc=vn"
+ADMIN = f"cn=mailgov,ou=services,{BASE}"
+
+
+def mock(password: str = "secret") -> Connection:
+    server = Server("mock", get_info=NONE)  # no schema: postfix-book is not in ldap3
+    conn = Connection(server, ADMIN, password, client_strategy=MOCK_SYNC)
+    add = conn.strategy.add_entry
+    add(BASE, {"objectClass": ["dcObject", "organization"], "dc": "monre", "o": "MONRE"})
+    add(f"ou=services,{BASE}", {"objectClass": ["organizationalUnit"], "ou": "services"})
+    add(ADMIN, {"objectClass": ["applicationProcess"], "cn": "mailgov",
+                "userPassword": "secret"})
+    add(f"ou=people,{BASE}", {"objectClass": ["organizationalUnit"], "ou": "people"})
+    add(f"uid=natuan,ou=people,{BASE}", {
+        "objectClass": ["top", "inetOrgPerson"], "uid": "natuan", "cn": "Nguyễn Anh Tuấn",
+        "sn": "Nguyễn", "mail": "natuan@monre.gov.vn",
+        "mailAlias": ["natuan@monre.gov.vn", "tuan.na@monre.gov.vn"],
+        "mailEnabled": "TRUE", "pwdAccountLockedTime": ADMIN_LOCK,
+        "userPassword": "{SSHA}hash", "telephoneNumber": "024 1234"})
+    for i in range(1100):  # more than one page
+        add(f"uid=nv{i},ou=people,{BASE}", {"objectClass": ["inetOrgPerson"], "uid": f"nv{i}",
+                                             "cn": "Nguyễn Văn An", "sn": "Nguyễn"})
+    return conn
+
+
+def test_reads_every_entry_with_normalised_dns_and_raw_values() -> None:
+    conn = open_and_bind(mock(), "mock", start_tls=False)
+    live = read_live(conn, BASE)
+    assert len(live) == 1105
+    natuan = live[f"uid=natuan,ou=people,{BASE}"]
+    assert natuan["cn"] == ("Nguyễn Anh Tuấn",)
+    assert natuan["mailEnabled"] == ("TRUE",)  # not a Python bool
+    assert natuan["pwdAccountLockedTime"] == (ADMIN_LOCK,)  # not a datetime
+    assert set(natuan["mailAlias"]) == {"natuan@monre.gov.vn", "tuan.na@monre.gov.vn"}
+
+
+def test_reads_only_the_managed_attributes() -> None:
+    live = read_live(open_and_bind(mock(), "mock", start_tls=False), BASE)
+    natuan = live[f"uid=natuan,ou=people,{BASE}"]
+    assert "userPassword" not in natuan
+    assert "telephoneNumber" not in natuan
+
+
+def test_missing_base_is_a_clear_error() -> None:
+    conn = open_and_bind(mock(), "mock", start_tls=False)
+    with pytest.raises(LiveError, match="does not exist"):
+        read_live(conn, "dc=nowhere,dc=vn")
+
+
+def test_bad_credentials_are_one_line() -> None:
+    with pytest.raises(LiveError, match=r"refused.*check --bind-dn") as err:
+        open_and_bind(mock(password="wrong"), "mock", start_tls=False)
+    assert "\n" not in str(err.value)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_unreachable_server(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.crt"
+    ca.write_text("", encoding="utf-8")
+    with pytest.raises(LiveError, match="cannot reach") as err:
+        connect(f"ldaps://127.0.0.1:{_free_port()}", ADMIN, "x", str(ca), timeout=2)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(("kwargs", "needle"), [
+    ({"uri": "http://x"}, "ldap://"),
+    ({"ca_file": None}, "CA file is needed"),
+    ({"ca_file": "/nonexistent/ca.crt"}, "does not exist"),
+    ({"password": None}, "bind DN and a password"),
+])
+def test_arguments_are_checked_before_connecting(kwargs: dict[str, object], needle: str) -> None:
+    args: dict[str, object] = {"uri": "ldaps://127.0.0.1:1", "bind_dn": ADMIN, "password": "x",
+                               "ca_file": "/etc/hostname", "timeout": 1, **kwargs}
+    with pytest.raises(LiveError, match=needle):
+        connect(**args)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    """A TLS listener on loopback with a self-signed certificate (and its CA file)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl command to make a test certificate")
+    key, crt = tmp_path / "k.pem", tmp_path / "c.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=other.example", "-keyout", str(key), "-out", str(crt)],
+                   check=True, capture_output=True)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(crt, key)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(4)
+    sock.settimeout(10)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                client, _ = sock.accept()
+            except OSError:
+                return
+            try:
+                with ctx.wrap_socket(client, server_side=True) as tls:
+                    tls.recv(1)
+            except (OSError, ssl.SSLError):
+                pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield int(sock.getsockname()[1]), crt
+    stop.set()
+    sock.close()
+
+
+def test_tls_failure_names_tls(tls_server: tuple[int, Path], tmp_path: Path) -> None:
+    port, _ = tls_server
+    # The CA file is some other certificate: verification must fail, and say so.
+    other = tmp_path / "other.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=ca.example", "-keyout", str(tmp_path / "ok.pem"),
+                    "-out", str(other)], check=True, capture_output=True)
+    with pytest.raises(LiveError, match="TLS") as err:
+        connect(f"ldaps://127.0.0.1:{port}", ADMIN, "x", str(other), timeout=5)
+    assert "\n" not in str(err.value)
+
+
+def test_saved_state_round_trip(tmp_path: Path) -> None:
+    live = {f"UID=x, ou=people,{BASE}": {"mail": ("x@monre.gov.vn",)}}
+    path = tmp_path / "live.json"
+    save_json(live, path, BASE)
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    assert doc["base_dn"] == BASE
+    assert load_json(path) == {f"uid=x,ou=people,{BASE}": {"mail": ("x@monre.gov.vn",)}}
+
+
+@pytest.mark.parametrize(("text", "needle"), [
+    ("{", "not JSON"),
+    ("[1]", "expected"),
+    ('{"uid=x": {"mail": "x@y"}}', "lists of text"),
+])
+def test_bad_saved_state(tmp_path: Path, text: str, needle: str) -> None:
+    path = tmp_path / "live.json"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(LiveError, match=needle):
+        load_json(path)
+    with pytest.raises(LiveError, match="cannot read"):
+        load_json(tmp_path / "missing.json")
