@@ -61,6 +61,7 @@ class Policy:
     protected: tuple[str, ...]
     logs_retention_days: int
     backup_schedule: str
+    remove_drift: bool = False  # safety.remove_drift: plans delete entries the data lacks
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +181,7 @@ def _policy(p: Mapping[str, Any]) -> Policy:
         protected=tuple(p["protected"]),
         logs_retention_days=p["logs_retention_days"],
         backup_schedule=p["backups"]["schedule"],
+        remove_drift=p["safety"].get("remove_drift", False),
     )
 
 

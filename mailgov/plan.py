@@ -363,8 +363,7 @@ class _Planner:
                 self.renames.append(Change(
                     "rename", e.dn, e.attributes["mail"][0], m.unit, old_dn=old_dn,
                     before={"uid": _vals(old, "uid")}, after={"uid": e.attributes["uid"]},
-                    reason=f"renamed from {m.renamed_from}" + (f", {m.request}"
-                                                              if m.request else ""),
+                    reason=m.request or "",
                     store=home[0] if home else None))
                 # After the modrdn the entry has the new uid; the rest is compared as usual.
                 have = {**old, "uid": e.attributes["uid"]}
@@ -494,8 +493,7 @@ def _drift(planner: _Planner, d: Directory) -> list[Change]:
         ou = _vals(have, "ou")
         unit = ou[0] if ou and key.startswith("uid=") else None
         out.append(Change("drift", key, mail[0] if mail else key.split(",", 1)[0], unit,
-                          before=dict(have), after=None,
-                          reason="not in the data (deleted only with remove_drift)"))
+                          before=dict(have), after=None))
     # Deletion order: groups first (they reference people), deepest DNs first.
     order = {"cn": 0, "uid": 1}
     out.sort(key=lambda c: (order.get(c.dn.split("=", 1)[0], 2), -c.dn.count(","), c.dn))
@@ -553,7 +551,7 @@ def plan(desired: Directory, live: LiveState, *, today: date,
     planner = _Planner(desired, live, today, archived or {})
     changes = planner.run()
     drift = _drift(planner, desired)
-    if remove_drift:
+    if remove_drift or desired.policy.remove_drift:  # the flag, or the policy says so
         changes += drift
     hits = [c for c in changes if c.kind in _DISABLING or c.kind == "drift"]
     refusals = _refusals(desired, planner.live, changes, hits, allow_mass_change)
