@@ -1,7 +1,9 @@
 """The `mailgov` command.
 
 Exit codes: 0 success, 1 the data has problems, 2 usage error (bad option, unknown unit,
-unusable input). User errors print one clear message, never a traceback.
+unusable input, directory unreachable). `mailgov plan` adds 3 (a safety rail refused the
+plan) and 4 (changes pending; 0 = nothing to apply), see docs/reconcile.md. User errors print
+one clear message, never a traceback.
 
 Adding a command (plan, apply, report, dns …): write ``_add_<name>(sub)`` that creates the
 sub-parser and sets ``func`` to a function ``(args) -> int``, and call it in
@@ -29,6 +31,8 @@ DEFAULT_DATA = "data/mailboxes.yaml"
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
 EXIT_USAGE = 2
+EXIT_REFUSED = 3  # plan: a safety rail tripped
+EXIT_CHANGES = 4  # plan: changes pending (0 = the directory matches the data)
 
 
 class CliError(Exception):
@@ -150,6 +154,141 @@ def cmd_address(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --------------------------------------------------------------------------- plan
+
+
+def _add_live_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("live directory (or --live-json for a saved state)")
+    g.add_argument("--ldap-uri", metavar="URI",
+                   help="ldap:// (StartTLS), ldaps:// or ldapi:// of the provider")
+    g.add_argument("--bind-dn", metavar="DN",
+                   help="bind DN (default: the reconciler, cn=mailgov,ou=services,BASE)")
+    g.add_argument("--password-file", metavar="FILE", help="file holding the bind password")
+    g.add_argument("--ca-file", metavar="FILE", help="CA certificate that signed the server's")
+    g.add_argument("--timeout", type=float, default=10, metavar="S",
+                   help="seconds to wait for the server (default 10)")
+
+
+def _add_plan(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "plan", help="show what a reconcile would change in the directory",
+        description="Validate the data, read the live directory (one paged search) and print "
+        "every change a reconcile would make, grouped by unit and kind. Nothing is written. "
+        "Exit 0 nothing to apply, 4 changes pending, 3 refused by a safety rail, 1 problems "
+        "in the data, 2 usage or connection error (docs/reconcile.md).")
+    p.add_argument("path", nargs="?", default=DEFAULT_DATA,
+                   help=f"the data file (default {DEFAULT_DATA})")
+    _add_live_args(p)
+    p.add_argument("--live-json", metavar="FILE",
+                   help="plan against a saved live state (mailgov dump-live) instead")
+    p.add_argument("--archived", metavar="MANIFEST",
+                   help="archive manifest (JSON): mailboxes listed there may be purged")
+    p.add_argument("--format", choices=("markdown", "json"), default="markdown")
+    p.add_argument("--allow-mass-change", action="store_true",
+                   help="accept a plan that disables more than policy.safety.max_disable_share")
+    p.add_argument("--remove-drift", action="store_true",
+                   help="delete entries the data does not explain (default: report them)")
+    p.add_argument("--today", type=_date_arg, default=None, metavar="YYYY-MM-DD",
+                   help="plan as of this day (retention, date checks)")
+    p.set_defaults(func=cmd_plan)
+
+
+def _add_dump_live(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "dump-live", help="save the live directory as JSON (for offline plans)",
+        description="Read the live directory (the attributes the planner compares) and save "
+        "it as JSON, for `mailgov plan --live-json FILE` (offline review, tests).")
+    p.add_argument("path", nargs="?", default=DEFAULT_DATA,
+                   help=f"the data file, for the base DN (default {DEFAULT_DATA})")
+    _add_live_args(p)
+    p.add_argument("--base-dn", metavar="DN", help="read this subtree (default: from the data)")
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="where to write")
+    p.set_defaults(func=cmd_dump_live)
+
+
+def _read_live(args: argparse.Namespace, base_dn: str) -> Any:
+    # Imported here: `mailgov validate` must not need ldap3 to start.
+    from mailgov import live as live_mod
+
+    try:
+        if getattr(args, "live_json", None):
+            return live_mod.load_json(args.live_json)
+        if not args.ldap_uri:
+            raise CliError("give --ldap-uri URI (with --password-file and --ca-file), or "
+                           "--live-json FILE")
+        password = None
+        if args.password_file:
+            try:
+                with open(args.password_file, encoding="utf-8") as fh:
+                    password = fh.read().rstrip("\r\n")
+            except OSError as exc:
+                raise CliError(f"cannot read --password-file {args.password_file}: "
+                               f"{exc.strerror or exc}") from None
+        bind_dn = args.bind_dn or (None if args.ldap_uri.startswith("ldapi:")
+                                   else f"cn=mailgov,ou=services,{base_dn}")
+        conn = live_mod.connect(args.ldap_uri, bind_dn, password, args.ca_file, args.timeout)
+        try:
+            return live_mod.read_live(conn, base_dn)
+        finally:
+            conn.unbind()
+    except live_mod.LiveError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _archived(path: str | None) -> dict[str, str]:
+    if not path:
+        return {}
+    from mailgov.archive import ManifestError, archived_map, load_manifest
+
+    try:
+        return archived_map(load_manifest(path))
+    except (ManifestError, OSError, ValueError) as exc:
+        raise CliError(f"archive manifest {path}: {exc}") from None
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from mailgov.plan import plan
+    from mailgov.report_plan import render_json, render_markdown
+
+    result = validate(args.path, today=args.today)
+    if not result.ok or result.directory is None:
+        # Bad data never reaches the planner.
+        _report_problems(result, "json" if args.format == "json" else "text")
+        print("mailgov: error: the data has problems; no plan was made", file=sys.stderr)
+        return EXIT_PROBLEMS
+    d = result.directory
+    live = _read_live(args, d.organization.base_dn)
+    the_plan = plan(d, live, today=args.today or date.today(), archived=_archived(args.archived),
+                    allow_mass_change=args.allow_mass_change, remove_drift=args.remove_drift)
+    if args.format == "json":
+        print(render_json(the_plan))
+    else:
+        print(render_markdown(the_plan, unit_names={u.id: u.name for u in d.units}), end="")
+    if not the_plan.ok:
+        return EXIT_REFUSED
+    return EXIT_CHANGES if the_plan.changes else EXIT_OK
+
+
+def cmd_dump_live(args: argparse.Namespace) -> int:
+    from mailgov.live import LiveError, save_json
+
+    base_dn = args.base_dn
+    if not base_dn:
+        result = validate(args.path)
+        if not result.ok or result.directory is None:
+            _report_problems(result, "text")
+            raise CliError("the data has problems; give --base-dn to read anyway",
+                           EXIT_PROBLEMS)
+        base_dn = result.directory.organization.base_dn
+    live = _read_live(args, base_dn)
+    try:
+        save_json(live, args.output, base_dn)
+    except (OSError, LiveError) as exc:
+        raise CliError(f"cannot write {args.output}: {exc}") from None
+    print(f"{args.output}: {len(live)} entries under {base_dn}", file=sys.stderr)
+    return EXIT_OK
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -162,6 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_validate(sub)
     _add_address(sub)
+    _add_plan(sub)
+    _add_dump_live(sub)
     dns_command.add_parser(sub)
     return parser
 

@@ -379,9 +379,9 @@ class _Planner:
         if retention_over:
             self.archives.append(Change(
                 "archive", e.dn, e.attributes["mail"][0], m.unit,
-                reason=f"retention of {self._retention_days(m)} days after cancellation "
-                f"({_as_date(m.cancelled.date).isoformat()}) is over: archive the store, "  # type: ignore[union-attr]
-                "then purge", store=e.attributes["mailHomeDirectory"][0]))
+                reason=f"cancelled {_as_date(m.cancelled.date).isoformat()}, "  # type: ignore[union-attr]
+                f"{self._retention_days(m)}-day retention over; purge follows the archive",
+                store=e.attributes["mailHomeDirectory"][0]))
 
     def _person_update(self, e: Entry, have: Attrs, m: Mailbox) -> None:
         live_state = _live_state(have)
