@@ -356,17 +356,9 @@ def run_plan(module: Any) -> None:
 
 
 def _markdown(the_plan: Plan) -> str:
-    try:
-        from mailgov.plan import render_markdown  # type: ignore[attr-defined]
-    except ImportError:
-        render_markdown = None
-    if render_markdown is not None:
-        return str(render_markdown(the_plan))
-    counts = the_plan.counts()
-    lines = ["Plan: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or
-                         "no changes")]
-    lines += [f"- refused: {r}" for r in the_plan.refusals]
-    return "\n".join(lines) + "\n"
+    from mailgov.report_plan import render_markdown  # the same text as `mailgov plan`
+
+    return str(render_markdown(the_plan))
 
 
 def as_json(obj: Any) -> str:
