@@ -270,6 +270,9 @@ class _Planner:
         self.today = today
         self.archived = {k.lower(): v for k, v in archived.items()}
         self.explained: set[str] = set()  # normalised live DNs the data accounts for
+        # Renamed entries: old normalised DN -> new DN. The provider's refint overlay rewrites
+        # `member` values on a modify DN, so the lists need no member change for a rename.
+        self.renamed: dict[str, str] = {}
         # phases, in apply order (see docs/reconcile.md)
         self.containers: list[Change] = []
         self.units: list[Change] = []
@@ -359,6 +362,7 @@ class _Planner:
             old = self.live.get(old_key)
             if old is not None:
                 self.explained.add(old_key)
+                self.renamed[old_key] = e.dn
                 home = _vals(old, "mailHomeDirectory")
                 self.renames.append(Change(
                     "rename", e.dn, e.attributes["mail"][0], m.unit, old_dn=old_dn,
@@ -453,6 +457,8 @@ class _Planner:
                                       after=_subset(e.attributes, names)))
         want = e.attributes["member"]
         live_members = _vals(have, "member")
+        if self.renamed:
+            live_members = tuple(self.renamed.get(normalise_dn(v), v) for v in live_members)
         if want == live_members:
             return
         kw = {normalise_dn(v): v for v in want}
