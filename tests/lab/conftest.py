@@ -28,6 +28,7 @@ import pytest
 import yaml
 
 from mailgov.directory import Entry, desired_entries
+from mailgov.model import build
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -134,7 +135,7 @@ def data() -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def entries(data: dict[str, Any]) -> list[Entry]:
     """The directory the lab should hold (the loader wrote exactly these)."""
-    return desired_entries(data)
+    return desired_entries(build(data))  # the lab's data file is validated by the pipeline
 
 
 # --- clients that connect to an address but verify the certificate by FQDN -----------------
