@@ -562,3 +562,10 @@ def plan(desired: Directory, live: LiveState, *, today: date,
     hits = [c for c in changes if c.kind in _DISABLING or c.kind == "drift"]
     refusals = _refusals(desired, planner.live, changes, hits, allow_mass_change)
     return Plan(tuple(changes), tuple(drift), tuple(refusals))
+
+
+def render_markdown(the_plan: Plan, **kwargs: object) -> str:
+    """The plan as Markdown (see :func:`mailgov.report_plan.render_markdown`)."""
+    from mailgov.report_plan import render_markdown as render  # text only, no I/O
+
+    return render(the_plan, **kwargs)  # type: ignore[arg-type]
