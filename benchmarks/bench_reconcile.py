@@ -43,11 +43,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from ldap3 import SUBTREE  # noqa: E402
-from mailgov.live import connect, read_live  # noqa: E402
 
 from mailgov.apply import apply  # noqa: E402
 from mailgov.directory import desired_entries  # noqa: E402
 from mailgov.generate import write as generate_file  # noqa: E402
+from mailgov.live import connect, read_live  # noqa: E402
 from mailgov.loader import load  # noqa: E402
 from mailgov.plan import Change, Plan, plan  # noqa: E402
 from mailgov.validate import validate  # noqa: E402

@@ -23,9 +23,9 @@ from typing import Any
 
 try:
     from ldap3.core.exceptions import LDAPException
-    from mailgov.live import LiveError, connect, read_live
 
     from mailgov.apply import ApplyResult, ConnectionLost, apply, set_passwords
+    from mailgov.live import LiveError, connect, read_live
     from mailgov.lock import DEFAULT_TTL, LockError, ReconcileLock
     from mailgov.plan import Change, Plan, normalise_dn, plan
     from mailgov.validate import validate
@@ -329,7 +329,9 @@ def passwords_to_set(p: dict[str, Any], passwords: dict[str, str], desired: Any,
     to_set: dict[str, str] = {}
     for address, password in passwords.items():
         dn = f"uid={address.split('@', 1)[0]},{people}"
-        if normalise_dn(dn) not in creates:
+        # An empty password is one check mode has not generated yet (and an empty simple
+        # bind would "succeed" as unauthenticated): it is to be set.
+        if password and normalise_dn(dn) not in creates:
             try:
                 connect(p["uri"], dn, password, p["ca_file"], p["timeout"]).unbind()
                 continue  # accepted already
