@@ -281,7 +281,10 @@ def main(argv: list[str] | None = None) -> int:
     except DirectoryError as exc:
         print(f"{args[0]}: {exc}", file=sys.stderr)
         return 2
-    print(text)
+    try:
+        print(text)
+    except BrokenPipeError:  # `python -m mailgov.directory data.yaml | head`
+        pass
     return 0
 
 
