@@ -12,6 +12,7 @@ checks are validation's. Nothing here re-checks the data.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -281,10 +282,8 @@ def main(argv: list[str] | None = None) -> int:
     except DirectoryError as exc:
         print(f"{args[0]}: {exc}", file=sys.stderr)
         return 2
-    try:
+    with contextlib.suppress(BrokenPipeError):  # `python -m mailgov.directory x | head`
         print(text)
-    except BrokenPipeError:  # `python -m mailgov.directory data.yaml | head`
-        pass
     return 0
 
 
