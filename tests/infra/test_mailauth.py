@@ -1,0 +1,196 @@
+"""Mail authentication (docs/security.md "Mail authentication"): DKIM signing checked by an
+independent verifier, inbound SPF/DKIM/DMARC results, key custody, MTA-STS policy served.
+
+The verifier is dkimpy (Debian python3-dkim) on the CLIENT host, a program that shares
+nothing with OpenDKIM; the DNS it asks is the TXT records `mailgov dns` prints (the lab has
+no DNS), so the test also proves that what we tell the administrators to publish is right.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from mailhelpers import REPO, active_users, fetch_delivered, known_passwords, lab_dir, swaks, token
+
+# Runs on the client: verify the message on stdin with dkimpy, DNS answers from a JSON map.
+VERIFY_SCRIPT = r"""
+import json, sys, dkim
+records = json.load(open(sys.argv[1]))
+def dnsfunc(name, timeout=5):
+    n = name.decode() if isinstance(name, bytes) else name
+    txt = records.get(n.rstrip(".") + ".")
+    return txt.encode() if txt else None
+msg = open(sys.argv[2], "rb").read()
+d = dkim.DKIM(msg)
+ok = d.verify(dnsfunc=dnsfunc)
+print(json.dumps({"ok": bool(ok), "domain": (d.domain or b"").decode(),
+                  "selector": (d.selector or b"").decode()}))
+"""
+
+
+def mailgov_dns_json() -> dict[str, Any]:
+    out = subprocess.run([sys.executable, "-m", "mailgov.cli", "dns",
+                          str(REPO / "data/mailboxes.yaml"),
+                          "--dkim-public-key-dir", str(lab_dir() / "dkim"), "--format", "json"],
+                         cwd=REPO, capture_output=True, text=True, check=False, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+@pytest.fixture(scope="module")
+def dns_doc() -> dict[str, Any]:
+    return mailgov_dns_json()
+
+
+@pytest.fixture(scope="module")
+def domain(data: dict[str, Any]) -> str:
+    return data["organization"]["domain"]
+
+
+@pytest.fixture(scope="module")
+def users(host_run: Callable[..., Any], data: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
+    pw = known_passwords()
+    return pw, active_users(host_run, pw, data["organization"]["base_dn"])
+
+
+@pytest.fixture(scope="module")
+def dkim_verifier(client_run: Callable[..., Any]) -> None:
+    """python3-dkim on the client (through the lab's package proxy), installed once."""
+    have = client_run("python3 -c 'import dkim'")
+    if have.rc != 0:
+        inst = client_run("DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-dkim",
+                          timeout=300)
+        assert inst.rc == 0, inst.stdout[-500:] + inst.stderr[-500:]
+
+
+def _client_verify(client_run: Callable[..., Any], dns_doc: dict[str, Any], raw: str) -> dict:
+    txt = {r["name"]: r["value"] for r in dns_doc["records"] if r["type"] == "TXT"}
+    files = {"/tmp/s2-dns.json": json.dumps(txt), "/tmp/s2-msg.eml": raw,
+             "/tmp/s2-verify.py": VERIFY_SCRIPT}
+    for path, content in files.items():
+        b64 = base64.b64encode(content.encode()).decode()
+        put = client_run(f"echo {b64} | base64 -d > {path}")
+        assert put.rc == 0, put.stderr
+    out = client_run("python3 /tmp/s2-verify.py /tmp/s2-dns.json /tmp/s2-msg.eml")
+    assert out.rc == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("via", ["mail1", "mail2"])
+@pytest.mark.control("DKIM-01", "Submitted mail is DKIM-signed (d=DOMAIN, the host's active "
+                     "selector) and dkimpy on the client verifies it with the TXT from mailgov dns")
+def test_submitted_mail_is_signed_and_verifies(via: str, users, client_run, host_run, domain,
+                                               dns_doc, dkim_verifier, role_vars) -> None:
+    pw, active = users
+    sender, rcpt = active[0], active[1]
+    subject = token()
+    sent = swaks(client_run, f"{via}.{domain}", 587, sender, pw[sender], sender, rcpt, subject)
+    assert sent.rc == 0, sent.stdout[-800:]
+    raw = fetch_delivered(host_run, rcpt, subject)
+    assert raw is not None, f"{subject} not delivered to {rcpt}"
+    sig = re.search(r"^DKIM-Signature:(.*(?:\n[ \t].*)*)", raw, re.MULTILINE)
+    assert sig, "no DKIM-Signature header"
+    compact = re.sub(r"\s+", "", sig.group(1))
+    tags = dict(t.split("=", 1) for t in compact.split(";") if "=" in t)
+    keys = role_vars("mailauth", via)["mailauth__dkim_keys"]
+    active_id = next(k["id"] for k in keys if k["state"] == "active")
+    assert tags["d"] == domain and tags["s"] == f"{active_id}-{via}" and tags["a"] == "rsa-sha256"
+    verdict = _client_verify(client_run, dns_doc, raw)
+    assert verdict == {"ok": True, "domain": domain, "selector": f"{active_id}-{via}"}
+    # Negative control: the same verifier refuses the message once its body is altered.
+    head, _, body = raw.partition("\n\n")
+    tampered = _client_verify(client_run, dns_doc, head + "\n\n" + body + "tampered\n")
+    assert tampered["ok"] is False
+
+
+@pytest.mark.control("DKIM-03", "DKIM private keys are RSA 2048, opendkim-only (0600) on each "
+                     "mail host; the controller holds only public keys")
+def test_private_keys_stay_on_the_mail_hosts(mail_hosts, role_vars) -> None:
+    for name, host in mail_hosts.items():
+        rv = role_vars("mailauth", name)
+        kept = [k for k in rv["mailauth__dkim_keys"] if k["state"] != "absent"]
+        assert kept
+        for k in kept:
+            f = host.file(f"{rv['mailauth__dkim_key_dir']}/{k['id']}-{name}.private")
+            assert f.exists and f.user == "opendkim" and f.mode == 0o600
+            bits = host.run(f"openssl pkey -in {f.path} -noout -text | head -1")
+            assert re.search(r"\(2048 bit", bits.stdout), bits.stdout
+    fetched = list((lab_dir() / "dkim").iterdir())
+    assert fetched and all(p.suffix == ".pub" for p in fetched)
+    assert not any("PRIVATE" in p.read_text() for p in fetched)
+
+
+@pytest.mark.control("DKIM-02", "Every DKIM key the role keeps (active, published, retired "
+                     "before its date) is published by mailgov dns; each host signs with its own")
+def test_every_kept_key_is_published(mail_hosts, role_vars, dns_doc, domain) -> None:
+    names = {r["name"] for r in dns_doc["records"] if r["type"] == "TXT"}
+    for name in mail_hosts:
+        for k in role_vars("mailauth", name)["mailauth__dkim_keys"]:
+            rec = f"{k['id']}-{name}._domainkey.{domain}."
+            assert (rec in names) == (k["state"] != "absent"), rec
+    for name, host in mail_hosts.items():
+        table = host.file("/etc/opendkim/signing.table").content_string
+        active = next(k["id"] for k in role_vars("mailauth", name)["mailauth__dkim_keys"]
+                      if k["state"] == "active")
+        assert re.search(rf"^\*@{re.escape(domain)} {active}-{name}$", table, re.MULTILINE)
+
+
+@pytest.mark.control("MAIL-01", "Inbound mail from outside gets SPF, DKIM and DMARC results in an "
+                     "Authentication-Results header from the receiving host")
+def test_inbound_mail_gets_authentication_results(users, client_run, host_run, domain) -> None:
+    _, active = users
+    rcpt = active[1]
+    subject = token()
+    sent = client_run(["swaks", "--server", f"mail1.{domain}", "--port", "25",
+                       "--from", "tester@example.org", "--to", rcpt,
+                       "--header", f"Subject: {subject}", "--timeout", "60"], timeout=120)
+    assert sent.rc == 0, sent.stdout[-800:]
+    raw = fetch_delivered(host_run, rcpt, subject)
+    assert raw is not None
+    headers = raw.partition("\n\n")[0]
+    ar = re.findall(r"^Authentication-Results: (mail1\.[^;]+);(.*(?:\n[ \t].*)*)", headers,
+                    re.MULTILINE)
+    assert ar, headers
+    assert {a[0] for a in ar} == {f"mail1.{domain}"}
+    results = " ".join(a[1] for a in ar)
+    assert re.search(r"\bspf=\w+", results) and re.search(r"\bdmarc=\w+", results), results
+
+
+@pytest.mark.control("MAIL-02", "DMARC p=reject of a sender domain is enforced (OpenDMARC "
+                     "RejectFailures) and SPF is checked by OpenDMARC itself")
+def test_dmarc_reject_is_honoured(mail_hosts, role_vars) -> None:
+    for name, host in mail_hosts.items():
+        conf = host.run("opendmarc -n -c /etc/opendmarc.conf && cat /etc/opendmarc.conf")
+        assert conf.rc == 0, conf.stderr
+        reject = role_vars("mailauth", name)["mailauth__dmarc_reject_failures"]
+        expect = "true" if reject else "false"
+        assert re.search(rf"^RejectFailures\s+{expect}$", conf.stdout, re.MULTILINE)
+        assert re.search(r"^SPFSelfValidate\s+true$", conf.stdout, re.MULTILINE)
+        milters = host.run("postconf -h smtpd_milters").stdout
+        assert "8891" in milters and "8893" in milters  # OpenDKIM first, then OpenDMARC
+        assert milters.index("8891") < milters.index("8893")
+
+
+@pytest.mark.control("MAIL-03", "The MTA-STS policy is served over HTTPS at mta-sts.DOMAIN with a "
+                     "valid certificate and equals the policy (and id) mailgov dns publishes")
+def test_mta_sts_policy_served(client_run, host_address, dns_doc, domain) -> None:
+    url = dns_doc["mta_sts_policy"]["url"]
+    addr = host_address("mail1")
+    out = client_run(["curl", "-sS", "--fail", "--max-time", "20", "--resolve",
+                      f"mta-sts.{domain}:443:{addr}", url])
+    assert out.rc == 0, out.stderr  # certificate checked against the client's trust store
+    assert out.stdout == dns_doc["mta_sts_policy"]["text"]
+    txt = [r["value"] for r in dns_doc["records"] if r["name"] == f"_mta-sts.{domain}."]
+    assert txt == [f"v=STSv1; id={dns_doc['mta_sts_policy']['id']}"]
+    bad = client_run(["curl", "-sS", "--max-time", "20", "--resolve", f"wrong.{domain}:443:{addr}",
+                      f"https://wrong.{domain}/.well-known/mta-sts.txt"])
+    assert bad.rc != 0  # the certificate names mta-sts.DOMAIN only
+
+
