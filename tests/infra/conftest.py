@@ -333,6 +333,10 @@ def _adhoc(host: str, module: str, args: str, extra_file: str | None, cache_dir:
                           timeout=120, env=env)
 
 
+_FACTS_DIR = tempfile.mkdtemp(prefix="mailgov-infra-facts-")  # one fact cache per session
+_FACTS_GATHERED: set[str] = set()
+
+
 def _render_role_vars(role: str, host: str) -> dict[str, Any]:
     defaults_file = REPO / "roles" / role / "defaults" / "main.yml"
     if not defaults_file.is_file():
@@ -353,11 +357,14 @@ def _render_role_vars(role: str, host: str) -> dict[str, Any]:
                 and "lookup(" in json.dumps(v)}
     names = sorted(k for k in defaults if k not in raw_only)
     result: dict[str, Any] = {k: defaults[k] for k in raw_only}
-    with tempfile.TemporaryDirectory() as tmp:
-        extra_file = os.path.join(tmp, "extra.json")
-        Path(extra_file).write_text(json.dumps(extra), encoding="utf-8")
+    tmp = _FACTS_DIR
+    if host not in _FACTS_GATHERED:
         # Facts (some defaults use ansible_facts['fqdn']); a host that is down has none.
         _adhoc(host, "ansible.builtin.setup", "gather_subset=min,network", None, tmp, False)
+        _FACTS_GATHERED.add(host)
+    with tempfile.TemporaryDirectory() as work:
+        extra_file = os.path.join(work, "extra.json")
+        Path(extra_file).write_text(json.dumps(extra), encoding="utf-8")
 
         def render(batch: list[str]) -> dict[str, Any] | None:
             expr = "{{ dict(" + ", ".join(f"{n}={n}" for n in batch) + ") | to_json }}"

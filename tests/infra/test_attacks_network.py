@@ -1,0 +1,182 @@
+"""Network attacks from the `client` host (a third machine on the mail servers' network).
+
+The lab's client is an admin workstation (hardening__admin_networks = the `clients` group when
+the inventory has no mailgov_admin_networks), so from its own address it reaches SSH and LDAP.
+To attack from OUTSIDE the admin networks, the client takes a second address on its interface
+(OUTSIDER, an unused address of the lab subnet) and connects from it: the firewall must drop
+SSH, LDAP and unlisted ports for that source, and still serve the public mail ports.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+PROBE_PORT = 8026  # a port no role opens: the probe listener below
+OUTSIDER_LAST_OCTET = 250
+
+
+def probe(client_run: Callable[..., Any], addr: str, ports: list[int],
+          source: str | None = None) -> dict[int, str]:
+    """TCP connect from the client (optionally from a given source address).
+
+    Returns {port: "open" | "refused" | "timeout" | error}: "timeout" is what a dropping
+    firewall gives; "refused" is a closed port on a reachable host.
+    """
+    program = f"""
+import json, socket
+res = {{}}
+for port in {ports!r}:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(4)
+    try:
+        if {source!r}:
+            s.bind(({source!r}, 0))
+        s.connect(({addr!r}, port))
+        res[port] = "open"
+    except socket.timeout:
+        res[port] = "timeout"
+    except ConnectionRefusedError:
+        res[port] = "refused"
+    except OSError as exc:
+        res[port] = "error: " + str(exc)
+    finally:
+        s.close()
+print(json.dumps(res))
+"""
+    out = client_run(f"python3 -c {shlex.quote(program)}", timeout=120)
+    assert out.rc == 0, out.stderr
+    return {int(k): v for k, v in json.loads(out.stdout.strip().splitlines()[-1]).items()}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def client_not_banned(infra_host: Callable[[str], Any],
+                      host_address: Callable[[str], str]) -> Iterator[None]:
+    """Brute-force tests (F2B-) may have banned the client; these attacks need it unbanned,
+    and leave it unbanned (the SSH attempts here are fewer than fail2ban's maxretry)."""
+    def unban() -> None:
+        for name in ("mail1", "mail2"):
+            infra_host(name).run(f"fail2ban-client unban {host_address('client')} "
+                                 ">/dev/null 2>&1 || true")
+    unban()
+    yield
+    unban()
+
+
+@pytest.fixture(scope="module")
+def outsider(client_run: Callable[..., Any], host_address: Callable[[str], str]) -> Iterator[str]:
+    """An extra address on the client, outside the admin networks; removed afterwards."""
+    client_addr = host_address("client")
+    addr = ".".join([*client_addr.split(".")[:3], str(OUTSIDER_LAST_OCTET)])
+    dev = client_run("ip -o -4 route get " + host_address("mail1")
+                     + " | sed -n 's/.* dev \\([^ ]*\\).*/\\1/p'").stdout.strip() or "eth0"
+    res = client_run(f"ip addr replace {addr}/32 dev {dev}")
+    assert res.rc == 0, f"cannot add {addr} on the client: {res.stderr}"
+    yield addr
+    client_run(f"ip addr del {addr}/32 dev {dev}")
+
+
+@pytest.fixture(scope="module")
+def probe_listener(infra_host: Callable[[str], Any]) -> Iterator[int]:
+    """A TCP listener on mail1 at PROBE_PORT, so "unreachable" means filtered, not closed."""
+    mail1 = infra_host("mail1")
+    unit = "mailgov-fw-probe"
+    mail1.run(f"systemctl stop {unit} 2>/dev/null; systemctl reset-failed {unit} 2>/dev/null")
+    started = mail1.run(
+        f"systemd-run --unit={unit} --collect python3 -c "
+        + shlex.quote("import socket,time\ns=socket.socket();"
+                      "s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);"
+                      f"s.bind(('0.0.0.0',{PROBE_PORT}));s.listen(8)\n"
+                      "while True:\n c,_=s.accept();c.close()"))
+    assert started.rc == 0, started.stderr
+    assert mail1.run(f"for i in $(seq 20); do ss -ltn | grep -q ':{PROBE_PORT} ' && exit 0; "
+                     "sleep 0.5; done; exit 1").rc == 0, "probe listener did not start"
+    yield PROBE_PORT
+    mail1.run(f"systemctl stop {unit}")
+
+
+@pytest.mark.control("FW-05", "A port outside the allow-list is unreachable from the network")
+def test_unlisted_port_dropped(client_run: Callable[..., Any], infra_host: Callable[[str], Any],
+                               host_address: Callable[[str], str], probe_listener: int) -> None:
+    mail1 = infra_host("mail1")
+    addr = host_address("mail1")
+    # The service is really there: it answers on the host itself...
+    local = mail1.run(f"python3 -c \"import socket; socket.create_connection(('{addr}', "
+                      f"{probe_listener}), 3)\"")
+    assert local.rc == 0, "probe listener not reachable locally: the test would prove nothing"
+    # ...but from the client (even an admin workstation) the firewall drops it.
+    assert probe(client_run, addr, [probe_listener]) == {probe_listener: "timeout"}
+
+
+@pytest.mark.control("FW-06", "Outside the admin networks: SSH, LDAP dropped, mail ports open")
+def test_outsider_sees_only_mail_ports(client_run: Callable[..., Any], outsider: str,
+                                       host_address: Callable[[str], str],
+                                       role_vars: Callable[..., dict[str, Any]]) -> None:
+    hv = role_vars("hardening", "mail1")
+    admin_ports = [int(p) for p in hv["hardening__admin_tcp_ports"]]
+    ldap_ports = [int(p) for p in hv["hardening__ldap_tcp_ports"]]
+    public = [int(p) for p in hv["hardening__public_tcp_ports"]]
+    for name in ("mail1", "mail2"):
+        addr = host_address(name)
+        from_outside = probe(client_run, addr, admin_ports + ldap_ports + public, outsider)
+        for port in admin_ports + ldap_ports:
+            assert from_outside[port] == "timeout", f"{name}:{port} from {outsider}: {from_outside}"
+        # SMTP must stay reachable by the world; (25 is always served by Postfix).
+        assert from_outside[25] == "open", f"{name}:25 from outside: {from_outside}"
+        # The same ports from the client's own (admin) address: the difference is the source.
+        from_admin = probe(client_run, addr, admin_ports)
+        assert all(v == "open" for v in from_admin.values()), from_admin
+
+
+def ssh_attempt(client_run: Callable[..., Any], addr: str, *opts: str) -> Any:
+    cmd = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+           "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=5",
+           "-o", "IdentitiesOnly=yes", "-o", "IdentityFile=/dev/null", *opts,
+           f"root@{addr}", "true"]
+    return client_run(cmd, timeout=60)
+
+
+@pytest.mark.control("SSH-06", "A password login attempt from the network is refused")
+def test_ssh_password_refused(client_run: Callable[..., Any],
+                              host_address: Callable[[str], str]) -> None:
+    addr = host_address("mail1")
+    res = ssh_attempt(client_run, addr, "-o", "PubkeyAuthentication=no",
+                      "-o", "PreferredAuthentications=password,keyboard-interactive")
+    assert res.rc == 255
+    # The server offers public keys and nothing else.
+    assert "Permission denied (publickey)" in res.stderr, res.stderr
+
+
+@pytest.mark.control("SSH-07", "SSH refuses weak key exchange, ciphers and MACs")
+def test_ssh_weak_algorithms_refused(client_run: Callable[..., Any],
+                                     host_address: Callable[[str], str]) -> None:
+    addr = host_address("mail1")
+    attempts = {
+        "key exchange": ("KexAlgorithms=diffie-hellman-group14-sha1", "no matching key exchange"),
+        "cipher": ("Ciphers=aes128-cbc", "no matching cipher"),
+        "MAC": ("MACs=hmac-sha1", "no matching MAC"),
+    }
+    for what, (opt, message) in attempts.items():
+        res = ssh_attempt(client_run, addr, "-o", opt)
+        assert res.rc == 255 and message in res.stderr, f"{what}: {res.stderr}"
+
+
+@pytest.mark.control("FW-07", "Dropped packets are logged (rate-limited) for the admins")
+def test_drops_are_logged(client_run: Callable[..., Any], infra_host: Callable[[str], Any],
+                          host_address: Callable[[str], str], probe_listener: int,
+                          role_vars: Callable[..., dict[str, Any]]) -> None:
+    mail1 = infra_host("mail1")
+    prefix = role_vars("hardening", "mail1")["hardening__nft_log_prefix"].strip()
+    counter = "nft list chain inet mailgov input | grep -o 'counter packets [0-9]*'"
+    before = mail1.check_output(counter)
+    probe(client_run, host_address("mail1"), [probe_listener])
+    after = mail1.check_output(counter)
+    assert int(after.split()[-1]) > int(before.split()[-1]), "drop counter unchanged"
+    # The kernel log of a container is the machine's; the counter is the proof there.
+    if mail1.run("systemd-detect-virt --container").rc != 0:
+        logged = mail1.run(f"journalctl -k --since '-2min' | grep -F '{prefix}'")
+        assert logged.rc == 0, "no drop logged in the kernel log"
