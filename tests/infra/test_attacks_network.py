@@ -118,7 +118,7 @@ def test_outsider_sees_only_mail_ports(client_run: Callable[..., Any], outsider:
                                        role_vars: Callable[..., dict[str, Any]]) -> None:
     hv = role_vars("hardening", "mail1")
     admin_ports = [int(p) for p in hv["hardening__admin_tcp_ports"]]
-    ldap_ports = [int(p) for p in hv["hardening__ldap_tcp_ports"]]
+    ldap_ports = [int(p) for p in hv["hardening__internal_tcp_ports"]]
     public = [int(p) for p in hv["hardening__public_tcp_ports"]]
     for name in ("mail1", "mail2"):
         addr = host_address(name)

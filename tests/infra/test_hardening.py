@@ -151,17 +151,18 @@ def test_fw_ssh_admin_only(mail_host: tuple[str, Any], hvars: dict[str, Any]) ->
     assert not in_set(host, "admin_v4", other_addr)
 
 
-@pytest.mark.control("FW-04", "LDAP 389/636 open only to the mail hosts and the admin networks")
+@pytest.mark.control("FW-04", "LDAP and the policy service: only mail hosts and admin networks")
 def test_fw_ldap_sources(mail_host: tuple[str, Any], hvars: dict[str, Any],
                          host_address: Any) -> None:
     host = mail_host[1]
     chain = nft_chain(host)
-    ports = "{ " + ", ".join(str(p) for p in hvars["hardening__ldap_tcp_ports"]) + " }"
-    assert f"ip saddr @ldap_v4 tcp dport {ports} accept" in chain
+    internal = sorted(int(p) for p in hvars["hardening__internal_tcp_ports"])
+    ports = "{ " + ", ".join(str(p) for p in internal) + " }"
+    assert f"ip saddr @internal_v4 tcp dport {ports} accept" in chain
     for name in MAIL_HOSTS:
-        assert in_set(host, "ldap_v4", host_address(name)), f"{name} cannot reach LDAP"
+        assert in_set(host, "internal_v4", host_address(name)), f"{name} cannot reach LDAP"
     for addr in admin_addresses(hvars):
-        assert in_set(host, "ldap_v4", addr)
+        assert in_set(host, "internal_v4", addr)
 
 
 # --- OS ----------------------------------------------------------------------------------
