@@ -31,6 +31,9 @@ DELEGATES_CLASSES = ("top", "groupOfNames")
 CONTAINER_CLASSES = ("top", "organizationalUnit")
 # ppolicy's value for "locked by an administrator until unlocked by one".
 ADMIN_LOCK = "000001010000Z"
+# The password policy of `role: admin` mailboxes (policy.password.administrators), written by
+# the openldap role; everyone else gets the overlay's default (policy.password.users).
+ADMIN_POLICY_RDN = "cn=administrators,ou=policies"
 MAIL_ROOT = "/var/vmail"  # + /<domain>/<local part>; Dovecot's static vmail user owns it
 
 # Containers the mapping fills. The base entry, ou=services and ou=policies belong to the
@@ -198,6 +201,8 @@ def _mailbox_entry(m: Mailbox, layout: Layout) -> Entry:
         attrs["seeAlso"] = (layout.unit_dn(m.sponsor),)
     if m.state != "active":
         attrs["pwdAccountLockedTime"] = (ADMIN_LOCK,)
+    if m.role == "admin":  # stricter password policy (docs/security.md, PW-07)
+        attrs["pwdPolicySubentry"] = (f"{ADMIN_POLICY_RDN},{layout.base_dn}",)
     return Entry(f"uid={local},{layout.people}", PERSON_CLASSES, attrs, "person", m.unit, m)
 
 

@@ -250,3 +250,15 @@ def test_the_repository_data_file_maps() -> None:
     people = [e for e in entries if e.dn.startswith("uid=")]
     assert people
     assert all(e.attributes["mail"][0].endswith("@monre.gov.vn") for e in people)
+
+
+def test_admins_get_the_administrators_password_policy() -> None:
+    """role: admin -> pwdPolicySubentry names cn=administrators (PW-07); others get none
+    (the overlay's default policy, policy.password.users)."""
+    data = copy.deepcopy(DATA)
+    data["mailboxes"][1]["role"] = "admin"  # ttlan
+    entries = by_dn(data)
+    admin = entries[person("ttlan")]
+    assert admin.attributes["pwdPolicySubentry"] == (f"cn=administrators,ou=policies,{BASE}",)
+    others = [e for dn, e in entries.items() if e.kind == "person" and dn != person("ttlan")]
+    assert others and all("pwdPolicySubentry" not in e.attributes for e in others)
