@@ -13,6 +13,7 @@ A saved live state (``mailgov dump-live``) is JSON: :func:`save_json` / :func:`l
 from __future__ import annotations
 
 import json
+import math
 import ssl
 from collections.abc import Mapping
 from pathlib import Path
@@ -87,17 +88,19 @@ def connect(uri: str, bind_dn: str | None, password: str | None, ca_file: str | 
             raise LiveError("a CA file is needed to verify the server (--ca-file)")
         if not bind_dn or password is None:
             raise LiveError("a bind DN and a password are needed (--bind-dn, --password-file)")
+    # ldap3 packs the receive timeout into a C struct: whole seconds only.
+    seconds = max(1, math.ceil(timeout))
     try:
         tls = _tls(ca_file) if scheme != "ldapi" and ca_file else None
         server = Server(uri, use_ssl=scheme == "ldaps", tls=tls, get_info=NONE,
-                        connect_timeout=timeout)
+                        connect_timeout=seconds)
         if scheme == "ldapi":
             conn = Connection(server, authentication=SASL, sasl_mechanism=EXTERNAL,
-                              auto_bind=AUTO_BIND_NONE, receive_timeout=timeout,
+                              auto_bind=AUTO_BIND_NONE, receive_timeout=seconds,
                               raise_exceptions=False)
         else:
             conn = Connection(server, bind_dn, password, auto_bind=AUTO_BIND_NONE,
-                              receive_timeout=timeout, raise_exceptions=False)
+                              receive_timeout=seconds, raise_exceptions=False)
         return open_and_bind(conn, uri, start_tls=scheme == "ldap")
     except LiveError:
         raise
@@ -118,8 +121,11 @@ def open_and_bind(conn: Connection, uri: str, *, start_tls: bool) -> Connection:
                             "check --bind-dn and the password")
     except LiveError:
         raise
-    except LDAPException as exc:
+    except (LDAPException, OSError, ssl.SSLError) as exc:
         raise LiveError(_explain(exc, uri, conn.user)) from None
+    except Exception as exc:
+        raise LiveError(f"LDAP connection to {uri} failed: {type(exc).__name__}: {exc}"
+                        ) from None
     return conn
 
 

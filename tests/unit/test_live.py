@@ -78,11 +78,25 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_unreachable_server(tmp_path: Path) -> None:
+@pytest.mark.parametrize("scheme", ["ldap", "ldaps"])
+def test_unreachable_server(tmp_path: Path, scheme: str, timeout: float = 2) -> None:
     ca = tmp_path / "ca.crt"
     ca.write_text("", encoding="utf-8")
     with pytest.raises(LiveError, match="cannot reach") as err:
-        connect(f"ldaps://127.0.0.1:{_free_port()}", ADMIN, "x", str(ca), timeout=2)
+        connect(f"{scheme}://127.0.0.1:{_free_port()}", ADMIN, "x", str(ca), timeout=timeout)
+    assert "\n" not in str(err.value)
+
+
+def test_silent_server_times_out_with_a_fractional_timeout(tmp_path: Path) -> None:
+    """A listener that never answers: a clean LiveError (ldap3 wants whole seconds)."""
+    ca = tmp_path / "ca.crt"
+    ca.write_text("", encoding="utf-8")
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+        with pytest.raises(LiveError) as err:
+            connect(f"ldap://127.0.0.1:{port}", ADMIN, "x", str(ca), timeout=0.5)
     assert "\n" not in str(err.value)
 
 
