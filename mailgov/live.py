@@ -61,6 +61,10 @@ def _tls(ca_file: str) -> Tls:
 def _explain(exc: BaseException, uri: str, bind_dn: str | None) -> str:
     """One line for an ldap3 exception: what failed and what to check."""
     text = " ".join(str(exc).split()) or type(exc).__name__
+    # ldap3 nests its socket messages in tuple reprs: keep the innermost text.
+    text = text.strip("()[]\"',") or text
+    if "[SSL:" in text:
+        text = text[text.index("[SSL:"):].split(" (_ssl")[0]
     low = text.lower()
     if "certificate" in low or "ssl" in low or "tls" in low or isinstance(exc, LDAPStartTLSError):
         return (f"TLS with {uri} failed ({text}); check --ca-file and that the server "
