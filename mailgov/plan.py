@@ -11,8 +11,9 @@ Rules in one place:
   normalisation: addresses, ids and flags ignore case, DNs are normalised, names are NFC,
   and every attribute is compared as a set (LDAP values are unordered).
 * Only the attributes the mapping produces are managed (``MANAGED``). userPassword, pwd*
-  (except the administrator lock), memberOf and operational attributes are never read
-  for comparison and never written. ``title`` is left alone when the data has none.
+  (except the administrator lock and ``pwdPolicySubentry``, which the mapping sets for
+  administrators), memberOf and operational attributes are never read for comparison and
+  never written. ``title`` is left alone when the data has none.
 * Multi-valued attributes (member, mailAlias …) change by adding/deleting the differing
   values only: a 5,000-member list is never replaced.
 * Lifecycle (docs/directory.md): cancelled = mailEnabled FALSE + lock; suspended = TRUE +
@@ -115,7 +116,7 @@ LiveState = Mapping[str, Attrs]  # normalised DN -> attributes, as read by mailg
 # compared or written. pwdAccountLockedTime is handled as lifecycle, not here.
 _PERSON = ("uid", "cn", "sn", "givenName", "displayName", "employeeType", "businessCategory",
            "title", "ou", "mail", "mailAlias", "mailForwardingAddress", "mailEnabled",
-           "mailQuota", "mailHomeDirectory", "seeAlso")
+           "mailQuota", "mailHomeDirectory", "seeAlso", "pwdPolicySubentry")
 _UNIT = ("ou", "description", "seeAlso", "mail", "mailAlias", "mailEnabled", "mailQuota",
          "mailHomeDirectory")
 _LIST = ("cn", "description", "mail", "mailAlias", "member")
@@ -135,7 +136,7 @@ def _vals(attrs: Attrs, name: str) -> tuple[str, ...]:
     v = attrs.get(name, ())
     return v if v.__class__ is tuple else tuple(v)
 
-_DN_VALUED = frozenset({"member", "seeAlso"})
+_DN_VALUED = frozenset({"member", "seeAlso", "pwdPolicySubentry"})
 _CASELESS = frozenset({"uid", "ou", "mail", "mailAlias", "mailForwardingAddress", "mailEnabled",
                        "employeeType", "businessCategory", "objectClass", LOCK})
 _MULTI = frozenset({"mailAlias", "mailForwardingAddress", "member"})  # add/delete values

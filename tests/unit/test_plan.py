@@ -218,6 +218,9 @@ CASES = [
     Case("missing auxiliary object class is added",
          live=[live_set(person("ttlan"), objectClass=("top", "inetOrgPerson"))],
          expected=[("modify", f"ttlan{D}")]),
+    Case("role admin gets the administrators' password policy; staff loses it",
+         want=[set_("ttlan", role="admin"), set_("ptminh", role="staff")],
+         expected=[("modify", f"ttlan{D}"), ("modify", f"ptminh{D}")]),
     Case("suspend: locked, still a list member", want=[suspend("natuan2")],
          expected=[("suspend", f"natuan2{D}")]),
     Case("cancel: disabled, locked, leaves its list", want=[cancel("natuan2")],
@@ -351,6 +354,13 @@ def test_alias_changes_add_and_delete_values_only() -> None:
     assert c.add == {"mailAlias": (f"new{D}",)}
     assert c.delete == {"mailAlias": (f"old{D}",)}
     assert "mailAlias" not in c.replace
+
+
+def test_admin_policy_subentry() -> None:
+    p = run(Case("", want=[set_("ttlan", role="admin"), set_("ptminh", role="staff")]))
+    assert only(p, "modify", f"ttlan{D}").replace["pwdPolicySubentry"] == (
+        f"cn=administrators,ou=policies,{BASE}",)
+    assert only(p, "modify", f"ptminh{D}").delete["pwdPolicySubentry"] == ()
 
 
 def test_dropped_forward_deletes_the_attribute() -> None:
