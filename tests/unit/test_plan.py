@@ -485,3 +485,19 @@ def test_counts_and_every_kind_is_known() -> None:
 
 def test_directory_type() -> None:
     assert isinstance(build(_base()), Directory)
+
+
+def test_planner_manages_every_attribute_the_mapping_produces() -> None:
+    """A new attribute in mailgov/directory.py must be added to plan.ATTRS_BY_KIND (and so to
+    what live.py reads), or existing entries would never get it."""
+    from mailgov.plan import ATTRS_BY_KIND, LOCK, READ_ATTRS
+
+    data = _base()
+    set_("ttlan", role="admin", forward_to=["lan@mard.gov.vn"], title="Chuyên viên")(data)
+    add_box(address="hmt", name="Hội Môi trường", kind="affiliate", sponsor="vpb",
+            unit="vpb")(data)
+    suspend("natuan2")(data)
+    for e in desired_entries(build(data)):
+        unmanaged = set(e.attributes) - set(ATTRS_BY_KIND[e.kind]) - {LOCK}
+        assert not unmanaged, (e.kind, unmanaged)
+        assert set(e.attributes) <= set(READ_ATTRS)
