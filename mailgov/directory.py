@@ -17,6 +17,7 @@ import json
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from mailgov.model import Directory, Mailbox, Unit, build
@@ -106,6 +107,7 @@ def layout_of(d: Directory) -> Layout:
     return Layout(d.organization.base_dn.strip(), d.organization.domain.strip().lower())
 
 
+@lru_cache(maxsize=1 << 16)  # titles and many names repeat across 50,000 mailboxes
 def _nfc(text: str) -> str:
     """Names in NFC, single spaces: a file saved in NFD (macOS) gives the same entry."""
     if not unicodedata.is_normalized("NFC", text):
