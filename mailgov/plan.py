@@ -58,7 +58,7 @@ class Change:
     before: Attrs | None = None  # for diff output (None = entry absent)
     after: Attrs | None = None
     reason: str = ""  # request reference / lifecycle reason, shown to reviewers
-    store: str | None = None  # archive/purge (and rename): the mailbox's home directory
+    store: str | None = None  # archive/purge: the mailbox's home directory on the mail host
 
     def to_dict(self) -> dict[str, object]:
         """JSON-friendly form (tuples become lists; empty optional fields are dropped)."""
@@ -141,12 +141,16 @@ _CASELESS = frozenset({"uid", "ou", "mail", "mailAlias", "mailForwardingAddress"
                        "employeeType", "businessCategory", "objectClass", LOCK})
 _MULTI = frozenset({"mailAlias", "mailForwardingAddress", "member"})  # add/delete values
 _LEAVE_IF_ABSENT = frozenset({"title"})  # data without a title leaves the live one alone
+# Set when the entry is created, never changed afterwards: a rename or a unit's new address
+# must not point Dovecot at a new, empty home (the mail would seem lost). Archive and purge
+# use the live value.
+_CREATE_ONLY = frozenset({"mailHomeDirectory"})
 
 
 @cache
 def _deletable(attrs: tuple[str, ...]) -> frozenset[str]:
     """Of the managed ``attrs``, those a live entry may have to lose."""
-    return frozenset(attrs) - _LEAVE_IF_ABSENT
+    return frozenset(attrs) - _LEAVE_IF_ABSENT - _CREATE_ONLY
 _DISABLING = frozenset({"suspend", "cancel", "purge"})
 _PAST = {"suspend": "suspended", "cancel": "cancelled", "purge": "purged", "drift": "removed"}
 
@@ -232,6 +236,8 @@ def _diff(attrs: tuple[str, ...], want: Attrs, have: Attrs
         if not w:
             if h and attr not in _LEAVE_IF_ABSENT:
                 delete[attr] = ()
+            continue
+        if h and attr in _CREATE_ONLY:
             continue
         kw = {_key(attr, v) for v in w}
         kh = {_key(attr, v) for v in h}
@@ -380,12 +386,11 @@ class _Planner:
             if old is not None:
                 self.explained.add(old_key)
                 self.renamed[old_key] = e.dn
-                home = _vals(old, "mailHomeDirectory")
+                # The store stays where it is: mailHomeDirectory is set at creation only.
                 self.renames.append(Change(
                     "rename", e.dn, e.attributes["mail"][0], m.unit, old_dn=old_dn,
                     before={"uid": _vals(old, "uid")}, after={"uid": e.attributes["uid"]},
-                    reason=m.request or "",
-                    store=home[0] if home else None))
+                    reason=m.request or ""))
                 # After the modrdn the entry has the new uid; the rest is compared as usual.
                 have = {**old, "uid": e.attributes["uid"]}
                 key = old_key
@@ -398,11 +403,12 @@ class _Planner:
             return
         self._person_update(e, have, m)
         if retention_over:
+            home = _vals(have, "mailHomeDirectory") or e.attributes["mailHomeDirectory"]
             self.archives.append(Change(
                 "archive", e.dn, e.attributes["mail"][0], m.unit,
                 reason=f"cancelled {_as_date(m.cancelled.date).isoformat()}, "  # type: ignore[union-attr]
                 f"{self._retention_days(m)}-day retention over; purge follows the archive",
-                store=e.attributes["mailHomeDirectory"][0]))
+                store=home[0]))
 
     def _person_update(self, e: Entry, have: Attrs, m: Mailbox) -> None:
         live_state = _live_state(have)

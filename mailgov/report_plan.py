@@ -74,8 +74,7 @@ def describe(c: Change) -> str:
         return "new container"
     if c.kind == "rename":
         old = (c.before or {}).get("uid", ())
-        return (f"renamed from {_values(old)} (the old address stays an alias"
-                + (f"; move the store {c.store}" if c.store else "") + ")")
+        return f"renamed from {_values(old)} (the old address stays an alias, the store stays)"
     if c.kind in ("add_member", "remove_member"):
         values = (c.add if c.kind == "add_member" else c.delete).get("member", ())
         sign = "+" if c.kind == "add_member" else "−"

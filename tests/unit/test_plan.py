@@ -400,12 +400,12 @@ def test_rename_is_a_modrdn_then_attributes_with_the_old_address_as_alias() -> N
     r = only(p, "rename", f"tranlan{D}")
     assert normalise_dn(r.old_dn or "") == person("ttlan")
     assert normalise_dn(r.dn) == person("tranlan")
-    assert r.store == "/var/vmail/monre.gov.vn/ttlan"  # the store to move
     m = only(p, "modify", f"tranlan{D}")
     assert normalise_dn(m.dn) == person("tranlan")
     assert m.add == {"mailAlias": (f"tranlan{D}",)}  # ttlan@ stays (it is the old address)
     assert m.replace["mail"] == (f"tranlan{D}",)
-    assert m.replace["mailHomeDirectory"] == ("/var/vmail/monre.gov.vn/tranlan",)
+    # The mail store does not move: the home directory is set at creation only.
+    assert "mailHomeDirectory" not in m.replace
     assert "uid" not in m.replace  # the modrdn did it
     assert p.drift == ()  # the old DN is explained by the rename
 
@@ -428,6 +428,16 @@ def test_big_list_changes_only_the_differing_members() -> None:
     assert len(c.delete["member"]) == 5000
     assert not c.replace and not c.add
     assert [x.kind for x in p.changes] == ["remove_member"]
+
+
+def test_home_directory_is_never_changed_on_an_existing_entry() -> None:
+    home = "/srv/mail/old-place/natuan2"
+    p = run(Case("", live=[live_set(person("natuan2"), mailHomeDirectory=(home,))]))
+    assert p.changes == ()
+    data = [cancel("natuan2", "2025-01-01")]
+    p = run(Case("", have=data, want=data,
+                 live=[live_set(person("natuan2"), mailHomeDirectory=(home,))]))
+    assert only(p, "archive", f"natuan2{D}").store == home  # the real store, from live
 
 
 def test_archive_and_purge_carry_the_store() -> None:

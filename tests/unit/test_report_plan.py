@@ -102,8 +102,8 @@ def test_drift_section() -> None:
     (Change("modify", "uid=a", f"a{D}", "vpb", delete={"mailForwardingAddress": ()},
             before={"mailForwardingAddress": ("x@mard.gov.vn",)}),
      "mailForwardingAddress removed (x@mard.gov.vn)"),
-    (Change("rename", "uid=b", f"b{D}", "vpb", old_dn="uid=a", before={"uid": ("a",)},
-            store="/var/vmail/d/a"), "renamed from a"),
+    (Change("rename", "uid=b", f"b{D}", "vpb", old_dn="uid=a", before={"uid": ("a",)}),
+     "renamed from a"),
     (Change("purge", "uid=a", f"a{D}", "vpb", store="/var/vmail/d/a"), "/var/vmail/d/a"),
 ])
 def test_describe(change: Change, words: str) -> None:
