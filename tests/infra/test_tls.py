@@ -1,0 +1,271 @@
+"""TLS everywhere (docs/security.md, TLS-*): Mozilla "intermediate" on every port that carries
+a password or mail, no plaintext authentication anywhere.
+
+The handshakes run FROM the client host with its own openssl, against each mail host's
+address. Debian's openssl refuses TLS 1.0/1.1 by itself at the default security level, so the
+old-protocol probes lower it (`-cipher DEFAULT@SECLEVEL=0`) and the test requires the
+SERVER's "protocol version" alert: a refusal by the client alone would prove nothing.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+# Port -> how openssl reaches TLS there (None: TLS from the first byte).
+TLS_PORTS: dict[int, str | None] = {
+    25: "smtp",
+    587: "smtp",
+    465: None,
+    993: None,
+    995: None,
+    636: None,
+    389: "ldap",
+}
+MAIL_HOSTS = ("mail1", "mail2")
+CA_ON_CLIENT = "/etc/ssl/mailgov/ca.crt"  # the pki role's CA, installed on every lab host
+
+# Mozilla intermediate's TLS 1.2 suites (OpenSSL names) and some that must never be chosen.
+MOZILLA_TLS12 = {
+    "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "ECDHE-RSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "ECDHE-RSA-AES256-GCM-SHA384",
+    "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "ECDHE-RSA-CHACHA20-POLY1305",
+    "DHE-RSA-AES128-GCM-SHA256",
+    "DHE-RSA-AES256-GCM-SHA384",
+    "DHE-RSA-CHACHA20-POLY1305",
+}
+WEAK_TLS12 = [
+    "AES128-SHA",
+    "AES256-GCM-SHA384",
+    "ECDHE-RSA-AES128-SHA",
+    "ECDHE-RSA-AES256-SHA384",
+    "DES-CBC3-SHA",
+]
+
+
+def s_client(client_run: Callable[..., Any], address: str, port: int, *opts: str) -> Any:
+    """One handshake from the client host; stdout+stderr together, stdin closed."""
+    starttls = TLS_PORTS[port]
+    cmd = [
+        "openssl",
+        "s_client",
+        "-connect",
+        f"{address}:{port}",
+        "-CAfile",
+        CA_ON_CLIENT,
+        "-verify_return_error",
+        *opts,
+    ]
+    if starttls:
+        cmd += ["-starttls", starttls]
+    line = "timeout 20 " + shlex.join(cmd) + " </dev/null 2>&1"
+    return client_run(line, timeout=60)
+
+
+def negotiated(out: str) -> tuple[str, str] | None:
+    """(protocol, cipher) of a completed handshake, else None."""
+    proto = re.search(r"^\s*Protocol\s*:\s*(\S+)", out, re.M)
+    cipher = re.search(r"^\s*Cipher\s*:\s*(\S+)", out, re.M)
+    if proto and cipher and cipher.group(1) not in ("0000", "(NONE)"):
+        return proto.group(1), cipher.group(1)
+    new = re.search(r"^New, (TLSv[\d.]+), Cipher is (\S+)", out, re.M)
+    if new and new.group(2) != "(NONE)":
+        return new.group(1), new.group(2)
+    return None
+
+
+@pytest.mark.control("TLS-01", "TLS 1.0 and 1.1 are refused by the server on every TLS port")
+@pytest.mark.parametrize("host", MAIL_HOSTS)
+@pytest.mark.parametrize("port", sorted(TLS_PORTS))
+@pytest.mark.parametrize("old", ["-tls1", "-tls1_1"])
+def test_old_tls_refused_by_server(
+    client_run: Callable[..., Any],
+    host_address: Callable[[str], str],
+    host: str,
+    port: int,
+    old: str,
+) -> None:
+    out = s_client(
+        client_run, host_address(host), port, old, "-cipher", "DEFAULT@SECLEVEL=0", "-msg"
+    )
+    text = out.stdout + out.stderr
+    assert negotiated(text) is None, f"{host}:{port} accepted {old}:\n{text[-800:]}"
+    # Our openssl really offered the old protocol (it sent a ClientHello for it) ...
+    assert "no protocols available" not in text, f"the client refused by itself:\n{text[-800:]}"
+    version = {"-tls1": "TLS 1.0", "-tls1_1": "TLS 1.1"}[old]
+    assert re.search(rf">>> {version}, Handshake \[length [0-9a-f]+\], ClientHello", text), (
+        f"no {version} ClientHello was sent:\n{text[-800:]}"
+    )
+    # ... and the server said no: OpenSSL servers send alert 70 (protocol_version), slapd's
+    # GnuTLS closes the connection without a ServerHello.
+    assert "ServerHello" not in text.split("ClientHello", 1)[1], text[-800:]
+    assert re.search(
+        r"alert protocol version|alert number 70|unexpected eof while reading|"
+        r"wrong version number",
+        text,
+    ), f"{host}:{port} {old}: no sign that the server refused the protocol:\n{text[-800:]}"
+
+
+@pytest.mark.control("TLS-02", "TLS 1.2 and 1.3 are accepted, with a certificate the CA verifies")
+@pytest.mark.parametrize("host", MAIL_HOSTS)
+@pytest.mark.parametrize("port", sorted(TLS_PORTS))
+@pytest.mark.parametrize("version", ["-tls1_2", "-tls1_3"])
+def test_modern_tls_accepted(
+    client_run: Callable[..., Any],
+    host_address: Callable[[str], str],
+    host: str,
+    port: int,
+    version: str,
+) -> None:
+    out = s_client(client_run, host_address(host), port, version)
+    text = out.stdout + out.stderr
+    got = negotiated(text)
+    assert got is not None, f"{host}:{port} {version} failed:\n{text[-800:]}"
+    assert got[0] == {"-tls1_2": "TLSv1.2", "-tls1_3": "TLSv1.3"}[version], got
+    assert "Verify return code: 0 (ok)" in text, text[-800:]
+    if version == "-tls1_2":
+        assert got[1] in MOZILLA_TLS12, f"{host}:{port} chose {got[1]}, not Mozilla intermediate"
+
+
+@pytest.mark.control("TLS-03", "TLS 1.2 suites outside Mozilla intermediate are refused")
+@pytest.mark.parametrize("host", MAIL_HOSTS)
+@pytest.mark.parametrize("port", sorted(TLS_PORTS))
+def test_weak_ciphers_refused(
+    client_run: Callable[..., Any], host_address: Callable[[str], str], host: str, port: int
+) -> None:
+    # Offer ONLY weak suites (CBC, RSA key exchange, 3DES): a handshake means one was accepted.
+    out = s_client(
+        client_run,
+        host_address(host),
+        port,
+        "-tls1_2",
+        "-cipher",
+        ":".join(WEAK_TLS12) + "@SECLEVEL=0",
+    )
+    text = out.stdout + out.stderr
+    assert negotiated(text) is None, f"{host}:{port} accepted a weak suite:\n{text[-800:]}"
+    assert "no ciphers available" not in text, f"client offered nothing:\n{text[-600:]}"
+
+
+@pytest.mark.control("TLS-04", "Server cipher preference is off; ciphers/protocols as configured")
+@pytest.mark.parametrize("host", MAIL_HOSTS)
+def test_server_tls_settings(
+    infra_host: Callable[[str], Any], role_vars: Callable[..., dict[str, Any]], host: str
+) -> None:
+    h = infra_host(host)
+    pf = role_vars("postfix", host)
+    dv = role_vars("dovecot", host)
+    ol = role_vars("openldap", host)
+    conf = h.run(
+        "postconf -h tls_preempt_cipherlist smtpd_tls_protocols "
+        "smtpd_tls_mandatory_protocols smtpd_tls_ciphers tls_medium_cipherlist"
+    )
+    assert conf.rc == 0, conf.stderr
+    preempt, protos, mprotos, level, medium = conf.stdout.splitlines()
+    assert preempt == "no"
+    assert protos == mprotos == f">={pf['postfix__tls_min_protocol']}"
+    assert level == "medium" and medium == pf["postfix__tls_ciphers"]
+    dconf = h.run(
+        "doveconf -h ssl_prefer_server_ciphers ssl_min_protocol ssl_cipher_list "
+        "disable_plaintext_auth ssl"
+    )
+    assert dconf.rc == 0, dconf.stderr
+    assert dconf.stdout.splitlines() == [
+        "no",
+        dv["dovecot__tls_min_protocol"],
+        dv["dovecot__tls_ciphers"],
+        "yes",
+        "required",
+    ]
+    ldap = h.run(
+        "ldapsearch -Q -LLL -Y EXTERNAL -H ldapi:/// -b cn=config -s base "
+        "olcTLSProtocolMin olcTLSCipherSuite olcSecurity | tr -d '\\n ' "
+    )
+    assert ldap.rc == 0, ldap.stderr
+    flat = ldap.stdout
+    assert f"olcTLSProtocolMin:{ol['openldap__tls_protocol_min']}" in flat
+    assert "olcTLSCipherSuite:" + ol["openldap__tls_cipher_suite"].replace(" ", "") in flat
+    assert f"olcSecurity:simple_bind={ol['openldap__simple_bind_min_ssf']}" in flat
+    assert "%SERVER_PRECEDENCE" not in ol["openldap__tls_cipher_suite"]
+
+
+@pytest.mark.control("TLS-05", "Certificates are the pki role's files (inventory variables)")
+@pytest.mark.parametrize("host", MAIL_HOSTS)
+def test_certificates_from_pki(
+    infra_host: Callable[[str], Any], role_vars: Callable[..., dict[str, Any]], host: str
+) -> None:
+    h = infra_host(host)
+    pf = role_vars("postfix", host)
+    dv = role_vars("dovecot", host)
+    ol = role_vars("openldap", host)
+    conf = h.run("postconf -h smtpd_tls_cert_file smtpd_tls_key_file")
+    assert conf.stdout.splitlines() == [pf["postfix__tls_cert_file"], pf["postfix__tls_key_file"]]
+    dconf = h.run("doveconf -h ssl_cert ssl_key 2>/dev/null; doveconf -hP ssl_key >/dev/null")
+    # doveconf shows "<path" for file references (-P would print the key: only checked to work).
+    assert dconf.stdout.splitlines()[:1] == [f"<{dv['dovecot__tls_cert_file']}"]
+    ldap = h.run(
+        "ldapsearch -Q -LLL -Y EXTERNAL -H ldapi:/// -b cn=config -s base olcTLSCertificateFile"
+    )
+    assert f"olcTLSCertificateFile: {ol['openldap__tls_cert_file']}" in ldap.stdout
+    key = h.file(pf["postfix__tls_key_file"])
+    assert key.exists and key.user == "root" and not key.mode & 0o007, (
+        "private key is world-readable"
+    )
+
+
+@pytest.mark.control("TLS-06", "No plaintext IMAP/POP3 listener (143, 110 closed)")
+@pytest.mark.parametrize("host", MAIL_HOSTS)
+@pytest.mark.parametrize("port", [143, 110])
+def test_plaintext_mail_ports_closed(
+    client_run: Callable[..., Any], host_address: Callable[[str], str], host: str, port: int
+) -> None:
+    out = client_run(f"nc -z -w 5 {host_address(host)} {port}; echo rc=$?")
+    assert "rc=0" not in out.stdout, f"{host}:{port} accepts connections"
+    assert "rc=" in out.stdout, out.stderr
+
+
+SMTP_PROBE = r"""
+import smtplib, sys, base64
+host, port, user, pw = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+s = smtplib.SMTP(host, port, timeout=30)
+s.ehlo("probe.client.lab")
+print("STARTTLS" if s.has_extn("starttls") else "NO-STARTTLS")
+print("AUTH-OFFERED" if s.has_extn("auth") else "NO-AUTH")
+token = base64.b64encode(f"\0{user}\0{pw}".encode()).decode()
+code, msg = s.docmd("AUTH", "PLAIN " + token)
+print(f"AUTH-REPLY {code} {msg.decode(errors='replace')}")
+"""
+
+
+@pytest.mark.control("TLS-07", "SMTP: STARTTLS offered, no AUTH before it (25, 587)")
+@pytest.mark.parametrize("host", MAIL_HOSTS)
+@pytest.mark.parametrize("port", [25, 587])
+def test_no_auth_before_starttls(
+    client_run: Callable[..., Any], host_address: Callable[[str], str], host: str, port: int
+) -> None:
+    # A made-up account: what matters is that AUTH is refused before any password check.
+    out = client_run(
+        [
+            "python3",
+            "-c",
+            SMTP_PROBE,
+            host_address(host),
+            str(port),
+            "nobody@monre.gov.vn",
+            "Not-a-Secret-1",
+        ]
+    )
+    lines = out.stdout.splitlines()
+    assert "STARTTLS" in lines, out.stdout + out.stderr
+    assert "NO-AUTH" in lines, f"{host}:{port} offers AUTH in clear:\n{out.stdout}"
+    reply = next(line for line in lines if line.startswith("AUTH-REPLY"))
+    code = int(reply.split()[1])
+    # 530 "Must issue a STARTTLS command first" (587) / 503 "AUTH not enabled" (25).
+    assert code in (503, 530), f"{host}:{port} answered AUTH in clear with {reply}"
