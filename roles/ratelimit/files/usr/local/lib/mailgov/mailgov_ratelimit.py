@@ -105,8 +105,9 @@ def ldap_lock(config: dict[str, Any], user: str, when: datetime) -> str:
     import ldap3  # python3-ldap3 on the host; imported late so the logic imports without it
 
     server = ldap3.Server(config["ldap_uri"])
+    # Empty credentials (not None): ldap3 then sends the EXTERNAL bind slapd completes.
     conn = ldap3.Connection(server, authentication=ldap3.SASL, sasl_mechanism=ldap3.EXTERNAL,
-                            auto_bind=True)
+                            sasl_credentials="", auto_bind=True)
     try:
         safe = ldap3.utils.conv.escape_filter_chars(user)
         conn.search(config["ldap_base"], f"(&(objectClass=inetOrgPerson)(mail={safe}))",
