@@ -17,6 +17,7 @@ import os
 import random
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -73,13 +74,34 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def start_reconcile(data_file: Path, *args: str) -> subprocess.Popen[str]:
-    cmd = [str(REPO / ".venv" / "bin" / "ansible-playbook"), str(PLAYBOOK),
-           "-e", f"mailgov_data_file={data_file}", "-e", "mailgov_allow_mass_change=true",
-           *args]
-    env = {**os.environ, "ANSIBLE_NOCOLOR": "1"}
-    return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env=env)
+class Background:
+    """ansible-playbook reconcile.yml running in the background, its output in a file (a pipe
+    nobody reads would fill up and block the playbook)."""
+
+    def __init__(self, data_file: Path, *args: str) -> None:
+        cmd = [str(REPO / ".venv" / "bin" / "ansible-playbook"), str(PLAYBOOK),
+               "-e", f"mailgov_data_file={data_file}", "-e", "mailgov_allow_mass_change=true",
+               *args]
+        env = {**os.environ, "ANSIBLE_NOCOLOR": "1"}
+        fd, name = tempfile.mkstemp(prefix="reconcile-", suffix=".log")
+        os.close(fd)
+        self.path = Path(name)
+        # Appending: the playbook writes, the test reads the file by name with its own offset.
+        with open(self.path, "a", encoding="utf-8") as out:
+            self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+                                         text=True, env=env)
+
+    def output(self) -> str:
+        return self.path.read_text(encoding="utf-8", errors="replace")
+
+    def poll(self) -> int | None:
+        return self.proc.poll()
+
+    def wait(self, timeout: float) -> tuple[int, str]:
+        rc = self.proc.wait(timeout=timeout)
+        out = self.output()
+        self.path.unlink(missing_ok=True)
+        return rc, out
 
 
 def lock_present(live: Live) -> bool:
@@ -127,12 +149,16 @@ def test_held_lock_fails_cleanly_then_waits(live: Live, tmp_path: Path,
         assert "Traceback" not in refused.out
         assert live.read() == before  # nothing was written
         # A waiting apply goes ahead once the lock is released.
-        waiting = start_reconcile(copy, "-e", "mailgov_lock_wait=120")
-        time.sleep(8)
-        assert waiting.poll() is None, "it should still be waiting for the lock"
+        waiting = Background(copy, "-e", "mailgov_lock_wait=300")
+        # It plans, then waits for the lock: release it once it is waiting (or has failed).
+        wait_for(lambda: waiting.poll() is not None or live.read() != before
+                 or _waiting_for_lock(waiting), 240, "the second apply to reach the lock")
+        time.sleep(15)  # validate, read and plan again, then wait on the lock
+        assert waiting.poll() is None, waiting.wait(1)[1][-2000:]
+        assert live.read() == before  # still waiting: nothing written
         lock.release()
-        out, _ = waiting.communicate(timeout=240)
-        assert waiting.returncode == 0, out[-3000:]
+        rc, out = waiting.wait(timeout=300)
+        assert rc == 0, out[-3000:]
     finally:
         lock.release()
         conn.unbind()
@@ -141,14 +167,14 @@ def test_held_lock_fails_cleanly_then_waits(live: Live, tmp_path: Path,
 
 def test_two_applies_at_once_do_not_interleave(live: Live, generated: Path,
                                                back_to_data: None) -> None:
-    assert len(ldap_changes(live, generated)) > GENERATED  # a large apply to race
-    a = start_reconcile(generated, "-e", "mailgov_lock_wait=300")
-    b = start_reconcile(generated, "-e", "mailgov_lock_wait=300")
-    out_a, _ = a.communicate(timeout=400)
-    out_b, _ = b.communicate(timeout=400)
+    assert len(ldap_changes(live, generated)) > GENERATED // 2  # a large apply to race
+    a = Background(generated, "-e", "mailgov_lock_wait=400")
+    b = Background(generated, "-e", "mailgov_lock_wait=400")
+    rc_a, out_a = a.wait(timeout=500)
+    rc_b, out_b = b.wait(timeout=500)
     # Interleaved writes would have failed with entryAlreadyExists / noSuchAttribute.
-    assert a.returncode == 0, out_a[-3000:]
-    assert b.returncode == 0, out_b[-3000:]
+    assert rc_a == 0, out_a[-3000:]
+    assert rc_b == 0, out_b[-3000:]
     assert ldap_changes(live, generated) == []
     # One of them did the work; the other planned again under the lock and found nothing.
     creates = [o for o in (out_a, out_b) if "Make the mailboxes match the data" in o
@@ -166,17 +192,17 @@ def test_slapd_killed_during_apply_then_rerun_converges(
     for _round in range(2):
         if not ldap_changes(live, generated):
             break
-        proc = start_reconcile(generated, "-e", "mailgov_lock_wait=60")
-        wait_for(lambda p=proc: lock_present(live) or p.poll() is not None, 120, "the apply")
+        proc = Background(generated, "-e", "mailgov_lock_wait=60")
+        wait_for(lambda p=proc: lock_present(live) or p.poll() is not None, 300, "the apply")
         time.sleep(rng.uniform(0.0, 2.0))  # a random point of the writes
         killed = host_run("mail1", "systemctl kill --signal=SIGKILL slapd")
         assert killed.rc == 0, killed.stderr
         kills += 1
-        out, _ = proc.communicate(timeout=240)
+        rc, out = proc.wait(timeout=300)
         started = host_run("mail1", "systemctl restart slapd && systemctl is-active slapd")
         assert started.rc == 0, started.stdout + started.stderr
         wait_for(lambda: _reachable(live), 30, "slapd back")
-        if proc.returncode != 0:
+        if rc != 0:
             assert "Traceback" not in out
             assert "re-run" in out or "nothing was changed" in out, out[-2000:]
     assert kills >= 1
@@ -194,6 +220,11 @@ def test_slapd_killed_during_apply_then_rerun_converges(
                 assert sorted(v.lower() for v in got.get(attr.lower(), ())) == \
                     sorted(v.lower() for v in entry.attributes[attr]), (dn, attr)
     assert ldap_changes(live, generated) == []
+
+
+def _waiting_for_lock(bg: Background) -> bool:
+    """The playbook has reached the mailboxes task (it takes the lock there)."""
+    return "Make the mailboxes match the data" in bg.output()
 
 
 def _reachable(target: Live) -> bool:

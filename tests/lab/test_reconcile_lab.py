@@ -16,7 +16,7 @@ import os
 import re
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -68,7 +68,7 @@ class Live:
     """The reconciler's view of the provider: connect, read, plan (as the modules do)."""
 
     uri: str
-    password: str
+    password: str = field(repr=False)  # never in an assertion message
     ca: str
     base_dn: str
 
@@ -79,11 +79,14 @@ class Live:
                        self.ca, 10)
 
     def read(self) -> Any:
+        """The managed containers only (the reconcile lock under ou=services comes and goes)."""
         from mailgov.live import read_live
 
         conn = self.connect()
+        services = normalise_dn(f"ou=services,{self.base_dn}")
         try:
-            return read_live(conn, self.base_dn)
+            return {dn: attrs for dn, attrs in read_live(conn, self.base_dn).items()
+                    if not (dn == services or dn.endswith("," + services))}
         finally:
             conn.unbind()
 
