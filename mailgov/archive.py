@@ -12,7 +12,11 @@ The manifest (JSON, on the mail host beside the archives and fetched to the cont
     {"version": 1,
      "archives": {"<address>": {"archive": "<file name>", "sha256": "<hex>", "size": <bytes>,
                                 "store": "<home dir archived>", "files": <n>,
-                                "created": "<YYYY-MM-DDTHH:MM:SSZ>"}}}
+                                "created": "<YYYY-MM-DDTHH:MM:SSZ>",
+                                "newest": <mtime of the newest message archived>}}}
+
+A record is replaced only by a new archive of the same address, made because mail arrived in
+the store after the recorded one (``newest``); a purge refuses a store with newer mail.
 
 ``archived_map(manifest)`` turns it into the planner's ``archived`` argument
 (address → sha256): a ``purge`` is planned only for an address found there.

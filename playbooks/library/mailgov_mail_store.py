@@ -10,12 +10,14 @@ description:
   - The mail-host half of the regulation's "keep, then archive, then delete" for cancelled
     mailboxes (docs/reconcile.md, "Lifecycle"). Runs as root on the host that holds the stores.
   - C(state=archived) writes C(<archive_dir>/<address>-<YYYYMMDD>.tar.gz) of each mailbox's
-    store (numeric owners kept), re-reads it, and records its sha256, size and file count in
-    C(<archive_dir>/manifest.json). An address already recorded is left alone. A mailbox with
-    neither a store nor a directory entry was purged already and is skipped.
+    store (numeric owners kept), re-reads it, and records its sha256, size, file count and the
+    newest message's mtime in C(<archive_dir>/manifest.json). An address already recorded is
+    left alone unless mail arrived in its store after that archive (then it is archived again).
+    A mailbox with neither a store nor a directory entry was purged already and is skipped.
   - C(state=purged) deletes a store, and (C(delete_entries)) the mailbox's directory entry over
     C(ldapi:///), ONLY for addresses recorded in the manifest whose archive file hashes to the
-    recorded sha256 right now. If any archive fails that check, nothing at all is deleted.
+    recorded sha256 right now and whose store holds no mail newer than the archive. If any
+    fails those checks, nothing at all is deleted.
   - C(state=restored) unpacks the recorded, verified archive of one address into C(dest)
     (default the original store), refusing a non-empty destination unless C(force).
   - Check mode reports what would change without writing.
@@ -125,10 +127,26 @@ def archive_name(address: str, day: datetime.date) -> str:
     return f"{address.lower()}-{day.strftime('%Y%m%d')}.tar.gz"
 
 
+def newest_message(store: str) -> float:
+    """The newest mtime of a message file (Maildir cur/ and new/) in the store, 0 if none.
+
+    Index and cache files are left out: reading a mailbox rewrites them, mail does not."""
+    newest = 0.0
+    for root, _dirs, files in os.walk(store):
+        if os.path.basename(root) in ("cur", "new"):
+            for f in files:
+                try:
+                    newest = max(newest, os.lstat(os.path.join(root, f)).st_mtime)
+                except FileNotFoundError:  # moved by Dovecot meanwhile
+                    continue
+    return newest
+
+
 def make_archive(store: str, archive_dir: str, address: str, now: datetime.datetime) -> dict:
     """tar.gz the store (members relative to its parent, numeric owners), re-read it, hash it.
     Returns the manifest entry. A missing store gives an empty archive (files 0)."""
     os.makedirs(archive_dir, mode=0o700, exist_ok=True)
+    newest = newest_message(store)  # before reading: mail arriving meanwhile counts as newer
     name = archive_name(address, now.date())
     final = os.path.join(archive_dir, name)
     fd, tmp = tempfile.mkstemp(dir=archive_dir, prefix=".archive-", suffix=".tar.gz")
@@ -147,7 +165,13 @@ def make_archive(store: str, archive_dir: str, address: str, now: datetime.datet
             os.unlink(tmp)
     sha, size = sha256_file(final)
     return {"archive": name, "sha256": sha, "size": size, "store": store, "files": files,
-            "created": now.strftime("%Y-%m-%dT%H:%M:%SZ")}
+            "created": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "newest": newest}
+
+
+def changed_since(entry: dict, store: str) -> bool:
+    """Has mail arrived in the store since its archive was made (a mailbox recreated and
+    cancelled again, or an admin putting mail back)? Then the archive is stale."""
+    return os.path.isdir(store) and newest_message(store) > float(entry.get("newest", 0.0))
 
 
 def verified(archive_dir: str, entry: dict) -> str | None:
@@ -248,7 +272,8 @@ def main() -> None:  # pragma: no cover - exercised on the lab
 
         if p["state"] == "archived":
             for mb, has_store, has_entry in items:
-                if mb["address"] in recorded:
+                if mb["address"] in recorded and not changed_since(recorded[mb["address"]],
+                                                                   mb["store"]):
                     out["skipped"][mb["address"]] = "already archived"
                 elif not (has_store or has_entry):
                     out["skipped"][mb["address"]] = "already purged (no store, no entry)"
@@ -272,6 +297,9 @@ def main() -> None:  # pragma: no cover - exercised on the lab
                 why = verified(p["archive_dir"], entry)
                 if why:
                     raise StoreError(f"{mb['address']}: {why}; nothing purged")
+                if changed_since(entry, mb["store"]):
+                    raise StoreError(f"{mb['address']}: mail arrived after its archive was made; "
+                                     "archive it again first; nothing purged")
                 todo.append((mb, has_store, has_entry))
             if p["max_purge"] is not None and len(todo) > p["max_purge"]:
                 raise StoreError(f"{len(todo)} mailboxes to purge is more than the policy allows "

@@ -38,6 +38,7 @@ from conftest import DATA_FILE, LAB_DIR, REPO, LabHost, LabIMAPS, LabSMTP, Resul
 
 from mailgov import archive as ar
 from mailgov.directory import desired_entries
+from mailgov.loader import load
 from mailgov.model import build
 from mailgov.naming import NamingPolicy, Person
 from mailgov.validate import validate
@@ -108,7 +109,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, lab_hosts: dict[str, LabHost
         pytest.fail("age is not installed on the controller (apt-get install age)")
     tmp = tmp_path_factory.mktemp("lifecycle")
     key, public = age_keypair(tmp)
-    data = yaml.safe_load(DATA_FILE.read_text(encoding="utf-8"))
+    data = load(DATA_FILE).data  # dates stay text, as validation reads them
     directory = build(data)
     domain = data["organization"]["domain"]
     today = date.today()

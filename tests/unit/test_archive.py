@@ -212,3 +212,20 @@ def test_module_archives_missing_store_as_empty(tmp_path: Path) -> None:
     e = store_mod.make_archive(str(tmp_path / "none" / "x"), str(tmp_path / "a"),
                                "x@monre.gov.vn", datetime(2026, 7, 1, tzinfo=UTC))
     assert e["files"] == 0 and ar.entry_problems(e) == []
+
+
+def test_module_sees_mail_newer_than_the_archive(tmp_path: Path) -> None:
+    store = make_store(tmp_path / "vmail")
+    old = datetime(2026, 7, 1, tzinfo=UTC).timestamp()
+    for p in store.rglob("*"):
+        os.utime(p, (old, old))
+    e = store_mod.make_archive(str(store), str(tmp_path / "a"), "lthoa@monre.gov.vn",
+                               datetime(2026, 7, 2, tzinfo=UTC))
+    assert e["newest"] == old
+    assert not store_mod.changed_since(e, str(store))
+    # index files rewritten by a reader do not count; a new message does
+    (store / "Maildir" / "dovecot.index.log").write_bytes(b"x")
+    assert not store_mod.changed_since(e, str(store))
+    (store / "Maildir" / "new" ).mkdir()
+    (store / "Maildir" / "new" / "2.msg").write_bytes(b"Subject: late\r\n\r\n")
+    assert store_mod.changed_since(e, str(store))
