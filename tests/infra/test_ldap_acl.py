@@ -1,0 +1,290 @@
+"""LDAP access control (docs/security.md, LDAP-*), tried FROM the client host: anonymous gets
+the root DSE and a bind, nothing else; nobody but the replicator reads password hashes; a user
+reads no one's password state and writes nothing but their own password; the service accounts
+read only what their lookups need and write nothing.
+
+Two throw-away mailboxes (authprobe.py) are the users; the service accounts' passwords are the
+lab's generated secrets on the controller.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from authprobe import Probe, ldap_client, make_probe, rc_of, remove_probe
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def secrets_dir() -> Path:
+    """The instance's generated secrets, as lab/lab and conftest compute the state dir."""
+    lab_id = os.environ.get("MAILGOV_LAB_ID", "").strip() or "0"
+    base = os.environ.get("MAILGOV_LAB_DIR") or (
+        REPO / ".lab" if lab_id == "0" else REPO / ".lab" / f"lab{lab_id}"
+    )
+    return Path(base) / "secrets"
+
+
+def service_password(name: str) -> str:
+    path = secrets_dir() / f"ldap-{name}"
+    if not path.is_file():
+        pytest.skip(f"no {path}: converge the lab first")
+    return path.read_text(encoding="utf-8").split()[0]
+
+
+@pytest.fixture(scope="module")
+def base_dn(data: dict[str, Any]) -> str:
+    return str(data["organization"]["base_dn"])
+
+
+@pytest.fixture(scope="module")
+def provider(host_address: Callable[[str], str]) -> str:
+    return host_address("mail1")
+
+
+@pytest.fixture(scope="module")
+def users(
+    host_run: Callable[..., Any], data: dict[str, Any], mail1: Any
+) -> Iterator[tuple[Probe, Probe]]:
+    org = data["organization"]
+    a = make_probe(host_run, org["base_dn"], org["domain"], "acla")
+    b = make_probe(host_run, org["base_dn"], org["domain"], "aclb")
+    try:
+        yield a, b
+    finally:
+        remove_probe(host_run, a)
+        remove_probe(host_run, b)
+
+
+def search(
+    client_run: Callable[..., Any],
+    address: str,
+    bind: tuple[str, str] | None,
+    base: str,
+    filt: str,
+    *attrs: str,
+    scope: str = "sub",
+    starttls: bool = True,
+) -> Any:
+    auth = ["-x"] + (["-D", bind[0], "-w", bind[1]] if bind else [])
+    return ldap_client(
+        client_run,
+        "ldapsearch",
+        address,
+        [*auth, "-LLL", "-o", "ldif-wrap=no", "-s", scope, "-b", base, filt, *attrs],
+        starttls=starttls,
+    )
+
+
+def dns(out: Any) -> list[str]:
+    return [line[4:] for line in out.stdout.splitlines() if line.startswith("dn: ")]
+
+
+def attr_lines(out: Any, attr: str) -> list[str]:
+    a = attr.lower() + ":"
+    return [line for line in out.stdout.splitlines() if line.lower().startswith(a)]
+
+
+@pytest.mark.control("LDAP-01", "Anonymous reads nothing under the suffix (no enumeration)")
+@pytest.mark.parametrize("host", ["mail1", "mail2"])
+def test_anonymous_cannot_enumerate(
+    client_run: Callable[..., Any],
+    host_address: Callable[[str], str],
+    base_dn: str,
+    users: tuple[Probe, Probe],
+    host: str,
+) -> None:
+    address = host_address(host)
+    for base in (
+        base_dn,
+        f"ou=people,{base_dn}",
+        f"ou=services,{base_dn}",
+        f"ou=policies,{base_dn}",
+        users[0].dn,
+    ):
+        out = search(client_run, address, None, base, "(objectClass=*)", "*", "+")
+        assert dns(out) == [], f"anonymous read {dns(out)[:5]} under {base} on {host}"
+        assert rc_of(out) in (0, 32), out.stdout  # 32 noSuchObject: not even existence
+    # Guessing attributes by filter gives nothing either.
+    out = search(client_run, address, None, base_dn, f"(mail={users[0].mail})", "dn")
+    assert dns(out) == []
+
+
+@pytest.mark.control("LDAP-02", "Anonymous can bind and read the root DSE (and only that)")
+def test_anonymous_root_dse(client_run: Callable[..., Any], provider: str, base_dn: str) -> None:
+    # The positive control for LDAP-01: the anonymous connection itself works.
+    out = search(
+        client_run,
+        provider,
+        None,
+        "",
+        "(objectClass=*)",
+        "namingContexts",
+        "supportedExtension",
+        scope="base",
+    )
+    assert rc_of(out) == 0, out.stdout
+    assert f"namingContexts: {base_dn}" in out.stdout
+
+
+@pytest.mark.control("LDAP-03", "No user or service account reads password hashes")
+def test_nobody_reads_password_hashes(
+    client_run: Callable[..., Any], provider: str, base_dn: str, users: tuple[Probe, Probe]
+) -> None:
+    a, b = users
+    binds = {
+        "self": (a.dn, a.password),
+        "postfix": (f"cn=postfix,ou=services,{base_dn}", service_password("postfix")),
+        "dovecot": (f"cn=dovecot,ou=services,{base_dn}", service_password("dovecot")),
+        "mailgov": (f"cn=mailgov,ou=services,{base_dn}", service_password("mailgov")),
+    }
+    for who, bind in binds.items():
+        for target in (a, b):
+            out = search(
+                client_run,
+                provider,
+                bind,
+                target.dn,
+                "(objectClass=*)",
+                "userPassword",
+                "pwdHistory",
+                scope="base",
+            )
+            assert rc_of(out) in (0, 32), f"{who}: {out.stdout}"
+            assert not attr_lines(out, "userPassword"), f"{who} read {target.uid}'s userPassword"
+            assert not attr_lines(out, "pwdHistory"), f"{who} read {target.uid}'s pwdHistory"
+    # Positive control: the bind as the user worked (it reads its own mail attribute).
+    out = search(client_run, provider, binds["self"], a.dn, "(objectClass=*)", "mail", scope="base")
+    assert f"mail: {a.mail}" in out.stdout, out.stdout
+
+
+@pytest.mark.control("LDAP-04", "A user reads no one else's password state")
+def test_user_cannot_read_others_password_state(
+    client_run: Callable[..., Any],
+    provider: str,
+    host_run: Callable[..., Any],
+    users: tuple[Probe, Probe],
+) -> None:
+    a, b = users
+    # Give B some state: one failed bind (pwdFailureTime).
+    search(
+        client_run, provider, (b.dn, "wrong-" + b.password), b.dn, "(objectClass=*)", scope="base"
+    )
+    root = host_run(
+        "mail1", f"ldapsearch -Q -LLL -Y EXTERNAL -H ldapi:/// -s base -b '{b.dn}' pwdFailureTime"
+    )
+    assert "pwdFailureTime:" in root.stdout, "the failed bind left no state to hide"
+    out = search(
+        client_run,
+        provider,
+        (a.dn, a.password),
+        b.dn,
+        "(objectClass=*)",
+        "pwdFailureTime",
+        "pwdChangedTime",
+        "pwdAccountLockedTime",
+        "pwdReset",
+        "pwdPolicySubentry",
+        "pwdLastSuccess",
+        scope="base",
+    )
+    assert not [line for line in out.stdout.splitlines() if line.lower().startswith("pwd")], (
+        out.stdout
+    )
+
+
+@pytest.mark.control("LDAP-05", "A user cannot change their own entry except the password")
+@pytest.mark.parametrize(
+    "change",
+    [
+        "replace: mailQuota\nmailQuota: 99999999",
+        "replace: mailEnabled\nmailEnabled: TRUE",
+        "add: mailForwardingAddress\nmailForwardingAddress: attacker@example.org",
+        "add: mailAlias\nmailAlias: postmaster@monre.gov.vn",
+        "replace: pwdPolicySubentry\npwdPolicySubentry: cn=services,ou=policies,{base}",
+        "add: pwdAccountLockedTime\npwdAccountLockedTime: 000001010000Z",
+    ],
+)
+def test_user_cannot_write_own_entry(
+    client_run: Callable[..., Any],
+    provider: str,
+    base_dn: str,
+    users: tuple[Probe, Probe],
+    change: str,
+) -> None:
+    a, _ = users
+    ldif = f"dn: {a.dn}\nchangetype: modify\n{change.format(base=base_dn)}\n"
+    out = ldap_client(
+        client_run, "ldapmodify", provider, ["-x", "-D", a.dn, "-w", a.password], stdin=ldif
+    )
+    assert rc_of(out) == 50, f"expected insufficientAccess (50):\n{out.stdout}"
+
+
+@pytest.mark.control("LDAP-06", "Service accounts: read what their lookups need, write nothing")
+def test_service_accounts_least_rights(
+    client_run: Callable[..., Any], provider: str, base_dn: str, users: tuple[Probe, Probe]
+) -> None:
+    a, _ = users
+    postfix = (f"cn=postfix,ou=services,{base_dn}", service_password("postfix"))
+    dovecot = (f"cn=dovecot,ou=services,{base_dn}", service_password("dovecot"))
+    # What they need: Postfix the addresses, Dovecot also the home and quota.
+    out = search(
+        client_run, provider, postfix, a.dn, "(objectClass=*)", "mail", "uid", "cn", scope="base"
+    )
+    assert f"mail: {a.mail}" in out.stdout, out.stdout
+    assert not attr_lines(out, "uid") and not attr_lines(out, "cn"), "postfix reads names"
+    out = search(
+        client_run, provider, dovecot, a.dn, "(objectClass=*)", "mailHomeDirectory", scope="base"
+    )
+    assert f"mailHomeDirectory: {a.home}" in out.stdout, out.stdout
+    for who, bind in (("postfix", postfix), ("dovecot", dovecot)):
+        # Nothing of the other service accounts or the policies.
+        out = search(client_run, provider, bind, f"ou=services,{base_dn}", "(objectClass=*)", "dn")
+        assert [
+            d for d in dns(out) if not d.lower().startswith(bind[0].split(",")[0].lower())
+        ] == [], f"{who} sees other service accounts: {dns(out)}"
+        out = search(client_run, provider, bind, f"ou=policies,{base_dn}", "(objectClass=*)", "*")
+        assert dns(out) == [], f"{who} reads the password policies"
+        # No writes at all.
+        ldif = f"dn: {a.dn}\nchangetype: modify\nreplace: mailEnabled\nmailEnabled: FALSE\n"
+        out = ldap_client(
+            client_run, "ldapmodify", provider, ["-x", "-D", bind[0], "-w", bind[1]], stdin=ldif
+        )
+        assert rc_of(out) == 50, f"{who} could write: {out.stdout}"
+
+
+@pytest.mark.control("LDAP-07", "Simple binds need TLS: a password in clear is refused")
+@pytest.mark.parametrize("host", ["mail1", "mail2"])
+def test_bind_without_tls_refused(
+    client_run: Callable[..., Any],
+    host_address: Callable[[str], str],
+    users: tuple[Probe, Probe],
+    host: str,
+) -> None:
+    a, _ = users
+    out = search(
+        client_run,
+        host_address(host),
+        (a.dn, a.password),
+        a.dn,
+        "(objectClass=*)",
+        "dn",
+        scope="base",
+        starttls=False,
+    )
+    # 13 confidentialityRequired: refused before the password is looked at.
+    assert rc_of(out) == 13, out.stdout
+    with_tls = search(
+        client_run,
+        host_address(host),
+        (a.dn, a.password),
+        a.dn,
+        "(objectClass=*)",
+        "mail",
+        scope="base",
+    )
+    assert rc_of(with_tls) == 0, with_tls.stdout

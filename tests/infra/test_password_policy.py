@@ -1,0 +1,163 @@
+"""Password policy (docs/security.md, PW-*): slapd's ppolicy entries carry the data file's
+numbers (policy.password.users / .administrators), on the provider and on the replica, and
+every mail login is an LDAP bind as the user, so the policy decides for IMAP, POP3 and SMTP AUTH.
+
+The attacks (wrong passwords until lockout, password changes) are in test_attacks_auth.py.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+DIRECTORY_HOSTS = ("mail1", "mail2")
+
+
+def ldap_root(
+    host: Any, base: str, filt: str, *attrs: str, scope: str = "sub"
+) -> dict[str, dict[str, list[str]]]:
+    """Search as the host's root (SASL EXTERNAL over ldapi): {dn: {attr: [values]}}."""
+    out = host.run(
+        "ldapsearch -Q -LLL -o ldif-wrap=no -Y EXTERNAL -H ldapi:/// -s "
+        + scope
+        + " -b "
+        + shlex.quote(base)
+        + " "
+        + shlex.quote(filt)
+        + " "
+        + " ".join(shlex.quote(a) for a in attrs)
+    )
+    assert out.rc in (0, 32), out.stderr
+    entries: dict[str, dict[str, list[str]]] = {}
+    dn = ""
+    for line in out.stdout.splitlines():
+        m = re.match(r"^([A-Za-z0-9-]+)(::?) ?(.*)$", line)
+        if not m:
+            continue
+        key, _, value = m.groups()
+        if key == "dn":
+            dn = value
+            entries[dn] = {}
+        elif dn:
+            entries[dn].setdefault(key.lower(), []).append(value)
+    return entries
+
+
+def policy_entry(host: Any, base_dn: str, cn: str) -> dict[str, list[str]]:
+    dn = f"cn={cn},ou=policies,{base_dn}"
+    found = ldap_root(host, dn, "(objectClass=pwdPolicy)", "*", scope="base")
+    assert dn in found, f"no password policy {dn} on the host"
+    return found[dn]
+
+
+@pytest.mark.control("PW-01", "ppolicy entries carry the data's numbers (users, administrators)")
+@pytest.mark.parametrize("host", DIRECTORY_HOSTS)
+@pytest.mark.parametrize("which,cn", [("users", "default"), ("administrators", "administrators")])
+def test_policy_numbers_from_data(
+    infra_host: Callable[[str], Any],
+    data: dict[str, Any],
+    policy: dict[str, Any],
+    host: str,
+    which: str,
+    cn: str,
+) -> None:
+    want = policy["password"][which]
+    got = policy_entry(infra_host(host), data["organization"]["base_dn"], cn)
+    assert got["pwdminlength"] == [str(want["min_length"])]
+    assert got["pwdinhistory"] == [str(want["history"])]
+    assert got["pwdmaxage"] == [str(want["max_age_days"] * 86400)]
+    assert got["pwdlockout"] == ["TRUE"]
+    assert got["pwdmaxfailure"] == [str(want["lockout_failures"])]
+    # 0: locked until an administrator unlocks (the data gives no duration).
+    assert got["pwdlockoutduration"] == ["0"]
+    assert got["pwdallowuserchange"] == ["TRUE"]
+    # 2: a password the server cannot check (sent pre-hashed) is refused.
+    assert got["pwdcheckquality"] == ["2"]
+
+
+@pytest.mark.control(
+    "PW-02", "A password set by someone else must be changed first (pwdMustChange)"
+)
+@pytest.mark.parametrize("cn", ["default", "administrators"])
+def test_must_change(infra_host: Callable[[str], Any], data: dict[str, Any], cn: str) -> None:
+    got = policy_entry(infra_host("mail1"), data["organization"]["base_dn"], cn)
+    assert got["pwdmustchange"] == ["TRUE"]
+
+
+@pytest.mark.control("PW-03", "The overlay enforces the default policy on both directory servers")
+@pytest.mark.parametrize("host", DIRECTORY_HOSTS)
+def test_overlay_default(infra_host: Callable[[str], Any], data: dict[str, Any], host: str) -> None:
+    found = ldap_root(
+        infra_host(host),
+        "cn=config",
+        "(objectClass=olcPPolicyConfig)",
+        "olcPPolicyDefault",
+        "olcPPolicyHashCleartext",
+    )
+    assert len(found) == 1, found
+    (attrs,) = found.values()
+    assert attrs["olcppolicydefault"] == [
+        f"cn=default,ou=policies,{data['organization']['base_dn']}"
+    ]
+    # Passwords changed in clear text are stored hashed.
+    assert attrs["olcppolicyhashcleartext"] == ["TRUE"]
+
+
+@pytest.mark.control("PW-04", "Administrators (role: admin) are under the administrators policy")
+def test_admins_have_admin_policy(infra_host: Callable[[str], Any], data: dict[str, Any]) -> None:
+    base = data["organization"]["base_dn"]
+    admins = {
+        m["address"].lower()
+        for m in data["mailboxes"]
+        if m.get("role") == "admin" and m.get("state", "active") != "cancelled"
+    }
+    assert admins, "the data names no administrator"
+    found = ldap_root(
+        infra_host("mail1"),
+        f"ou=people,{base}",
+        "(businessCategory=admin)",
+        "uid",
+        "pwdPolicySubentry",
+    )
+    by_uid = {a["uid"][0].lower(): a for a in found.values() if "uid" in a}
+    missing = sorted(admins - set(by_uid))
+    assert not missing, f"admins not in the directory: {missing}"
+    wrong = sorted(
+        u
+        for u in admins
+        if by_uid[u].get("pwdpolicysubentry") != [f"cn=administrators,ou=policies,{base}"]
+    )
+    assert not wrong, f"admins without the administrators policy: {wrong}"
+    # And nobody else is.
+    others = ldap_root(
+        infra_host("mail1"),
+        f"ou=people,{base}",
+        f"(&(pwdPolicySubentry=cn=administrators,ou=policies,{base})(!(businessCategory=admin)))",
+        "uid",
+    )
+    assert not others, f"non-admins under the administrators policy: {sorted(others)}"
+
+
+@pytest.mark.control(
+    "PW-05", "Mail logins are LDAP binds as the user (auth_bind), no password read"
+)
+@pytest.mark.parametrize("host", DIRECTORY_HOSTS)
+def test_logins_bind_as_user(infra_host: Callable[[str], Any], host: str) -> None:
+    h = infra_host(host)
+    passdb = h.run(
+        "grep -E '^[[:space:]]*auth_bind[[:space:]]*=' /etc/dovecot/dovecot-ldap-passdb.conf.ext"
+    )
+    assert passdb.rc == 0 and passdb.stdout.split("=")[1].strip() == "yes", passdb.stdout
+    # No password attribute is fetched (pass_attrs would name userPassword=password).
+    attrs = h.run("grep -iE '^[[:space:]]*pass_attrs' /etc/dovecot/dovecot-ldap-passdb.conf.ext")
+    assert "userpassword" not in attrs.stdout.lower()
+    # Postfix SMTP AUTH goes through Dovecot's passdb (the same binds).
+    sasl = h.run("postconf -h smtpd_sasl_type")
+    assert sasl.stdout.strip() == "dovecot"
+    # No auth cache: a lockout or password change counts at the very next login.
+    cache = h.run("doveconf -h auth_cache_size")
+    assert cache.stdout.strip() in ("0", "0 B", "0B"), cache.stdout
