@@ -7,6 +7,7 @@ mailbox. Also: binds and IMAP logins FROM the client host.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import shlex
 from collections.abc import Callable
@@ -109,8 +110,18 @@ def ldap_client(
 
 
 def rc_of(out: Any) -> int:
-    """The exit code the command line printed last (rc=N)."""
-    for line in reversed(out.stdout.splitlines()):
+    """The LDAP result code of a client tool run by ldap_client.
+
+    ldappasswd exits 1 on any refusal and prints "Result: Insufficient access (50)";
+    ldapmodify prints "ldap_modify: ... (50)": the code in parentheses is the server's answer.
+    Otherwise the exit code the command line printed (rc=N), which is the result code.
+    """
+    lines = out.stdout.splitlines()
+    for line in reversed(lines):
+        m = re.match(r"^(?:Result|ldap_\w+): .*\((\d+)\)\s*$", line)
+        if m:
+            return int(m.group(1))
+    for line in reversed(lines):
         if line.startswith("rc="):
             return int(line[3:])
     raise AssertionError(f"no exit code in output: {out.stdout} {out.stderr}")
