@@ -242,8 +242,9 @@ def issue(directory: Directory, todo: Sequence[Mapping[str, str]], out_dir: Path
     creds: list[Credential] = []
     for unit, items in sorted(by_unit.items()):
         sheet = render_sheet(unit, items, today, unit_name=names.get(unit, ""),
-                             change_hint="ldappasswd -ZZ -H ldap://mail1.<domain> "
-                                         "-D <your DN> -W -S   (or the password page)")
+                             change_hint="Đổi mật khẩu / change it: ldappasswd -ZZ -H "
+                                         "ldap://mail1.<domain> -D uid=<local>,ou=people,"
+                                         "<base DN> -W -S")
         paths.append(encrypt_age(sheet, recipients[unit], artifact_path(out_dir, unit, today)))
         creds.extend(items)
     return creds, paths
