@@ -103,6 +103,17 @@ def due_stores(directory: Directory, today: date) -> list[DueStore]:
     return out
 
 
+def renamed_stores(directory: Directory) -> list[dict[str, str]]:
+    """Mailboxes renamed in the data (``renamed_from``): the store moves from the old home to
+    the new one (the reconcile renames the entry; its ``mailHomeDirectory`` follows)."""
+    org = directory.organization
+    return [{"address": directory.address(m.address),
+             "store": store_path(org.domain, m.address),
+             "old_store": store_path(org.domain, m.renamed_from)}
+            for m in directory.mailboxes
+            if m.renamed_from and m.renamed_from.lower() != m.address.lower()]
+
+
 # --------------------------------------------------------------------------- naming
 
 
@@ -265,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     # The mass-change rail (policy.safety.max_disable_share) also bounds purges per run.
     limit = max(1, int(d.policy.max_disable_share * len(d.mailboxes)))
     print(json.dumps({"due": [x.as_dict() for x in due_stores(d, today)], "max_purge": limit,
-                      "today": today.isoformat()}))
+                      "renames": renamed_stores(d), "today": today.isoformat()}))
     return 0
 
 

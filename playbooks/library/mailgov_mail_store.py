@@ -20,12 +20,16 @@ description:
     fails those checks, nothing at all is deleted.
   - C(state=restored) unpacks the recorded, verified archive of one address into C(dest)
     (default the original store), refusing a non-empty destination unless C(force).
+  - C(state=moved) renames each item's C(old_store) to C(store) (a mailbox renamed in the
+    data: the reconcile renamed the entry, whose home directory follows). Only when the old
+    one exists and the new one does not; if both exist (mail arrived at the new address
+    before the move) nothing is moved and the item is reported under C(skipped).
   - Check mode reports what would change without writing.
 options:
   state:
     description: What to do.
     type: str
-    choices: [archived, purged, restored]
+    choices: [archived, purged, restored, moved]
     required: true
   mailboxes:
     description: >-
@@ -69,6 +73,7 @@ RETURN = r"""
 archived: {description: Addresses archived (or that would be)., type: list, returned: always}
 purged: {description: Addresses whose store (and entry) were deleted., type: list, returned: always}
 restored: {description: Addresses restored., type: list, returned: always}
+moved: {description: Addresses whose store was moved to the new name., type: list, returned: always}
 skipped: {description: "Address -> why nothing was done.", type: dict, returned: always}
 manifest: {description: The manifest after the run., type: dict, returned: always}
 """
@@ -241,7 +246,7 @@ def main() -> None:  # pragma: no cover - exercised on the lab
     module = AnsibleModule(
         argument_spec={
             "state": {"type": "str", "required": True,
-                      "choices": ["archived", "purged", "restored"]},
+                      "choices": ["archived", "purged", "restored", "moved"]},
             "mailboxes": {"type": "list", "elements": "dict", "required": True},
             "archive_dir": {"type": "path", "default": "/var/backups/mailgov/archives"},
             "delete_entries": {"type": "bool", "default": True},
@@ -253,7 +258,24 @@ def main() -> None:  # pragma: no cover - exercised on the lab
         supports_check_mode=True,
     )
     p = module.params
-    out = {"archived": [], "purged": [], "restored": [], "skipped": {}}
+    out = {"archived": [], "purged": [], "restored": [], "moved": [], "skipped": {}}
+    if p["state"] == "moved":
+        for mb in p["mailboxes"]:
+            old, new = mb.get("old_store"), mb.get("store")
+            if not (old and new and mb.get("address")):
+                module.fail_json(msg=f"moved needs address, store, old_store: {mb}", **out)
+            if not os.path.isdir(old):
+                continue  # moved already (or never had mail): nothing to say
+            if os.path.exists(new):
+                out["skipped"][mb["address"]] = f"both {old} and {new} exist: merge by hand"
+                continue
+            out["moved"].append(mb["address"])
+            if not module.check_mode:
+                try:
+                    os.rename(old, new)  # same file system: atomic, owners kept
+                except OSError as exc:
+                    module.fail_json(msg=f"cannot move {old} to {new}: {exc}", **out)
+        module.exit_json(changed=bool(out["moved"]), **out)
     try:
         manifest = read_manifest(p["archive_dir"])
         try:

@@ -229,3 +229,18 @@ def test_module_sees_mail_newer_than_the_archive(tmp_path: Path) -> None:
     (store / "Maildir" / "new" ).mkdir()
     (store / "Maildir" / "new" / "2.msg").write_bytes(b"Subject: late\r\n\r\n")
     assert store_mod.changed_since(e, str(store))
+
+
+def test_renamed_stores() -> None:
+    d = directory()
+    assert ar.renamed_stores(d) == []
+    data_m = [dict(address="natuan", name="Nguyễn Anh Tuấn", unit="vpb",
+                   renamed_from="tuan.nguyen")]
+    policy = copy.deepcopy(POLICY)
+    d2 = build({"version": 1, "organization": {"name": "Bộ", "domain": "monre.gov.vn",
+                                               "base_dn": BASE, "it_unit": "vpb"},
+                "policy": policy, "units": [{"id": "vpb", "name": "Văn phòng Bộ"}],
+                "mailboxes": data_m})
+    assert ar.renamed_stores(d2) == [{"address": "natuan@monre.gov.vn",
+                                      "store": "/var/vmail/monre.gov.vn/natuan",
+                                      "old_store": "/var/vmail/monre.gov.vn/tuan.nguyen"}]
