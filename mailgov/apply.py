@@ -216,11 +216,14 @@ def apply(conn: Connection, plan: Plan, *, on_change: OnChange | None = None) ->
 
 
 def set_passwords(conn: Connection, passwords: Mapping[str, str],
-                  relock: Iterable[str] = ()) -> list[ApplyError]:
+                  relock: Iterable[str] = (), clear_reset: bool = False) -> list[ApplyError]:
     """Set each DN's password (RFC 3062 Password Modify over ``conn``, which must be TLS).
 
     ppolicy removes ``pwdAccountLockedTime`` when an administrator resets a password, so the
     DNs in ``relock`` (suspended and cancelled mailboxes) get the administrator lock again.
+    With ``clear_reset`` (lab test passwords, meant to be used as set) the ``pwdReset`` mark
+    that ppolicy's pwdMustChange puts on a password set by someone else is removed: Dovecot
+    refuses logins while it is there (docs/reconcile.md, "Lifecycle").
     Returns the errors (empty when all were set).
     """
     from mailgov.directory import ADMIN_LOCK
@@ -230,6 +233,8 @@ def set_passwords(conn: Connection, passwords: Mapping[str, str],
     for dn, password in passwords.items():
         try:
             ok = conn.extend.standard.modify_password(user=dn, new_password=password)
+            if ok and clear_reset:
+                conn.modify(dn, {"pwdReset": [(MODIFY_DELETE, [])]})  # absent already: fine
             if ok and dn.lower() in lock_again:
                 ok = conn.modify(dn, {"pwdAccountLockedTime": [(MODIFY_REPLACE, [ADMIN_LOCK])]})
         except LDAPCommunicationError as exc:

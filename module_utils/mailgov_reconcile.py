@@ -229,7 +229,7 @@ def run_apply(module: Any, scope: str) -> None:
     try:
         applied: ApplyResult = apply(conn, sub, on_change=_Refresher(lock))
         if pw_plan and applied.aborted is None:
-            pw_errors = set_passwords(conn, pw_plan)
+            pw_errors = set_passwords(conn, pw_plan, clear_reset=True)  # lab test passwords
     except (ConnectionLost, LockError) as exc:
         _release(lock, p)
         module.fail_json(msg=f"{exc}; re-run to finish (the next plan holds what is left)",
