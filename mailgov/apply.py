@@ -239,6 +239,8 @@ def set_passwords(conn: Connection, passwords: Mapping[str, str],
                 ok = conn.modify(dn, {"pwdAccountLockedTime": [(MODIFY_REPLACE, [ADMIN_LOCK])]})
         except LDAPCommunicationError as exc:
             raise ConnectionLost(f"connection lost at {dn}: {exc}") from None
+        if not ok and "not being changed from existing value" in _ldap_error(conn):
+            ok = True  # ppolicy: it has this password already (set by another apply)
         if not ok:
             errors.append(ApplyError("password", dn, dn, _ldap_error(conn)))
     return errors

@@ -194,6 +194,7 @@ def run_apply(module: Any, scope: str) -> None:
                 + ". Review the plan; if intended, set allow_mass_change",
             **out)
     pw_plan: dict[str, str] = {}
+    wanted: dict[str, str] = {}
     if p.get("test_passwords_file"):
         wanted = test_passwords(p["test_passwords_file"],
                                 test_addresses(desired, p["test_mailbox_count"]),
@@ -213,6 +214,8 @@ def run_apply(module: Any, scope: str) -> None:
     # Under the lock, plan again from a fresh read: another apply may have written between
     # our first read and the lock (a stale plan would fight it). No-op runs never lock.
     the_plan = make_plan(module, desired, conn)
+    if pw_plan:  # the passwords too: the other apply may have set them meanwhile
+        pw_plan = passwords_to_set(p, wanted, desired, the_plan)
     scoped = [c for c in the_plan.changes if in_scope(c, scope, base_dn)]
     writes = [c for c in scoped if c.kind not in NOT_LDAP]
     out = report(the_plan, scoped)
