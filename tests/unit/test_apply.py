@@ -310,3 +310,57 @@ def test_lock_of_a_dead_process_on_this_machine_is_taken_over(conn: Connection) 
     # pid 1 is alive: a third one must not take it over.
     with pytest.raises(LockError, match="another apply is running"):
         ReconcileLock(conn, BASE_DN, owner="x", clock=clock, sleep=clock.sleep).acquire()
+
+
+# --- the modules' shared body (module_utils/mailgov_reconcile.py) -----------------------
+
+
+def _module_utils() -> Any:
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "module_utils" / "mailgov_reconcile.py"
+    spec = importlib.util.spec_from_file_location("mailgov_reconcile", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_scopes_split_people_from_the_rest() -> None:
+    mu = _module_utils()
+    person_c = person("natuan")
+    renamed = Change("rename", f"uid=new,{PEOPLE}", "new", None, old_dn=f"uid=old,{PEOPLE}")
+    group = Change("add_member", f"cn=vpb-all,{GROUPS}", "vpb-all", "vpb")
+    container = Change("create", PEOPLE, "people", None)
+    assert mu.in_scope(person_c, "mailboxes", BASE_DN)
+    assert mu.in_scope(renamed, "mailboxes", BASE_DN)
+    assert mu.in_scope(container, "mailboxes", BASE_DN)
+    assert not mu.in_scope(group, "mailboxes", BASE_DN)
+    assert mu.in_scope(group, "units", BASE_DN)
+    assert not mu.in_scope(person_c, "units", BASE_DN)
+    assert all(mu.in_scope(c, "all", BASE_DN) for c in (person_c, group, container))
+
+
+def test_diff_lists_before_and_after() -> None:
+    mu = _module_utils()
+    c = Change("modify", f"uid=a,{PEOPLE}", "a", None, replace={"mailQuota": ("2",)},
+               before={"mailQuota": ("1",)}, after={"mailQuota": ("2",)})
+    (d,) = mu.diff_of([c])
+    assert d["before"] == "mailQuota: 1\n" and d["after"] == "mailQuota: 2\n"
+    assert d["after_header"] == c.dn
+
+
+def test_test_passwords_are_kept_and_private(tmp_path: Any) -> None:
+    import os
+
+    mu = _module_utils()
+    path = str(tmp_path / "secrets" / "test-mailboxes.json")
+    first = mu.test_passwords(path, ["a@x.vn", "b@x.vn"])
+    assert len(set(first.values())) == 2 and all(len(v) >= 16 for v in first.values())
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    again = mu.test_passwords(path, ["a@x.vn", "c@x.vn"])
+    assert again["a@x.vn"] == first["a@x.vn"]  # kept, not regenerated
+    # Check mode writes nothing and reports the missing one as still to be set.
+    dry = mu.test_passwords(path, ["d@x.vn"], write=False)
+    assert dry == {"d@x.vn": ""}
