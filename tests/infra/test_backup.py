@@ -148,7 +148,7 @@ def message_count(mail1: Any, address: str, subject: str) -> int:
     res = mail1.run(f"doveadm search -u {shlex.quote(address)} mailbox INBOX "
                     f"header Subject {shlex.quote(subject)}")
     assert res.rc == 0, res.stderr
-    return len(res.stdout.split())
+    return len(res.stdout.splitlines())  # one line (mailbox GUID, UID) per message
 
 
 def wait_for(check: Callable[[], bool], seconds: float = 60) -> bool:
@@ -170,6 +170,8 @@ def test_restore_drill(mail1: Any, mail2: Any, bvars: dict[str, Any]) -> None:
     assert saved.rc == 0, saved.stderr
     assert message_count(mail1, address, subject) == 1
 
+    # Replication works before the drill: otherwise "deleted on mail2" would prove nothing.
+    assert wait_for(lambda: entry_exists(mail2, dn)), "entry not on the replica before the drill"
     run_backup(mail1)
 
     # Disaster: the message is expunged and the user's entry deleted.
