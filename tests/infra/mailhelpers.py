@@ -5,6 +5,7 @@ client host, reading a delivered message on mail1 with doveadm, the lab's LDAP l
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shlex
@@ -52,6 +53,23 @@ def active_users(host_run: Callable[..., Any], passwords: dict[str, str],
     return users
 
 
+_CLIENT_READY: set[str] = set()
+
+
+def client_packages(client_run: Callable[..., Any], *packages: str) -> None:
+    """Install Debian packages on the client (through the lab's package proxy) once:
+    swaks needs libnet-ssleay-perl for STARTTLS, the DKIM verifier python3-dkim."""
+    missing = [p for p in packages if p not in _CLIENT_READY]
+    if not missing:
+        return
+    have = client_run("dpkg-query -W -f='${Package} ${Status}\\n' " + " ".join(missing))
+    if any(f"{p} install ok installed" not in have.stdout for p in missing):
+        out = client_run("DEBIAN_FRONTEND=noninteractive apt-get install -y -q "
+                         + " ".join(missing), timeout=600)
+        assert out.rc == 0, out.stdout[-600:] + out.stderr[-600:]
+    _CLIENT_READY.update(missing)
+
+
 def token() -> str:
     return f"s2-{uuid.uuid4().hex[:12]}"
 
@@ -60,6 +78,7 @@ def swaks(client_run: Callable[..., Any], server: str, port: int, user: str, pas
           sender: str, to: str, subject: str, extra: list[str] | None = None,
           timeout: int = 120) -> Any:
     """Submit one message from the client host (STARTTLS on 587, AUTH)."""
+    client_packages(client_run, "libnet-ssleay-perl")
     cmd = ["swaks", "--server", server, "--port", str(port), "--tls",
            "--auth", "PLAIN", "--auth-user", user, "--auth-password", password,
            "--from", sender, "--to", to, "--header", f"Subject: {subject}",
@@ -69,16 +88,16 @@ def swaks(client_run: Callable[..., Any], server: str, port: int, user: str, pas
 
 def fetch_delivered(host_run: Callable[..., Any], user: str, subject: str,
                     timeout: float = 90) -> str | None:
-    """The raw text of the message with `subject` in user's INBOX on mail1 (doveadm)."""
+    """The stored message with `subject` in user's INBOX on mail1, byte for byte (the Maildir
+    file, base64 over ssh: a DKIM check must see exactly what was delivered)."""
     deadline = time.monotonic() + timeout
-    cmd = (f"doveadm fetch -u {shlex.quote(user)} text mailbox INBOX "
-           f"header Subject {shlex.quote(subject)}")
+    cmd = (f"home=$(doveadm user -f home {shlex.quote(user)}) && "
+           f"f=$(grep -l -F {shlex.quote('Subject: ' + subject)} \"$home\"/Maildir/new/* "
+           "\"$home\"/Maildir/cur/* 2>/dev/null | head -1) && test -n \"$f\" && base64 -w0 \"$f\"")
     while True:
         out = host_run("mail1", cmd)
         if out.rc == 0 and out.stdout.strip():
-            text = out.stdout
-            # doveadm prefixes the first line with "text:"; the message follows.
-            return text.split("text:", 1)[1].lstrip("\n") if text.startswith("text:") else text
+            return base64.b64decode(out.stdout.strip()).decode("utf-8", "surrogateescape")
         if time.monotonic() > deadline:
             return None
         time.sleep(2)

@@ -36,7 +36,7 @@ def test_exe_attachment_refused(users, client_run, domain) -> None:
     pw, active = users
     sender, rcpt = active[0], active[1]
     prep = client_run("printf 'MZ fake program' > /tmp/s2-tool.exe && "
-                      "printf '%PDF-1.4 fake' > /tmp/s2-report.pdf")
+                      "echo 'PDF-1.4 fake' > /tmp/s2-report.pdf")
     assert prep.rc == 0
     exe = swaks(client_run, f"mail1.{domain}", 587, sender, pw[sender], sender, rcpt, token(),
                 ["--attach", "@/tmp/s2-tool.exe"])
