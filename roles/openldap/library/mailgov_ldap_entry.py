@@ -221,11 +221,11 @@ def main() -> None:
             if mods and not module.check_mode:
                 d.conn.modify_s(real, [(op, a, [v.encode() for v in vs] or None)
                                        for op, a, vs in mods])
-        if p["password"] is not None and changes != ["(entry)"]:
-            if not d.password_ok(real, p["password"]):
-                changes.append("userPassword")
-                if not module.check_mode:
-                    d.conn.passwd_s(real, None, p["password"])
+        if (p["password"] is not None and changes != ["(entry)"]
+                and not d.password_ok(real, p["password"])):
+            changes.append("userPassword")
+            if not module.check_mode:
+                d.conn.passwd_s(real, None, p["password"])
     except ldap.LDAPError as exc:
         info = exc.args[0] if exc.args else {}
         detail = info.get("desc", "") + (": " + info["info"] if info.get("info") else "")
