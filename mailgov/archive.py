@@ -3,7 +3,7 @@
 The regulation keeps a cancelled mailbox's data for a retention period
 (``policy.retention``: ``staff_days``, ``heads_days`` for ``role: head``, counted from
 ``cancelled.date``), then archives it and only then deletes it. The mail host does the work
-(``playbooks/lifecycle.yml`` with ``playbooks/library/mailgov_mail_store.py``); this module says
+(``playbooks/lifecycle.yml`` with ``library/mailgov_mail_store.py``); this module says
 *what* is due, how archives are named and what the manifest holds, and checks a manifest —
 no I/O beyond reading a file that is handed in.
 
