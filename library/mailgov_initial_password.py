@@ -7,7 +7,7 @@ DOCUMENTATION = r"""
 module: mailgov_initial_password
 short_description: List active mailboxes without a password (those needing an initial one)
 description:
-  - Lists the active personal/affiliate mailboxes that have no C(userPassword) yet (new ones:
+  - Lists the active personal/affiliate mailboxes that have no C(userPassword) yet (new ones;
     the reconcile creates entries without a password), in one search. Read-only.
   - Runs on the directory provider over C(ldapi:///) with SASL EXTERNAL as root, because only
     the database manager can test whether a password is present (the reconciler's account
@@ -17,6 +17,13 @@ description:
 options:
   base_dn: {description: Suffix; people are under ou=people., type: str, required: true}
   uri: {description: LDAP URI., type: str, default: "ldapi:///"}
+"""
+
+EXAMPLES = r"""
+- name: Find new mailboxes that have no password yet
+  mailgov_initial_password:
+    base_dn: dc=monre,dc=gov,dc=vn
+  register: mailgov_pw_todo
 """
 
 RETURN = r"""

@@ -21,7 +21,7 @@ description:
   - C(state=restored) unpacks the recorded, verified archive of one address into C(dest)
     (default the original store), refusing a non-empty destination unless C(force).
   - C(state=moved) renames each item's C(old_store) to C(store) (a mailbox renamed in the
-    data: the reconcile renamed the entry, whose home directory follows). Only when the old
+    data; the reconcile renamed the entry, whose home directory follows). Only when the old
     one exists and the new one does not; if both exist (mail arrived at the new address
     before the move) nothing is moved and the item is reported under C(skipped).
   - Check mode reports what would change without writing.

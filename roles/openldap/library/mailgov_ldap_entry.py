@@ -17,7 +17,7 @@ description:
     of ordered attributes (C(olcAccess), C(olcDbIndex), C(olcSyncrepl), schema definitions).
   - Uses python3-ldap (libldap), installed by the role.
 options:
-  dn: {description: DN of the entry; C({n}) prefixes may be left out., type: str, required: true}
+  dn: {description: "DN of the entry; C({n}) prefixes may be left out.", type: str, required: true}
   state: {description: present or absent., type: str, default: present, choices: [present, absent]}
   objectClass:
     description: Object classes; used to create the entry, and added when missing.
@@ -40,8 +40,27 @@ options:
   uri: {description: LDAP URI., type: str, default: "ldapi:///"}
 """
 
+EXAMPLES = r"""
+- name: Enable the ppolicy overlay on the data database
+  mailgov_ldap_entry:
+    dn: olcOverlay=ppolicy,olcDatabase=mdb,cn=config
+    objectClass: [olcOverlayConfig, olcPPolicyConfig]
+    attributes:
+      olcOverlay: ppolicy
+      olcPPolicyHashCleartext: "TRUE"
+
+- name: A service account with its password (set only when it differs)
+  mailgov_ldap_entry:
+    dn: cn=postfix,ou=services,dc=monre,dc=gov,dc=vn
+    objectClass: [applicationProcess, simpleSecurityObject]
+    attributes:
+      cn: postfix
+    password: "{{ openldap__service_passwords.postfix }}"
+  no_log: true
+"""
+
 RETURN = r"""
-dn: {description: The entry's real DN (with {n} prefixes)., type: str, returned: always}
+dn: {description: "The entry's real DN (with {n} prefixes).", type: str, returned: always}
 changes:
   description: Attribute names changed (values are never returned).
   type: list
