@@ -92,7 +92,7 @@ def fetch_delivered(host_run: Callable[..., Any], user: str, subject: str,
     file, base64 over ssh: a DKIM check must see exactly what was delivered)."""
     deadline = time.monotonic() + timeout
     cmd = (f"home=$(doveadm user -f home {shlex.quote(user)}) && "
-           f"f=$(grep -l -F {shlex.quote('Subject: ' + subject)} \"$home\"/Maildir/new/* "
+           f"f=$(grep -l -F {shlex.quote(subject)} \"$home\"/Maildir/new/* "
            "\"$home\"/Maildir/cur/* 2>/dev/null | head -1) && test -n \"$f\" && base64 -w0 \"$f\"")
     while True:
         out = host_run("mail1", cmd)
