@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mailgov import labenv
 from mailgov.directory import desired_entries
 
 ldap3 = pytest.importorskip("ldap3")
@@ -31,17 +32,15 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _lab_id() -> int:
-    """MAILGOV_LAB_ID: which of the machine's labs to test (0-15, default 0), as lab/lab."""
-    raw = os.environ.get("MAILGOV_LAB_ID", "").strip() or "0"
-    if not raw.isdigit() or not 0 <= int(raw) <= 15:
-        raise pytest.UsageError(f"MAILGOV_LAB_ID must be an integer 0-15, not {raw!r}")
-    return int(raw)
+    """MAILGOV_LAB_ID: which of the machine's labs to test (mailgov.labenv, as lab/lab)."""
+    try:
+        return labenv.lab_id()
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 LAB_ID = _lab_id()
-# The instance's state dir, as lab/lab computes it: .lab/ for 0, .lab/labN/ for the others.
-LAB_DIR = Path(os.environ.get("MAILGOV_LAB_DIR")
-               or (REPO / ".lab" if LAB_ID == 0 else REPO / ".lab" / f"lab{LAB_ID}"))
+LAB_DIR = labenv.lab_dir(REPO, LAB_ID)
 LAB = LAB_DIR
 SSH_CONFIG = LAB / "ssh_config"
 CA = LAB / "pki" / "ca.crt"

@@ -1,0 +1,31 @@
+"""Which lab instance a command works on, and where its state lives.
+
+One answer for `lab/lab`, the test suites and anyone else: `MAILGOV_LAB_ID` (0-15, default 0)
+selects one of several independent labs on this machine; its state (ssh key, CA, service
+secrets) is `.lab/` for instance 0 and `.lab/labN/` for the others, unless `MAILGOV_LAB_DIR`
+says otherwise. Standard library only: `lab/lab` runs with the system Python.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+MAX_LAB_ID = 15
+
+
+def lab_id(environ: Mapping[str, str] = os.environ) -> int:
+    """The selected instance; ValueError with a readable message for a bad value."""
+    raw = environ.get("MAILGOV_LAB_ID", "").strip() or "0"
+    if not raw.isdigit() or not 0 <= int(raw) <= MAX_LAB_ID:
+        raise ValueError(f"MAILGOV_LAB_ID must be an integer 0-{MAX_LAB_ID}, not {raw!r}")
+    return int(raw)
+
+
+def lab_dir(repo: Path, instance: int, environ: Mapping[str, str] = os.environ) -> Path:
+    """The instance's state dir (MAILGOV_LAB_DIR wins)."""
+    override = environ.get("MAILGOV_LAB_DIR")
+    if override:
+        return Path(override)
+    return repo / ".lab" if instance == 0 else repo / ".lab" / f"lab{instance}"
