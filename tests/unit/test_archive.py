@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _load_module() -> ModuleType:
-    path = REPO / "playbooks" / "library" / "mailgov_mail_store.py"
+    path = REPO / "library" / "mailgov_mail_store.py"
     spec = importlib.util.spec_from_file_location("mailgov_mail_store", path)
     assert spec and spec.loader
     mod = importlib.util.module_from_spec(spec)
