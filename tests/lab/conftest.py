@@ -21,6 +21,7 @@ import ssl
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,9 @@ import pytest
 import yaml
 
 from mailgov import labenv
+from mailgov.archive import due_stores
 from mailgov.directory import Entry, desired_entries
+from mailgov.loader import load
 from mailgov.model import build
 
 REPO = Path(__file__).resolve().parents[2]
@@ -129,6 +132,12 @@ def data() -> dict[str, Any]:
     if not DATA_FILE.is_file():
         _lab_missing(f"no data file {DATA_FILE}")
     return yaml.safe_load(DATA_FILE.read_text(encoding="utf-8"))
+
+
+def purged_addresses(data_file: Path = DATA_FILE) -> set[str]:
+    """Cancelled mailboxes past their retention: the pipeline archives and purges them (and never
+    creates them on a fresh lab), so a test that needs a live cancelled entry picks another."""
+    return {s.address for s in due_stores(build(load(data_file).data), date.today())}
 
 
 @pytest.fixture(scope="session")

@@ -17,17 +17,13 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
 from email.message import EmailMessage
 from typing import Any
 
 import pytest
-from conftest import DATA_FILE
+from conftest import purged_addresses
 
-from mailgov.archive import due_stores
 from mailgov.directory import Entry
-from mailgov.loader import load
-from mailgov.model import build
 
 pytestmark = pytest.mark.lab
 
@@ -80,7 +76,7 @@ def cast(entries: list[Entry], passwords: dict[str, str], data: dict[str, Any]) 
         pytest.fail("no unit list has a direct member with a known password")
     # Mailboxes past their retention are archived and purged by the pipeline (never created on
     # a fresh lab): only those still inside retention must bounce with the regulation text.
-    gone = {s.address for s in due_stores(build(load(DATA_FILE).data), date.today())}
+    gone = purged_addresses()
     cancelled = [a for e in people if _attr(e, "mailEnabled") == ("FALSE",)
                  and _attr(e, "mail")[0] not in gone
                  for a in _attr(e, "mailAlias")]
