@@ -1,6 +1,6 @@
 """Which lab instance a command works on, and where its state lives.
 
-One answer for `lab/lab`, the test suites and anyone else: `MAILGOV_LAB_ID` (0-15, default 0)
+One answer for `lab/lab`, the test suites and anyone else: `MAILGOV_LAB_ID` (0-31, default 0)
 selects one of several independent labs on this machine; its state (ssh key, CA, service
 secrets) is `.lab/` for instance 0 and `.lab/labN/` for the others, unless `MAILGOV_LAB_DIR`
 says otherwise. Standard library only: `lab/lab` runs with the system Python.
@@ -12,7 +12,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-MAX_LAB_ID = 15
+# 31: netns names stay within 15 characters ("mgl31-client"), subnets within 10.210.0.0/16.
+MAX_LAB_ID = 31
 
 
 def lab_id(environ: Mapping[str, str] = os.environ) -> int:

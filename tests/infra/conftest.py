@@ -6,7 +6,7 @@ Every test here proves ONE control of docs/security.md and says which:
     def test_submission_refuses_tls11(mail1): ...
 
 - Hosts: `mail1`, `mail2`, `client` fixtures are pytest-testinfra hosts of the lab instance
-  selected by MAILGOV_LAB_ID (0-15, as lab/lab and inventory/lab), reached over the ssh_config
+  selected by MAILGOV_LAB_ID (0-31, as lab/lab and inventory/lab), reached over the ssh_config
   that `lab/lab up` writes into the instance's state dir. `infra_host(name)` gives any
   inventory host; `inventory_groups` the inventory's groups.
 - Expected values come from the same places the roles read: `policy` is the data file's

@@ -9,13 +9,13 @@ from mailgov.labenv import lab_dir, lab_id
 
 @pytest.mark.parametrize(("env", "expected"), [
     ({}, 0), ({"MAILGOV_LAB_ID": ""}, 0), ({"MAILGOV_LAB_ID": "3"}, 3),
-    ({"MAILGOV_LAB_ID": " 15 "}, 15),
+    ({"MAILGOV_LAB_ID": " 15 "}, 15), ({"MAILGOV_LAB_ID": "31"}, 31),
 ])
 def test_lab_id(env: dict[str, str], expected: int) -> None:
     assert lab_id(env) == expected
 
 
-@pytest.mark.parametrize("raw", ["16", "-1", "x", "1.5"])
+@pytest.mark.parametrize("raw", ["32", "-1", "x", "1.5"])
 def test_lab_id_refuses_bad_values(raw: str) -> None:
     with pytest.raises(ValueError, match="MAILGOV_LAB_ID"):
         lab_id({"MAILGOV_LAB_ID": raw})
