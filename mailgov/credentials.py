@@ -51,6 +51,9 @@ CLASSES: Mapping[str, str] = {
     "digit": string.digits,
     "special": "!#%&()*+,-./:;<=>?@[]^_{|}~",
 }
+# What counts as each class when a password is checked: any ASCII punctuation is special, as
+# on the directory server (roles/openldap openldap__pwcheck_classes).
+ACCEPTED_CLASSES: Mapping[str, str] = {**CLASSES, "special": string.punctuation}
 # Look-alike characters left out so a password read from a sheet is typed right.
 _AMBIGUOUS = frozenset("Il1O0")
 DEFAULT_LENGTH = 16  # longer than any policy minimum seen (8-10); policy.min_length wins if larger
@@ -94,11 +97,13 @@ def check_password(password: str, rules: PasswordRules,
     if len(password) < rules.min_length:
         problems.append(f"shorter than {rules.min_length} characters")
     for cls in rules.required_classes:
-        if not any(c in CLASSES[cls] for c in password):
+        if not any(c in ACCEPTED_CLASSES[cls] for c in password):
             problems.append(f"no {cls} character")
     if rules.forbid_personal_data:
-        low = password.lower()
-        problems.extend(f"contains personal data {t!r}" for t in forbidden if t and t in low)
+        # Folded like the tokens, so "Tuấn", "TUAN" and "tu-an" all hide "tuan" (the server's
+        # check module, packaging/slapd-pwcheck, folds the same way).
+        folded = transliterate(password)
+        problems.extend(f"contains personal data {t!r}" for t in forbidden if t and t in folded)
     return problems
 
 

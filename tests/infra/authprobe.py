@@ -38,12 +38,16 @@ def root_ldif(host_run: Callable[..., Any], tool: str, ldif: str, host: str = PR
     return host_run(host, cmd)
 
 
-def make_probe(host_run: Callable[..., Any], base_dn: str, domain: str, tag: str) -> Probe:
+def make_probe(
+    host_run: Callable[..., Any], base_dn: str, domain: str, tag: str, name: str | None = None
+) -> Probe:
+    """A throw-away person; ``name`` (full name, surname first) defaults to "Probe <tag>"."""
     uid = f"s1probe-{tag}-{secrets.token_hex(3)}"
     dn = f"uid={uid},ou=people,{base_dn}"
     mail = f"{uid}@{domain}"
     home = f"/var/vmail/{domain}/{uid}"
     password = strong_password()
+    full = name or f"Probe {tag}"
     ldif = "\n".join(
         [
             f"dn: {dn}",
@@ -51,9 +55,9 @@ def make_probe(host_run: Callable[..., Any], base_dn: str, domain: str, tag: str
             "objectClass: inetOrgPerson",
             "objectClass: PostfixBookMailAccount",
             f"uid: {uid}",
-            f"cn: Probe {tag}",
-            "sn: Probe",
-            f"givenName: {tag}",
+            f"cn: {full}",
+            f"sn: {full.split()[0]}",
+            f"givenName: {full.split()[-1]}",
             "businessCategory: staff",
             f"mail: {mail}",
             f"mailAlias: {mail}",

@@ -10,12 +10,15 @@ proves is the directory's lockout, not the ban.
 
 from __future__ import annotations
 
+import secrets
 import shlex
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from authprobe import Probe, clear_reset, imap_steps, ldap_client, make_probe, rc_of, remove_probe
+
+from mailgov.credentials import personal_tokens
 
 PROVIDER = "mail1"
 
@@ -224,29 +227,56 @@ def test_reset_password_must_be_changed(
     clear_reset(host_run, probe.dn)
 
 
+# A Vietnamese name with diacritics, so the server must fold it as mailgov does (Hường -> huong).
+PERSONAL_NAME = "Nguyễn Thị Hường"
+
+
+@pytest.fixture
+def named_probe(host_run: Callable[..., Any], org: dict[str, str], mail1: Any) -> Iterator[Probe]:
+    p = make_probe(host_run, org["base_dn"], org["domain"], "pd", name=PERSONAL_NAME)
+    try:
+        yield p
+    finally:
+        remove_probe(host_run, p)
+
+
+def _change_rc(client_run: Callable[..., Any], address: str, probe: Probe, new: str) -> int:
+    bind = ["-x", "-D", probe.dn, "-w", probe.password, "-a", probe.password]
+    return rc_of(ldap_client(client_run, "ldappasswd", address, [*bind, "-s", new]))
+
+
 @pytest.mark.control("PW-10", "Character classes and personal data are refused in new passwords")
-@pytest.mark.xfail(
-    strict=True,
-    reason="slapd 2.5 on Debian 12 has no password check module "
-    "(ppm is not packaged): classes and name checks are not enforced by the "
-    "server yet; docs/security.md, PW-10",
-)
-def test_password_quality_classes(
+def test_password_quality_classes_and_personal_data(
     client_run: Callable[..., Any],
     host_address: Callable[[str], str],
     policy: dict[str, Any],
-    probe: Probe,
+    named_probe: Probe,
 ) -> None:
     users = policy["password"]["users"]
-    assert users.get("required_classes"), "the data requires no classes"
-    lower_only = "x" * (int(users["min_length"]) + 4)
-    out = ldap_client(
-        client_run,
-        "ldappasswd",
-        host_address(PROVIDER),
-        ["-x", "-D", probe.dn, "-w", probe.password, "-a", probe.password, "-s", lower_only],
-    )
-    assert rc_of(out) == 19, f"an all-lower-case password was accepted:\n{out.stdout}"
+    required = list(users["required_classes"])
+    assert required, "the data requires no character classes"
+    address = host_address(PROVIDER)
+    length = int(users["min_length"]) + 4
+    samples = {"upper": "QWZXRT", "lower": "qwzxrt", "digit": "739468", "special": "#%!&*?"}
+    # One class missing at a time: refused (19 constraintViolation), long enough otherwise.
+    for missing in required:
+        pool = "".join(samples[c] for c in required if c != missing)
+        candidate = (pool * length)[:length]
+        assert _change_rc(client_run, address, named_probe, candidate) == 19, (
+            f"a password without {missing} characters was accepted: {candidate!r}"
+        )
+    # Personal data: every token mailgov derives (credentials.personal_tokens, minus the
+    # birth date, which the directory does not hold), in the cases and spellings people type.
+    tokens = personal_tokens(local=named_probe.uid, name=PERSONAL_NAME)
+    assert {"nguyen", "huong", "nguyenthihuong"} <= set(tokens), tokens
+    spellings = [f"Q7!z{t}K#" for t in tokens] + ["Q7!zHƯỜNG#k", "Q7!zHường#k", "X9#Ng-uy-en!k"]
+    for candidate in spellings:
+        assert _change_rc(client_run, address, named_probe, candidate) == 19, (
+            f"a password with personal data was accepted: {candidate!r}"
+        )
+    # A password that meets every rule is accepted: the refusals above came from the rules.
+    good = "Q7!zW" + secrets.token_hex(6) + "#K"
+    assert _change_rc(client_run, address, named_probe, good) == 0, "a good password was refused"
 
 
 @pytest.mark.control("MBX-01", "A user cannot open another user's mailbox over IMAP")

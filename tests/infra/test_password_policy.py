@@ -7,6 +7,7 @@ The attacks (wrong passwords until lockout, password changes) are in test_attack
 
 from __future__ import annotations
 
+import base64
 import re
 import shlex
 from collections.abc import Callable
@@ -105,6 +106,44 @@ def test_overlay_default(infra_host: Callable[[str], Any], data: dict[str, Any],
     ]
     # Passwords changed in clear text are stored hashed.
     assert attrs["olcppolicyhashcleartext"] == ["TRUE"]
+
+
+PWCHECK_PACKAGE = "mailgov-slapd-pwcheck"
+
+
+@pytest.mark.control(
+    "PW-15", "The password check module is built for the running slapd and named by the policies"
+)
+@pytest.mark.parametrize("host", DIRECTORY_HOSTS)
+@pytest.mark.parametrize("which,cn", [("users", "default"), ("administrators", "administrators")])
+def test_check_module_installed_and_configured(
+    infra_host: Callable[[str], Any],
+    data: dict[str, Any],
+    policy: dict[str, Any],
+    host: str,
+    which: str,
+    cn: str,
+) -> None:
+    h = infra_host(host)
+    pkg = h.package(PWCHECK_PACKAGE)
+    assert pkg.is_installed, f"{PWCHECK_PACKAGE} is not installed on {host}"
+    depends = h.run(f"dpkg-query -W -f '${{Depends}}' {PWCHECK_PACKAGE}").stdout
+    slapd = h.package("slapd").version
+    # A module reads slapd's own structures: it must come from this very slapd's source.
+    assert f"slapd (= {slapd})" in depends, (depends, slapd)
+    got = policy_entry(h, data["organization"]["base_dn"], cn)
+    module = got["pwdcheckmodule"][0]
+    assert h.file(module).is_file, module
+    assert "pwdPolicyChecker" in got["objectclass"]
+    arg_values = got.get("pwdcheckmodulearg", [])
+    assert len(arg_values) == 1, got
+    arg = base64.b64decode(arg_values[0]).decode()
+    want = policy["password"][which]
+    lines = {line.split()[0]: line.split()[1:] for line in arg.splitlines() if line.strip()}
+    for cls in want["required_classes"]:
+        # class-NAME CHARS MIN MIN_FOR_POINT: at least one character of each required class.
+        assert lines[f"class-{cls}"][1] == "1", (cls, arg)
+    assert lines["checkPersonalData"] == ["1" if want["forbid_personal_data"] else "0"], arg
 
 
 @pytest.mark.control("PW-04", "Administrators (role: admin) are under the administrators policy")
