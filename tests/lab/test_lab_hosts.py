@@ -22,15 +22,7 @@ pytestmark = pytest.mark.lab
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _lab_id() -> int:
-    """MAILGOV_LAB_ID: which of the machine's labs to test (mailgov.labenv, as lab/lab)."""
-    try:
-        return labenv.lab_id()
-    except ValueError as exc:
-        raise pytest.UsageError(str(exc)) from None
-
-
-LAB_ID = _lab_id()
+LAB_ID = labenv.lab_id()  # tests/lab/conftest.py has refused a bad MAILGOV_LAB_ID already
 LAB_DIR = labenv.lab_dir(REPO, LAB_ID)
 SSH_CONFIG = LAB_DIR / "ssh_config"
 LAB = REPO / "lab" / "lab"
