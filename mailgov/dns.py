@@ -17,11 +17,12 @@ import base64
 import binascii
 import hashlib
 import json
-import os
 import re
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from mailgov import labenv
 
 # One selector: letters, digits, hyphen (RFC 6376 allows dots too; we never make those).
 _SELECTOR = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -188,12 +189,12 @@ def render_json(opts: DnsOptions, recs: list[Record], ttl: int = 3600) -> dict[s
 # Kept here so that cli.py only registers it (several helpers edit cli.py).
 
 def default_key_dir() -> Path:
-    """``<lab dir>/dkim``: MAILGOV_LAB_DIR, else .lab/ (instance 0) or .lab/lab<ID>/."""
-    lab = os.environ.get("MAILGOV_LAB_DIR", "").strip()
-    if not lab:
-        lab_id = os.environ.get("MAILGOV_LAB_ID", "").strip() or "0"
-        lab = ".lab" if lab_id == "0" else f".lab/lab{lab_id}"
-    return Path(lab) / "dkim"
+    """``<lab dir>/dkim`` (mailgov.labenv: MAILGOV_LAB_DIR, else the MAILGOV_LAB_ID instance's)."""
+    try:
+        instance = labenv.lab_id()
+    except ValueError as exc:
+        raise DnsError(str(exc)) from None
+    return labenv.lab_dir(Path("."), instance) / "dkim"
 
 
 def _mx_arg(text: str) -> tuple[str, int]:

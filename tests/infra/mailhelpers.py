@@ -17,16 +17,14 @@ from typing import Any
 
 import pytest
 
+from mailgov import labenv
+
 REPO = Path(__file__).resolve().parents[2]
 
 
 def lab_dir() -> Path:
-    """The instance's state dir, computed as lab/lab and tests/infra/conftest.py do."""
-    lab_id = os.environ.get("MAILGOV_LAB_ID", "").strip() or "0"
-    env = os.environ.get("MAILGOV_LAB_DIR")
-    if env:
-        return Path(env)
-    return REPO / ".lab" if lab_id == "0" else REPO / ".lab" / f"lab{lab_id}"
+    """The instance's state dir (mailgov.labenv, as lab/lab and conftest.py)."""
+    return labenv.lab_dir(REPO, labenv.lab_id())
 
 
 def known_passwords() -> dict[str, str]:

@@ -9,7 +9,6 @@ lab's generated secrets on the controller.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,16 +16,14 @@ from typing import Any
 import pytest
 from authprobe import Probe, ldap_client, make_probe, rc_of, remove_probe
 
+from mailgov import labenv
+
 REPO = Path(__file__).resolve().parents[2]
 
 
 def secrets_dir() -> Path:
-    """The instance's generated secrets, as lab/lab and conftest compute the state dir."""
-    lab_id = os.environ.get("MAILGOV_LAB_ID", "").strip() or "0"
-    base = os.environ.get("MAILGOV_LAB_DIR") or (
-        REPO / ".lab" if lab_id == "0" else REPO / ".lab" / f"lab{lab_id}"
-    )
-    return Path(base) / "secrets"
+    """The instance's generated secrets (mailgov.labenv, as lab/lab and conftest.py)."""
+    return labenv.lab_dir(REPO, labenv.lab_id()) / "secrets"
 
 
 def service_password(name: str) -> str:
