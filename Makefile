@@ -29,7 +29,7 @@ test: bootstrap
 	scripts/test
 
 lint: bootstrap
-	$(VENV)/bin/ruff check mailgov library tests benchmarks
+	scripts/test --lint
 
 bench: bootstrap
 	$(PY) benchmarks/bench_validate.py
