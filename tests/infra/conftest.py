@@ -28,7 +28,7 @@ import os
 import shlex
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -404,3 +404,42 @@ def role_vars() -> Callable[..., dict[str, Any]]:
                 pytest.fail(f"role_vars({role!r}, {host!r}): {exc}")
         return cache[(role, host)]
     return get
+
+
+# --- shared by the attack tests ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def org(data: dict[str, Any]) -> dict[str, str]:
+    """The organisation's base DN and mail domain (what throw-away probes need)."""
+    return {"base_dn": data["organization"]["base_dn"], "domain": data["organization"]["domain"]}
+
+
+@pytest.fixture
+def no_fail2ban_for_client(
+    host_run: Callable[..., Any], host_address: Callable[[str], str]
+) -> Iterator[None]:
+    """Deliberate failed logins from the client must not get it banned while a test proves
+    what the directory does (lockout, expiry): the client is exempt in every jail meanwhile."""
+    ip = host_address("client")
+    jails = (
+        "$(fail2ban-client status 2>/dev/null | sed -n 's/.*Jail list:[[:space:]]*//p' "
+        "| tr ',' ' ')"
+    )
+    for host in ("mail1", "mail2"):
+        host_run(
+            host,
+            f"command -v fail2ban-client >/dev/null || exit 0; "
+            f"for j in {jails}; do fail2ban-client set $j unbanip {ip} >/dev/null 2>&1; "
+            f"fail2ban-client set $j addignoreip {ip} >/dev/null; done",
+        )
+    try:
+        yield
+    finally:
+        for host in ("mail1", "mail2"):
+            host_run(
+                host,
+                f"command -v fail2ban-client >/dev/null || exit 0; "
+                f"for j in {jails}; do fail2ban-client set $j delignoreip {ip} >/dev/null; "
+                f"done",
+            )

@@ -36,11 +36,6 @@ PW13 = ("PW-13",
         "An initial password not changed within first_login_change_days is locked by the daily job")
 
 
-@pytest.fixture(scope="module")
-def org(data: dict[str, Any]) -> dict[str, str]:
-    return {"base_dn": data["organization"]["base_dn"], "domain": data["organization"]["domain"]}
-
-
 @pytest.fixture
 def probes(host_run: Callable[..., Any], org: dict[str, str], mail1: Any) -> Iterator[
         Callable[[str], Probe]]:
@@ -57,28 +52,6 @@ def probes(host_run: Callable[..., Any], org: dict[str, str], mail1: Any) -> Ite
     finally:
         for p in made:
             remove_probe(host_run, p)
-
-
-@pytest.fixture
-def no_fail2ban_for_client(
-    host_run: Callable[..., Any], host_address: Callable[[str], str]
-) -> Iterator[None]:
-    """The refused logins here are deliberate: fail2ban must not ban the client for them (as
-    in test_attacks_auth.py); what is proven is the directory's refusal."""
-    ip = host_address("client")
-    jails = ("$(fail2ban-client status 2>/dev/null | sed -n 's/.*Jail list:[[:space:]]*//p' "
-             "| tr ',' ' ')")
-    for host in DIRECTORY_HOSTS:
-        host_run(host, "command -v fail2ban-client >/dev/null || exit 0; "
-                       f"for j in {jails}; do fail2ban-client set $j unbanip {ip} >/dev/null 2>&1; "
-                       f"fail2ban-client set $j addignoreip {ip} >/dev/null; done")
-    try:
-        yield
-    finally:
-        for host in DIRECTORY_HOSTS:
-            host_run(host, "command -v fail2ban-client >/dev/null || exit 0; "
-                           f"for j in {jails}; do fail2ban-client set $j delignoreip {ip} "
-                           ">/dev/null; done")
 
 
 def stamp(days_ago: float) -> str:

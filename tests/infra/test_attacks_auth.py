@@ -23,11 +23,6 @@ from mailgov.credentials import personal_tokens
 PROVIDER = "mail1"
 
 
-@pytest.fixture(scope="module")
-def org(data: dict[str, Any]) -> dict[str, str]:
-    return {"base_dn": data["organization"]["base_dn"], "domain": data["organization"]["domain"]}
-
-
 @pytest.fixture
 def probe(host_run: Callable[..., Any], org: dict[str, str], mail1: Any) -> Iterator[Probe]:
     p = make_probe(host_run, org["base_dn"], org["domain"], "atk")
@@ -44,34 +39,6 @@ def second_probe(host_run: Callable[..., Any], org: dict[str, str], mail1: Any) 
         yield p
     finally:
         remove_probe(host_run, p)
-
-
-@pytest.fixture
-def no_fail2ban_for_client(
-    host_run: Callable[..., Any], host_address: Callable[[str], str]
-) -> Iterator[None]:
-    ip = host_address("client")
-    jails = (
-        "$(fail2ban-client status 2>/dev/null | sed -n 's/.*Jail list:[[:space:]]*//p' "
-        "| tr ',' ' ')"
-    )
-    for host in ("mail1", "mail2"):
-        host_run(
-            host,
-            f"command -v fail2ban-client >/dev/null || exit 0; "
-            f"for j in {jails}; do fail2ban-client set $j unbanip {ip} >/dev/null 2>&1; "
-            f"fail2ban-client set $j addignoreip {ip} >/dev/null; done",
-        )
-    try:
-        yield
-    finally:
-        for host in ("mail1", "mail2"):
-            host_run(
-                host,
-                f"command -v fail2ban-client >/dev/null || exit 0; "
-                f"for j in {jails}; do fail2ban-client set $j delignoreip {ip} >/dev/null; "
-                f"done",
-            )
 
 
 def lock_state(host_run: Callable[..., Any], dn: str) -> str:

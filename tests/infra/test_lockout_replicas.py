@@ -33,11 +33,6 @@ REPO = Path(__file__).resolve().parents[2]
 PW_11 = ("PW-11", "Failed binds on the replica count towards the lockout on the provider")
 
 
-@pytest.fixture(scope="module")
-def org(data: dict[str, Any]) -> dict[str, str]:
-    return {"base_dn": data["organization"]["base_dn"], "domain": data["organization"]["domain"]}
-
-
 @pytest.fixture
 def probe(host_run: Callable[..., Any], org: dict[str, str], mail1: Any) -> Iterator[Probe]:
     p = make_probe(host_run, org["base_dn"], org["domain"], "rlk")
