@@ -11,6 +11,7 @@ import base64
 import re
 import shlex
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -55,19 +56,36 @@ def policy_entry(host: Any, base_dn: str, cn: str) -> dict[str, list[str]]:
     return found[dn]
 
 
-@pytest.mark.control("PW-01", "ppolicy entries carry the data's numbers (users, administrators)")
-@pytest.mark.parametrize("host", DIRECTORY_HOSTS)
-@pytest.mark.parametrize("which,cn", [("users", "default"), ("administrators", "administrators")])
-def test_policy_numbers_from_data(
+# (data section, policy entry cn): the two people policies, on each directory server.
+POLICIES = (("users", "default"), ("administrators", "administrators"))
+
+
+@dataclass(frozen=True)
+class PolicyCase:
+    host: Any  # testinfra host
+    want: dict[str, Any]  # policy.password.<which> of the data
+    got: dict[str, list[str]]  # the entry on that host
+
+
+@pytest.fixture(
+    params=[(h, w, cn) for h in DIRECTORY_HOSTS for w, cn in POLICIES],
+    ids=lambda p: f"{p[0]}-{p[2]}",
+)
+def policy_case(
+    request: pytest.FixtureRequest,
     infra_host: Callable[[str], Any],
     data: dict[str, Any],
     policy: dict[str, Any],
-    host: str,
-    which: str,
-    cn: str,
-) -> None:
-    want = policy["password"][which]
-    got = policy_entry(infra_host(host), data["organization"]["base_dn"], cn)
+) -> PolicyCase:
+    host_name, which, cn = request.param
+    host = infra_host(host_name)
+    got = policy_entry(host, data["organization"]["base_dn"], cn)
+    return PolicyCase(host, policy["password"][which], got)
+
+
+@pytest.mark.control("PW-01", "ppolicy entries carry the data's numbers (users, administrators)")
+def test_policy_numbers_from_data(policy_case: PolicyCase) -> None:
+    want, got = policy_case.want, policy_case.got
     assert got["pwdminlength"] == [str(want["min_length"])]
     assert got["pwdinhistory"] == [str(want["history"])]
     assert got["pwdmaxage"] == [str(want["max_age_days"] * 86400)]
@@ -114,31 +132,21 @@ PWCHECK_PACKAGE = "mailgov-slapd-pwcheck"
 @pytest.mark.control(
     "PW-15", "The password check module is built for the running slapd and named by the policies"
 )
-@pytest.mark.parametrize("host", DIRECTORY_HOSTS)
-@pytest.mark.parametrize("which,cn", [("users", "default"), ("administrators", "administrators")])
-def test_check_module_installed_and_configured(
-    infra_host: Callable[[str], Any],
-    data: dict[str, Any],
-    policy: dict[str, Any],
-    host: str,
-    which: str,
-    cn: str,
-) -> None:
-    h = infra_host(host)
+def test_check_module_installed_and_configured(policy_case: PolicyCase) -> None:
+    h, got = policy_case.host, policy_case.got
     pkg = h.package(PWCHECK_PACKAGE)
-    assert pkg.is_installed, f"{PWCHECK_PACKAGE} is not installed on {host}"
+    assert pkg.is_installed, f"{PWCHECK_PACKAGE} is not installed"
     depends = h.run(f"dpkg-query -W -f '${{Depends}}' {PWCHECK_PACKAGE}").stdout
     slapd = h.package("slapd").version
     # A module reads slapd's own structures: it must come from this very slapd's source.
     assert f"slapd (= {slapd})" in depends, (depends, slapd)
-    got = policy_entry(h, data["organization"]["base_dn"], cn)
     module = got["pwdcheckmodule"][0]
     assert h.file(module).is_file, module
     assert "pwdPolicyChecker" in got["objectclass"]
     arg_values = got.get("pwdcheckmodulearg", [])
     assert len(arg_values) == 1, got
     arg = base64.b64decode(arg_values[0]).decode()
-    want = policy["password"][which]
+    want = policy_case.want
     lines = {line.split()[0]: line.split()[1:] for line in arg.splitlines() if line.strip()}
     for cls in want["required_classes"]:
         # class-NAME CHARS MIN MIN_FOR_POINT: at least one character of each required class.
