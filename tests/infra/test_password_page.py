@@ -9,10 +9,15 @@ the displayed texts are the page's own table (read from the role's file, not ret
 from __future__ import annotations
 
 import ast
+import base64
+import hashlib
 import json
 import re
 import secrets
 import shlex
+import socket
+import ssl
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,9 +25,11 @@ from typing import Any
 import pytest
 from authprobe import CA_ON_CLIENT, Probe, imap_steps, make_probe, remove_probe
 
+from mailgov.labenv import lab_dir, lab_id
+
 PROVIDER = "mail1"
-APP_FILE = (Path(__file__).resolve().parents[2] / "roles/selfservice/files/usr/local/lib"
-            / "mailgov/mailgov_selfservice.py")
+REPO = Path(__file__).resolve().parents[2]
+APP_FILE = REPO / "roles/selfservice/files/usr/local/lib/mailgov/mailgov_selfservice.py"
 
 
 def page_messages() -> dict[str, dict[str, str]]:
@@ -361,6 +368,93 @@ def test_first_login_change(
     assert r["status"] == 200 and r["message"] == MESSAGES["en"]["ok"], r["message"]
     assert "pwdReset" not in ldap_attrs(host_run, probe.dn, "pwdReset")
     assert imap_login(client_run, address, probe.mail, new) == "OK"
+
+
+# --- PWWEB-07: a real browser (headless Chromium on the controller) -------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+
+
+def page_spki_hash(ip: str, name: str, ca_file: Path) -> str:
+    """base64(SHA-256(SPKI)) of the certificate the page serves, verified against the lab CA."""
+    ctx = ssl.create_default_context(cafile=str(ca_file))
+    with socket.create_connection((ip, 443), timeout=15) as raw, \
+            ctx.wrap_socket(raw, server_hostname=name) as tls:
+        der = tls.getpeercert(binary_form=True)
+    assert der, "no certificate from the page"
+    pem = ssl.DER_cert_to_PEM_cert(der).encode()
+    pub = subprocess.run(["openssl", "x509", "-pubkey", "-noout"], input=pem,
+                         capture_output=True, check=True).stdout
+    spki = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "der"], input=pub,
+                          capture_output=True, check=True).stdout
+    return base64.b64encode(hashlib.sha256(spki).digest()).decode()
+
+
+def chromium(name: str, ip: str, spki: str | None, profile: str) -> Any:
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    for tool in (CHROMIUM, CHROMEDRIVER):
+        assert Path(tool).is_file(), f"{tool} missing: lab/lab up installs chromium(-driver)"
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM  # explicit paths: selenium never fetches a browser itself
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu",
+                "--disable-background-networking", "--disable-component-update",
+                "--no-first-run", "--disable-sync", "--no-proxy-server",
+                "--disable-dev-shm-usage", f"--user-data-dir={profile}",
+                f"--host-resolver-rules=MAP {name} {ip}"):
+        opts.add_argument(arg)
+    if spki:
+        # Trust exactly this key (the lab CA is not in Chromium's store): no blanket ignore.
+        opts.add_argument(f"--ignore-certificate-errors-spki-list={spki}")
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(options=opts, service=Service(CHROMEDRIVER))
+
+
+@pytest.mark.control("PWWEB-07", "Password page: a real browser fills the form and gets success")
+def test_real_browser_change(
+    client_run: Callable[..., Any],
+    host_address: Callable[[str], str],
+    page_name: str,
+    policy: dict[str, Any],
+    probe: Probe,
+    tmp_path: Path,
+) -> None:
+    ip = host_address(PROVIDER)
+    ca = lab_dir(REPO, lab_id()) / "pki" / "ca.crt"
+    spki = page_spki_hash(ip, page_name, ca)
+    url = f"https://{page_name}/"
+    # Negative control: without the pinned key the browser refuses the page.
+    bare = chromium(page_name, ip, None, str(tmp_path / "bare"))
+    try:
+        bare.get(url)
+        assert MESSAGES["vi"]["title"] not in bare.page_source, "page loaded without trust"
+    finally:
+        bare.quit()
+    from selenium.webdriver.common.by import By
+
+    new = new_password(int(policy["password"]["users"]["min_length"]))
+    drv = chromium(page_name, ip, spki, str(tmp_path / "pinned"))
+    try:
+        drv.get(url)
+        assert drv.title == MESSAGES["vi"]["title"], drv.title
+        for field, value in (("address", probe.mail), ("current", probe.password),
+                             ("new", new), ("repeat", new)):
+            drv.find_element(By.ID, field).send_keys(value)
+        drv.find_element(By.ID, "submit").click()
+        result = drv.find_element(By.ID, "result")
+        assert result.text == MESSAGES["vi"]["ok"], result.text
+        assert "ok" in (result.get_attribute("class") or "")
+        # The stylesheet applied (CSP default-src 'self' allows it) and nothing was blocked.
+        assert result.value_of_css_property("font-weight") in ("700", "bold")
+        # (The browser's own favicon request is the only 404 the page leaves it.)
+        errors = [e for e in drv.get_log("browser") if e.get("level") == "SEVERE"
+                  and "/favicon.ico " not in e.get("message", "")]
+        assert not errors, errors
+    finally:
+        drv.quit()
+    assert imap_login(client_run, ip, probe.mail, new) == "OK"
 
 
 # --- PWWEB-06: change attempts are rate-limited per client address --------------------------
