@@ -217,3 +217,16 @@ def test_mta_sts_policy_served(client_run, host_address, dns_doc, domain) -> Non
     assert bad.rc != 0  # the certificate names mta-sts.DOMAIN only
 
 
+
+
+@pytest.mark.control("MAIL-04", "The web server names no version (Server header, error pages)")
+def test_web_server_hides_version(client_run, host_address) -> None:
+    # By address, not by a site's name: whatever site nginx picks as the default answers
+    # (-k: no certificate names an address; only the headers and the body are read).
+    out = client_run(["curl", "-sS", "-k", "-i", "--max-time", "20",
+                      f"https://{host_address('mail1')}/no-such-page"])
+    assert out.rc == 0, out.stderr
+    head, _, body = out.stdout.partition("\r\n\r\n")
+    server = [ln for ln in head.splitlines() if ln.lower().startswith("server:")]
+    assert server == ["Server: nginx"], head
+    assert not re.search(r"nginx/\d", body), body
