@@ -8,8 +8,8 @@
  *    new password, folded like mailgov.naming.transliterate, must not contain a token that
  *    mailgov.credentials.personal_tokens derives from the account and the full name. This is
  *    the server-side mirror of that Python rule; tests/infra PW-10 feeds the server every token
- *    the Python side derives, so the two cannot drift apart unnoticed. The birth date is not
- *    in the directory, so only the Python side (generated passwords) checks it.
+ *    the Python side derives for a Vietnamese-named probe, so a drift shows there. The birth
+ *    date is not in the directory, so only the Python side (generated passwords) checks it.
  *
  * Step 2 runs when pwdCheckModuleArg has the line "checkPersonalData 1" (ppm ignores it).
  * Messages name the rule, never the matched text: slapd logs them.
