@@ -35,6 +35,7 @@ from typing import Any
 
 import pytest
 import yaml
+from authprobe import Probe, make_probe, remove_probe
 
 from mailgov import labenv
 
@@ -443,3 +444,22 @@ def no_fail2ban_for_client(
                 f"for j in {jails}; do fail2ban-client set $j delignoreip {ip} >/dev/null; "
                 f"done",
             )
+
+
+@pytest.fixture
+def probes(host_run: Callable[..., Any], org: dict[str, str], mail1: Any) -> Iterator[
+        Callable[..., Probe]]:
+    """probes(tag, name=None): a new throw-away mailbox (authprobe.make_probe); every one made
+    in the test is removed afterwards."""
+    made: list[Probe] = []
+
+    def make(tag: str, name: str | None = None) -> Probe:
+        p = make_probe(host_run, org["base_dn"], org["domain"], tag, name=name)
+        made.append(p)
+        return p
+
+    try:
+        yield make
+    finally:
+        for p in made:
+            remove_probe(host_run, p)

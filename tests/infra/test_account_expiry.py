@@ -17,12 +17,12 @@ import json
 import re
 import shlex
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from authprobe import Probe, imap_steps, ldap_client, make_probe, rc_of, remove_probe, root_ldif
+from authprobe import Probe, imap_steps, ldap_client, rc_of, root_ldif
 
 PROVIDER = "mail1"
 DIRECTORY_HOSTS = ("mail1", "mail2")
@@ -34,24 +34,6 @@ PERMANENT_LOCK = "000001010000Z"
 PW12 = ("PW-12", "An account idle longer than inactivity_lock_days cannot log in")
 PW13 = ("PW-13",
         "An initial password not changed within first_login_change_days is locked by the daily job")
-
-
-@pytest.fixture
-def probes(host_run: Callable[..., Any], org: dict[str, str], mail1: Any) -> Iterator[
-        Callable[[str], Probe]]:
-    """probes(tag): a new throw-away mailbox; all are removed afterwards."""
-    made: list[Probe] = []
-
-    def make(tag: str) -> Probe:
-        p = make_probe(host_run, org["base_dn"], org["domain"], tag)
-        made.append(p)
-        return p
-
-    try:
-        yield make
-    finally:
-        for p in made:
-            remove_probe(host_run, p)
 
 
 def stamp(days_ago: float) -> str:

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import secrets
 import shlex
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from authprobe import Probe, clear_reset, imap_steps, ldap_client, make_probe, rc_of, remove_probe
+from authprobe import Probe, clear_reset, imap_steps, ldap_client, rc_of
 
 from mailgov.credentials import personal_tokens
 
@@ -24,21 +24,13 @@ PROVIDER = "mail1"
 
 
 @pytest.fixture
-def probe(host_run: Callable[..., Any], org: dict[str, str], mail1: Any) -> Iterator[Probe]:
-    p = make_probe(host_run, org["base_dn"], org["domain"], "atk")
-    try:
-        yield p
-    finally:
-        remove_probe(host_run, p)
+def probe(probes: Callable[..., Probe]) -> Probe:
+    return probes("atk")
 
 
 @pytest.fixture
-def second_probe(host_run: Callable[..., Any], org: dict[str, str], mail1: Any) -> Iterator[Probe]:
-    p = make_probe(host_run, org["base_dn"], org["domain"], "vic")
-    try:
-        yield p
-    finally:
-        remove_probe(host_run, p)
+def second_probe(probes: Callable[..., Probe]) -> Probe:
+    return probes("vic")
 
 
 def lock_state(host_run: Callable[..., Any], dn: str) -> str:
@@ -199,12 +191,8 @@ PERSONAL_NAME = "Nguyễn Thị Hường"
 
 
 @pytest.fixture
-def named_probe(host_run: Callable[..., Any], org: dict[str, str], mail1: Any) -> Iterator[Probe]:
-    p = make_probe(host_run, org["base_dn"], org["domain"], "pd", name=PERSONAL_NAME)
-    try:
-        yield p
-    finally:
-        remove_probe(host_run, p)
+def named_probe(probes: Callable[..., Probe]) -> Probe:
+    return probes("pd", name=PERSONAL_NAME)
 
 
 def _change_rc(client_run: Callable[..., Any], address: str, probe: Probe, new: str) -> int:

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import shlex
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
-from authprobe import Probe, ldap_client, make_probe, rc_of, remove_probe
+from authprobe import Probe, ldap_client, rc_of
 
 from mailgov import labenv
 
@@ -34,21 +34,13 @@ PW_11 = ("PW-11", "Failed binds on the replica count towards the lockout on the 
 
 
 @pytest.fixture
-def probe(host_run: Callable[..., Any], org: dict[str, str], mail1: Any) -> Iterator[Probe]:
-    p = make_probe(host_run, org["base_dn"], org["domain"], "rlk")
-    try:
-        yield p
-    finally:
-        remove_probe(host_run, p)
+def probe(probes: Callable[..., Probe]) -> Probe:
+    return probes("rlk")
 
 
 @pytest.fixture
-def other(host_run: Callable[..., Any], org: dict[str, str], mail1: Any) -> Iterator[Probe]:
-    p = make_probe(host_run, org["base_dn"], org["domain"], "rlo")
-    try:
-        yield p
-    finally:
-        remove_probe(host_run, p)
+def other(probes: Callable[..., Probe]) -> Probe:
+    return probes("rlo")
 
 
 def forwarder_password() -> str:

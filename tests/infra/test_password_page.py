@@ -18,12 +18,12 @@ import shlex
 import socket
 import ssl
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from authprobe import CA_ON_CLIENT, Probe, imap_steps, make_probe, remove_probe
+from authprobe import CA_ON_CLIENT, Probe, imap_steps
 
 from mailgov.labenv import lab_dir, lab_id
 
@@ -47,6 +47,7 @@ MESSAGES = page_messages()
 BROWSER = r"""
 import html, http.cookiejar, json, re, socket, ssl, sys, urllib.error, urllib.parse
 import urllib.request
+
 name, ip, ca = sys.argv[1], sys.argv[2], sys.argv[3]
 _gai = socket.getaddrinfo
 socket.getaddrinfo = lambda h, *a, **k: _gai(ip if h == name else h, *a, **k)
@@ -127,30 +128,9 @@ def change_steps(address: str, current: str, new: str, repeat: str | None = None
 
 
 @pytest.fixture
-def probe(host_run: Callable[..., Any], org: dict[str, str], mail1: Any) -> Iterator[Probe]:
+def probe(probes: Callable[..., Probe]) -> Probe:
     # A Vietnamese full name: the personal-data rule folds its syllables (Quýnh -> quynh).
-    p = make_probe(host_run, org["base_dn"], org["domain"], "web", name="Nguyễn Thị Quýnh")
-    try:
-        yield p
-    finally:
-        remove_probe(host_run, p)
-
-
-@pytest.fixture
-def no_fail2ban_for_client(
-    host_run: Callable[..., Any], host_address: Callable[[str], str]
-) -> Iterator[None]:
-    """Old passwords tried over IMAP on purpose: the client must not be banned meanwhile."""
-    ip = host_address("client")
-    jails = ("$(fail2ban-client status 2>/dev/null | sed -n 's/.*Jail list:[[:space:]]*//p' "
-             "| tr ',' ' ')")
-    host_run(PROVIDER, f"command -v fail2ban-client >/dev/null || exit 0; for j in {jails}; "
-                       f"do fail2ban-client set $j addignoreip {ip} >/dev/null; done")
-    try:
-        yield
-    finally:
-        host_run(PROVIDER, f"command -v fail2ban-client >/dev/null || exit 0; for j in {jails}; "
-                           f"do fail2ban-client set $j delignoreip {ip} >/dev/null; done")
+    return probes("web", name="Nguyễn Thị Quýnh")
 
 
 def new_password(min_length: int) -> str:
