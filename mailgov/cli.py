@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from mailgov import __version__
+from mailgov import __version__, role_vars
 from mailgov import dns as dns_command
 from mailgov.naming import NamingError, NamingPolicy, Person, unit_locals
 from mailgov.validate import Result, taken_locals, validate
@@ -304,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_plan(sub)
     _add_dump_live(sub)
     dns_command.add_parser(sub)
+    role_vars.add_parser(sub)
     return parser
 
 
