@@ -197,3 +197,52 @@ def test_ansible_sees_systemd_on_every_host() -> None:
     found = dict(re.findall(r'^(\S+) \| SUCCESS => .*"ansible_service_mgr": "(\w+)"',
                             res.stdout, re.M))
     assert found == dict.fromkeys(HOSTS, "systemd"), res.stdout
+
+
+# --- Host keys: pinned, and a run stops on an unknown or changed key (docs/inventory.md) ----
+
+
+def _ansible_ping(known_hosts: Path) -> subprocess.CompletedProcess[str]:
+    """An ad-hoc ping of mail1 through the lab inventory, with the production example's
+    host-key options pointing at ``known_hosts`` (command-line -o beats the ssh_config)."""
+    args = (f"-F {SSH_CONFIG} -o StrictHostKeyChecking=yes -o UserKnownHostsFile={known_hosts}")
+    return subprocess.run(
+        [str(VENV_BIN / "ansible"), "mail1", "-m", "ansible.builtin.ping",
+         "-e", f"ansible_ssh_common_args='{args}'"],
+        cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
+        # A control socket of its own: an open master connection would skip the key check.
+        env={**os.environ, "ANSIBLE_NOCOLOR": "1",
+             "ANSIBLE_SSH_CONTROL_PATH_DIR": str(known_hosts.parent / "cp")})
+
+
+def test_lab_pins_host_keys(tmp_path: Path) -> None:
+    config = SSH_CONFIG.read_text()
+    assert "StrictHostKeyChecking yes" in config
+    known = (LAB_DIR / "known_hosts").read_text()
+    assert re.search(rf"^mail1,\S*{re.escape(HOSTS['mail1'][0])} ssh-ed25519 ", known, re.M)
+    pinned = tmp_path / "known_hosts"
+    pinned.write_text(known)
+    res = _ansible_ping(pinned)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_unknown_host_key_stops_the_run(tmp_path: Path) -> None:
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    res = _ansible_ping(empty)
+    assert res.returncode != 0
+    assert "Host key verification failed" in res.stdout + res.stderr, res.stdout + res.stderr
+
+
+def test_changed_host_key_stops_the_run(tmp_path: Path) -> None:
+    other = tmp_path / "other_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    kind, key = (tmp_path / "other_key.pub").read_text().split()[:2]
+    names = f"mail1,{HOSTS['mail1'][1]},{HOSTS['mail1'][0]}"
+    changed = tmp_path / "known_hosts"
+    changed.write_text(f"{names} {kind} {key}\n")
+    res = _ansible_ping(changed)
+    out = res.stdout + res.stderr
+    assert res.returncode != 0
+    assert ("REMOTE HOST IDENTIFICATION HAS CHANGED" in out
+            or "Host key verification failed" in out), out
