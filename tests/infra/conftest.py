@@ -356,8 +356,12 @@ def _render_role_vars(role: str, host: str) -> dict[str, Any]:
     # Secrets stay unrendered: a password lookup would create (or print) the secret.
     raw_only = {k for k, v in defaults.items() if "password" in json.dumps(v)
                 and "lookup(" in json.dumps(v)}
-    names = sorted(k for k in defaults if k not in raw_only)
-    result: dict[str, Any] = {k: defaults[k] for k in raw_only}
+    # Required inputs have no default: the inventory maps them (group_vars/all/mailgov.yml).
+    # Secrets among them are not rendered either.
+    mapped = {k for k in inv_vars if k.startswith(f"{role}__") and k not in defaults}
+    raw_only |= {k for k in mapped if "password" in k}
+    names = sorted(k for k in set(defaults) | mapped if k not in raw_only)
+    result: dict[str, Any] = {k: defaults.get(k, inv_vars.get(k)) for k in raw_only}
     tmp = _FACTS_DIR
     if host not in _FACTS_GATHERED:
         # Facts (some defaults use ansible_facts['fqdn']); a host that is down has none.
