@@ -6,7 +6,7 @@ What it measures (issue 4, item 9), on the lab's provider (mail1) over StartTLS 
 reconciler's account, from this machine:
 
 1. **No-op reconcile vs bare read.** The directory holds ``--count`` generated mailboxes
-   (``python -m mailgov.generate``; loaded once by our own apply — the first run takes a few
+   (``python -m tools.generate``; loaded once by our own apply — the first run takes a few
    minutes, later runs find them there). Ours = validate the data file + connect + one paged
    read (``mailgov.live.read_live``) + plan + apply of the (empty) plan. Bare = connect +
    an ldap3 paged search of the same subtree and attributes, nothing else. Target ≤ 2×.
@@ -46,11 +46,11 @@ from ldap3 import SUBTREE  # noqa: E402
 
 from mailgov.apply import apply  # noqa: E402
 from mailgov.directory import desired_entries  # noqa: E402
-from mailgov.generate import write as generate_file  # noqa: E402
 from mailgov.live import connect, read_live  # noqa: E402
 from mailgov.plan import READ_ATTRS as PLAN_READ_ATTRS  # noqa: E402
 from mailgov.plan import Change, Plan, plan  # noqa: E402
 from mailgov.validate import validate  # noqa: E402
+from tools.generate import write as generate_file  # noqa: E402
 
 ANSIBLE_VERSION = "12.3.0"  # the `ansible` package whose community.general we compare with
 # The bare read asks for exactly the attributes read_live asks for.

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from mailgov.labenv import lab_dir, lab_id
+from lab.labenv import lab_dir, lab_id
 
 
 @pytest.mark.parametrize(("env", "expected"), [
