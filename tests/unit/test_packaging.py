@@ -49,6 +49,8 @@ def test_wheel_holds_the_product(wheel: zipfile.ZipFile) -> None:
     # The product is there (a wheel that lost the package would pass the checks below).
     for module in ("cli", "validate", "plan", "live", "dns", "naming"):
         assert f"mailgov/{module}.py" in files, files
+    # validate reads the schema: installed, it must be inside the package.
+    assert "mailgov/schema/mailboxes.schema.json" in files, files
     [entry_points] = [n for n in files if n.endswith(".dist-info/entry_points.txt")]
     assert "mailgov = mailgov.cli:main" in wheel.read(entry_points).decode()
 
@@ -78,3 +80,19 @@ def test_installed_modules_import_no_tooling(wheel: zipfile.ZipFile) -> None:
                     if m.split(".")[0] in TOOLING_PACKAGES
                     or any(m == f"mailgov.{t}" for t in TOOLING)]
     assert not bad, bad
+
+
+def test_installed_package_validates_without_the_checkout(
+        wheel: zipfile.ZipFile, tmp_path: Path) -> None:
+    # The wheel unpacked alone (first on the path, run outside the repository): what an
+    # installed mailgov finds is only what the wheel carries (the schema used to be missing).
+    site = tmp_path / "site"
+    wheel.extractall(site)
+    code = ("import sys, mailgov, mailgov.cli; assert mailgov.__file__.startswith(sys.argv[1]), "
+            "mailgov.__file__; sys.exit(mailgov.cli.main(['validate', sys.argv[2]]))")
+    data = str(REPO / "data" / "mailboxes.yaml")
+    proc = subprocess.run([sys.executable, "-c", code, str(site), data],
+                          capture_output=True, text=True, check=False, cwd=tmp_path,
+                          env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
