@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 DATA ?= data/mailboxes.yaml
 
 
-.PHONY: run validate test lint bootstrap bench clean lab-up lab-down lab-status converge
+.PHONY: run validate test lint bootstrap bench bench-reconcile clean lab-up lab-down lab-status converge
 run: bootstrap
 	$(VENV)/bin/mailgov validate $(DATA)
 	lab/lab up
@@ -33,6 +33,12 @@ lint: bootstrap
 
 bench: bootstrap
 	$(PY) benchmarks/bench_validate.py
+
+# Reconcile vs bare ldap3 vs community.general.ldap_entry, on a converged lab (MAILGOV_LAB_ID):
+# scripts/bench_deps installs what its ldap_entry figure needs (Debian's python3-ldap).
+bench-reconcile: bootstrap
+	scripts/bench_deps
+	$(PY) benchmarks/bench_reconcile.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV)

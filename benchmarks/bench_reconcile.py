@@ -1,12 +1,15 @@
 """Reconcile benchmark against a lab instance: figures side by side, ratios, in one run.
 
-    MAILGOV_LAB_ID=3 .venv/bin/python benchmarks/bench_reconcile.py [--count 50000]
+    MAILGOV_LAB_ID=3 make bench-reconcile [BENCH_ARGS="--count 50000"]
+
+(``make bench-reconcile`` first runs scripts/bench_deps, which installs what figure 3 needs;
+then ``.venv/bin/python benchmarks/bench_reconcile.py`` takes the same arguments.)
 
 What it measures (issue 4, item 9), on the lab's provider (mail1) over StartTLS with the
 reconciler's account, from this machine:
 
 1. **No-op reconcile vs bare read.** The directory holds ``--count`` generated mailboxes
-   (``python -m mailgov.generate``; loaded once by our own apply — the first run takes a few
+   (``python -m tools.generate``; loaded once by our own apply — the first run takes a few
    minutes, later runs find them there). Ours = validate the data file + connect + one paged
    read (``mailgov.live.read_live``) + plan + apply of the (empty) plan. Bare = connect +
    an ldap3 paged search of the same subtree and attributes, nothing else. Target ≤ 2×.
@@ -44,13 +47,14 @@ sys.path.insert(0, str(REPO))
 
 from ldap3 import SUBTREE  # noqa: E402
 
+from lab import labenv  # noqa: E402
 from mailgov.apply import apply  # noqa: E402
 from mailgov.directory import desired_entries  # noqa: E402
-from mailgov.generate import write as generate_file  # noqa: E402
 from mailgov.live import connect, read_live  # noqa: E402
 from mailgov.plan import READ_ATTRS as PLAN_READ_ATTRS  # noqa: E402
 from mailgov.plan import Change, Plan, plan  # noqa: E402
 from mailgov.validate import validate  # noqa: E402
+from tools.generate import write as generate_file  # noqa: E402
 
 ANSIBLE_VERSION = "12.3.0"  # the `ansible` package whose community.general we compare with
 # The bare read asks for exactly the attributes read_live asks for.
@@ -58,9 +62,11 @@ READ_ATTRS = list(PLAN_READ_ATTRS)
 
 
 def lab() -> dict[str, str]:
-    lab_id = int(os.environ.get("MAILGOV_LAB_ID", "0") or 0)
-    state = Path(os.environ.get("MAILGOV_LAB_DIR")
-                 or (REPO / ".lab" if lab_id == 0 else REPO / ".lab" / f"lab{lab_id}"))
+    try:
+        lab_id = labenv.lab_id()  # the instance and state dir exactly as lab/lab picks them
+    except ValueError as exc:
+        sys.exit(f"bench: {exc}")
+    state = labenv.lab_dir(REPO, lab_id)
     secret = state / "secrets" / "ldap-mailgov"
     if not secret.is_file():
         sys.exit(f"bench: no {secret}; bring the lab up and converge it first "
@@ -282,8 +288,8 @@ def ldap_entry_loop(work: Path, cfg: dict[str, str], bind_dn: str,
     """Seconds for ansible-playbook looping ldap_entry over items, and over one item."""
     if not Path("/usr/bin/python3").is_file() or subprocess.run(
             ["/usr/bin/python3", "-c", "import ldap"], capture_output=True).returncode:
-        sys.exit("bench: community.general.ldap_entry needs python-ldap: apt-get install "
-                 "python3-ldap")
+        sys.exit("bench: community.general.ldap_entry needs python-ldap in the system python3: "
+                 "scripts/bench_deps installs it (make bench-reconcile runs it)")
     collections = community_general(work)
     tmp = Path(tempfile.mkdtemp(prefix="bench-cg-"))
     try:

@@ -1,6 +1,6 @@
 """How much slower is `validate` than just parsing the YAML? Target: at most 1.5x.
 
-Generates a seeded synthetic directory (mailgov.generate), then times, best of N runs:
+Generates a seeded synthetic directory (tools.generate), then times, best of N runs:
   * a bare ``yaml.load(f, Loader=yaml.CLoader)`` of the file (the floor any validator pays),
   * the full ``mailgov.validate.validate`` (strict load, schema, model, meaning checks).
 Prints figures; it is a script, not a test (timings depend on the machine).
@@ -20,8 +20,11 @@ from pathlib import Path
 
 import yaml
 
-from mailgov.generate import write
+# The generator is development tooling beside the package (tools/), not in it.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from mailgov.validate import validate
+from tools.generate import write
 
 
 def best_of(runs: int, fn: Callable[[], object]) -> float:

@@ -295,8 +295,9 @@ def cmd_dump_live(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mailgov",
-        description="The ministry's e-mail system as code: validate the data file, "
-        "propose addresses (plan, apply, report and dns come next).")
+        description="The ministry's e-mail system as code: validate the data file, propose "
+        "addresses, plan the directory's changes (Markdown for a review, or JSON) and apply "
+        "them, print the DNS records the domain needs and the facts the roles need.")
     parser.add_argument("--version", action="version", version=f"mailgov {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_validate(sub)

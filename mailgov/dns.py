@@ -2,7 +2,8 @@
 
 Everything is computed from the data file (the domain), a few options (MX hosts, DMARC
 policy, report address, MTA-STS mode) and the DKIM public keys the `mailauth` role fetched
-from the mail hosts (``<lab dir>/dkim/<selector>.pub``, PEM). Nothing here touches the
+from the mail hosts (``DIR/<selector>.pub``, PEM; DIR is the inventory's
+``mailauth__dkim_fetch_dir``). Nothing here touches the
 network: the output is what an administrator pastes into the zone of ``DOMAIN``.
 
 The MTA-STS policy file is built here too, from the same inputs the role uses to serve it
@@ -21,8 +22,6 @@ import re
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
-
-from mailgov import labenv
 
 # One selector: letters, digits, hyphen (RFC 6376 allows dots too; we never make those).
 _SELECTOR = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -188,13 +187,10 @@ def render_json(opts: DnsOptions, recs: list[Record], ttl: int = 3600) -> dict[s
 # --------------------------------------------------------------------------- the command
 # Kept here so that cli.py only registers it (several helpers edit cli.py).
 
-def default_key_dir() -> Path:
-    """``<lab dir>/dkim`` (mailgov.labenv: MAILGOV_LAB_DIR, else the MAILGOV_LAB_ID instance's)."""
-    try:
-        instance = labenv.lab_id()
-    except ValueError as exc:
-        raise DnsError(str(exc)) from None
-    return labenv.lab_dir(Path("."), instance) / "dkim"
+# No default key directory: where the role fetched the keys is the inventory's setting
+# (mailauth__dkim_fetch_dir), and the product does not know the lab's layout.
+NO_KEY_DIR = ("say where the DKIM public keys are: --dkim-public-key-dir DIR, the inventory's "
+              "mailauth__dkim_fetch_dir (lab: .lab/dkim, or .lab/labN/dkim for MAILGOV_LAB_ID=N)")
 
 
 def _mx_arg(text: str) -> tuple[str, int]:
@@ -213,8 +209,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("data", nargs="?", default="data/mailboxes.yaml",
                    help="the data file (default data/mailboxes.yaml)")
     p.add_argument("--dkim-public-key-dir", type=Path, default=None, metavar="DIR",
-                   help="DKIM public keys (default: <lab dir>/dkim, lab dir from "
-                   "MAILGOV_LAB_DIR / MAILGOV_LAB_ID)")
+                   help="DKIM public keys, required: the inventory's mailauth__dkim_fetch_dir "
+                   "(lab: .lab/dkim, .lab/labN/dkim for MAILGOV_LAB_ID=N)")
     p.add_argument("--format", choices=("zone", "json"), default="zone")
     p.add_argument("--mx", type=_mx_arg, action="append", metavar="HOST:PREF",
                    help="an MX host and preference (repeat; default mail1.DOMAIN:10 "
@@ -233,6 +229,8 @@ def cmd_dns(args: argparse.Namespace) -> int:
     from mailgov.validate import validate
 
     try:
+        if args.dkim_public_key_dir is None:
+            raise DnsError(NO_KEY_DIR)
         result = validate(args.data)
         if not result.ok or result.directory is None:
             for problem in result.problems:
@@ -249,7 +247,7 @@ def cmd_dns(args: argparse.Namespace) -> int:
         opts = DnsOptions(domain=domain, mx=tuple(args.mx) if args.mx else opts.mx,
                           report_address=report, dmarc_policy=args.dmarc_policy,
                           mta_sts_mode=args.mta_sts_mode, mta_sts_max_age=args.mta_sts_max_age)
-        key_dir = args.dkim_public_key_dir or default_key_dir()
+        key_dir = args.dkim_public_key_dir
         keys = read_dkim_keys(key_dir)
         recs = records(opts, keys)
     except DnsError as exc:

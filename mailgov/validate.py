@@ -30,7 +30,13 @@ from mailgov.model import Directory, Mailbox, Unit, build
 from mailgov.naming import NamingError, NamingPolicy, Person, unit_locals
 from mailgov.problems import Problem, json_path
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema" / "mailboxes.schema.json"
+# Installed: the copy the wheel carries (pyproject.toml maps schema/ to mailgov/schema/);
+# a checkout (editable install) reads the repository's schema/.
+_SCHEMA_DIRS = (Path(__file__).resolve().parent / "schema",
+                Path(__file__).resolve().parent.parent / "schema")
+SCHEMA_PATH = next((d / "mailboxes.schema.json" for d in _SCHEMA_DIRS
+                    if (d / "mailboxes.schema.json").is_file()),
+                   _SCHEMA_DIRS[-1] / "mailboxes.schema.json")
 
 PathT = tuple[str | int, ...]
 

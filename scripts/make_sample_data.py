@@ -30,15 +30,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mailgov.generate import (
+from mailgov.naming import NamingPolicy, Person
+from tools.generate import (
     CANCEL_REASONS,
     ORGANIZATION,
     POLICY,
     SUSPEND_REASONS,
     dump,
 )
-from mailgov.naming import NamingPolicy, Person
-from mailgov.vietnamese_names import (
+from tools.vietnamese_names import (
     LEADER_TITLES,
     STAFF_TITLE_POOLS,
     WeightedPool,
@@ -331,7 +331,7 @@ def _maybe_lifecycle(rng: random.Random, p: dict[str, Any], code: str) -> None:
 
 
 def build() -> tuple[dict[str, Any], dict[int, str], dict[int, str]]:
-    """The data plus the unit and mailbox comments for :func:`mailgov.generate.dump`."""
+    """The data plus the unit and mailbox comments for :func:`tools.generate.dump`."""
     rng = random.Random(SEED)
     naming = NamingPolicy.from_dict(POLICY["naming"])
 

@@ -37,7 +37,7 @@ import pytest
 import yaml
 from authprobe import Probe, make_probe, remove_probe
 
-from mailgov import labenv
+from lab import labenv
 
 REPO = Path(__file__).resolve().parents[2]
 INFRA_DIR = Path(__file__).resolve().parent
@@ -48,7 +48,7 @@ DATA_FILE = Path(os.environ.get("MAILGOV_DATA", REPO / "data" / "mailboxes.yaml"
 
 
 def _lab_id() -> int:
-    """MAILGOV_LAB_ID: which of the machine's labs to test (mailgov.labenv, as lab/lab)."""
+    """MAILGOV_LAB_ID: which of the machine's labs to test (lab.labenv, as lab/lab)."""
     try:
         return labenv.lab_id()
     except ValueError as exc:

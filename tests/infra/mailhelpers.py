@@ -17,13 +17,13 @@ from typing import Any
 
 import pytest
 
-from mailgov import labenv
+from lab import labenv
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def lab_dir() -> Path:
-    """The instance's state dir (mailgov.labenv, as lab/lab and conftest.py)."""
+    """The instance's state dir (lab.labenv, as lab/lab and conftest.py)."""
     return labenv.lab_dir(REPO, labenv.lab_id())
 
 

@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 from authprobe import Probe, ldap_client, make_probe, rc_of, remove_probe
 
-from mailgov import labenv
+from lab import labenv
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def secrets_dir() -> Path:
-    """The instance's generated secrets (mailgov.labenv, as lab/lab and conftest.py)."""
+    """The instance's generated secrets (lab.labenv, as lab/lab and conftest.py)."""
     return labenv.lab_dir(REPO, labenv.lab_id()) / "secrets"
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from authprobe import Probe, ldap_client, rc_of
 
-from mailgov import labenv
+from lab import labenv
 
 PROVIDER = "mail1"
 REPLICA = "mail2"

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from authprobe import CA_ON_CLIENT, Probe, imap_steps
 
-from mailgov.labenv import lab_dir, lab_id
+from lab.labenv import lab_dir, lab_id
 
 PROVIDER = "mail1"
 REPO = Path(__file__).resolve().parents[2]

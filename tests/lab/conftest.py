@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 import yaml
 
-from mailgov import labenv
+from lab import labenv
 from mailgov.archive import due_stores
 from mailgov.directory import Entry, desired_entries
 from mailgov.loader import load
@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _lab_id() -> int:
-    """MAILGOV_LAB_ID: which of the machine's labs to test (mailgov.labenv, as lab/lab)."""
+    """MAILGOV_LAB_ID: which of the machine's labs to test (lab.labenv, as lab/lab)."""
     try:
         return labenv.lab_id()
     except ValueError as exc:

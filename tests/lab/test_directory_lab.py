@@ -22,7 +22,7 @@ import pytest
 import yaml
 from conftest import purged_addresses
 
-from mailgov import labenv
+from lab import labenv
 from mailgov.directory import desired_entries
 
 ldap3 = pytest.importorskip("ldap3")

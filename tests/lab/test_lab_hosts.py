@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from mailgov import labenv
+from lab import labenv
 
 pytestmark = pytest.mark.lab
 

@@ -72,7 +72,7 @@ def back_to_data(live: Live) -> Iterator[None]:
 def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """2,000 generated mailboxes (units scaled to the size) in the lab's organization."""
     path = tmp_path_factory.mktemp("gen") / "generated.yaml"
-    subprocess.run([sys.executable, "-m", "mailgov.generate", "--count", str(GENERATED),
+    subprocess.run([sys.executable, "-m", "tools.generate", "--count", str(GENERATED),
                     "--seed", str(SEED), "-o", str(path)], check=True, cwd=REPO)
     return path
 

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from mailgov import archive as ar
-from mailgov.generate import POLICY
 from mailgov.model import Directory, build
+from tools.generate import POLICY
 
 BASE = "dc=monre,dc=gov,dc=vn"
 REPO = Path(__file__).resolve().parents[2]

@@ -149,3 +149,14 @@ def test_console_script_no_traceback(tmp_path: Path) -> None:
         capture_output=True, text=True, check=False, cwd=ROOT)
     assert proc.returncode == 1
     assert "MG005" in proc.stdout and "Traceback" not in proc.stderr
+
+
+def test_top_level_help_names_only_commands_that_exist(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # The description once promised commands "to come"; it must describe what is there.
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "come next" not in out
+    for command in ("validate", "address", "plan", "dns", "export-vars"):
+        assert command in out

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from mailgov import credentials as cr
-from mailgov.generate import POLICY
 from mailgov.model import Directory, PasswordRules, build
+from tools.generate import POLICY
 
 BASE = "dc=monre,dc=gov,dc=vn"
 DAY = date(2026, 11, 29)

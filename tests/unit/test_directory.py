@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from mailgov.directory import ADMIN_LOCK, DirectoryError, Entry, desired_entries, entries_json, main
-from mailgov.generate import POLICY
 from mailgov.model import Directory, build
 from mailgov.validate import validate
+from tools.generate import POLICY
 
 BASE = "dc=monre,dc=gov,dc=vn"
 REPO = Path(__file__).resolve().parents[2]

@@ -138,3 +138,11 @@ def test_real_rsa_2048_key(tmp_path: Path) -> None:
     txt = dns.dkim_txt(pub)
     der = base64.b64decode(txt.split("p=", 1)[1])
     assert txt.startswith("v=DKIM1; k=rsa; p=MIIBIjAN") and len(der) == 294
+
+
+def test_key_dir_is_required_with_a_hint(capsys: pytest.CaptureFixture[str]) -> None:
+    # The package does not know the lab's layout: no silent default, a message saying what to pass.
+    code, out, err = run(capsys, "dns", DATA)
+    assert code == 2 and out == ""
+    assert "--dkim-public-key-dir" in err and "mailauth__dkim_fetch_dir" in err
+    assert "Traceback" not in err

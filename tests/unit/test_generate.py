@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mailgov import generate as gen
 from mailgov.loader import StrictLoader, load
 from mailgov.naming import NamingPolicy, Person
 from mailgov.validate import validate
+from tools import generate as gen
 
 # The generator dates nothing after this day; validation uses it as "today" so the tests do
 # not depend on the wall clock.

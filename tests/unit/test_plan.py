@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from mailgov.directory import ADMIN_LOCK, desired_entries
-from mailgov.generate import POLICY
 from mailgov.model import Directory, build
 from mailgov.plan import CHANGE_KINDS, Change, Plan, normalise_dn, plan
+from tools.generate import POLICY
 
 BASE = "dc=monre,dc=gov,dc=vn"
 TODAY = date(2026, 11, 29)

@@ -4,6 +4,10 @@ One answer for `lab/lab`, the test suites and anyone else: `MAILGOV_LAB_ID` (0-3
 selects one of several independent labs on this machine; its state (ssh key, CA, service
 secrets) is `.lab/` for instance 0 and `.lab/labN/` for the others, unless `MAILGOV_LAB_DIR`
 says otherwise. Standard library only: `lab/lab` runs with the system Python.
+
+Lab plumbing, not product: it lives beside `lab/lab` (which imports it as `labenv`) and
+the test suites import it as `lab.labenv` (pytest puts the repository root on sys.path);
+the installed `mailgov` package does not carry it.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Synthetic mailbox directories in the format of ``data/mailboxes.yaml``.
 
-    python -m mailgov.generate --count 50000 --seed 7 -o /tmp/big.yaml
+    python -m tools.generate --count 50000 --seed 7 -o /tmp/big.yaml    (from the repo root)
 
+Development tooling, not part of the installed ``mailgov`` package (it only imports it).
 Used for benchmarks and tests: a directory of ``count`` mailboxes with units scaled to the
 size (about one unit per 150 mailboxes, part of them sub-units), Vietnamese names drawn with a
 realistic surname distribution, addresses assigned in creation order by the naming policy
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from mailgov.naming import NamingPolicy, Person, split_name
-from mailgov.vietnamese_names import (
+from tools.vietnamese_names import (
     LEADER_TITLES,
     STAFF_TITLE_POOLS,
     WeightedPool,
@@ -624,7 +625,7 @@ def write(count: int, seed: int, path: str | Path) -> dict[str, Any]:
     text = dump(
         data,
         header=f"Synthetic directory: {count} mailboxes, seed {seed} "
-        "(python -m mailgov.generate). Fictional people.",
+        "(python -m tools.generate). Fictional people.",
         unit_comments=unit_comments,
         mailbox_comments=mailbox_comments,
     )
@@ -634,7 +635,7 @@ def write(count: int, seed: int, path: str | Path) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m mailgov.generate",
+        prog="python -m tools.generate",
         description="Write a synthetic mailbox directory in the data-file format.",
     )
     parser.add_argument("--count", type=int, required=True, help="number of mailboxes")
