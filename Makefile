@@ -21,7 +21,7 @@ validate: bootstrap
 
 bootstrap: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml scripts/bootstrap
+$(VENV)/.installed: pyproject.toml scripts/bootstrap scripts/install_collections.py
 	scripts/bootstrap $(VENV)
 	touch $@
 

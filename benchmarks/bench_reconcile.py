@@ -16,8 +16,8 @@ reconciler's account, from this machine:
 2. **1,000 creates.** ``mailgov.apply.apply`` of 1,000 ``create`` changes vs a bare loop of
    ``conn.add`` of the same 1,000 entries (other DNs), same connection kind. Target ≤ 1.5×.
 3. **The same creates through Ansible**: a loop of ``community.general.ldap_entry`` (100 items
-   are enough for a per-item cost). community.general is taken from PyPI's ``ansible`` wheel
-   (``pip download --no-deps``, only that collection extracted into a temp dir); the module
+   are enough for a per-item cost). community.general is the one scripts/bootstrap installs
+   into .venv/collections (pinned in pyproject.toml, the roles use the same); the module
    needs python-ldap, so the loop runs with the system python3 (Debian's python3-ldap).
    Target: ours ≥ 500× faster per item.
 
@@ -36,7 +36,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import zipfile
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -56,7 +55,6 @@ from mailgov.plan import Change, Plan, plan  # noqa: E402
 from mailgov.validate import validate  # noqa: E402
 from tools.generate import write as generate_file  # noqa: E402
 
-ANSIBLE_VERSION = "12.3.0"  # the `ansible` package whose community.general we compare with
 # The bare read asks for exactly the attributes read_live asks for.
 READ_ATTRS = list(PLAN_READ_ATTRS)
 
@@ -267,19 +265,11 @@ def loop_only(args: argparse.Namespace, cfg: dict[str, str], work: Path, bind_dn
 
 
 def community_general(work: Path) -> Path:
-    """community.general from PyPI's ansible wheel, extracted alone into work/collections."""
-    dest = work / "collections"
-    if (dest / "ansible_collections" / "community" / "general").is_dir():
-        return dest
-    wheels = list(work.glob(f"ansible-{ANSIBLE_VERSION}-*.whl"))
-    if not wheels:
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q",
-                        f"ansible=={ANSIBLE_VERSION}", "-d", str(work)], check=True)
-        wheels = list(work.glob(f"ansible-{ANSIBLE_VERSION}-*.whl"))
-    with zipfile.ZipFile(wheels[0]) as z:
-        for name in z.namelist():
-            if name.startswith("ansible_collections/community/general/"):
-                z.extract(name, dest)
+    """The collections path holding community.general as scripts/bootstrap installs it (the
+    pin is pyproject.toml's [tool.mailgov.collections]: one pin for the roles and this)."""
+    dest = REPO / ".venv" / "collections"
+    if not (dest / "ansible_collections" / "community" / "general").is_dir():
+        sys.exit("bench: community.general is not installed: run make bootstrap")
     return dest
 
 

@@ -31,6 +31,7 @@ todo: {description: "Mailboxes without a password: dn, mail, unit.", type: list,
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
+from ansible.module_utils.mailgov_ldapi import LdapiError, connect, message  # noqa: E402
 
 try:
     import ldap
@@ -61,16 +62,16 @@ def main() -> None:
         module.fail_json(msg=missing_required_lib("python3-ldap"))
     p = module.params
     try:
-        conn = ldap.initialize(p["uri"])
-        conn.sasl_non_interactive_bind_s("EXTERNAL")
+        conn = connect(p["uri"])
         found = conn.search_s(f"ou=people,{p['base_dn']}", ldap.SCOPE_ONELEVEL, TODO_FILTER,
                               ["mail", "ou"])
         conn.unbind_s()
     except ldap.NO_SUCH_OBJECT:
         found = []  # no ou=people yet: nothing is new
+    except LdapiError as exc:
+        module.fail_json(msg=str(exc))
     except ldap.LDAPError as exc:
-        info = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
-        module.fail_json(msg=f"LDAP: {info.get('desc', exc)} {info.get('info', '')}".strip())
+        module.fail_json(msg=f"LDAP: {message(exc)}")
     todo = sorted(({"dn": dn, "mail": _first(a, "mail"), "unit": _first(a, "ou")}
                    for dn, a in found), key=lambda t: t["mail"])
     module.exit_json(changed=False, todo=todo)

@@ -223,21 +223,17 @@ def restore(archive_dir: str, entry: dict, dest: str, force: bool) -> int:
 
 
 def _ldap(uri: str):  # pragma: no cover - needs a live slapd
-    import ldap  # python3-ldap on the provider (the openldap role installs it)
+    # The one ldapi + SASL EXTERNAL helper (module_utils/mailgov_ldapi.py); imported here so
+    # the pure functions above load without Ansible's module_utils (tests/unit).
+    from ansible.module_utils.mailgov_ldapi import connect
 
-    conn = ldap.initialize(uri)
-    conn.sasl_non_interactive_bind_s("EXTERNAL")
-    return conn
+    return connect(uri)
 
 
 def entry_exists(conn, dn: str) -> bool:  # pragma: no cover - needs a live slapd
-    import ldap
+    from ansible.module_utils.mailgov_ldapi import entry_exists as exists
 
-    try:
-        conn.search_s(dn, ldap.SCOPE_BASE, "(objectClass=*)", ["1.1"])
-        return True
-    except ldap.NO_SUCH_OBJECT:
-        return False
+    return exists(conn, dn)
 
 
 def main() -> None:  # pragma: no cover - exercised on the lab

@@ -259,21 +259,15 @@ def issue(directory: Directory, todo: Sequence[Mapping[str, str]], out_dir: Path
 
 
 def connect(uri: str, bind_dn: str, password: str, ca_file: str, timeout: int = 10) -> Any:
-    """A bound ldap3 connection over TLS (StartTLS on ldap://, or ldaps://), CA verified."""
-    import ssl
-
-    from ldap3 import AUTO_BIND_TLS_BEFORE_BIND, Connection, Server, Tls
-    from ldap3.core.exceptions import LDAPException
+    """A bound ldap3 connection over TLS (StartTLS on ldap://, or ldaps://), CA verified:
+    the reconciler's one connection (mailgov.live.connect), its errors as CredentialError."""
+    from mailgov.live import LiveError
+    from mailgov.live import connect as live_connect
 
     try:
-        tls = Tls(ca_certs_file=ca_file, validate=ssl.CERT_REQUIRED)
-        server = Server(uri, use_ssl=uri.startswith("ldaps://"), tls=tls,
-                        connect_timeout=timeout)
-        bind = AUTO_BIND_TLS_BEFORE_BIND if uri.startswith("ldap://") else True
-        return Connection(server, bind_dn, password, auto_bind=bind, receive_timeout=timeout,
-                          raise_exceptions=False)
-    except LDAPException as exc:
-        raise CredentialError(f"cannot bind to {uri} as {bind_dn}: {exc}") from None
+        return live_connect(uri, bind_dn, password, ca_file, timeout)
+    except LiveError as exc:
+        raise CredentialError(str(exc)) from None
 
 
 def set_initial_password(conn: Any, dn: str, password: str) -> None:
@@ -344,9 +338,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not (args.bind_dn and args.ca_file and bind_password):
                 raise CredentialError("--uri needs --bind-dn, --ca-file and bind_password on stdin")
             conn = connect(args.uri, args.bind_dn, bind_password, args.ca_file)
-            if not conn.bound:
-                raise CredentialError(f"cannot bind to {args.uri} as {args.bind_dn}: "
-                                      f"{conn.result.get('description')}")
         creds, paths = issue(result.directory, todo, Path(args.out_dir), today=today,
                              extra_recipients=_load_recipients(args.recipients_file))
         done: list[str] = []

@@ -8,7 +8,8 @@ the account is locked in the directory (pwdAccountLockedTime on the provider, ov
 root = manager) and the administrators get a mail. Counters live in memory: a restart (after
 an administrator unlocks the account) starts from zero.
 
-Standard library only, plus python3-ldap3 (Debian) for the lock. The decision logic
+Standard library only, plus the shared ldapi helper for the lock (mailgov_ldapi.py beside this
+file, installed by roles/mailgov_base with python3-ldap). The decision logic
 (:class:`RateLimiter`) has no I/O so it is unit-tested on its own (tests/unit/test_ratelimit.py).
 Configuration: one JSON file (default /etc/mailgov/ratelimit.json), see roles/ratelimit.
 """
@@ -102,26 +103,26 @@ def parse_request(lines: list[str]) -> dict[str, str]:
 
 def ldap_lock(config: dict[str, Any], user: str, when: datetime) -> str:
     """Set pwdAccountLockedTime on the user's entry over ldapi (root = manager). Returns the DN."""
-    import ldap3  # python3-ldap3 on the host; imported late so the logic imports without it
+    # Imported late (both beside this file on the host) so the logic imports without them.
+    import ldap
+    import ldap.filter
+    from mailgov_ldapi import connect, message
 
-    server = ldap3.Server(config["ldap_uri"])
-    # Empty credentials (not None): ldap3 then sends the EXTERNAL bind slapd completes.
-    conn = ldap3.Connection(server, authentication=ldap3.SASL, sasl_mechanism=ldap3.EXTERNAL,
-                            sasl_credentials="", auto_bind=True)
+    conn = connect(config["ldap_uri"])
     try:
-        safe = ldap3.utils.conv.escape_filter_chars(user)
-        conn.search(config["ldap_base"], f"(&(objectClass=inetOrgPerson)(mail={safe}))",
-                    attributes=["mail"])
-        if len(conn.entries) != 1:
-            raise LookupError(f"{user}: {len(conn.entries)} directory entries")
-        dn = conn.entries[0].entry_dn
+        safe = ldap.filter.escape_filter_chars(user)
+        found = [dn for dn, _ in conn.search_s(
+            config["ldap_base"], ldap.SCOPE_SUBTREE,
+            f"(&(objectClass=inetOrgPerson)(mail={safe}))", ["1.1"]) if dn]
+        if len(found) != 1:
+            raise LookupError(f"{user}: {len(found)} directory entries")
         stamp = when.strftime("%Y%m%d%H%M%SZ")
-        if not conn.modify(dn, {"pwdAccountLockedTime": [(ldap3.MODIFY_REPLACE, [stamp])]}):
-            raise RuntimeError(f"{dn}: {conn.result.get('description')}: "
-                               f"{conn.result.get('message')}")
-        return dn
+        conn.modify_s(found[0], [(ldap.MOD_REPLACE, "pwdAccountLockedTime", [stamp.encode()])])
+        return found[0]
+    except ldap.LDAPError as exc:
+        raise RuntimeError(f"{user}: {message(exc)}") from None
     finally:
-        conn.unbind()
+        conn.unbind_s()
 
 
 def notify(config: dict[str, Any], user: str, decision: Decision, outcome: str,
