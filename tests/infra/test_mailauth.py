@@ -17,6 +17,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,7 +27,6 @@ from mailhelpers import (
     client_packages,
     fetch_delivered,
     known_passwords,
-    lab_dir,
     swaks,
     token,
 )
@@ -50,18 +50,23 @@ print(json.dumps({"ok": bool(ok), "domain": (d.domain or b"").decode(),
 """
 
 
-def mailgov_dns_json() -> dict[str, Any]:
+def dkim_fetch_dir(role_vars: Callable[..., dict[str, Any]]) -> Path:
+    """Where the mailauth role put the public keys: the inventory says (lab or production)."""
+    return Path(role_vars("mailauth", "mail1")["mailauth__dkim_fetch_dir"])
+
+
+def mailgov_dns_json(key_dir: Path) -> dict[str, Any]:
     out = subprocess.run([sys.executable, "-m", "mailgov.cli", "dns",
                           str(REPO / "data/mailboxes.yaml"),
-                          "--dkim-public-key-dir", str(lab_dir() / "dkim"), "--format", "json"],
+                          "--dkim-public-key-dir", str(key_dir), "--format", "json"],
                          cwd=REPO, capture_output=True, text=True, check=False, timeout=60)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 
 
 @pytest.fixture(scope="module")
-def dns_doc() -> dict[str, Any]:
-    return mailgov_dns_json()
+def dns_doc(role_vars: Callable[..., dict[str, Any]]) -> dict[str, Any]:
+    return mailgov_dns_json(dkim_fetch_dir(role_vars))
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +145,7 @@ def test_private_keys_stay_on_the_mail_hosts(mail_hosts, role_vars) -> None:
             assert f.exists and f.user == "opendkim" and f.mode == 0o600
             bits = host.run(f"openssl pkey -in {f.path} -noout -text | head -1")
             assert re.search(r"\(2048 bit", bits.stdout), bits.stdout
-    fetched = list((lab_dir() / "dkim").iterdir())
+    fetched = list(dkim_fetch_dir(role_vars).iterdir())
     assert fetched and all(p.suffix == ".pub" for p in fetched)
     assert not any("PRIVATE" in p.read_text() for p in fetched)
 
