@@ -14,26 +14,26 @@ description:
     memberof overlay gives them C(memberOf).
   - Check mode plans and reports C(changed) exactly as a real run would, without writing.
     Diff mode returns each entry's attributes before and after.
-  - Lab only - O(test_passwords_file) gives a few active mailboxes a known password for the
-    tests (Password Modify, RFC 3062), set only when a bind with it fails.
   - Runs on the controller with the project's venv (C(delegate_to=localhost),
     C(ansible_python_interpreter) set to C(ansible_playbook_python)) and imports the
     C(mailgov) package, the same code as the C(mailgov) command. One bind with the
     reconciler's account over TLS, one paged read of the subtree, then writes only for what
     differs. No per-mailbox loop in Ansible.
-options:
-  test_passwords_file:
-    description:
-      - Lab only. JSON file C({"<address>" - "<password>"}) on the controller. The first
-        O(test_mailbox_count) active personal mailboxes and the delegates of the first unit
-        mailbox with delegates get a random password stored there (0600, created on first
-        use) and set on the server. Never set this in production.
-    type: path
-  test_mailbox_count:
-    description: How many active personal mailboxes get a test password.
-    type: int
-    default: 3
+author:
+  - mailgov contributors (@mailgov)
+requirements:
+  - the mailgov package and ldap3 (the project's venv on the controller)
+attributes:
+  check_mode:
+    support: full
+    details: Plans and reports C(changed) exactly as a real run would, without writing.
+  diff_mode:
+    support: full
+    details: Each entry's attributes before and after.
+  platform:
+    platforms: posix
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - mailgov_reconcile
   - mailgov_reconcile.lock
 """
@@ -52,6 +52,18 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+status:
+  description:
+    - What the reconcile did - nothing, pending (check mode), applied, or why it stopped
+      (problems, unreachable, refused, locked, incomplete). The same values as
+      C(mailgov apply --format json).
+  type: str
+  returned: always
+  sample: applied
+replanned:
+  description: The plan made under the reconcile lock differed from the first one.
+  type: bool
+  returned: always
 counts:
   description: Number of planned changes of this module's scope, per change kind.
   type: dict
@@ -94,10 +106,6 @@ applied:
       errors (kind, dn, message), seconds.
   type: dict
   returned: when changes were applied
-passwords_set:
-  description: Number of test passwords set (or that would be, in check mode).
-  type: int
-  returned: success
 diff:
   description: Before/after of each changed entry (with --diff).
   type: list
@@ -116,9 +124,7 @@ from ansible.module_utils.mailgov_reconcile import (  # noqa: E402
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec={**COMMON_ARGS, **APPLY_ARGS,
-                       "test_passwords_file": {"type": "path"},
-                       "test_mailbox_count": {"type": "int", "default": 3}},
+        argument_spec={**COMMON_ARGS, **APPLY_ARGS},
         supports_check_mode=True,
     )
     run_apply(module, "mailboxes")

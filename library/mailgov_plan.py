@@ -21,7 +21,21 @@ options:
     type: str
     choices: [all, mailboxes, units]
     default: all
+author:
+  - mailgov contributors (@mailgov)
+requirements:
+  - the mailgov package and ldap3 (the project's venv on the controller)
+attributes:
+  check_mode:
+    support: full
+    details: The module never writes; check mode changes nothing in what it does.
+  diff_mode:
+    support: full
+    details: Each entry's attributes before and after, as the plan would change them.
+  platform:
+    platforms: posix
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - mailgov_reconcile
 """
 
@@ -37,6 +51,18 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+status:
+  description:
+    - What the reconcile did - nothing, pending (check mode), applied, or why it stopped
+      (problems, unreachable, refused, locked, incomplete). The same values as
+      C(mailgov apply --format json).
+  type: str
+  returned: always
+  sample: applied
+replanned:
+  description: The plan made under the reconcile lock differed from the first one.
+  type: bool
+  returned: always
 counts:
   description: Number of planned changes of this module's scope, per change kind.
   type: dict
@@ -92,15 +118,14 @@ diff:
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible.module_utils.mailgov_reconcile import (  # noqa: E402
     COMMON_ARGS,
+    PLAN_ARGS,
     run_plan,
 )
 
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec={**COMMON_ARGS,
-                       "scope": {"type": "str", "default": "all",
-                                 "choices": ["all", "mailboxes", "units"]}},
+        argument_spec={**COMMON_ARGS, **PLAN_ARGS},
         supports_check_mode=True,
     )
     run_plan(module)

@@ -18,7 +18,21 @@ description:
     C(mailgov) package, the same code as the C(mailgov) command. One bind with the
     reconciler's account over TLS, one paged read of the subtree, then writes only for what
     differs. No per-mailbox loop in Ansible.
+author:
+  - mailgov contributors (@mailgov)
+requirements:
+  - the mailgov package and ldap3 (the project's venv on the controller)
+attributes:
+  check_mode:
+    support: full
+    details: Plans and reports C(changed) exactly as a real run would, without writing.
+  diff_mode:
+    support: full
+    details: Each entry's attributes before and after.
+  platform:
+    platforms: posix
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - mailgov_reconcile
   - mailgov_reconcile.lock
 """
@@ -36,6 +50,18 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+status:
+  description:
+    - What the reconcile did - nothing, pending (check mode), applied, or why it stopped
+      (problems, unreachable, refused, locked, incomplete). The same values as
+      C(mailgov apply --format json).
+  type: str
+  returned: always
+  sample: applied
+replanned:
+  description: The plan made under the reconcile lock differed from the first one.
+  type: bool
+  returned: always
 counts:
   description: Number of planned changes of this module's scope, per change kind.
   type: dict

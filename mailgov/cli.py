@@ -1,9 +1,10 @@
 """The `mailgov` command.
 
 Exit codes: 0 success, 1 the data has problems, 2 usage error (bad option, unknown unit,
-unusable input, directory unreachable). `mailgov plan` adds 3 (a safety rail refused the
-plan) and 4 (changes pending; 0 = nothing to apply), see docs/reconcile.md. User errors print
-one clear message, never a traceback.
+unusable input, directory unreachable). `mailgov plan` and `mailgov apply` add 3 (a safety
+rail refused the plan) and 4 (changes pending; 0 = nothing to apply); `mailgov apply` adds 5
+(another apply holds the lock) and 6 (apply incomplete: re-run), see docs/reconcile.md. User
+errors print one clear message, never a traceback.
 
 Adding a command (plan, apply, report, dns …): write ``_add_<name>(sub)`` that creates the
 sub-parser and sets ``func`` to a function ``(args) -> int``, and call it in
@@ -33,6 +34,7 @@ EXIT_PROBLEMS = 1
 EXIT_USAGE = 2
 EXIT_REFUSED = 3  # plan: a safety rail tripped
 EXIT_CHANGES = 4  # plan: changes pending (0 = the directory matches the data)
+# apply: 5 lock held, 6 apply incomplete (mailgov.reconcile.EXIT_CODES has them all)
 
 
 class CliError(Exception):
@@ -206,6 +208,18 @@ def _add_dump_live(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p.set_defaults(func=cmd_dump_live)
 
 
+def _password(args: argparse.Namespace) -> str | None:
+    """The bind password from --password-file (never from the command line: `ps` shows it)."""
+    if not args.password_file:
+        return None
+    try:
+        with open(args.password_file, encoding="utf-8") as fh:
+            return fh.read().rstrip("\r\n")
+    except OSError as exc:
+        raise CliError(f"cannot read --password-file {args.password_file}: "
+                       f"{exc.strerror or exc}") from None
+
+
 def _read_live(args: argparse.Namespace, base_dn: str) -> Any:
     # Imported here: `mailgov validate` must not need ldap3 to start.
     from mailgov import live as live_mod
@@ -216,14 +230,7 @@ def _read_live(args: argparse.Namespace, base_dn: str) -> Any:
         if not args.ldap_uri:
             raise CliError("give --ldap-uri URI (with --password-file and --ca-file), or "
                            "--live-json FILE")
-        password = None
-        if args.password_file:
-            try:
-                with open(args.password_file, encoding="utf-8") as fh:
-                    password = fh.read().rstrip("\r\n")
-            except OSError as exc:
-                raise CliError(f"cannot read --password-file {args.password_file}: "
-                               f"{exc.strerror or exc}") from None
+        password = _password(args)
         bind_dn = args.bind_dn or (None if args.ldap_uri.startswith("ldapi:")
                                    else f"cn=mailgov,ou=services,{base_dn}")
         conn = live_mod.connect(args.ldap_uri, bind_dn, password, args.ca_file, args.timeout)
@@ -289,6 +296,69 @@ def cmd_dump_live(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --------------------------------------------------------------------------- apply
+
+
+def _add_apply(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "apply", help="make the directory match the data (dry run unless --confirm)",
+        description="Validate the data, read the live directory, plan, and with --confirm take "
+        "the reconcile lock, plan again under it and write exactly that plan. Without "
+        "--confirm nothing is written: the plan is printed (a dry run). Exit 0 nothing to "
+        "apply or applied, 4 dry run with changes pending, 3 refused by a safety rail, 1 "
+        "problems in the data, 2 usage or connection error, 5 another apply holds the lock, "
+        "6 apply incomplete (re-run to finish); docs/reconcile.md.")
+    p.add_argument("path", nargs="?", default=DEFAULT_DATA,
+                   help=f"the data file (default {DEFAULT_DATA})")
+    _add_live_args(p)
+    p.add_argument("--confirm", action="store_true",
+                   help="write the changes (default: print the plan, write nothing)")
+    p.add_argument("--scope", choices=("mailboxes", "units", "all"), default="all",
+                   help="mailboxes = ou=people only, units = the rest, all (default)")
+    p.add_argument("--lock-wait", type=float, default=0, metavar="S",
+                   help="seconds to wait while another apply holds the lock (default 0)")
+    p.add_argument("--archived", metavar="MANIFEST",
+                   help="archive manifest (JSON): mailboxes listed there may be purged")
+    p.add_argument("--allow-mass-change", action="store_true",
+                   help="accept a plan that disables more than policy.safety.max_disable_share")
+    p.add_argument("--remove-drift", action="store_true",
+                   help="delete entries the data does not explain (default: report them)")
+    p.add_argument("--today", type=_date_arg, default=None, metavar="YYYY-MM-DD",
+                   help="plan as of this day (retention, date checks)")
+    p.add_argument("--format", choices=("markdown", "json"), default="markdown")
+    p.set_defaults(func=cmd_apply)
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    # Imported here: `mailgov validate` must not need ldap3 to start.
+    from mailgov import reconcile as rec
+    from mailgov.report_plan import render_markdown
+
+    if not args.ldap_uri:
+        raise CliError("give --ldap-uri URI (with --password-file and --ca-file)")
+    settings = rec.Settings(
+        data=args.path, uri=args.ldap_uri, password=_password(args), bind_dn=args.bind_dn,
+        ca_file=args.ca_file, timeout=args.timeout, today=args.today,
+        archived=_archived(args.archived), allow_mass_change=args.allow_mass_change,
+        remove_drift=args.remove_drift, scope=args.scope, lock_wait=args.lock_wait)
+    out = rec.reconcile(settings, confirm=args.confirm)
+    if args.format == "json":
+        _print_json(out.report())
+    elif out.status == rec.PROBLEMS:
+        for problem in out.problems:
+            print(problem)
+    elif out.plan is not None:
+        title = "mailgov apply" if args.confirm else "mailgov apply (dry run)"
+        print(render_markdown(out.scoped_plan(), title=title, unit_names=out.unit_names),
+              end="")
+    if out.status in (rec.NOTHING, rec.APPLIED, rec.PENDING):
+        hint = " Re-run with --confirm to apply." if out.status == rec.PENDING else ""
+        print(f"mailgov: {out.message}.{hint}", file=sys.stderr)
+    else:
+        print(f"mailgov: error: {out.message}", file=sys.stderr)
+    return out.exit_code
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -304,6 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_address(sub)
     _add_plan(sub)
     _add_dump_live(sub)
+    _add_apply(sub)
     dns_command.add_parser(sub)
     role_vars.add_parser(sub)
     return parser

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 import yaml
 
-from lab import labenv
+from lab import labenv, test_passwords
 from mailgov.archive import due_stores
 from mailgov.directory import Entry, desired_entries
 from mailgov.loader import load
@@ -119,11 +119,12 @@ def tls(lab_ca: Path) -> ssl.SSLContext:
 
 @pytest.fixture(scope="session")
 def passwords() -> dict[str, str]:
-    """{address: password} of the mailboxes the loader gave a known password."""
-    path = LAB_DIR / "secrets" / "test-mailboxes.json"
-    if not path.is_file():
-        _lab_missing(f"no {path} (run the directory loader)")
-    data = json.loads(path.read_text(encoding="utf-8"))
+    """{address: password} of the mailboxes the lab gave a known password (lab/test_passwords.py:
+    set now where a bind with them fails)."""
+    try:
+        data = test_passwords.ensure(DATA_FILE, LAB_DIR)
+    except (RuntimeError, OSError) as exc:
+        _lab_missing(f"test mailboxes' passwords: {exc}")
     return {k.lower(): v for k, v in data.items()}
 
 

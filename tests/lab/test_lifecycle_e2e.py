@@ -64,8 +64,13 @@ POLL = 90  # seconds a delivery may take
 
 def playbook(name: str, data_file: Path, *extra: str, timeout: int = 900) -> tuple[int, int, str]:
     """(rc, total changed, output) of ansible-playbook playbooks/<name> on the data copy."""
+    # The controller-side dirs are the test's own (under the lab dir), whichever inventory
+    # runs: the lab's and the production-shaped one keep them in different places.
+    dirs = {"mailgov_credentials_dir": str(LAB_DIR / "credentials"),
+            "mailgov_credentials_recipients": str(LAB_DIR / "credentials" / "recipients.json"),
+            "mailgov_archive_controller_dir": str(LAB_DIR / "archives")}
     cmd = [str(REPO / ".venv" / "bin" / "ansible-playbook", ), str(REPO / "playbooks" / name),
-           "-e", f"mailgov_data_file={data_file}", *extra]
+           "-e", f"mailgov_data_file={data_file}", "-e", json.dumps(dirs), *extra]
     env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
     env.pop("MAILGOV_DATA", None)
     out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout,

@@ -105,7 +105,7 @@ class Background:
     def __init__(self, data_file: Path, *args: str) -> None:
         cmd = [str(REPO / ".venv" / "bin" / "ansible-playbook"), str(PLAYBOOK),
                "-e", f"mailgov_data_file={data_file}", "-e", "mailgov_allow_mass_change=true",
-               "-e", "mailgov_test_passwords_file=", *args]
+               *args]
         env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "PYTHONUNBUFFERED": "1"}
         fd, name = tempfile.mkstemp(prefix="reconcile-", suffix=".log")
         os.close(fd)

@@ -312,7 +312,7 @@ def test_lock_of_a_dead_process_on_this_machine_is_taken_over(conn: Connection) 
         ReconcileLock(conn, BASE_DN, owner="x", clock=clock, sleep=clock.sleep).acquire()
 
 
-# --- the modules' shared body (module_utils/mailgov_reconcile.py) -----------------------
+# --- the reconcile (mailgov/reconcile.py) and the modules' result mapping ---------------
 
 
 def _module_utils() -> Any:
@@ -328,18 +328,19 @@ def _module_utils() -> Any:
 
 
 def test_scopes_split_people_from_the_rest() -> None:
-    mu = _module_utils()
+    from mailgov.reconcile import in_scope
+
     person_c = person("natuan")
     renamed = Change("rename", f"uid=new,{PEOPLE}", "new", None, old_dn=f"uid=old,{PEOPLE}")
     group = Change("add_member", f"cn=vpb-all,{GROUPS}", "vpb-all", "vpb")
     container = Change("create", PEOPLE, "people", None)
-    assert mu.in_scope(person_c, "mailboxes", BASE_DN)
-    assert mu.in_scope(renamed, "mailboxes", BASE_DN)
-    assert mu.in_scope(container, "mailboxes", BASE_DN)
-    assert not mu.in_scope(group, "mailboxes", BASE_DN)
-    assert mu.in_scope(group, "units", BASE_DN)
-    assert not mu.in_scope(person_c, "units", BASE_DN)
-    assert all(mu.in_scope(c, "all", BASE_DN) for c in (person_c, group, container))
+    assert in_scope(person_c, "mailboxes", BASE_DN)
+    assert in_scope(renamed, "mailboxes", BASE_DN)
+    assert in_scope(container, "mailboxes", BASE_DN)
+    assert not in_scope(group, "mailboxes", BASE_DN)
+    assert in_scope(group, "units", BASE_DN)
+    assert not in_scope(person_c, "units", BASE_DN)
+    assert all(in_scope(c, "all", BASE_DN) for c in (person_c, group, container))
 
 
 def test_diff_lists_before_and_after() -> None:
@@ -351,16 +352,15 @@ def test_diff_lists_before_and_after() -> None:
     assert d["after_header"] == c.dn
 
 
-def test_test_passwords_are_kept_and_private(tmp_path: Any) -> None:
+def test_lab_test_passwords_are_kept_and_private(tmp_path: Any) -> None:
     import os
 
-    mu = _module_utils()
-    path = str(tmp_path / "secrets" / "test-mailboxes.json")
-    first = mu.test_passwords(path, ["a@x.vn", "b@x.vn"])
+    from lab.test_passwords import kept_passwords
+
+    path = tmp_path / "secrets" / "test-mailboxes.json"
+    first = kept_passwords(path, ["a@x.vn", "b@x.vn"])
     assert len(set(first.values())) == 2 and all(len(v) >= 16 for v in first.values())
     assert os.stat(path).st_mode & 0o777 == 0o600
-    again = mu.test_passwords(path, ["a@x.vn", "c@x.vn"])
+    again = kept_passwords(path, ["a@x.vn", "c@x.vn"])
     assert again["a@x.vn"] == first["a@x.vn"]  # kept, not regenerated
-    # Check mode writes nothing and reports the missing one as still to be set.
-    dry = mu.test_passwords(path, ["d@x.vn"], write=False)
-    assert dry == {"d@x.vn": ""}
+    assert again["c@x.vn"] not in first.values()

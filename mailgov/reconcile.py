@@ -1,0 +1,285 @@
+"""The reconcile: validate → connect → read → plan → [lock → plan again → apply → release].
+
+One implementation for ``mailgov apply`` and the Ansible modules (mailgov_mailboxes,
+mailgov_units, mailgov_plan), which only map their parameters onto :class:`Settings` and the
+:class:`Outcome` onto ``exit_json``. Without ``confirm`` nothing is written (the dry run, and
+Ansible's check mode). With it, the lock is taken and the plan is made again from a fresh
+read under the lock: another apply may have written since the first read, and a stale plan
+would fight it. Runs with nothing to do never take the lock.
+
+Never raises for what a user can cause (bad data, an unreachable server, a held lock, a
+refused plan): the Outcome says what happened, in ``status`` and one-line ``message``.
+
+Scopes: ``mailboxes`` = ou=people and the entries under it; ``units`` = everything else
+(containers, unit mailboxes, lists, delegate groups). Ansible runs mailboxes first, then
+units: a group must be written after its members exist, or the memberof overlay never
+gives them memberOf.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from mailgov.plan import Change, Plan, normalise_dn
+
+NOTHING = "nothing"  # the directory matches the data
+PENDING = "pending"  # dry run: changes to apply
+APPLIED = "applied"
+PROBLEMS = "problems"  # the data has problems
+UNREACHABLE = "unreachable"  # connect or read failed
+REFUSED = "refused"  # a safety rail tripped
+LOCKED = "locked"  # another apply holds the lock
+INCOMPLETE = "incomplete"  # some changes failed or the connection broke: re-run
+
+# The command's exit code per status (docs/reconcile.md, "Exit codes").
+EXIT_CODES: dict[str, int] = {NOTHING: 0, APPLIED: 0, PROBLEMS: 1, UNREACHABLE: 2,
+                              REFUSED: 3, PENDING: 4, LOCKED: 5, INCOMPLETE: 6}
+SCOPES = ("mailboxes", "units", "all")
+# Changes the directory does not carry out (the mail host archives the store): reported,
+# never written and never counted as "changed".
+NOT_LDAP = frozenset({"archive"})
+MAX_LISTED = 200  # changes listed in report(); a 50k-mailbox first load would flood it
+REFRESH_EVERY = 60.0  # seconds between lock refreshes during a long apply
+
+
+@dataclass(frozen=True)
+class Settings:
+    data: str
+    uri: str
+    password: str | None = None
+    bind_dn: str | None = None  # default: the reconciler's account cn=mailgov,ou=services
+    ca_file: str | None = None
+    timeout: float = 10
+    today: date | None = None
+    archived: Mapping[str, str] = field(default_factory=dict)  # address -> archive sha256
+    allow_mass_change: bool = False
+    remove_drift: bool = False
+    scope: str = "all"
+    lock_wait: float = 0
+    lock_ttl: int = 3600  # mailgov.lock.DEFAULT_TTL
+
+
+def in_scope(change: Change, scope: str, base_dn: str) -> bool:
+    if scope == "all":
+        return True
+    people = normalise_dn(f"ou=people,{base_dn}")
+    dn = normalise_dn(change.old_dn or change.dn)
+    is_people = dn == people or dn.endswith("," + people)
+    return is_people if scope == "mailboxes" else not is_people
+
+
+@dataclass
+class Outcome:
+    status: str
+    message: str
+    scope: str = "all"
+    base_dn: str = ""
+    plan: Plan | None = None  # the plan that was applied (or would be)
+    problems: list[str] = field(default_factory=list)
+    unit_names: dict[str, str] = field(default_factory=dict)
+    applied: Any = None  # mailgov.apply.ApplyResult, when something was written
+    replanned: bool = False  # the plan under the lock differed from the first one
+
+    @property
+    def ok(self) -> bool:
+        return self.status in (NOTHING, PENDING, APPLIED)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.status]
+
+    @property
+    def changed(self) -> bool:
+        """Something was (or, in a dry run, would be) written to the directory."""
+        if self.status == PENDING:
+            return True
+        return self.applied is not None and self.applied.applied > 0
+
+    @property
+    def scoped(self) -> list[Change]:
+        if self.plan is None:
+            return []
+        return [c for c in self.plan.changes if in_scope(c, self.scope, self.base_dn)]
+
+    @property
+    def writes(self) -> list[Change]:
+        return [c for c in self.scoped if c.kind not in NOT_LDAP]
+
+    def scoped_plan(self) -> Plan:
+        if self.plan is None:
+            return Plan(changes=(), drift=(), refusals=())
+        return Plan(changes=tuple(self.scoped), drift=self.plan.drift,
+                    refusals=self.plan.refusals)
+
+    def report(self) -> dict[str, Any]:
+        """JSON-friendly summary: what ``mailgov apply --format json`` prints and the modules
+        return."""
+        scoped = self.scoped
+        drift = self.plan.drift if self.plan is not None else ()
+        out: dict[str, Any] = {
+            "status": self.status, "message": self.message, "replanned": self.replanned,
+            "counts": _counts(scoped),
+            "changes": [_brief(c) for c in scoped[:MAX_LISTED]],
+            "changes_total": len(scoped),
+            "drift": [_brief(c) for c in drift[:MAX_LISTED]],
+            "drift_total": len(drift),
+            "refusals": list(self.plan.refusals) if self.plan is not None else [],
+            "pending": [_brief(c) for c in scoped if c.kind in NOT_LDAP],
+        }
+        if self.problems:
+            out["problems"] = self.problems[:50]
+        if self.applied is not None:
+            out["applied"] = self.applied.as_dict()
+        return out
+
+
+def _counts(changes: list[Change]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for c in changes:
+        out[c.kind] = out.get(c.kind, 0) + 1
+    return dict(sorted(out.items()))
+
+
+def _brief(c: Change) -> dict[str, Any]:
+    """A change without before/after (those are the diff's, and large)."""
+    out = c.to_dict()
+    out.pop("before", None)
+    out.pop("after", None)
+    return out
+
+
+class _Refresher:
+    """apply()'s on_change callback: refresh the lock at most once a minute."""
+
+    def __init__(self, lock: Any) -> None:
+        self.lock = lock
+        self.last = time.monotonic()
+
+    def __call__(self, change: Change, error: str | None) -> None:
+        if time.monotonic() - self.last > REFRESH_EVERY:
+            self.lock.refresh()
+            self.last = time.monotonic()
+
+
+def _signature(changes: list[Change]) -> list[dict[str, object]]:
+    return [c.to_dict() for c in changes]
+
+
+def reconcile(settings: Settings, *, confirm: bool = False) -> Outcome:
+    """Plan, and with ``confirm`` apply under the lock. Never raises for user errors."""
+    # Imported here: `mailgov validate` must not need ldap3 to start.
+    from ldap3.core.exceptions import LDAPException
+
+    from mailgov.apply import ConnectionLost, apply
+    from mailgov.live import LiveError, connect, read_live
+    from mailgov.lock import LockError, ReconcileLock
+    from mailgov.plan import plan
+    from mailgov.validate import validate
+
+    s = settings
+    if s.scope not in SCOPES:
+        return Outcome(PROBLEMS, f"scope {s.scope!r}: use one of {', '.join(SCOPES)}")
+    today = s.today or date.today()
+    result = validate(s.data, today=today)
+    if not result.ok:
+        problems = [p.format() for p in result.problems]
+        return Outcome(PROBLEMS, f"{s.data}: {len(problems)} problem(s) in the data; nothing "
+                       f"was changed. First: {problems[0]}", scope=s.scope, problems=problems)
+    desired = result.directory
+    base_dn = desired.organization.base_dn
+    out = Outcome(NOTHING, "", scope=s.scope, base_dn=base_dn,
+                  unit_names={u.id: u.name for u in desired.units})
+    bind_dn = s.bind_dn or (None if s.uri.startswith("ldapi:")
+                            else f"cn=mailgov,ou=services,{base_dn}")
+
+    def fresh_plan(conn: Any) -> Plan:
+        live = read_live(conn, base_dn)
+        return plan(desired, live, today=today, archived=dict(s.archived),
+                    allow_mass_change=s.allow_mass_change, remove_drift=s.remove_drift)
+
+    def stop(status: str, message: str) -> Outcome:
+        out.status, out.message = status, message
+        return out
+
+    try:
+        conn = connect(s.uri, bind_dn, s.password, s.ca_file, s.timeout)
+        out.plan = fresh_plan(conn)
+    except (LiveError, LDAPException, OSError) as exc:
+        return stop(UNREACHABLE, f"{exc}; nothing was changed")
+    if out.plan.refusals:
+        return stop(REFUSED, "the plan was refused by the safety rails (nothing was changed): "
+                    + "; ".join(out.plan.refusals))
+    if not out.writes:
+        _close(conn)
+        return stop(NOTHING, "nothing to apply" + _pending_note(out))
+    if not confirm:
+        _close(conn)
+        return stop(PENDING, f"{len(out.writes)} change(s) to apply (dry run, nothing written)"
+                    + _pending_note(out))
+
+    first = _signature(out.writes)
+    lock = ReconcileLock(conn, base_dn, wait=s.lock_wait, ttl=s.lock_ttl)
+    try:
+        lock.acquire()
+    except LockError as exc:
+        _close(conn)
+        return stop(LOCKED, f"{exc}; nothing was changed")
+    try:
+        out.plan = fresh_plan(conn)
+    except (LiveError, LDAPException, OSError) as exc:
+        _release(lock, s, bind_dn)
+        return stop(UNREACHABLE, f"reading the directory under the lock failed: {exc}; "
+                    "nothing was changed")
+    out.replanned = _signature(out.writes) != first
+    if out.plan.refusals:
+        lock.release()
+        return stop(REFUSED, "the plan made under the lock was refused by the safety rails "
+                    "(nothing was changed): " + "; ".join(out.plan.refusals))
+    writes = out.writes
+    if not writes:
+        lock.release()
+        return stop(NOTHING, "nothing to apply (another apply did it meanwhile)")
+    try:
+        out.applied = apply(conn, Plan(changes=tuple(writes), drift=(), refusals=()),
+                            on_change=_Refresher(lock))
+    except (ConnectionLost, LockError) as exc:
+        _release(lock, s, bind_dn)
+        return stop(INCOMPLETE, f"{exc}; re-run to finish (the next plan holds what is left)")
+    if out.applied.aborted is not None:
+        _release(lock, s, bind_dn)  # the old connection is dead: release on a new one
+    else:
+        lock.release()
+        _close(conn)
+    if not out.applied.ok:
+        errors = [e.format() for e in out.applied.errors]
+        why = out.applied.aborted or f"{len(errors)} change(s) failed"
+        return stop(INCOMPLETE, f"apply incomplete: {why}; first errors: "
+                    f"{'; '.join(errors[:3]) or '-'}. Re-run to finish (the next plan holds "
+                    "only what is left)")
+    return stop(APPLIED, f"{out.applied.applied} change(s) applied in "
+                f"{out.applied.seconds:.1f} s" + _pending_note(out))
+
+
+def _pending_note(out: Outcome) -> str:
+    """Archives are the mail host's (the lifecycle play): say so, they are not forgotten."""
+    pending = [c for c in out.scoped if c.kind in NOT_LDAP]
+    return f"; {len(pending)} archive(s) left to the mail host" if pending else ""
+
+
+def _close(conn: Any) -> None:
+    with contextlib.suppress(Exception):  # closing cannot change the outcome
+        conn.unbind()
+
+
+def _release(lock: Any, s: Settings, bind_dn: str | None) -> None:
+    """Release on a new connection; if the server is down, the next apply on this machine
+    sees the holder's process gone (or the lock expired) and takes it over."""
+    from mailgov.live import connect
+
+    with contextlib.suppress(Exception):  # the lock expires or is taken over anyway
+        lock.release(connect(s.uri, bind_dn, s.password, s.ca_file, min(s.timeout, 5)))
