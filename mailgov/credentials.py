@@ -221,11 +221,15 @@ def unit_recipients(directory: Directory, unit_id: str,
 
 def issue(directory: Directory, todo: Sequence[Mapping[str, str]], out_dir: Path, *,
           today: date, extra_recipients: Mapping[str, Sequence[str]] | None = None,
-          ) -> tuple[list[Credential], list[Path]]:
+          ) -> tuple[list[Credential], list[Path], dict[str, list[str]]]:
     """Generate a password for each ``todo`` item and write one artifact per unit.
 
     ``todo`` items: ``{"dn", "mail", "unit"}`` (unit = unit id, the entry's ``ou``).
-    Every unit must have a recipient before anything is written (all or nothing).
+    Returns (credentials, artifacts, waiting). A unit with no age recipient (no
+    ``focal_point.age_recipient``, no extra recipient) gets nothing: no password is generated
+    for its people, so none is ever set that nobody can read. They are returned in ``waiting``
+    (unit id -> addresses) and are issued on the first run after a key is given: a missing
+    key is a unit's pending task, not a failed run (docs/reconcile.md, "Initial credentials").
     """
     rules = directory.policy.password_users
     by_local = {m.address: m for m in directory.mailboxes}
@@ -238,21 +242,20 @@ def issue(directory: Directory, todo: Sequence[Mapping[str, str]], out_dir: Path
                           generate_password(rules, forbidden))
         by_unit.setdefault(item["unit"], []).append(cred)
     recipients = {u: unit_recipients(directory, u, extra_recipients) for u in by_unit}
-    missing = sorted(u for u, r in recipients.items() if not r)
-    if missing:
-        raise CredentialError("no age recipient for unit(s) " + ", ".join(missing)
-                              + ": set focal_point.age_recipient in the data")
+    waiting = {u: [c.mail for c in by_unit[u]] for u in sorted(by_unit) if not recipients[u]}
     names = {u.id: u.name for u in directory.units}
     paths = []
     creds: list[Credential] = []
     for unit, items in sorted(by_unit.items()):
+        if unit in waiting:
+            continue
         sheet = render_sheet(unit, items, today, unit_name=names.get(unit, ""),
                              change_hint="Đổi mật khẩu / change it: ldappasswd -ZZ -H "
                                          "ldap://mail1.<domain> -D uid=<local>,ou=people,"
                                          "<base DN> -W -S")
         paths.append(encrypt_age(sheet, recipients[unit], artifact_path(out_dir, unit, today)))
         creds.extend(items)
-    return creds, paths
+    return creds, paths, waiting
 
 
 # --------------------------------------------------------------------------- LDAP side
@@ -338,8 +341,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not (args.bind_dn and args.ca_file and bind_password):
                 raise CredentialError("--uri needs --bind-dn, --ca-file and bind_password on stdin")
             conn = connect(args.uri, args.bind_dn, bind_password, args.ca_file)
-        creds, paths = issue(result.directory, todo, Path(args.out_dir), today=today,
-                             extra_recipients=_load_recipients(args.recipients_file))
+        creds, paths, waiting = issue(result.directory, todo, Path(args.out_dir), today=today,
+                                      extra_recipients=_load_recipients(args.recipients_file))
         done: list[str] = []
         if conn is not None:
             # The artifact exists before any password is set: a password is never set that
@@ -352,7 +355,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CredentialError as exc:
         print(f"mailgov credentials: {exc}", file=sys.stderr)
         return 2
-    out: dict[str, Any] = {"artifacts": [str(p) for p in paths], "set": done}
+    out: dict[str, Any] = {"artifacts": [str(p) for p in paths], "set": done,
+                           "waiting": waiting}
     if not args.uri:  # no server given: the caller sets them (stdout goes to a no_log task)
         out["passwords"] = {c.dn: c.password for c in creds}
     json.dump(out, sys.stdout)

@@ -154,8 +154,9 @@ def test_issue_one_artifact_per_unit(tmp_path: Path) -> None:
     d = directory(focal=public)
     todo = [{"dn": f"uid=natuan,ou=people,{BASE}", "mail": "natuan@monre.gov.vn", "unit": "vpb"},
             {"dn": f"uid=ttlan,ou=people,{BASE}", "mail": "ttlan@monre.gov.vn", "unit": "tcmt"}]
-    creds, paths = cr.issue(d, todo, tmp_path / "credentials", today=DAY,
-                            extra_recipients={"tcmt": [public]})
+    creds, paths, waiting = cr.issue(d, todo, tmp_path / "credentials", today=DAY,
+                                     extra_recipients={"tcmt": [public]})
+    assert waiting == {}
     assert sorted(p.name for p in paths) == ["tcmt-2026-11-29.age", "vpb-2026-11-29.age"]
     by_mail = {c.mail: c.password for c in creds}
     vpb = decrypt(tmp_path / "credentials" / "vpb-2026-11-29.age", key)
@@ -166,11 +167,12 @@ def test_issue_one_artifact_per_unit(tmp_path: Path) -> None:
                                  cr.personal_tokens(local=c.mail.split("@")[0])) == []
 
 
-def test_issue_refuses_unit_without_recipient_and_writes_nothing(tmp_path: Path) -> None:
+def test_unit_without_recipient_waits_and_gets_nothing(tmp_path: Path) -> None:
     d = directory(focal="age1" + "q" * 58)
     todo = [{"dn": "uid=ttlan,...", "mail": "ttlan@monre.gov.vn", "unit": "tcmt"}]
-    with pytest.raises(cr.CredentialError, match="tcmt"):
-        cr.issue(d, todo, tmp_path / "credentials", today=DAY)
+    creds, paths, waiting = cr.issue(d, todo, tmp_path / "credentials", today=DAY)
+    assert waiting == {"tcmt": ["ttlan@monre.gov.vn"]}
+    assert creds == [] and paths == []  # no password made, so none can be set unreadable
     assert not (tmp_path / "credentials").exists()
 
 
@@ -184,4 +186,5 @@ def test_cli_bad_input_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr("sys.stdin", io.StringIO("[]"))
     rc = cr.main(["issue", "--data", str(data), "--out-dir", str(tmp_path)])
     out = capsys.readouterr().out
-    assert rc == 0 and json.loads(out) == {"passwords": {}, "artifacts": [], "set": []}
+    assert rc == 0 and json.loads(out) == {"passwords": {}, "artifacts": [], "set": [],
+                                           "waiting": {}}
