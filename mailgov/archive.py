@@ -53,11 +53,16 @@ def retention_days(mailbox: Mailbox, policy: Policy) -> int:
 
 
 def retention_end(mailbox: Mailbox, policy: Policy) -> date | None:
-    """First day the cancelled mailbox may be archived (None: not cancelled)."""
+    """First day the cancelled mailbox may be archived (None: not cancelled).
+
+    The one retention rule: the planner (archive, purge) and the mail host's list of due
+    stores both ask here.
+    """
     if mailbox.state != "cancelled" or mailbox.cancelled is None:
         return None
-    return date.fromisoformat(mailbox.cancelled.date) + timedelta(days=retention_days(mailbox,
-                                                                                      policy))
+    cancelled = mailbox.cancelled.date
+    day = cancelled if isinstance(cancelled, date) else date.fromisoformat(str(cancelled))
+    return day + timedelta(days=retention_days(mailbox, policy))
 
 
 def is_due(mailbox: Mailbox, policy: Policy, today: date) -> bool:

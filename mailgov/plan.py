@@ -29,10 +29,11 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from functools import cache
 from typing import Literal
 
+from mailgov.archive import is_due, retention_days
 from mailgov.directory import ADMIN_LOCK, CONTAINERS, Entry, desired_entries, layout_of
 from mailgov.model import Directory, Mailbox, Unit
 
@@ -441,13 +442,10 @@ class _Planner:
             self.people.append(change)
 
     def _retention_days(self, m: Mailbox) -> int:
-        p = self.d.policy
-        return p.retention_heads_days if m.role == "head" else p.retention_staff_days
+        return retention_days(m, self.d.policy)
 
     def _past_retention(self, m: Mailbox) -> bool:
-        if m.cancelled is None:
-            return False
-        return self.today >= _as_date(m.cancelled.date) + timedelta(days=self._retention_days(m))
+        return is_due(m, self.d.policy, self.today)
 
     def _archive_sum(self, m: Mailbox) -> str | None:
         full = self.layout.address(m.address)
