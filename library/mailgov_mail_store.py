@@ -80,56 +80,22 @@ manifest: {description: The manifest after the run., type: dict, returned: alway
 
 # Ansible modules keep DOCUMENTATION first, so the imports come after it.
 import datetime  # noqa: E402
-import hashlib  # noqa: E402
-import json  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
 import tarfile  # noqa: E402
 import tempfile  # noqa: E402
 
-MANIFEST = "manifest.json"
-VERSION = 1  # same format as mailgov/archive.py (tests/unit/test_archive.py checks both)
+from ansible.module_utils.mailgov_archive_format import (  # noqa: E402
+    archive_name,
+    read_manifest,
+    sha256_file,
+    verify_file,
+    write_manifest,
+)
 
 
 class StoreError(Exception):
     """A one-line reason the module refuses to go on."""
-
-
-def sha256_file(path: str) -> tuple[str, int]:
-    h = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-            size += len(block)
-    return h.hexdigest(), size
-
-
-def read_manifest(archive_dir: str) -> dict:
-    path = os.path.join(archive_dir, MANIFEST)
-    if not os.path.exists(path):
-        return {"version": VERSION, "archives": {}}
-    with open(path, encoding="utf-8") as fh:
-        data = json.load(fh)
-    if data.get("version") != VERSION or not isinstance(data.get("archives"), dict):
-        raise StoreError(f"{path}: not a version {VERSION} manifest")
-    return data
-
-
-def write_manifest(archive_dir: str, manifest: dict) -> None:
-    os.makedirs(archive_dir, mode=0o700, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=archive_dir, prefix=".manifest-")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(manifest, fh, indent=2, sort_keys=True)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, os.path.join(archive_dir, MANIFEST))
-
-
-def archive_name(address: str, day: datetime.date) -> str:
-    return f"{address.lower()}-{day.strftime('%Y%m%d')}.tar.gz"
 
 
 def newest_message(store: str) -> float:
@@ -181,13 +147,8 @@ def changed_since(entry: dict, store: str) -> bool:
 
 def verified(archive_dir: str, entry: dict) -> str | None:
     """None when the archive file matches its record, else why not."""
-    path = os.path.join(archive_dir, entry["archive"])
-    if not os.path.isfile(path):
-        return f"archive {entry['archive']} is missing"
-    sha, size = sha256_file(path)
-    if sha != entry["sha256"] or size != entry["size"]:
-        return f"archive {entry['archive']} does not match its sha256/size in the manifest"
-    return None
+    problems = verify_file(archive_dir, entry)
+    return "; ".join(problems) if problems else None
 
 
 def restore(archive_dir: str, entry: dict, dest: str, force: bool) -> int:

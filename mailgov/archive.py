@@ -24,26 +24,28 @@ the store after the recorded one (``newest``); a purge refuses a store with newe
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
+from mailgov.archive_format import (
+    ARCHIVE_SUFFIX,
+    MANIFEST_VERSION,
+    ManifestError,
+    archive_name,
+    empty_manifest,
+    entry_problems,
+    parse_manifest,
+    sha256_stream,
+    verify,
+)
 from mailgov.model import Directory, Mailbox, Policy
 
-MANIFEST_VERSION = 1
-ARCHIVE_SUFFIX = ".tar.gz"  # gzip: in every Debian base system; restorable with plain tar
-_SHA256 = re.compile(r"[0-9a-f]{64}")
-_ADDRESS = re.compile(r"[a-z0-9_][a-z0-9._-]*@[a-z0-9.-]+")
-
-
-class ManifestError(ValueError):
-    """The manifest is not what this module writes (one-line reason)."""
-
+__all__ = ["ARCHIVE_SUFFIX", "MANIFEST_VERSION", "ManifestError", "archive_name",
+           "empty_manifest", "entry_problems", "parse_manifest", "sha256_stream", "verify"]
 
 # --------------------------------------------------------------------------- what is due
 
@@ -119,65 +121,12 @@ def renamed_stores(directory: Directory) -> list[dict[str, str]]:
             if m.renamed_from and m.renamed_from.lower() != m.address.lower()]
 
 
-# --------------------------------------------------------------------------- naming
-
-
-def archive_name(address: str, day: date) -> str:
-    """``<address>-<YYYYMMDD>.tar.gz``: one file per mailbox and day, sorted by address."""
-    if not _ADDRESS.fullmatch(address.lower()):
-        raise ValueError(f"not a mail address: {address!r}")
-    return f"{address.lower()}-{day.strftime('%Y%m%d')}{ARCHIVE_SUFFIX}"
-
-
-# --------------------------------------------------------------------------- manifest
-
-
-def empty_manifest() -> dict[str, Any]:
-    return {"version": MANIFEST_VERSION, "archives": {}}
-
-
-def parse_manifest(text: str) -> dict[str, Any]:
-    """Read and check a manifest; raises :class:`ManifestError` on anything unexpected."""
-    if not text.strip():
-        return empty_manifest()
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise ManifestError(f"manifest is not JSON: {exc}") from exc
-    if not isinstance(data, dict) or data.get("version") != MANIFEST_VERSION:
-        raise ManifestError(f"manifest version must be {MANIFEST_VERSION}")
-    archives = data.get("archives")
-    if not isinstance(archives, dict):
-        raise ManifestError("manifest has no 'archives' mapping")
-    for address, entry in archives.items():
-        problems = entry_problems(entry)
-        if problems:
-            raise ManifestError(f"manifest entry {address}: {'; '.join(problems)}")
-    return data
-
-
 def load_manifest(path: str | Path) -> dict[str, Any]:
     """The manifest at ``path``; an absent file is an empty manifest."""
     p = Path(path)
     if not p.exists():
         return empty_manifest()
     return parse_manifest(p.read_text(encoding="utf-8"))
-
-
-def entry_problems(entry: Any) -> list[str]:
-    if not isinstance(entry, dict):
-        return ["not a mapping"]
-    out = []
-    if not isinstance(entry.get("archive"), str) or not entry["archive"].endswith(ARCHIVE_SUFFIX) \
-            or "/" in entry["archive"]:
-        out.append(f"archive must be a file name ending in {ARCHIVE_SUFFIX}")
-    if not isinstance(entry.get("sha256"), str) or not _SHA256.fullmatch(entry["sha256"]):
-        out.append("sha256 must be 64 lower-case hex digits")
-    if not isinstance(entry.get("size"), int) or entry["size"] < 0:
-        out.append("size must be a non-negative integer")
-    if not isinstance(entry.get("store"), str) or not entry["store"].startswith("/"):
-        out.append("store must be an absolute path")
-    return out
 
 
 def add_entry(manifest: Mapping[str, Any], address: str, entry: Mapping[str, Any]
@@ -200,24 +149,6 @@ def archived_map(manifest: Mapping[str, Any]) -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------- checks
-
-
-def sha256_stream(fh: BinaryIO, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    for block in iter(lambda: fh.read(chunk), b""):
-        h.update(block)
-    return h.hexdigest()
-
-
-def verify(entry: Mapping[str, Any], sha256: str, size: int) -> list[str]:
-    """Why an archive file does not match its manifest record (empty: it does)."""
-    out = []
-    if sha256 != entry.get("sha256"):
-        out.append(f"sha256 {sha256[:12]}… differs from the manifest's "
-                   f"{str(entry.get('sha256'))[:12]}…")
-    if size != entry.get("size"):
-        out.append(f"size {size} differs from the manifest's {entry.get('size')}")
-    return out
 
 
 def purge_allowed(manifest: Mapping[str, Any], address: str, sha256: str | None,

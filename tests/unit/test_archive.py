@@ -24,6 +24,15 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _load_module() -> ModuleType:
+    # On the mail host Ansible ships module_utils/mailgov_archive_format.py, a link to
+    # mailgov/archive_format.py: here the package's copy stands for it (the same file).
+    import sys
+
+    import mailgov.archive_format
+
+    assert (REPO / "module_utils" / "mailgov_archive_format.py").resolve() == \
+        Path(mailgov.archive_format.__file__).resolve()
+    sys.modules.setdefault("ansible.module_utils.mailgov_archive_format", mailgov.archive_format)
     path = REPO / "library" / "mailgov_mail_store.py"
     spec = importlib.util.spec_from_file_location("mailgov_mail_store", path)
     assert spec and spec.loader
@@ -145,7 +154,8 @@ def test_split_actions() -> None:
 
 def test_sha256_stream() -> None:
     data = os.urandom(3 << 20)
-    assert ar.sha256_stream(io.BytesIO(data), chunk=1000) == hashlib.sha256(data).hexdigest()
+    digest, size = ar.sha256_stream(io.BytesIO(data), chunk=1000)
+    assert (digest, size) == (hashlib.sha256(data).hexdigest(), len(data))
 
 
 # --------------------------------------------------------------------------- the host module
@@ -175,7 +185,7 @@ def test_module_archive_matches_manifest_format_and_restores(tmp_path: Path) -> 
     assert e["archive"] == ar.archive_name("lthoa@monre.gov.vn", now.date())
     assert e["files"] == 2
     with open(adir / e["archive"], "rb") as fh:
-        assert ar.sha256_stream(fh) == e["sha256"]
+        assert ar.sha256_stream(fh) == (e["sha256"], e["size"])
     manifest = ar.add_entry(ar.empty_manifest(), "lthoa@monre.gov.vn", e)
     store_mod.write_manifest(str(adir), manifest)
     assert ar.load_manifest(adir / "manifest.json") == manifest

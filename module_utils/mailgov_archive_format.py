@@ -1,0 +1,1 @@
+../mailgov/archive_format.py
