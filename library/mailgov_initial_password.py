@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/python
 """Ansible module: list the new mailboxes that have no password yet (read-only)."""
 
 from __future__ import annotations
@@ -17,6 +17,20 @@ description:
 options:
   base_dn: {description: Suffix; people are under ou=people., type: str, required: true}
   uri: {description: LDAP URI., type: str, default: "ldapi:///"}
+author:
+  - mailgov contributors (@mailgov)
+requirements:
+  - python3-ldap (Debian's package; roles/mailgov_base installs it) on the directory provider
+attributes:
+  check_mode:
+    support: full
+    details: The module only reads; it does the same in check mode.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 """
 
 EXAMPLES = r"""

@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/python
 """Ansible module: archive, purge or restore cancelled mailboxes' stores on the mail host."""
 
 from __future__ import annotations
@@ -60,6 +60,21 @@ options:
     description: LDAP URI for entry checks and deletes (SASL EXTERNAL as root).
     type: str
     default: "ldapi:///"
+author:
+  - mailgov contributors (@mailgov)
+requirements:
+  - python3-ldap (Debian's package; roles/mailgov_base installs it) for the directory entry
+    checks and deletes; without it the stores are handled and no entry is seen or deleted
+attributes:
+  check_mode:
+    support: full
+    details: Reports what would be archived, purged, restored or moved without writing.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 """
 
 EXAMPLES = r"""
