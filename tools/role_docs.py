@@ -8,6 +8,11 @@ list element type) is kept from the existing ``meta/argument_specs.yml`` and oth
 inferred from the default. ``make test`` runs ``--check``: a spec or README that is not what
 this script writes fails the build.
 
+The README also lists the role's tags (README "Running one concern"), read from tasks/: what
+main.yml imports, with the tags each file's tasks get (the import's, its blocks', their own)
+and the switch or condition it runs under. ``role_tasks`` is that walk; tests/unit/
+test_role_tags.py holds every task to it.
+
     tools/role_docs.py            rewrite meta/argument_specs.yml and README.md of every role
     tools/role_docs.py --check    exit 1 and name the files that are out of step
 """
@@ -17,6 +22,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +143,117 @@ def build_spec(role: Path) -> dict[str, Any]:
         "options": options}}}
 
 
+# --- Tags: what tasks/main.yml runs, and the tags each task gets -------------------------------
+
+IMPORT = ("ansible.builtin.import_tasks", "import_tasks")
+INCLUDE = ("ansible.builtin.include_tasks", "include_tasks")
+BLOCK_KEYS = ("block", "rescue", "always")
+
+
+@dataclass(frozen=True)
+class RoleTask:
+    """One task as main.yml runs it."""
+
+    file: str                    # under tasks/, where the task is written
+    name: str
+    tags: frozenset[str]         # its own, its blocks', and those of the imports that led here
+    when: tuple[str, ...]        # the conditions of those blocks and imports (not its own)
+    via: str                     # name of the import that brought its file in (or its block)
+    dynamic_untagged: bool = False  # an include_tasks whose tags do not reach its tasks
+
+
+def _tags(value: Any) -> set[str]:
+    if value is None:
+        return set()
+    return {value} if isinstance(value, str) else set(value)
+
+
+def _whens(value: Any) -> list[str]:
+    if value is None:
+        return []
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
+def _load_tasks(path: Path) -> list[dict[str, Any]]:
+    return yaml.safe_load(path.read_text(encoding="utf-8")) or []
+
+
+def _walk(tasks_dir: Path, file: str, items: list[dict[str, Any]], tags: frozenset[str],
+          when: tuple[str, ...], via: str | None, seen: tuple[str, ...]) -> list[RoleTask]:
+    out: list[RoleTask] = []
+    for item in items:
+        name = str(item.get("name", ""))
+        here = via if via is not None else name
+        own = frozenset(_tags(item.get("tags")))
+        cond = when + tuple(_whens(item.get("when")))
+        if any(k in item for k in BLOCK_KEYS):
+            for key in BLOCK_KEYS:
+                out += _walk(tasks_dir, file, item.get(key) or [], tags | own, cond, here, seen)
+            continue
+        imp = next((item[k] for k in IMPORT if k in item), None)
+        inc = next((item[k] for k in INCLUDE if k in item), None)
+        target = imp if imp is not None else inc
+        if target is not None:
+            target = target["file"] if isinstance(target, dict) else target
+            if target in seen:
+                raise ValueError(f"{tasks_dir}: {target} imports itself")
+            passed = tags | own
+            if inc is not None:
+                # A dynamic include: only apply's tags (and the enclosing ones) reach its tasks.
+                apply = (inc.get("apply") or {}) if isinstance(inc, dict) else {}
+                passed = tags | frozenset(_tags(apply.get("tags")))
+                if not apply.get("tags"):
+                    out.append(RoleTask(file, name, tags | own, when, here, True))
+            out += _walk(tasks_dir, target, _load_tasks(tasks_dir / target), passed, cond, name,
+                         (*seen, target))
+            continue
+        out.append(RoleTask(file, name, tags | own, when, here))
+    return out
+
+
+def role_tasks(role: Path) -> list[RoleTask]:
+    """Every task of the role in the order main.yml runs them, with its effective tags."""
+    tasks_dir = role / "tasks"
+    return _walk(tasks_dir, "main.yml", _load_tasks(tasks_dir / "main.yml"), frozenset(), (),
+                 None, ("main.yml",))
+
+
+def render_tags(role: Path) -> list[str]:
+    """The README's section on tags: one row per file main.yml imports."""
+    tasks = role_tasks(role)
+    rows: dict[tuple[str, str], tuple[list[str], tuple[str, ...]]] = {}
+    for task in tasks:
+        if task.file == "main.yml" and task.via == task.name:
+            key = ("main.yml", "")
+        else:
+            key = (task.file, task.via)
+        tags, when = rows.setdefault(key, ([], task.when))
+        for tag in sorted(task.tags - {role.name}, key=lambda t: (t == "always", t)):
+            if tag not in tags:
+                tags.append(tag)
+    lines = ["## Tags", ""]
+    concerns = any(set(tags) - {"always"} for tags, _ in rows.values())
+    always = [via for (_, via), (tags, _) in rows.items() if "always" in tags]
+    text = (f"Every task carries the tag `{role.name}`: `--tags {role.name}` runs the role, "
+            f"`--skip-tags {role.name}` leaves it out. ")
+    if concerns:
+        text += ("Each part below has its concern tag as well, for `--tags`/`--skip-tags` on "
+                 "that part alone; `always` marks what runs whatever the tags (input checks, "
+                 "facts later tasks need).")
+    else:
+        text += "The role is one concern: it has no other tag"
+        text += (f", except `always` on what runs whatever the tags ({'; '.join(always)})."
+                 if always else ".")
+    lines.append(text + ' The whole vocabulary: README.md, "Running one concern".')
+    if concerns:
+        lines += ["", "| tags | part | file | runs when |", "| --- | --- | --- | --- |"]
+        for (file, via), (tags, when) in rows.items():
+            shown = ", ".join(f"`{t}`" for t in tags) or "—"
+            cond = " and ".join(f"`{_cell(w)}`" for w in when) or "—"
+            lines.append(f"| {shown} | {_cell(via) or 'main.yml'} | `tasks/{file}` | {cond} |")
+    return lines
+
+
 def render_spec(spec: dict[str, Any]) -> str:
     text = yaml.dump(spec, Dumper=Dumper, allow_unicode=True, sort_keys=False, width=100)
     out = []
@@ -168,6 +285,8 @@ def render_readme(role: Path, spec: dict[str, Any]) -> str:
             text = text.removesuffix("...").strip().replace("!unsafe ", "")
             default = f"`{_cell(text)}`" if len(text) <= 60 else "(see defaults/main.yml)"
         lines.append(f"| `{name}` | {opt['type']} | {default} | {_cell(opt['description'])} |")
+    if (role / "tasks" / "main.yml").exists():
+        lines += ["", *render_tags(role)]
     return "\n".join(lines) + "\n"
 
 
