@@ -62,6 +62,13 @@ options:
     # The reconcile lock, for the modules that write.
     LOCK = r"""
 options:
+  kinds:
+    description:
+      - Apply only these change kinds (for example C([purge]) in the lifecycle); empty applies
+        every change of the module's scope. The safety rails still judge the whole plan.
+    type: list
+    elements: str
+    default: []
   lock_wait:
     description:
       - Seconds to wait while another apply holds the reconcile lock

@@ -13,23 +13,28 @@ description:
     store (numeric owners kept), re-reads it, and records its sha256, size, file count and the
     newest message's mtime in C(<archive_dir>/manifest.json). An address already recorded is
     left alone unless mail arrived in its store after that archive (then it is archived again).
-    A mailbox with neither a store nor a directory entry was purged already and is skipped.
-  - C(state=purged) deletes a store, and (C(delete_entries)) the mailbox's directory entry over
-    C(ldapi:///), ONLY for addresses recorded in the manifest whose archive file hashes to the
-    recorded sha256 right now and whose store holds no mail newer than the archive. If any
-    fails those checks, nothing at all is deleted.
+    A mailbox with neither a store nor a directory entry was purged already and is left.
+  - C(state=verified) is read-only - it returns C(verified), address -> sha256, for the
+    addresses recorded in the manifest whose archive file hashes to the recorded sha256 now
+    and whose store holds no mail newer than the archive. That map is what the planner's
+    C(archived) takes - the directory entry is deleted by the reconcile (C(mailgov_mailboxes)
+    with O(kinds=[purge])), under its lock and its mass-change rail, never by this module.
+  - C(state=purged) deletes the stores whose directory entry is gone (checked read-only over
+    C(ldapi:///) with SASL EXTERNAL), ONLY when their archive is recorded and verifies as
+    above. If any such store fails those checks, nothing at all is deleted. A store whose
+    entry is still in the directory is left (the reconcile deletes the entry first).
   - C(state=restored) unpacks the recorded, verified archive of one address into C(dest)
     (default the original store), refusing a non-empty destination unless C(force).
   - C(state=moved) renames each item's C(old_store) to C(store) (a mailbox renamed in the
     data; the reconcile renamed the entry, whose home directory follows). Only when the old
     one exists and the new one does not; if both exist (mail arrived at the new address
-    before the move) nothing is moved and the item is reported under C(skipped).
+    before the move) nothing is moved and the item is reported under C(left).
   - Check mode reports what would change without writing.
 options:
   state:
     description: What to do.
     type: str
-    choices: [archived, purged, restored, moved]
+    choices: [archived, verified, purged, restored, moved]
     required: true
   mailboxes:
     description: >-
@@ -42,10 +47,6 @@ options:
     description: Where the archives and manifest.json live.
     type: path
     default: /var/backups/mailgov/archives
-  delete_entries:
-    description: With C(purged), delete the directory entries too.
-    type: bool
-    default: true
   dest:
     description: With C(restored), the directory to restore into (default the original store).
     type: path
@@ -53,22 +54,19 @@ options:
     description: With C(restored), replace a non-empty destination.
     type: bool
     default: false
-  max_purge:
-    description: With C(purged), refuse (delete nothing) when more mailboxes would be purged.
-    type: int
   ldap_uri:
-    description: LDAP URI for entry checks and deletes (SASL EXTERNAL as root).
+    description: LDAP URI for the entry checks (read-only, SASL EXTERNAL as root).
     type: str
     default: "ldapi:///"
 author:
   - mailgov contributors (@mailgov)
 requirements:
   - python3-ldap (Debian's package; roles/mailgov_base installs it) for the directory entry
-    checks and deletes; without it the stores are handled and no entry is seen or deleted
+    checks; without it C(purged) deletes nothing
 attributes:
   check_mode:
     support: full
-    details: Reports what would be archived, purged, restored or moved without writing.
+    details: Reports what would be archived, verified, purged, restored or moved without writing.
   diff_mode:
     support: none
   platform:
@@ -86,10 +84,14 @@ EXAMPLES = r"""
 
 RETURN = r"""
 archived: {description: Addresses archived (or that would be)., type: list, returned: always}
-purged: {description: Addresses whose store (and entry) were deleted., type: list, returned: always}
+verified:
+  description: "Address -> sha256 of its verified archive (state=verified)."
+  type: dict
+  returned: always
+purged: {description: Addresses whose store was deleted., type: list, returned: always}
 restored: {description: Addresses restored., type: list, returned: always}
 moved: {description: Addresses whose store was moved to the new name., type: list, returned: always}
-skipped: {description: "Address -> why nothing was done.", type: dict, returned: always}
+left: {description: "Address -> why nothing was done.", type: dict, returned: always}
 manifest: {description: The manifest after the run., type: dict, returned: always}
 """
 
@@ -198,6 +200,18 @@ def restore(archive_dir: str, entry: dict, dest: str, force: bool) -> int:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def _not_purgeable(archive_dir: str, entry: dict | None, mb: dict) -> str | None:
+    """Why ``mb``'s store may not be deleted on the strength of its archive (None: it may)."""
+    if entry is None:
+        return "no archive recorded; archive first"
+    why = verified(archive_dir, entry)
+    if why:
+        return why
+    if changed_since(entry, mb["store"]):
+        return "mail arrived after its archive was made; archive it again first"
+    return None
+
+
 def _ldap(uri: str):  # pragma: no cover - needs a live slapd
     # The one ldapi + SASL EXTERNAL helper (module_utils/mailgov_ldapi.py); imported here so
     # the pure functions above load without Ansible's module_utils (tests/unit).
@@ -218,19 +232,18 @@ def main() -> None:  # pragma: no cover - exercised on the lab
     module = AnsibleModule(
         argument_spec={
             "state": {"type": "str", "required": True,
-                      "choices": ["archived", "purged", "restored", "moved"]},
+                      "choices": ["archived", "verified", "purged", "restored", "moved"]},
             "mailboxes": {"type": "list", "elements": "dict", "required": True},
             "archive_dir": {"type": "path", "default": "/var/backups/mailgov/archives"},
-            "delete_entries": {"type": "bool", "default": True},
             "dest": {"type": "path"},
             "force": {"type": "bool", "default": False},
             "ldap_uri": {"type": "str", "default": "ldapi:///"},
-            "max_purge": {"type": "int"},
         },
         supports_check_mode=True,
     )
     p = module.params
-    out = {"archived": [], "purged": [], "restored": [], "moved": [], "skipped": {}}
+    # "left", not "skipped": Ansible would show a result with a true "skipped" as a skipped task.
+    out = {"archived": [], "verified": {}, "purged": [], "restored": [], "moved": [], "left": {}}
     if p["state"] == "moved":
         for mb in p["mailboxes"]:
             old, new = mb.get("old_store"), mb.get("store")
@@ -239,7 +252,7 @@ def main() -> None:  # pragma: no cover - exercised on the lab
             if not os.path.isdir(old):
                 continue  # moved already (or never had mail): nothing to say
             if os.path.exists(new):
-                out["skipped"][mb["address"]] = f"both {old} and {new} exist: merge by hand"
+                out["left"][mb["address"]] = f"both {old} and {new} exist: merge by hand"
                 continue
             out["moved"].append(mb["address"])
             if not module.check_mode:
@@ -256,6 +269,8 @@ def main() -> None:  # pragma: no cover - exercised on the lab
             conn = None
         items = []
         need = {"address"} if p["state"] == "restored" else {"address", "store", "dn"}
+        if p["state"] == "verified":
+            conn = None  # only the archives and stores are looked at
         for mb in p["mailboxes"]:
             if not need <= set(mb):
                 raise StoreError(f"mailbox item needs {', '.join(sorted(need))}: {mb}")
@@ -268,9 +283,9 @@ def main() -> None:  # pragma: no cover - exercised on the lab
             for mb, has_store, has_entry in items:
                 if mb["address"] in recorded and not changed_since(recorded[mb["address"]],
                                                                    mb["store"]):
-                    out["skipped"][mb["address"]] = "already archived"
+                    out["left"][mb["address"]] = "already archived"
                 elif not (has_store or has_entry):
-                    out["skipped"][mb["address"]] = "already purged (no store, no entry)"
+                    out["left"][mb["address"]] = "already purged (no store, no entry)"
                 else:
                     out["archived"].append(mb["address"])
                     if not module.check_mode:
@@ -279,34 +294,35 @@ def main() -> None:  # pragma: no cover - exercised on the lab
                         manifest["archives"] = dict(sorted(recorded.items()))
                         write_manifest(p["archive_dir"], manifest)
 
+        elif p["state"] == "verified":
+            for mb, _has_store, _has_entry in items:
+                why = _not_purgeable(p["archive_dir"], recorded.get(mb["address"]), mb)
+                if why:
+                    out["left"][mb["address"]] = why
+                else:
+                    out["verified"][mb["address"]] = recorded[mb["address"]]["sha256"]
+
         elif p["state"] == "purged":
+            if conn is None:
+                raise StoreError(f"cannot read the directory over {p['ldap_uri']} (python3-ldap "
+                                 "and slapd on this host): nothing purged")
             todo = []
             for mb, has_store, has_entry in items:
-                if not (has_store or has_entry):
-                    out["skipped"][mb["address"]] = "already purged"
+                if has_entry:
+                    out["left"][mb["address"]] = ("entry still in the directory (the reconcile "
+                                                  "deletes it first, under its lock)")
                     continue
-                entry = recorded.get(mb["address"])
-                if entry is None:
-                    raise StoreError(f"{mb['address']}: no archive recorded; archive first")
-                why = verified(p["archive_dir"], entry)
+                if not has_store:
+                    out["left"][mb["address"]] = "already purged"
+                    continue
+                why = _not_purgeable(p["archive_dir"], recorded.get(mb["address"]), mb)
                 if why:
                     raise StoreError(f"{mb['address']}: {why}; nothing purged")
-                if changed_since(entry, mb["store"]):
-                    raise StoreError(f"{mb['address']}: mail arrived after its archive was made; "
-                                     "archive it again first; nothing purged")
-                todo.append((mb, has_store, has_entry))
-            if p["max_purge"] is not None and len(todo) > p["max_purge"]:
-                raise StoreError(f"{len(todo)} mailboxes to purge is more than the policy allows "
-                                 f"at once ({p['max_purge']}); nothing purged "
-                                 "(mass-change rail, see docs/reconcile.md)")
-            for mb, has_store, has_entry in todo:  # every archive checked before any delete
+                todo.append(mb)
+            for mb in todo:  # every archive checked before any delete
                 out["purged"].append(mb["address"])
-                if module.check_mode:
-                    continue
-                if has_store:
+                if not module.check_mode:
                     shutil.rmtree(mb["store"])
-                if has_entry and p["delete_entries"]:
-                    conn.delete_s(mb["dn"])
 
         else:  # restored
             if len(items) != 1:

@@ -209,9 +209,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mailgov archive: {exc}", file=sys.stderr)
         return 2
     d = result.directory
-    # The mass-change rail (policy.safety.max_disable_share) also bounds purges per run.
-    limit = max(1, int(d.policy.max_disable_share * len(d.mailboxes)))
-    print(json.dumps({"due": [x.as_dict() for x in due_stores(d, today)], "max_purge": limit,
+    # No purge cap here: purges are the planner's (its mass-change rail bounds them).
+    print(json.dumps({"due": [x.as_dict() for x in due_stores(d, today)],
                       "renames": renamed_stores(d), "today": today.isoformat()}))
     return 0
 

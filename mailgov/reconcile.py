@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from mailgov.plan import Change, Plan, normalise_dn
+from mailgov.plan import CHANGE_KINDS, Change, Plan, normalise_dn
 
 NOTHING = "nothing"  # the directory matches the data
 PENDING = "pending"  # dry run: changes to apply
@@ -60,6 +60,10 @@ class Settings:
     allow_mass_change: bool = False
     remove_drift: bool = False
     scope: str = "all"
+    # Only these change kinds are applied (empty: all). The lifecycle applies only "purge":
+    # a run about archives must not carry out other pending edits nobody reviewed with it.
+    # The safety rails still judge the whole plan.
+    kinds: tuple[str, ...] = ()
     lock_wait: float = 0
     lock_ttl: int = 3600  # mailgov.lock.DEFAULT_TTL
 
@@ -78,6 +82,7 @@ class Outcome:
     status: str
     message: str
     scope: str = "all"
+    kinds: tuple[str, ...] = ()
     base_dn: str = ""
     plan: Plan | None = None  # the plan that was applied (or would be)
     problems: list[str] = field(default_factory=list)
@@ -104,7 +109,8 @@ class Outcome:
     def scoped(self) -> list[Change]:
         if self.plan is None:
             return []
-        return [c for c in self.plan.changes if in_scope(c, self.scope, self.base_dn)]
+        return [c for c in self.plan.changes if in_scope(c, self.scope, self.base_dn)
+                and (not self.kinds or c.kind in self.kinds)]
 
     @property
     def writes(self) -> list[Change]:
@@ -184,6 +190,10 @@ def reconcile(settings: Settings, *, confirm: bool = False) -> Outcome:
     s = settings
     if s.scope not in SCOPES:
         return Outcome(PROBLEMS, f"scope {s.scope!r}: use one of {', '.join(SCOPES)}")
+    unknown = sorted(set(s.kinds) - set(CHANGE_KINDS))
+    if unknown:
+        return Outcome(PROBLEMS, f"kinds {', '.join(unknown)}: use change kinds of "
+                       f"{', '.join(CHANGE_KINDS)}")
     today = s.today or date.today()
     result = validate(s.data, today=today)
     if not result.ok:
@@ -192,7 +202,7 @@ def reconcile(settings: Settings, *, confirm: bool = False) -> Outcome:
                        f"was changed. First: {problems[0]}", scope=s.scope, problems=problems)
     desired = result.directory
     base_dn = desired.organization.base_dn
-    out = Outcome(NOTHING, "", scope=s.scope, base_dn=base_dn,
+    out = Outcome(NOTHING, "", scope=s.scope, kinds=tuple(s.kinds), base_dn=base_dn,
                   unit_names={u.id: u.name for u in desired.units})
     bind_dn = s.bind_dn or (None if s.uri.startswith("ldapi:")
                             else f"cn=mailgov,ou=services,{base_dn}")

@@ -41,6 +41,7 @@ COMMON_ARGS: dict[str, dict[str, Any]] = {
     "remove_drift": {"type": "bool", "default": False},
 }
 APPLY_ARGS: dict[str, dict[str, Any]] = {
+    "kinds": {"type": "list", "elements": "str", "default": []},
     "lock_wait": {"type": "int", "default": 0},
     "lock_ttl": {"type": "int", "default": DEFAULT_TTL},
 }
@@ -85,7 +86,8 @@ def _settings(module: Any, scope: str) -> Any:
                     bind_dn=p.get("bind_dn"), ca_file=p.get("ca_file"), timeout=p["timeout"],
                     today=today, archived=p.get("archived") or {},
                     allow_mass_change=p["allow_mass_change"], remove_drift=p["remove_drift"],
-                    scope=scope, lock_wait=p.get("lock_wait") or 0,
+                    scope=scope, kinds=tuple(p.get("kinds") or ()),
+                    lock_wait=p.get("lock_wait") or 0,
                     lock_ttl=p.get("lock_ttl") or DEFAULT_TTL)
 
 

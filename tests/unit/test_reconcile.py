@@ -159,3 +159,14 @@ def test_scope_keeps_people_apart(world: World) -> None:
     assert all(",ou=people," in c.dn.lower() or c.dn.lower().startswith("ou=people,")
                for c in people.writes)
     assert len(people.writes) + len(rest.writes) == len(everything.writes)
+
+
+def test_kinds_apply_only_those_changes(world: World) -> None:
+    everything = rec.reconcile(settings())
+    creates = [c for c in everything.writes if c.kind == "create"]
+    assert creates
+    assert rec.reconcile(settings(kinds=("create",))).writes == creates
+    only = rec.reconcile(settings(kinds=("modify",)), confirm=True)
+    assert only.status == rec.NOTHING and not world.applied  # nothing of that kind
+    bad = rec.reconcile(settings(kinds=("explode",)))
+    assert bad.status == rec.PROBLEMS and "explode" in bad.message
