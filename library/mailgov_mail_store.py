@@ -18,7 +18,7 @@ description:
     addresses recorded in the manifest whose archive file hashes to the recorded sha256 now
     and whose store holds no mail newer than the archive. That map is what the planner's
     C(archived) takes - the directory entry is deleted by the reconcile (C(mailgov_mailboxes)
-    with O(kinds=[purge])), under its lock and its mass-change rail, never by this module.
+    with C(kinds=[purge])), under its lock and its mass-change rail, never by this module.
   - C(state=purged) deletes the stores whose directory entry is gone (checked read-only over
     C(ldapi:///) with SASL EXTERNAL), ONLY when their archive is recorded and verifies as
     above. If any such store fails those checks, nothing at all is deleted. A store whose
