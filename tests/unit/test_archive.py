@@ -254,3 +254,22 @@ def test_renamed_stores() -> None:
     assert ar.renamed_stores(d2) == [{"address": "natuan@monre.gov.vn",
                                       "store": "/var/vmail/monre.gov.vn/natuan",
                                       "old_store": "/var/vmail/monre.gov.vn/tuan.nguyen"}]
+
+
+def test_module_purges_a_store_only_on_a_verified_unchanged_archive(tmp_path: Path) -> None:
+    store = make_store(tmp_path / "vmail")
+    adir = tmp_path / "archives"
+    mb = {"address": "lthoa@monre.gov.vn", "store": str(store), "dn": "uid=lthoa,…"}
+    assert "no archive recorded" in store_mod._not_purgeable(str(adir), None, mb)
+    old = datetime(2026, 7, 1, tzinfo=UTC).timestamp()
+    for p in store.rglob("*"):
+        os.utime(p, (old, old))
+    e = store_mod.make_archive(str(store), str(adir), mb["address"],
+                               datetime(2026, 7, 2, tzinfo=UTC))
+    assert store_mod._not_purgeable(str(adir), e, mb) is None
+    (store / "Maildir" / "cur" / "2.msg:2,").write_bytes(b"Subject: late\r\n\r\n")
+    assert "mail arrived after" in store_mod._not_purgeable(str(adir), e, mb)
+    os.unlink(store / "Maildir" / "cur" / "2.msg:2,")
+    with open(adir / e["archive"], "ab") as fh:
+        fh.write(b"x")
+    assert "does not match" in store_mod._not_purgeable(str(adir), e, mb)
