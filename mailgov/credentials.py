@@ -221,7 +221,7 @@ def unit_recipients(directory: Directory, unit_id: str,
 
 def issue(directory: Directory, todo: Sequence[Mapping[str, str]], out_dir: Path, *,
           today: date, extra_recipients: Mapping[str, Sequence[str]] | None = None,
-          ) -> tuple[list[Credential], list[Path], dict[str, list[str]]]:
+          change_url: str = "") -> tuple[list[Credential], list[Path], dict[str, list[str]]]:
     """Generate a password for each ``todo`` item and write one artifact per unit.
 
     ``todo`` items: ``{"dn", "mail", "unit"}`` (unit = unit id, the entry's ``ou``).
@@ -250,12 +250,17 @@ def issue(directory: Directory, todo: Sequence[Mapping[str, str]], out_dir: Path
         if unit in waiting:
             continue
         sheet = render_sheet(unit, items, today, unit_name=names.get(unit, ""),
-                             change_hint="Đổi mật khẩu / change it: ldappasswd -ZZ -H "
-                                         "ldap://mail1.<domain> -D uid=<local>,ou=people,"
-                                         "<base DN> -W -S")
+                             change_hint=_change_hint(change_url))
         paths.append(encrypt_age(sheet, recipients[unit], artifact_path(out_dir, unit, today)))
         creds.extend(items)
     return creds, paths, waiting
+
+
+def _change_hint(change_url: str) -> str:
+    if change_url:
+        return f"Đổi mật khẩu tại / change it at: {change_url}"
+    return ("Đổi mật khẩu / change it: ldappasswd -ZZ -H ldap://<provider> "
+            "-D uid=<local>,ou=people,<base DN> -W -S")
 
 
 # --------------------------------------------------------------------------- LDAP side
@@ -323,6 +328,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     iss.add_argument("--data", required=True)
     iss.add_argument("--out-dir", required=True)
     iss.add_argument("--recipients-file", help="JSON {unit or '*': [age public keys]}")
+    iss.add_argument("--change-url", default="",
+                     help="the self-service password page, named in the handover file")
     iss.add_argument("--today", help="YYYY-MM-DD (default: today)")
     iss.add_argument("--uri", help="set the passwords on this LDAP server (StartTLS/ldaps)")
     iss.add_argument("--bind-dn", help="the reconciler's DN (its password comes on stdin)")
@@ -342,7 +349,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise CredentialError("--uri needs --bind-dn, --ca-file and bind_password on stdin")
             conn = connect(args.uri, args.bind_dn, bind_password, args.ca_file)
         creds, paths, waiting = issue(result.directory, todo, Path(args.out_dir), today=today,
-                                      extra_recipients=_load_recipients(args.recipients_file))
+                                      extra_recipients=_load_recipients(args.recipients_file),
+                                      change_url=args.change_url)
         done: list[str] = []
         if conn is not None:
             # The artifact exists before any password is set: a password is never set that

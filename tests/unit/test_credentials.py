@@ -155,13 +155,15 @@ def test_issue_one_artifact_per_unit(tmp_path: Path) -> None:
     todo = [{"dn": f"uid=natuan,ou=people,{BASE}", "mail": "natuan@monre.gov.vn", "unit": "vpb"},
             {"dn": f"uid=ttlan,ou=people,{BASE}", "mail": "ttlan@monre.gov.vn", "unit": "tcmt"}]
     creds, paths, waiting = cr.issue(d, todo, tmp_path / "credentials", today=DAY,
-                                     extra_recipients={"tcmt": [public]})
+                                     extra_recipients={"tcmt": [public]},
+                                     change_url="https://mail1.monre.gov.vn/")
     assert waiting == {}
     assert sorted(p.name for p in paths) == ["tcmt-2026-11-29.age", "vpb-2026-11-29.age"]
     by_mail = {c.mail: c.password for c in creds}
     vpb = decrypt(tmp_path / "credentials" / "vpb-2026-11-29.age", key)
     assert f"natuan@monre.gov.vn\t{by_mail['natuan@monre.gov.vn']}" in vpb
     assert "ttlan@" not in vpb  # each unit's focal point sees only its unit
+    assert "change it at: https://mail1.monre.gov.vn/" in vpb  # where to change it
     for c in creds:
         assert cr.check_password(c.password, d.policy.password_users,
                                  cr.personal_tokens(local=c.mail.split("@")[0])) == []
