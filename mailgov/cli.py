@@ -183,6 +183,12 @@ def _add_plan(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _add_live_args(p)
     p.add_argument("--live-json", metavar="FILE",
                    help="plan against a saved live state (mailgov dump-live) instead")
+    _add_planning_args(p)
+    p.set_defaults(func=cmd_plan)
+
+
+def _add_planning_args(p: argparse.ArgumentParser) -> None:
+    """What a plan depends on besides the data and the live state (plan and apply)."""
     p.add_argument("--archived", metavar="MANIFEST",
                    help="archive manifest (JSON): mailboxes listed there may be purged")
     p.add_argument("--format", choices=("markdown", "json"), default="markdown")
@@ -192,7 +198,6 @@ def _add_plan(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="delete entries the data does not explain (default: report them)")
     p.add_argument("--today", type=_date_arg, default=None, metavar="YYYY-MM-DD",
                    help="plan as of this day (retention, date checks)")
-    p.set_defaults(func=cmd_plan)
 
 
 def _add_dump_live(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -317,15 +322,7 @@ def _add_apply(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="mailboxes = ou=people only, units = the rest, all (default)")
     p.add_argument("--lock-wait", type=float, default=0, metavar="S",
                    help="seconds to wait while another apply holds the lock (default 0)")
-    p.add_argument("--archived", metavar="MANIFEST",
-                   help="archive manifest (JSON): mailboxes listed there may be purged")
-    p.add_argument("--allow-mass-change", action="store_true",
-                   help="accept a plan that disables more than policy.safety.max_disable_share")
-    p.add_argument("--remove-drift", action="store_true",
-                   help="delete entries the data does not explain (default: report them)")
-    p.add_argument("--today", type=_date_arg, default=None, metavar="YYYY-MM-DD",
-                   help="plan as of this day (retention, date checks)")
-    p.add_argument("--format", choices=("markdown", "json"), default="markdown")
+    _add_planning_args(p)
     p.set_defaults(func=cmd_apply)
 
 

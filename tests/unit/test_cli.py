@@ -160,3 +160,32 @@ def test_top_level_help_names_only_commands_that_exist(
     assert "come next" not in out
     for command in ("validate", "address", "plan", "dns", "export-vars"):
         assert command in out
+
+
+def test_apply_needs_a_server(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["apply", str(GOOD)]) == 2
+    assert "--ldap-uri" in capsys.readouterr().err
+
+
+def test_apply_unreachable_is_one_line_and_changes_nothing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("x\n")
+    ca = tmp_path / "ca.crt"
+    ca.write_text("")
+    rc = main(["apply", str(GOOD), "--ldap-uri", "ldap://127.0.0.1:1", "--password-file",
+               str(secret), "--ca-file", str(ca), "--timeout", "2", "--confirm",
+               "--format", "json"])
+    out = capsys.readouterr()
+    assert rc == 2 and "Traceback" not in out.err
+    report = json.loads(out.out)
+    assert report["status"] == "unreachable" and "nothing was changed" in report["message"]
+
+
+def test_apply_bad_data_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = ROOT / "tests" / "data" / "bad" / "mg101_mailbox_without_name.yaml"
+    secret = tmp_path / "pw"
+    secret.write_text("x\n")
+    assert main(["apply", str(bad), "--ldap-uri", "ldap://127.0.0.1:1", "--password-file",
+                 str(secret), "--ca-file", str(secret)]) == 1
+    assert "MG101" in capsys.readouterr().out
