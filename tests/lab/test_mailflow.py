@@ -41,6 +41,7 @@ class Cast:
     alias: tuple[str, str]  # (alias address, owner's primary address)
     group: tuple[str, str]  # (list address, a member's primary address)
     cancelled: list[str]  # every address (primary and aliases) of cancelled mailboxes
+    suspended: list[str]  # suspended mailboxes with a known password
     unknown: str
 
 
@@ -79,6 +80,11 @@ def cast(entries: list[Entry], passwords: dict[str, str], data: dict[str, Any]) 
     cancelled = [a for e in people if _attr(e, "mailEnabled") == ("FALSE",)
                  and _attr(e, "mail")[0] not in gone
                  for a in _attr(e, "mailAlias")]
+    suspended = [
+        _attr(e, "mail")[0] for e in people
+        if _attr(e, "mailEnabled") == ("TRUE",) and _attr(e, "pwdAccountLockedTime")
+        and _attr(e, "mail")[0] in passwords
+    ]
     domain = data["organization"]["domain"]
     return Cast(
         sender=_attr(known[0], "mail")[0],
@@ -86,6 +92,7 @@ def cast(entries: list[Entry], passwords: dict[str, str], data: dict[str, Any]) 
         alias=(alias, _attr(owner, "mail")[0]),
         group=group,
         cancelled=cancelled,
+        suspended=suspended,
         unknown=f"nobody-{uuid.uuid4().hex[:8]}@{domain}",
     )
 
@@ -159,9 +166,12 @@ def test_plaintext_imap_and_pop3_ports_are_closed(lab_hosts, host: str):
             socket.create_connection((lab_hosts[host].addr, port), timeout=5).close()
 
 
-# A suspended mailbox's refused login is proved by test_lifecycle_e2e.py
-# (test_suspended_receives_but_cannot_log_in), which gives one a known password itself: the
-# lab's test passwords are for active mailboxes only, so a check here could only ever skip.
+def test_suspended_mailbox_cannot_log_in(imaps, cast: Cast, passwords):
+    if not cast.suspended:
+        pytest.skip("no suspended mailbox with a known password in test-mailboxes.json")
+    for address in cast.suspended:
+        with imaps("mail1") as imap, pytest.raises(imaplib.IMAP4.error):
+            imap.login(address, passwords[address])
 
 
 @pytest.mark.parametrize("host", ["mail1", "mail2"])
