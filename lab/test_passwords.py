@@ -3,7 +3,8 @@
     .venv/bin/python lab/test_passwords.py [DATA_FILE]
 
 Which mailboxes: the first ``COUNT`` active personal mailboxes of the data file, plus the
-delegates of the first unit mailbox that has delegates (the delegation tests). Their
+delegates of the first unit mailbox that has delegates (the delegation tests), plus one
+suspended personal mailbox (its right password must be refused; it is locked again at once). Their
 passwords are kept in ``<lab dir>/secrets/test-mailboxes.json`` (0600, ``{"<address>":
 "<password>"}``), generated on first use, and set on the provider (Password Modify, RFC 3062,
 over the reconciler's TLS connection) only where a bind with them fails. ``pwdReset`` is
@@ -48,6 +49,13 @@ def chosen_addresses(desired: Any, count: int = COUNT) -> list[str]:
     return [desired.address(a) for a in dict.fromkeys(chosen)]
 
 
+def suspended_address(desired: Any) -> str | None:
+    """One suspended personal mailbox: the tests prove its right password is refused."""
+    m = next((m for m in desired.mailboxes if m.state == "suspended" and m.kind == "personal"),
+             None)
+    return None if m is None else desired.address(m.address)
+
+
 def new_password() -> str:
     # A random part plus one of each character class, for any quality policy.
     alphabet = string.ascii_letters + string.digits
@@ -90,24 +98,32 @@ def ensure(data_file: Path = DEFAULT_DATA, lab_dir: Path | None = None) -> dict[
         raise RuntimeError(f"{data_file}: {result.problems[0].format()}")
     desired = result.directory
     base_dn = desired.organization.base_dn
+    suspended = suspended_address(desired)
     passwords = kept_passwords(state / "secrets" / "test-mailboxes.json",
-                               chosen_addresses(desired))
+                               chosen_addresses(desired) + ([suspended] if suspended else []))
     uri = f"ldap://10.210.{lab_id}.11"  # mail1, the provider; its certificate carries the IP
     ca = str(state / "pki" / "ca.crt")
     reconciler = (state / "secrets" / "ldap-mailgov").read_text(encoding="utf-8").strip()
+    def dn_of(address: str) -> str:
+        return f"uid={address.split('@', 1)[0]},ou=people,{base_dn}"
+
     to_set: dict[str, str] = {}
     for address, password in passwords.items():
-        dn = f"uid={address.split('@', 1)[0]},ou=people,{base_dn}"
+        if address == suspended:  # locked: no bind can tell, so it is set on every run
+            to_set[dn_of(address)] = password
+            continue
         try:
-            connect(uri, dn, password, ca, 5).unbind()
+            connect(uri, dn_of(address), password, ca, 5).unbind()
         except LiveError:
-            to_set[dn] = password
+            to_set[dn_of(address)] = password
     if to_set:
         try:
             conn = connect(uri, f"cn=mailgov,ou=services,{base_dn}", reconciler, ca, 10)
         except LiveError as exc:
             raise RuntimeError(str(exc)) from None
-        errors = set_passwords(conn, to_set, clear_reset=True)
+        # An administrator's reset removes the ppolicy lock: the suspended one gets it back.
+        errors = set_passwords(conn, to_set, relock=[dn_of(suspended)] if suspended else [],
+                               clear_reset=True)
         conn.unbind()
         if errors:
             raise RuntimeError("; ".join(e.format() for e in errors))
