@@ -4,7 +4,8 @@
 
 Which mailboxes: the first ``COUNT`` active personal mailboxes of the data file, plus the
 delegates of the first unit mailbox that has delegates (the delegation tests), plus one
-suspended personal mailbox (its right password must be refused; it is locked again at once). Their
+suspended personal mailbox (its right password must be refused; it is locked again at once;
+kept in ``test-suspended.json`` beside it). Their
 passwords are kept in ``<lab dir>/secrets/test-mailboxes.json`` (0600, ``{"<address>":
 "<password>"}``), generated on first use, and set on the provider (Password Modify, RFC 3062,
 over the reconciler's TLS connection) only where a bind with them fails. ``pwdReset`` is
@@ -63,15 +64,16 @@ def new_password() -> str:
 
 
 def kept_passwords(path: Path, addresses: Iterable[str]) -> dict[str, str]:
-    """The file's passwords for ``addresses``, adding (and saving) one for each missing."""
+    """The file's passwords for ``addresses``, adding one for each missing; the file is
+    rewritten to hold exactly these (tests log in with every one it names)."""
     try:
         known: dict[str, str] = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         known = {}
     wanted = list(addresses)
-    missing = [a for a in wanted if a not in known]
-    if missing:
-        known.update({a: new_password() for a in missing})
+    kept = {a: known.get(a) or new_password() for a in wanted}
+    if kept != known:
+        known = kept
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -100,7 +102,10 @@ def ensure(data_file: Path = DEFAULT_DATA, lab_dir: Path | None = None) -> dict[
     base_dn = desired.organization.base_dn
     suspended = suspended_address(desired)
     passwords = kept_passwords(state / "secrets" / "test-mailboxes.json",
-                               chosen_addresses(desired) + ([suspended] if suspended else []))
+                               chosen_addresses(desired))
+    # Kept apart: tests that log in with every test mailbox read only the first file.
+    if suspended:
+        passwords |= kept_passwords(state / "secrets" / "test-suspended.json", [suspended])
     uri = f"ldap://10.210.{lab_id}.11"  # mail1, the provider; its certificate carries the IP
     ca = str(state / "pki" / "ca.crt")
     reconciler = (state / "secrets" / "ldap-mailgov").read_text(encoding="utf-8").strip()

@@ -353,6 +353,7 @@ def test_diff_lists_before_and_after() -> None:
 
 
 def test_lab_test_passwords_are_kept_and_private(tmp_path: Any) -> None:
+    import json
     import os
 
     from lab.test_passwords import kept_passwords
@@ -364,3 +365,4 @@ def test_lab_test_passwords_are_kept_and_private(tmp_path: Any) -> None:
     again = kept_passwords(path, ["a@x.vn", "c@x.vn"])
     assert again["a@x.vn"] == first["a@x.vn"]  # kept, not regenerated
     assert again["c@x.vn"] not in first.values()
+    assert json.loads(path.read_text()) == again  # b, no longer wanted, is gone from the file
