@@ -164,6 +164,9 @@ def _edit(data: dict[str, Any]) -> None:
     a, b = actives[-1], actives[-2]
     a.setdefault("aliases", []).append(a["address"] + ".alias")
     b["quota_mb"] = 3072
+    c = actives[-4]
+    c.update(state="suspended", suspended={"date": date.today().isoformat(),
+                                           "reason": "Nghỉ không lương", "request": "99/QĐ-TEST"})
     new = {k: v for k, v in actives[-3].items()
            if k in ("unit", "kind", "role", "created", "request")}
     new.update(address="zzreconcile.test", name="Thử Nghiệm Đối Soát",
@@ -185,7 +188,8 @@ def test_change_is_planned_checked_applied_then_nothing(live: Live, tmp_path: Pa
     copy = data_copy(tmp_path, _edit)
     before = live.plan(copy)
     kinds = {c.kind for c in before.changes}
-    assert "create" in kinds and before.changes, before.counts()
+    assert {"create", "modify", "suspend"} <= kinds, before.counts()
+    suspended_dn = next(normalise_dn(c.dn) for c in before.changes if c.kind == "suspend")
     live_before = live.read()
 
     # Check mode predicts "changed" and writes nothing.
@@ -205,6 +209,10 @@ def test_change_is_planned_checked_applied_then_nothing(live: Live, tmp_path: Pa
     new_dn = normalise_dn(f"uid=zzreconcile.test,ou=people,{live.base_dn}")
     assert new_dn in state
     assert [v.lower() for v in state[new_dn]["mail"]] == [f"zzreconcile.test@{_domain()}"]
+    # The suspension: the administrator lock (slapo-ppolicy(5): 000001010000Z locks until an
+    # administrator removes it), mail still accepted (mailEnabled stays TRUE).
+    assert state[suspended_dn]["pwdAccountLockedTime"] == ("000001010000Z",)
+    assert state[suspended_dn]["mailEnabled"] == ("TRUE",)
 
     # A second run changes nothing, and says so; check mode agrees.
     again = run_reconcile(copy)
