@@ -26,6 +26,7 @@ import secrets
 import string
 import sys
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -84,8 +85,16 @@ def kept_passwords(path: Path, addresses: Iterable[str]) -> dict[str, str]:
     return {a: known[a] for a in wanted}
 
 
-def ensure(data_file: Path = DEFAULT_DATA, lab_dir: Path | None = None) -> dict[str, str]:
-    """Make the chosen mailboxes accept their known passwords; returns {address: password}.
+@dataclass(frozen=True)
+class TestPasswords:
+    active: dict[str, str]  # address -> password, each accepted by a bind
+    suspended: tuple[str, str] | None  # (address, password) of a locked entry
+
+    __test__ = False  # not a pytest test class
+
+
+def ensure(data_file: Path = DEFAULT_DATA, lab_dir: Path | None = None) -> TestPasswords:
+    """Make the chosen mailboxes accept their known passwords.
 
     Raises RuntimeError (one line) when the data is invalid or the provider unusable.
     """
@@ -101,11 +110,15 @@ def ensure(data_file: Path = DEFAULT_DATA, lab_dir: Path | None = None) -> dict[
     desired = result.directory
     base_dn = desired.organization.base_dn
     suspended = suspended_address(desired)
-    passwords = kept_passwords(state / "secrets" / "test-mailboxes.json",
-                               chosen_addresses(desired))
-    # Kept apart: tests that log in with every test mailbox read only the first file.
+    active = kept_passwords(state / "secrets" / "test-mailboxes.json", chosen_addresses(desired))
+    passwords = dict(active)
+    # Kept apart: tests that log in with every test mailbox read only the first file. A new
+    # password on every run: no bind can tell whether a locked entry has the stored one, and
+    # setting the same one again is refused by the password history.
     if suspended:
-        passwords |= kept_passwords(state / "secrets" / "test-suspended.json", [suspended])
+        fresh = state / "secrets" / "test-suspended.json"
+        fresh.unlink(missing_ok=True)
+        passwords |= kept_passwords(fresh, [suspended])
     uri = f"ldap://10.210.{lab_id}.11"  # mail1, the provider; its certificate carries the IP
     ca = str(state / "pki" / "ca.crt")
     reconciler = (state / "secrets" / "ldap-mailgov").read_text(encoding="utf-8").strip()
@@ -114,7 +127,7 @@ def ensure(data_file: Path = DEFAULT_DATA, lab_dir: Path | None = None) -> dict[
 
     to_set: dict[str, str] = {}
     for address, password in passwords.items():
-        if address == suspended:  # locked: no bind can tell, so it is set on every run
+        if address == suspended:  # locked: set on every run (see above)
             to_set[dn_of(address)] = password
             continue
         try:
@@ -132,7 +145,7 @@ def ensure(data_file: Path = DEFAULT_DATA, lab_dir: Path | None = None) -> dict[
         conn.unbind()
         if errors:
             raise RuntimeError("; ".join(e.format() for e in errors))
-    return passwords
+    return TestPasswords(active, (suspended, passwords[suspended]) if suspended else None)
 
 
 def main(argv: list[str]) -> int:
@@ -142,7 +155,9 @@ def main(argv: list[str]) -> int:
     except (RuntimeError, OSError) as exc:
         print(f"test_passwords: {exc}", file=sys.stderr)
         return 1
-    print(f"test_passwords: {len(passwords)} lab test mailbox(es) accept their known password")
+    print(f"test_passwords: {len(passwords.active)} lab test mailbox(es) accept their known "
+          f"password; suspended with a known password: "
+          f"{passwords.suspended[0] if passwords.suspended else 'none'}")
     return 0
 
 

@@ -121,11 +121,25 @@ def tls(lab_ca: Path) -> ssl.SSLContext:
 def passwords() -> dict[str, str]:
     """{address: password} of the mailboxes the lab gave a known password (lab/test_passwords.py:
     set now where a bind with them fails)."""
-    try:
-        data = test_passwords.ensure(DATA_FILE, LAB_DIR)
-    except (RuntimeError, OSError) as exc:
-        _lab_missing(f"test mailboxes' passwords: {exc}")
-    return {k.lower(): v for k, v in data.items()}
+    return {k.lower(): v for k, v in _test_passwords().active.items()}
+
+
+@pytest.fixture(scope="session")
+def suspended_login() -> tuple[str, str] | None:
+    """(address, password) of a suspended mailbox whose right password is known."""
+    return _test_passwords().suspended
+
+
+_ENSURED: list[test_passwords.TestPasswords] = []
+
+
+def _test_passwords() -> test_passwords.TestPasswords:
+    if not _ENSURED:
+        try:
+            _ENSURED.append(test_passwords.ensure(DATA_FILE, LAB_DIR))
+        except (RuntimeError, OSError) as exc:
+            _lab_missing(f"test mailboxes' passwords: {exc}")
+    return _ENSURED[0]
 
 
 @pytest.fixture(scope="session")

@@ -281,8 +281,11 @@ def test_suspended_receives_but_cannot_log_in(world: dict[str, Any],
                    "pwdAccountLockedTime\\npwdAccountLockedTime: 000001010000Z\\n' | "
                    "ldapmodify -Q -Y EXTERNAL -H ldapi:///")
     assert res.rc == 0, res.stderr
-    with imaps("mail1") as im, pytest.raises(imaplib.IMAP4.error):
+    # Refused as a failed authentication (ppolicy's lock), not as an initial password: the
+    # reset above cleared nothing else, and pwdReset would answer CONTACTADMIN instead.
+    with imaps("mail1") as im, pytest.raises(imaplib.IMAP4.error) as err:
         im.login(address, pw)
+    assert "AUTHENTICATIONFAILED" in str(err.value), err.value
     token = f"e2e-suspended-{w['token']}"
     with smtp("mail1", 25) as s:
         s.send_message(message("outside@example.org", address, token))
