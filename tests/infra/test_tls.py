@@ -152,6 +152,19 @@ def test_weak_ciphers_refused(
     text = out.stdout + out.stderr
     assert negotiated(text) is None, f"{host}:{port} accepted a weak suite:\n{text[-800:]}"
     assert "no ciphers available" not in text, f"client offered nothing:\n{text[-600:]}"
+    # The reason: the server refused the ClientHello - Postfix with a handshake_failure
+    # alert (RFC 8446 §6.2, alert 40); Dovecot and slapd (GnuTLS) close the connection
+    # before any ServerHello (no certificate seen; over StartTLS only the protocol's own
+    # "go ahead" was read). Not a refused connection or a timeout.
+    alert = re.search(r"alert handshake failure|SSL alert number 40", text)
+    closed = "unexpected eof while reading" in text and "no peer certificate available" in text
+    assert "CONNECTED(" in text and (alert or closed), \
+        f"{host}:{port} refused for another reason:\n{text[-800:]}"
+    # Positive control: the same port completes a handshake with a Mozilla intermediate suite.
+    good = s_client(client_run, host_address(host), port, "-tls1_2", "-cipher",
+                    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256")
+    assert negotiated(good.stdout + good.stderr) is not None, \
+        f"{host}:{port} refused a good suite too:\n{(good.stdout + good.stderr)[-800:]}"
 
 
 @pytest.mark.control("TLS-04", "Server cipher preference is off; ciphers/protocols as configured")
