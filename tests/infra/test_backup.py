@@ -114,6 +114,10 @@ def test_backup_key_confined(mail1: Any, bvars: dict[str, Any]) -> None:
            f"-o UserKnownHostsFile={conf['KNOWN_HOSTS']} -o StrictHostKeyChecking=yes")
     res = mail1.run(f"{ssh} {conf['STORAGE']} 'id; cat /etc/passwd'")
     assert res.rc != 0 and "root:" not in res.stdout, res.stdout
+    # Positive control: the same key and options do reach the storage host, for rsync into
+    # this server's own directory (so the refusal above is the confinement, not a dead link).
+    own = mail1.run(f"rsync --list-only -e {shlex.quote(ssh)} {conf['STORAGE']}:./")
+    assert own.rc == 0 and own.stdout.strip(), (own.rc, own.stdout, own.stderr)
     # Another server's directory is out of reach (rrsync confines to this server's own).
     other = mail1.run(f"rsync --list-only -e {shlex.quote(ssh)} {conf['STORAGE']}:../mail2/")
     assert other.rc != 0 or "ldap-data.ldif" not in other.stdout

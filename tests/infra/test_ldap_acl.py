@@ -189,6 +189,10 @@ def test_user_cannot_read_others_password_state(
         "pwdLastSuccess",
         scope="base",
     )
+    # The bind as A worked and the search succeeded (result 0: B's entry is visible, only its
+    # password state is not); a failed bind (49) would also return no pwd* lines.
+    assert rc_of(out) == 0, f"bind or search as {a.uid} failed: {out.stdout}"
+    assert f"dn: {b.dn}" in out.stdout.replace("\n ", ""), out.stdout
     assert not [line for line in out.stdout.splitlines() if line.lower().startswith("pwd")], (
         out.stdout
     )
