@@ -118,6 +118,20 @@ def test_fw_default_drop(mail_host: tuple[str, Any]) -> None:
     assert "policy drop;" in fwd
 
 
+@pytest.mark.control("FW-08", "No service listens on IPv6 (loopback aside), and the firewall's "
+                     "table is inet, so it would filter IPv6 too")
+def test_no_ipv6_listeners(mail_host: tuple[str, Any]) -> None:
+    host = mail_host[1]
+    out = host.run("ss -H -l -n -t -u")
+    assert out.rc == 0, out.stderr
+    local = [ln.split()[4] for ln in out.stdout.splitlines() if len(ln.split()) > 4]
+    assert local, "ss listed no listening socket at all"  # the parse found something
+    assert any(a.startswith("0.0.0.0:") for a in local), local
+    v6 = [a for a in local if a.startswith("[") and not a.startswith("[::1]")]
+    assert v6 == [], f"{mail_host[0]} listens on IPv6: {v6}"
+    assert "table inet mailgov" in host.check_output("nft list tables")
+
+
 @pytest.mark.control("FW-02", "Only the mail ports are open to everyone")
 def test_fw_public_ports(mail_host: tuple[str, Any], hvars: dict[str, Any]) -> None:
     chain = nft_chain(mail_host[1])
