@@ -294,6 +294,10 @@ def test_role_tls_defaults_meet_mozilla() -> None:
     ol = defaults("openldap")
     assert std.ldap_protocol_min_violations(ol["openldap__tls_protocol_min"]) == []
     assert std.gnutls_priority_violations(ol["openldap__tls_cipher_suite"]) == []
+    # Key exchange groups (OpenSSL names; slapd's GnuTLS names): some, none outside Mozilla's.
+    for role in ("postfix", "dovecot", "nginx", "openldap"):
+        groups = defaults(role)[f"{role}__tls_groups"]
+        assert groups and std.group_violations(groups) == [], role
     assert ol["openldap__simple_bind_min_ssf"] >= std.LDAP_SIMPLE_BIND_MIN_SSF
 
 
@@ -304,6 +308,10 @@ def test_role_hardening_defaults_meet_floors() -> None:
            "macs": ",".join(d["hardening__ssh_macs"]),
            "hostkeyalgorithms": ",".join(d["hardening__ssh_host_key_algorithms"])}
     assert std.sshd_violations(cfg) == []
+    # With group exchange offered, the moduli the role leaves meet ssh-audit's size.
+    kex = d["hardening__ssh_kex_algorithms"]
+    if any(k.startswith("diffie-hellman-group-exchange") for k in kex):
+        assert d["hardening__ssh_moduli_min_bits"] >= std.SSH_DH_MODULUS_MIN_BITS
     assert d["hardening__ssh_max_auth_tries"] <= std.SSH_MAX_AUTH_TRIES
     settings = {k: str(v) for k, v in d["hardening__sysctl_settings"].items()}
     assert std.sysctl_violations(settings) == []
@@ -333,6 +341,8 @@ def test_a_weakened_default_is_caught() -> None:
     weakened = d["postfix__tls_ciphers"] + ":AES128-SHA"
     assert std.tls12_cipher_violations(weakened.split(":"))
     assert std.min_protocol_violations("TLSv1")
+    assert std.group_violations([*d["postfix__tls_groups"], "X448"])
+    assert std.group_violations([*defaults("openldap")["openldap__tls_groups"], "FFDHE2048"])
     h = defaults("hardening")
     assert std.sshd_violations({"kexalgorithms": ",".join(h["hardening__ssh_kex_algorithms"]),
                                 "ciphers": ",".join([*h["hardening__ssh_ciphers"],
