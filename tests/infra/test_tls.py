@@ -12,9 +12,11 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import pytest
+import standards
 
 # Port -> how openssl reaches TLS there (None: TLS from the first byte).
 TLS_PORTS: dict[int, str | None] = {
@@ -29,18 +31,8 @@ TLS_PORTS: dict[int, str | None] = {
 MAIL_HOSTS = ("mail1", "mail2")
 CA_ON_CLIENT = "/etc/ssl/mailgov/ca.crt"  # the pki role's CA, installed on every lab host
 
-# Mozilla intermediate's TLS 1.2 suites (OpenSSL names) and some that must never be chosen.
-MOZILLA_TLS12 = {
-    "ECDHE-ECDSA-AES128-GCM-SHA256",
-    "ECDHE-RSA-AES128-GCM-SHA256",
-    "ECDHE-ECDSA-AES256-GCM-SHA384",
-    "ECDHE-RSA-AES256-GCM-SHA384",
-    "ECDHE-ECDSA-CHACHA20-POLY1305",
-    "ECDHE-RSA-CHACHA20-POLY1305",
-    "DHE-RSA-AES128-GCM-SHA256",
-    "DHE-RSA-AES256-GCM-SHA384",
-    "DHE-RSA-CHACHA20-POLY1305",
-}
+# Mozilla intermediate's TLS 1.2 suites: tests/infra/standards.py. Some that must never be
+# chosen (TLS-03 offers only these):
 WEAK_TLS12 = [
     "AES128-SHA",
     "AES256-GCM-SHA384",
@@ -131,7 +123,8 @@ def test_modern_tls_accepted(
     assert got[0] == {"-tls1_2": "TLSv1.2", "-tls1_3": "TLSv1.3"}[version], got
     assert "Verify return code: 0 (ok)" in text, text[-800:]
     if version == "-tls1_2":
-        assert got[1] in MOZILLA_TLS12, f"{host}:{port} chose {got[1]}, not Mozilla intermediate"
+        assert got[1] in standards.TLS12_CIPHERS, (
+            f"{host}:{port} chose {got[1]}, not Mozilla intermediate")
 
 
 @pytest.mark.control("TLS-03", "TLS 1.2 suites outside Mozilla intermediate are refused")
@@ -167,54 +160,116 @@ def test_weak_ciphers_refused(
         f"{host}:{port} refused a good suite too:\n{(good.stdout + good.stderr)[-800:]}"
 
 
-@pytest.mark.control("TLS-04", "Server cipher preference is off; ciphers/protocols as configured")
+def expanded_tls12(host: Any, cipher_string: str) -> list[str]:
+    """The TLS 1.2 suites an OpenSSL cipher string really enables, by the host's own openssl
+    (a string such as "HIGH" is judged by what it expands to, not by its spelling)."""
+    out = host.run(f"openssl ciphers -s -tls1_2 -ciphersuites '' {shlex.quote(cipher_string)}")
+    assert out.rc == 0, out.stderr
+    return out.stdout.strip().split(":")
+
+
+def floors_met(problems: list[str]) -> None:
+    assert not problems, "weaker than the floor (tests/infra/standards.py):\n" + "\n".join(
+        problems)
+
+
+@pytest.mark.control("TLS-04", "Server TLS settings meet Mozilla intermediate (protocols, "
+                     "ciphers, client's preference, DH size); plaintext auth off")
 @pytest.mark.parametrize("host", MAIL_HOSTS)
-def test_server_tls_settings(
-    infra_host: Callable[[str], Any], role_vars: Callable[..., dict[str, Any]], host: str
-) -> None:
+def test_server_tls_settings(infra_host: Callable[[str], Any], host: str) -> None:
     h = infra_host(host)
-    pf = role_vars("postfix", host)
-    dv = role_vars("dovecot", host)
-    ol = role_vars("openldap", host)
+    problems: list[str] = []
     conf = h.run(
         "postconf -h tls_preempt_cipherlist smtpd_tls_protocols "
-        "smtpd_tls_mandatory_protocols smtpd_tls_ciphers tls_medium_cipherlist"
+        "smtpd_tls_mandatory_protocols smtpd_tls_ciphers smtpd_tls_mandatory_ciphers"
     )
     assert conf.rc == 0, conf.stderr
-    preempt, protos, mprotos, level, medium = conf.stdout.splitlines()
-    assert preempt == "no"
-    assert protos == mprotos == f">={pf['postfix__tls_min_protocol']}"
-    assert level == "medium" and medium == pf["postfix__tls_ciphers"]
+    preempt, protos, mprotos, level, mlevel = conf.stdout.splitlines()
+    if (preempt == "yes") != standards.TLS_PREFER_SERVER_CIPHERS:
+        problems.append(f"postfix tls_preempt_cipherlist = {preempt}")
+    for name, value in (("smtpd_tls_protocols", protos),
+                        ("smtpd_tls_mandatory_protocols", mprotos)):
+        problems += [f"postfix {name}: {p}" for p in
+                     standards.min_protocol_violations(standards.postfix_min_protocol(value))]
+    # The cipher list in force is the one of the grade each setting names.
+    for grade in sorted({level, mlevel}):
+        clist = h.run(f"postconf -h tls_{grade}_cipherlist")
+        assert clist.rc == 0, clist.stderr
+        problems += [f"postfix ({grade}): {p}" for p in
+                     standards.tls12_cipher_violations(expanded_tls12(h, clist.stdout.strip()))]
     dconf = h.run(
         "doveconf -h ssl_prefer_server_ciphers ssl_min_protocol ssl_cipher_list "
         "disable_plaintext_auth ssl"
     )
     assert dconf.rc == 0, dconf.stderr
-    assert dconf.stdout.splitlines() == [
-        "no",
-        dv["dovecot__tls_min_protocol"],
-        dv["dovecot__tls_ciphers"],
-        "yes",
-        "required",
-    ]
+    prefer, dmin, dciphers, plaintext, ssl = dconf.stdout.splitlines()
+    if (prefer == "yes") != standards.TLS_PREFER_SERVER_CIPHERS:
+        problems.append(f"dovecot ssl_prefer_server_ciphers = {prefer}")
+    problems += [f"dovecot: {p}" for p in standards.min_protocol_violations(dmin)]
+    problems += [f"dovecot: {p}" for p in
+                 standards.tls12_cipher_violations(expanded_tls12(h, dciphers))]
+    # No password ever crosses without TLS (docs/security.md TLS-04).
+    assert (plaintext, ssl) == ("yes", "required"), (plaintext, ssl)
+    dh = h.run("doveconf -h ssl_dh | sed 's/^<//' | xargs openssl pkeyparam -noout -text -in "
+               "| head -n1")
+    bits = re.search(r"\((\d+) bit\)", dh.stdout)
+    assert bits, dh.stdout + dh.stderr
+    problems += [f"dovecot ssl_dh: {p}" for p in standards.dh_violations(int(bits.group(1)))]
     ldap = h.run(
-        "ldapsearch -Q -LLL -Y EXTERNAL -H ldapi:/// -b cn=config -s base "
-        "olcTLSProtocolMin olcTLSCipherSuite olcSecurity | tr -d '\\n ' "
+        "ldapsearch -Q -LLL -Y EXTERNAL -H ldapi:/// -b cn=config -s base -o ldif-wrap=no "
+        "olcTLSProtocolMin olcTLSCipherSuite olcSecurity"
     )
     assert ldap.rc == 0, ldap.stderr
-    flat = ldap.stdout
-    assert f"olcTLSProtocolMin:{ol['openldap__tls_protocol_min']}" in flat
-    assert "olcTLSCipherSuite:" + ol["openldap__tls_cipher_suite"].replace(" ", "") in flat
-    assert f"olcSecurity:simple_bind={ol['openldap__simple_bind_min_ssf']}" in flat
-    assert "%SERVER_PRECEDENCE" not in ol["openldap__tls_cipher_suite"]
+    attrs = dict(line.split(": ", 1) for line in ldap.stdout.splitlines() if ": " in line)
+    problems += [f"slapd: {p}" for p in
+                 standards.ldap_protocol_min_violations(attrs.get("olcTLSProtocolMin", ""))]
+    problems += [f"slapd olcTLSCipherSuite: {p}" for p in
+                 standards.gnutls_priority_violations(attrs.get("olcTLSCipherSuite", ""))]
+    ssf = re.search(r"\bsimple_bind=(\d+)", attrs.get("olcSecurity", ""))
+    if not ssf or int(ssf.group(1)) < standards.LDAP_SIMPLE_BIND_MIN_SSF:
+        problems.append(f"slapd olcSecurity {attrs.get('olcSecurity')!r}: simple_bind below "
+                        f"{standards.LDAP_SIMPLE_BIND_MIN_SSF}")
+    floors_met(problems)
 
 
-@pytest.mark.control("TLS-05", "Certificates are the pki role's files (inventory variables)")
+@pytest.mark.control("TLS-04", "Server TLS settings meet Mozilla intermediate (protocols, "
+                     "ciphers, client's preference, DH size); plaintext auth off")
+@pytest.mark.parametrize("host", MAIL_HOSTS)
+def test_server_key_exchange_groups(
+    client_run: Callable[..., Any], host_address: Callable[[str], str], host: str
+) -> None:
+    """Mozilla's groups are accepted, none outside them: each probe offers one group only."""
+    address = host_address(host)
+    groups = sorted(standards.TLS_GROUPS) + list(standards.TLS_GROUPS_OUTSIDE)
+    accepted: dict[str, list[int]] = {}
+    for port in sorted(TLS_PORTS):
+        # One client call per port: a handshake per group, each output after a marker line.
+        lines = []
+        for group in groups:
+            cmd = ["openssl", "s_client", "-connect", f"{address}:{port}", "-CAfile",
+                   CA_ON_CLIENT, "-groups", group]
+            if TLS_PORTS[port]:
+                cmd += ["-starttls", str(TLS_PORTS[port])]
+            lines.append(f"echo @@{group}; timeout 20 {shlex.join(cmd)} </dev/null 2>&1")
+        out = client_run("; ".join(lines), timeout=300)
+        for chunk in out.stdout.split("@@")[1:]:
+            group, _, text = chunk.partition("\n")
+            if negotiated(text) is not None:
+                accepted.setdefault(group.strip(), []).append(port)
+    for group in standards.TLS_GROUPS:
+        assert accepted.get(group) == sorted(TLS_PORTS), (group, accepted)
+    floors_met([f"{host}: {p} (ports {accepted[g]})" for g in sorted(accepted)
+                for p in standards.group_violations([g])])
+
+
+@pytest.mark.control("TLS-05", "Certificates are the pki role's files (inventory variables) "
+                     "and meet Mozilla intermediate's certificate floor; the key is private")
 @pytest.mark.parametrize("host", MAIL_HOSTS)
 def test_certificates_from_pki(
     infra_host: Callable[[str], Any], role_vars: Callable[..., dict[str, Any]], host: str
 ) -> None:
     h = infra_host(host)
+    # Paths are deployment facts: the inventory's (through the roles' variables).
     pf = role_vars("postfix", host)
     dv = role_vars("dovecot", host)
     ol = role_vars("openldap", host)
@@ -231,6 +286,32 @@ def test_certificates_from_pki(
     assert key.exists and key.user == "root" and not key.mode & 0o007, (
         "private key is world-readable"
     )
+    # The certificate itself, against the standard (not the pki role's settings).
+    cert = h.run(f"openssl x509 -in {shlex.quote(pf['postfix__tls_cert_file'])} -noout "
+                 "-text -dates")
+    assert cert.rc == 0, cert.stderr
+    floors_met(standards.certificate_violations(*certificate_facts(cert.stdout)))
+
+
+def certificate_facts(text: str) -> tuple[str, int, str | None, str, float]:
+    """(key type, bits, EC curve, signature, lifetime in days) of `openssl x509 -text -dates`."""
+    key_alg = re.search(r"Public Key Algorithm:\s*(\S+)", text)
+    bits = re.search(r"Public-Key:\s*\((\d+) bit\)", text)
+    curve = re.search(r"NIST CURVE:\s*(\S+)|ASN1 OID:\s*(\S+)", text)
+    sig = re.search(r"Signature Algorithm:\s*(\S+)", text)
+    start = re.search(r"^notBefore=(.+)$", text, re.M)
+    end = re.search(r"^notAfter=(.+)$", text, re.M)
+    assert key_alg and bits and sig and start and end, text[:1500]
+    kind = {"rsaEncryption": "RSA", "id-ecPublicKey": "EC"}.get(key_alg.group(1),
+                                                               key_alg.group(1))
+    fmt = "%b %d %H:%M:%S %Y %Z"
+    days = (datetime.strptime(" ".join(end.group(1).split()), fmt)
+            - datetime.strptime(" ".join(start.group(1).split()), fmt)).total_seconds() / 86400
+    name = None
+    if curve:
+        name = curve.group(2) or {"P-256": "prime256v1", "P-384": "secp384r1"}.get(
+            curve.group(1), curve.group(1))
+    return kind, int(bits.group(1)), name, sig.group(1), days
 
 
 @pytest.mark.control("TLS-06", "No plaintext IMAP/POP3 listener (143, 110 closed)")
