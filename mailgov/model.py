@@ -135,6 +135,10 @@ class Mailbox:
     id_digits: str | None = None
     explicit_quota: bool = False  # quota_mb written in the file (not the policy default)
     renamed_from: str | None = None  # previous local part (kept as an alias; DN is renamed)
+    # The identity (schema: required; None only for data built without validation, which
+    # the planner matches by address, as before ids). Recorded as mailUidNumber; names the
+    # store. Never the address: see docs/reconcile.md, "Invariants".
+    id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +250,7 @@ def build(data: Mapping[str, Any]) -> Directory:
                 m.get("id_digits"),
                 quota is not None,
                 m.get("renamed_from"),
+                m.get("id"),
             )
         )
     return Directory(

@@ -33,7 +33,7 @@ RULES: dict[str, str] = {
     "MG106": "a number is out of its allowed range",
     "MG107": "a list or text is empty, too long or has repeated items",
     # --- units and addresses ---
-    "MG201": "an address is used twice (addresses, aliases and unit mailboxes, any case)",
+    "MG201": "an address is used twice (addresses, aliases, unit mailboxes, unit lists; any case)",
     "MG202": "an alias is a full address at another domain",
     "MG203": "a mailbox refers to a unit that does not exist",
     "MG204": "a unit's parent does not exist",
@@ -52,6 +52,7 @@ RULES: dict[str, str] = {
     "MG217": "a unit mailbox delegate is not an active personal mailbox",
     "MG218": "a protected local part is not any address, alias or unit mailbox",
     "MG219": "a renamed mailbox's old address is another current address or alias",
+    "MG220": "two mailboxes have the same id (an id is one person's, never reused)",
     # --- lifecycle ---
     "MG301": "a suspended mailbox has no `suspended` block",
     "MG302": "a cancelled mailbox has no `cancelled` block",

@@ -180,7 +180,9 @@ def _shape_problems(loaded: Loaded) -> list[Problem]:
         if kind == "required":
             for name in e.validator_value:
                 if isinstance(e.instance, dict) and name not in e.instance:
-                    add("MG101", path, f"{where}: required field {name!r} is missing")
+                    hint = (f"; the next free id is {_next_id(loaded.data)}"
+                            if name == "id" and path[:1] == ("mailboxes",) else "")
+                    add("MG101", path, f"{where}: required field {name!r} is missing{hint}")
         elif kind == "additionalProperties":
             allowed = sorted(schema.get("properties", {}))
             patterns = [re.compile(p) for p in schema.get("patternProperties", {})]
@@ -228,6 +230,14 @@ def _shape_problems(loaded: Loaded) -> list[Problem]:
     # A value of the wrong type also fails its enum/pattern/range: report the type only.
     mistyped = {p.path for p in out if p.rule == "MG103"}
     return [p for p in out if p.rule in ("MG101", "MG102", "MG103") or p.path not in mistyped]
+
+
+def _next_id(data: Any) -> int:
+    """One more than the highest mailbox id in the (possibly invalid) data."""
+    boxes = data.get("mailboxes") if isinstance(data, dict) else None
+    ids = [b["id"] for b in boxes or () if isinstance(b, dict)
+           and isinstance(b.get("id"), int) and not isinstance(b.get("id"), bool)]
+    return max(ids, default=0) + 1
 
 
 # --------------------------------------------------------------------------- meaning
@@ -364,13 +374,16 @@ class _Checker:
             line, _ = self.loaded.locator.locate(first[0])
             self.report("MG201", path,
                         f"{local!r} is already used by {first[1]} (line {line}); every "
-                        "address, alias and unit mailbox must be different")
+                        "address, alias, unit mailbox and unit list must be different")
 
         for u in units.values():  # first unit of each id; repeated ids are MG206
             ul = unit_locals.get(u.id)
             if ul is not None:
                 field = "abbr" if u.abbreviation else "id"
                 claim(ul, ("units", u.index, field), f"the unit mailbox of {u.id!r}")
+                # The unit's list (mailgov/directory.py): Postfix reads aliases before
+                # groups, so an alias or mailbox of this name would capture the list's mail.
+                claim(f"{ul}-all", ("units", u.index, field), f"the list of unit {u.id!r}")
         for m in self.d.mailboxes:
             claim(m.address, ("mailboxes", m.index, "address"),
                   f"mailboxes[{m.index}] {m.name}")
@@ -395,11 +408,27 @@ class _Checker:
                             "address stays an alias of the renamed mailbox, so it must be free")
             else:
                 owners[m.renamed_from.casefold()] = (path, f"the old address of {m.address}")
+        self.check_ids()
         for k, p in enumerate(self.d.policy.protected):
             if p.casefold() not in owners:
                 self.report("MG218", ("policy", "protected", k),
                             f"protected local part {p!r} is not an address, alias or unit "
                             "mailbox; add it (usually as an alias of an IT mailbox)")
+
+    def check_ids(self) -> None:
+        """A mailbox id names one person's entry and store, for ever: never two records."""
+        first: dict[int, Mailbox] = {}
+        top = max((m.id for m in self.d.mailboxes if m.id is not None), default=0)
+        for m in self.d.mailboxes:
+            if m.id is None:
+                continue
+            other = first.setdefault(m.id, m)
+            if other is not m:
+                line, _ = self.loaded.locator.locate(("mailboxes", other.index, "id"))
+                self.report("MG220", ("mailboxes", m.index, "id"),
+                            f"mailbox {m.address!r}: id {m.id} is already the id of "
+                            f"{other.address!r} (line {line}); every mailbox has its own id, "
+                            f"never reused (the next free id is {top + 1})")
 
     def _alias_local(self, m: Mailbox, j: int, alias: str) -> str | None:
         if "@" not in alias:

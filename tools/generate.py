@@ -186,7 +186,7 @@ def _flow(value: Any, top: bool = True) -> str:
 
 _UNIT_KEYS = ("id", "name", "name_en", "parent", "head")
 _MAILBOX_KEYS = (
-    "address", "name", "unit", "kind", "sponsor", "role", "title", "state", "suspended",
+    "address", "id", "name", "unit", "kind", "sponsor", "role", "title", "state", "suspended",
     "cancelled", "created", "request", "quota_mb", "birth", "id_digits", "aliases",
     "forward_to", "naming_exemption",
 )  # fmt: skip
@@ -580,6 +580,8 @@ def generate(count: int, seed: int = 0) -> dict[str, Any]:
     order = {u["id"]: i for i, u in enumerate(units)}
     records = mailboxes + people
     records.sort(key=lambda p: (order[p["unit"]], p["_grp"], p["_created"], p["_i"]))
+    for number, record in enumerate(records, 1):  # ids in file order, as an admin numbers
+        record["id"] = number
 
     return {
         "version": 1,

@@ -41,9 +41,9 @@ def test_validate_ok_json(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 @pytest.mark.parametrize(("name", "rule", "line"), [
-    ("mg203_unknown_unit.yaml", "MG203", 84),
-    ("mg007_duplicate_key_in_mailbox.yaml", "MG007", 64),
-    ("mg101_mailbox_without_name.yaml", "MG101", 61),
+    ("mg203_unknown_unit.yaml", "MG203", 90),
+    ("mg007_duplicate_key_in_mailbox.yaml", "MG007", 66),
+    ("mg101_mailbox_without_name.yaml", "MG101", 62),
     ("mg004_latin1_byte.yaml", "MG004", 66),
 ])
 def test_validate_bad_exits_1_with_problem_lines(capsys: pytest.CaptureFixture[str], name: str,

@@ -30,7 +30,8 @@ Live = dict[str, dict[str, Any]]
 
 
 def _base() -> Data:
-    fillers = [{"address": f"nv{i}", "name": "Nguyễn Văn An", "unit": "vp"} for i in range(40)]
+    fillers = [{"address": f"nv{i}", "id": 100 + i, "name": "Nguyễn Văn An", "unit": "vp"}
+               for i in range(40)]
     return {
         "version": 1,
         "organization": {"name": "Bộ Tài nguyên và Môi trường", "domain": "monre.gov.vn",
@@ -44,12 +45,13 @@ def _base() -> Data:
             {"id": "cntt", "name": "Cục Công nghệ thông tin"},
         ],
         "mailboxes": [
-            {"address": "natuan", "name": "Nguyễn Anh Tuấn", "unit": "vpb", "role": "head",
+            {"address": "natuan", "id": 1, "name": "Nguyễn Anh Tuấn", "unit": "vpb", "role": "head",
              "aliases": ["tuan.na"], "forward_to": ["tuan@mard.gov.vn"]},
-            {"address": "ttlan", "name": "Trần Thị Lan", "unit": "vpb", "title": "Chuyên viên"},
-            {"address": "natuan2", "name": "Nguyễn Anh Tuấn", "unit": "tcmt",
+            {"address": "ttlan", "id": 2, "name": "Trần Thị Lan", "unit": "vpb",
+             "title": "Chuyên viên"},
+            {"address": "natuan2", "id": 3, "name": "Nguyễn Anh Tuấn", "unit": "tcmt",
              "request": "5/QĐ-TCMT"},
-            {"address": "ptminh", "name": "Phạm Thị Minh", "unit": "cntt", "role": "admin",
+            {"address": "ptminh", "id": 4, "name": "Phạm Thị Minh", "unit": "cntt", "role": "admin",
              "aliases": ["postmaster", "abuse"]},
             *fillers,
         ],
@@ -96,8 +98,9 @@ def suspend(address: str) -> Edit:
 
 
 def add_box(**fields: Any) -> Edit:
-    def edit(data: Data) -> None:
-        data["mailboxes"].append(fields)
+    def edit(data: Data) -> None:  # a new record gets the next free id, as validation asks
+        data["mailboxes"].append(
+            {"id": max(m["id"] for m in data["mailboxes"]) + 1, **fields})
     return edit
 
 

@@ -196,8 +196,8 @@ def test_case_insensitive_uniqueness_of_full_address_alias(tmp_path: Path,
 
 
 def test_exemption_allows_any_address(tmp_path: Path, example_text: str) -> None:
-    text = example_text.replace("  - address: ttlan\n    name: Trần Thị Lan\n",
-                                "  - address: lan.tran\n    name: Trần Thị Lan\n")
+    text = example_text.replace("  - address: ttlan\n    id: 7\n    name: Trần Thị Lan\n",
+                                "  - address: lan.tran\n    id: 7\n    name: Trần Thị Lan\n")
     bad = validate(_write(tmp_path, text), today=TODAY)
     assert {p.rule for p in bad.problems} == {"MG210", "MG216"}  # ttlan was a delegate
     text = text.replace("delegates: [natuan, ttlan]", "delegates: [natuan, lan.tran]")
