@@ -197,7 +197,13 @@ def _add_planning_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--remove-drift", action="store_true",
                    help="delete entries the data does not explain (default: report them)")
     p.add_argument("--today", type=_date_arg, default=None, metavar="YYYY-MM-DD",
-                   help="plan as of this day (retention, date checks)")
+                   help="plan as of this day (retention, date checks); at most "
+                   "--today-max-ahead days ahead of the clock (MG608)")
+    p.add_argument("--today-max-ahead", type=int, default=0, metavar="DAYS",
+                   help="how far --today may be ahead of the clock (default 0)")
+    p.add_argument("--base", metavar="FILE",
+                   help="the data file at the base of the review (main's): the safety "
+                   "guards are read from it, and a change to them must come alone (MG607)")
 
 
 def _add_dump_live(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -259,7 +265,7 @@ def _archived(path: str | None) -> dict[str, str]:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from mailgov.plan import plan
+    from mailgov.reconcile import ContextError, PlanContext
     from mailgov.report_plan import render_json, render_markdown
 
     result = validate(args.path, today=args.today)
@@ -269,9 +275,15 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print("mailgov: error: the data has problems; no plan was made", file=sys.stderr)
         return EXIT_PROBLEMS
     d = result.directory
+    try:
+        context = PlanContext.make(result, today=args.today, base_path=args.base,
+                                   max_ahead_days=args.today_max_ahead)
+    except ContextError as exc:
+        raise CliError(str(exc), EXIT_PROBLEMS) from None
     live = _read_live(args, d.organization.base_dn)
-    the_plan = plan(d, live, today=args.today or date.today(), archived=_archived(args.archived),
-                    allow_mass_change=args.allow_mass_change, remove_drift=args.remove_drift)
+    the_plan = context.plan(d, live, archived=_archived(args.archived),
+                            allow_mass_change=args.allow_mass_change,
+                            remove_drift=args.remove_drift)
     if args.format == "json":
         print(render_json(the_plan))
     else:
@@ -337,7 +349,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
         data=args.path, uri=args.ldap_uri, password=_password(args), bind_dn=args.bind_dn,
         ca_file=args.ca_file, timeout=args.timeout, today=args.today,
         archived=_archived(args.archived), allow_mass_change=args.allow_mass_change,
-        remove_drift=args.remove_drift, scope=args.scope, lock_wait=args.lock_wait)
+        remove_drift=args.remove_drift, scope=args.scope, lock_wait=args.lock_wait,
+        base=args.base, today_max_ahead_days=args.today_max_ahead)
     out = rec.reconcile(settings, confirm=args.confirm)
     if args.format == "json":
         _print_json(out.report())

@@ -26,6 +26,8 @@ from mailgov.naming import NamingError, NamingPolicy, unit_locals
 # Auxiliary classes from the postfix-book schema (docs/directory.md says why this schema).
 MAIL_CLASSES = ("PostfixBookMailAccount", "PostfixBookMailForward")
 PERSON_CLASSES = ("top", "inetOrgPerson", *MAIL_CLASSES)
+# A cancelled person also carries when the cancel was applied (LIFECYCLE_CLASS, below).
+CANCELLED_PERSON_CLASSES = (*PERSON_CLASSES, "mailgovLifecycle")
 UNIT_CLASSES = ("top", "organizationalUnit", *MAIL_CLASSES)
 LIST_CLASSES = ("top", "groupOfNames", "PostfixBookMailForward")
 DELEGATES_CLASSES = ("top", "groupOfNames")
@@ -35,7 +37,18 @@ ADMIN_LOCK = "000001010000Z"
 # The password policy of `role: admin` mailboxes (policy.password.administrators), written by
 # the openldap role; everyone else gets the overlay's default (policy.password.users).
 ADMIN_POLICY_RDN = "cn=administrators,ou=policies"
-MAIL_ROOT = "/var/vmail"  # + /<domain>/<local part>; Dovecot's static vmail user owns it
+MAIL_ROOT = "/var/vmail"  # Dovecot's static vmail user owns it
+# A mailbox's store is named after its id, not its address: a rename or a new domain never
+# moves it, and a namesake who later takes a freed address can never get it. Entries made
+# before ids keep their <domain>/<local part> home (mailHomeDirectory is never changed).
+STORE_BY_ID = f"{MAIL_ROOT}/by-id"
+# When a cancel was applied and the end of its retention, recorded on the entry by the plan
+# that cancels it (schema: roles/openldap, mailgov.schema). Archive and purge are due from
+# these, never from dates in the data file (docs/reconcile.md, "Invariants").
+LIFECYCLE_CLASS = "mailgovLifecycle"
+DISABLED_AT = "mailgovDisabledTime"
+RETAIN_UNTIL = "mailgovRetainUntil"
+IDENTITY = "mailUidNumber"  # postfix-book: the mailbox id (Dovecot uses its static vmail uid)
 
 # Containers the mapping fills. The base entry, ou=services and ou=policies belong to the
 # openldap role (service accounts and password policies are infrastructure, not data).
@@ -100,7 +113,13 @@ class Layout:
         return text if "@" in text else f"{text}@{self.domain}"
 
     def home(self, local: str) -> str:
+        """Home of a unit mailbox, and of mailboxes made before ids (by address)."""
         return f"{MAIL_ROOT}/{self.domain}/{local}"
+
+
+def store_of(mailbox_id: int) -> str:
+    """The mail store of mailbox ``mailbox_id`` (mailHomeDirectory of a new entry)."""
+    return f"{STORE_BY_ID}/{mailbox_id}"
 
 
 def layout_of(d: Directory) -> Layout:
@@ -193,8 +212,11 @@ def _mailbox_entry(m: Mailbox, layout: Layout) -> Entry:
         "mailAlias": _unique([mail, *aliases]) if aliases else (mail,),
         "mailEnabled": ("FALSE" if m.state == "cancelled" else "TRUE",),
         "mailQuota": (str(m.quota_mb * 1024),),  # postfix-book: KiB
-        "mailHomeDirectory": (f"{MAIL_ROOT}/{layout.domain}/{local}",),
+        "mailHomeDirectory": (f"{MAIL_ROOT}/{layout.domain}/{local}" if m.id is None
+                              else f"{STORE_BY_ID}/{m.id}",),
     }
+    if m.id is not None:
+        attrs[IDENTITY] = (str(m.id),)
     if m.title:
         attrs["title"] = (_nfc(m.title),)
     if m.forward_to:
@@ -205,7 +227,8 @@ def _mailbox_entry(m: Mailbox, layout: Layout) -> Entry:
         attrs["pwdAccountLockedTime"] = (ADMIN_LOCK,)
     if m.role == "admin":  # stricter password policy (docs/security.md, PW-07)
         attrs["pwdPolicySubentry"] = (f"{ADMIN_POLICY_RDN},{layout.base_dn}",)
-    return Entry(f"uid={local},{layout.people}", PERSON_CLASSES, attrs, "person", m.unit, m)
+    classes = PERSON_CLASSES if m.state != "cancelled" else CANCELLED_PERSON_CLASSES
+    return Entry(f"uid={local},{layout.people}", classes, attrs, "person", m.unit, m)
 
 
 def _group_entries(

@@ -27,15 +27,24 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from functools import cache
 from typing import Literal
 
-from mailgov.archive import is_due, retention_days
-from mailgov.directory import ADMIN_LOCK, CONTAINERS, Entry, desired_entries, layout_of
-from mailgov.model import Directory, Mailbox, Unit
+from mailgov.archive import retention_days, retention_end
+from mailgov.directory import (
+    ADMIN_LOCK,
+    CONTAINERS,
+    DISABLED_AT,
+    IDENTITY,
+    RETAIN_UNTIL,
+    Entry,
+    desired_entries,
+    layout_of,
+)
+from mailgov.model import Directory, Mailbox, Policy, Unit
 
 ChangeKind = Literal["create", "modify", "rename", "move", "suspend", "cancel", "restore",
                      "archive", "purge", "add_member", "remove_member", "drift"]
@@ -87,7 +96,8 @@ class Change:
 class Plan:
     changes: tuple[Change, ...]  # in apply order (parents before children, deletes last)
     drift: tuple[Change, ...]  # live things the data does not explain (kind "drift")
-    refusals: tuple[str, ...]  # safety rails tripped (mass change, protected account …)
+    refusals: tuple[str, ...]  # safety rails tripped ("MG6xx …", PLAN_RULES)
+    notes: tuple[str, ...] = ()  # what a reviewer should know (guards used, today's date)
 
     def counts(self) -> dict[str, int]:
         """Change kind -> number, in CHANGE_KINDS order; drift counted once (reported)."""
@@ -105,8 +115,42 @@ class Plan:
 
     def to_dict(self) -> dict[str, object]:
         return {"ok": self.ok, "refusals": list(self.refusals), "counts": self.counts(),
+                "notes": list(self.notes),
                 "changes": [c.to_dict() for c in self.changes],
                 "drift": [c.to_dict() for c in self.drift]}
+
+
+# --------------------------------------------------------------------------- guards
+
+
+DEFAULT_MAX_DISABLE_SHARE = 0.05  # what a file without a base may never loosen
+
+
+@dataclass(frozen=True)
+class Guards:
+    """The safety limits a plan is judged by. They come from outside the change under review
+    (the base of the review: main's data file, or the inventory), so a pull request cannot
+    loosen the rails that judge it (docs/reconcile.md, "Invariants")."""
+
+    max_disable_share: float = DEFAULT_MAX_DISABLE_SHARE
+    protected: frozenset[str] = frozenset()  # local parts
+    remove_drift: bool = False
+    source: str = "defaults"  # where they were read, for the plan's notes
+
+    @classmethod
+    def of(cls, policy: Policy, source: str) -> Guards:
+        return cls(policy.max_disable_share, frozenset(p.lower() for p in policy.protected),
+                   policy.remove_drift, source)
+
+    def tightened(self, policy: Policy) -> Guards:
+        """These guards, made stricter (never looser) by the file being planned."""
+        return Guards(min(self.max_disable_share, policy.max_disable_share),
+                      self.protected | {p.lower() for p in policy.protected},
+                      self.remove_drift and policy.remove_drift, self.source)
+
+    def same_as(self, other: Guards) -> bool:
+        return (self.max_disable_share, self.protected, self.remove_drift) == (
+            other.max_disable_share, other.protected, other.remove_drift)
 
 
 LiveState = Mapping[str, Attrs]  # normalised DN -> attributes, as read by mailgov/live.py
@@ -117,7 +161,7 @@ LiveState = Mapping[str, Attrs]  # normalised DN -> attributes, as read by mailg
 # compared or written. pwdAccountLockedTime is handled as lifecycle, not here.
 _PERSON = ("uid", "cn", "sn", "givenName", "displayName", "employeeType", "businessCategory",
            "title", "ou", "mail", "mailAlias", "mailForwardingAddress", "mailEnabled",
-           "mailQuota", "mailHomeDirectory", "seeAlso", "pwdPolicySubentry")
+           "mailQuota", "mailHomeDirectory", "seeAlso", "pwdPolicySubentry", IDENTITY)
 _UNIT = ("ou", "description", "seeAlso", "mail", "mailAlias", "mailEnabled", "mailQuota",
          "mailHomeDirectory")
 _LIST = ("cn", "description", "mail", "mailAlias", "member")
@@ -127,7 +171,7 @@ ATTRS_BY_KIND: dict[str, tuple[str, ...]] = {"person": _PERSON, "unit": _UNIT, "
                                              "delegates": _DELEGATES, "container": _CONTAINER}
 LOCK = "pwdAccountLockedTime"
 #: Attributes live.py reads (besides objectClass and pwdReset).
-MANAGED: frozenset[str] = frozenset((*_PERSON, *_UNIT, *_LIST, LOCK))
+MANAGED: frozenset[str] = frozenset((*_PERSON, *_UNIT, *_LIST, LOCK, DISABLED_AT, RETAIN_UNTIL))
 READ_ATTRS: tuple[str, ...] = (*sorted(MANAGED), "objectClass", "pwdReset")
 _CANON = {**{a.lower(): a for a in READ_ATTRS}, **{a: a for a in READ_ATTRS}}
 _EXACT = frozenset(READ_ATTRS)
@@ -285,18 +329,48 @@ def _lifecycle_reason(m: Mailbox) -> str:
 # --------------------------------------------------------------------------- the planner
 
 
+Locate = Callable[[tuple[str | int, ...]], str]  # data path -> "FILE:LINE:COL"
+
+
+def _gtime(day: date) -> str:
+    """LDAP GeneralizedTime at the start of ``day`` (UTC)."""
+    return f"{day:%Y%m%d}000000Z"
+
+
+def _gdate(value: str) -> date | None:
+    try:
+        return date(int(value[:4]), int(value[4:6]), int(value[6:8]))
+    except (ValueError, IndexError):
+        return None
+
+
 class _Planner:
     def __init__(self, d: Directory, live: LiveState, today: date,
-                 archived: Mapping[str, str]) -> None:
+                 archived: Mapping[str, str], locate: Locate | None, recorded: date) -> None:
         self.d = d
         self.layout = layout_of(d)
         self.live: dict[str, Attrs] = _index_live(live)
         self.today = today
+        self.recorded = recorded  # the day a cancel applied now is recorded (the clock)
         self.archived = {k.lower(): v for k, v in archived.items()}
+        self.locate = locate
         self.explained: set[str] = set()  # normalised live DNs the data accounts for
         # Renamed entries: old normalised DN -> new DN. The provider's refint overlay rewrites
         # `member` values on a modify DN, so the lists need no member change for a rename.
         self.renamed: dict[str, str] = {}
+        # Identity: live key -> who the data says it is ("id:N" for a mailbox record, "dn:…"
+        # for units, lists and entries made before ids). Addresses are judged by it.
+        self.matched: dict[str, str] = {}
+        self.by_id: dict[str, str] = {}  # mailbox id -> live key of the entry that has it
+        people = "," + normalise_dn(self.layout.container("people"))
+        for key, attrs in self.live.items():
+            if key.endswith(people):
+                ident = _vals(attrs, IDENTITY)
+                if ident:
+                    self.by_id.setdefault(ident[0], key)
+        self.refusals: list[str] = []
+        self.desired_holders: dict[str, str] = {}  # address -> identity after the plan
+        self.homes: dict[str, str] = {}  # store path -> identity, of entries created here
         # phases, in apply order (see docs/reconcile.md)
         self.containers: list[Change] = []
         self.units: list[Change] = []
@@ -307,18 +381,31 @@ class _Planner:
         self.archives: list[Change] = []
         self.purges: list[Change] = []
 
+    def refuse(self, rule: str, message: str, path: tuple[str | int, ...] = ()) -> None:
+        where = f"{self.locate(path)}: " if self.locate is not None and path else ""
+        self.refusals.append(f"{where}{rule} {message}")
+
     def run(self) -> list[Change]:
         for e in desired_entries(self.d):
             key = normalise_dn(e.dn)
-            self.explained.add(key)
             if e.kind == "person":
                 self.person(e, key)
-            elif e.kind in ("list", "delegates"):
-                self.group(e, key)
             else:
-                self.plain(e, key, self.containers if e.kind == "container" else self.units)
+                self.explained.add(key)
+                self.matched[key] = "dn:" + key
+                self._hold(e, "dn:" + key)
+                if e.kind in ("list", "delegates"):
+                    self.group(e, key)
+                else:
+                    self.plain(e, key, self.containers if e.kind == "container"
+                               else self.units)
         return [*self.containers, *self.units, *self.renames, *self.people, *self.groups,
                 *self.removals, *self.archives, *self.purges]
+
+    def _hold(self, e: Entry, identity: str) -> None:
+        for name in ("mail", "mailAlias"):
+            for v in e.attributes.get(name, ()):
+                self.desired_holders.setdefault(v.lower(), identity)
 
     def _subject(self, e: Entry) -> str:
         mail = e.attributes.get("mail")
@@ -375,40 +462,97 @@ class _Planner:
 
     # -- mailboxes ----------------------------------------------------------------------
 
+    def _describe(self, attrs: Attrs) -> str:
+        name = _vals(attrs, "cn")
+        ident = _vals(attrs, IDENTITY)
+        return (f"id {ident[0]}" if ident else "no id") + (f", {name[0]}" if name else "") + \
+            f", {_live_state(attrs)}"
+
+    def _match(self, e: Entry, key: str, m: Mailbox
+               ) -> tuple[str | None, Attrs | None, bool]:
+        """The live entry this record is (key, attributes), None for a new one; and whether
+        the record was refused (neither created nor matched).
+
+        By id first: an entry carrying the record's id is this mailbox wherever it is (a DN
+        elsewhere is a rename). An entry made before ids is taken over once by its address
+        (or ``renamed_from``). An entry with another id is another person: refused, never
+        matched (MG604).
+        """
+        ident = None if m.id is None else str(m.id)
+        here = self.live.get(key)
+        path = ("mailboxes", m.index, "address")
+        if ident is not None and ident in self.by_id:
+            held = self.by_id[ident]
+            if held == key:
+                return key, here, False
+            if here is not None:  # renaming onto an entry that is someone else
+                self.explained.add(key)
+                self.refuse("MG604", f"mailbox id {ident} ({m.name}) would be renamed to "
+                            f"{e.attributes['mail'][0]}, which the directory gives to another "
+                            f"entry ({self._describe(here)}); rename one of them to a free "
+                            "address first, in its own reviewed change", path)
+                return None, None, True
+            return held, self.live[held], False
+        if here is not None:
+            live_id = _vals(here, IDENTITY)
+            if live_id and live_id[0] != ident:
+                self.refuse("MG604", f"{e.attributes['mail'][0]} is held in the directory by "
+                            f"another mailbox ({self._describe(here)}); record id {ident} "
+                            "cannot take it: its old holder keeps it (retention, then the "
+                            "archive), choose another address", path)
+                return None, None, True
+            return key, here, False  # made before ids: taken over by its address
+        if m.renamed_from is not None:
+            old_key = normalise_dn(self.layout.person_dn(m.renamed_from.lower()))
+            old = self.live.get(old_key)
+            if old is not None and not _vals(old, IDENTITY):
+                return old_key, old, False
+        return None, None, False
+
     def person(self, e: Entry, key: str) -> None:
         m = e.source
         assert isinstance(m, Mailbox)
-        have = self.live.get(key)
-        retention_over = m.state == "cancelled" and self._past_retention(m)
-        if have is None and m.renamed_from is not None:
-            old_dn = self.layout.person_dn(m.renamed_from.lower())
-            old_key = normalise_dn(old_dn)
-            old = self.live.get(old_key)
-            if old is not None:
-                self.explained.add(old_key)
-                self.renamed[old_key] = e.dn
-                # The store stays where it is: mailHomeDirectory is set at creation only.
-                self.renames.append(Change(
-                    "rename", e.dn, e.attributes["mail"][0], m.unit, old_dn=old_dn,
-                    before={"uid": _vals(old, "uid")}, after={"uid": e.attributes["uid"]},
-                    reason=m.request or ""))
-                # After the modrdn the entry has the new uid; the rest is compared as usual.
-                have = {**old, "uid": e.attributes["uid"]}
-                key = old_key
-        if have is None:
-            if not retention_over:  # past retention and absent = purged: never recreate
+        identity = f"id:{m.id}" if m.id is not None else None
+        live_key, have, refused = self._match(e, key, m)
+        if refused:
+            return
+        identity = identity or "dn:" + (live_key or key)
+        self._hold(e, identity)
+        if live_key is None or have is None:
+            self.explained.add(key)
+            # Past retention (by the data) or archived, and absent: purged. Never recreate.
+            gone = m.state == "cancelled" and (self._data_due(m) or self._archive_sum(m))
+            if not gone:
+                home = e.attributes["mailHomeDirectory"][0]
+                self.homes[home] = identity
                 self.people.append(self._create(e, _lifecycle_reason(m)))
             return
-        if retention_over and self._archive_sum(m) is not None:
+        self.explained.add(live_key)
+        self.matched[live_key] = identity
+        if live_key != key:
+            self.explained.add(key)
+            self.renamed[live_key] = e.dn
+            old_dn = self.layout.person_dn(_vals(have, "uid")[0]) if _vals(have, "uid") \
+                else live_key
+            # The store stays where it is: mailHomeDirectory is set at creation only.
+            self.renames.append(Change(
+                "rename", e.dn, e.attributes["mail"][0], m.unit, old_dn=old_dn,
+                before={"uid": _vals(have, "uid")}, after={"uid": e.attributes["uid"]},
+                reason=m.request or ""))
+            # After the modrdn the entry has the new uid; the rest is compared as usual.
+            have = {**have, "uid": e.attributes["uid"]}
+        due = m.state == "cancelled" and self._live_due(m, have)
+        if due and self._archive_sum(m) is not None:
             self.purges.append(self._purge(e, have, m))
             return
         self._person_update(e, have, m)
-        if retention_over:
+        if due:
             home = _vals(have, "mailHomeDirectory") or e.attributes["mailHomeDirectory"]
+            until = _vals(have, RETAIN_UNTIL)
             self.archives.append(Change(
                 "archive", e.dn, e.attributes["mail"][0], m.unit,
-                reason=f"cancelled {_as_date(m.cancelled.date).isoformat()}, "  # type: ignore[union-attr]
-                f"{self._retention_days(m)}-day retention over; purge follows the archive",
+                reason=f"cancelled, retained until {_gdate(until[0])} (recorded in the "
+                f"directory when the cancel was applied); purge follows the archive",
                 store=home[0]))
 
     def _person_update(self, e: Entry, have: Attrs, m: Mailbox) -> None:
@@ -422,6 +566,17 @@ class _Planner:
                 delete[LOCK] = ()
         elif lock != (ADMIN_LOCK,):
             replace[LOCK] = (ADMIN_LOCK,)
+        if m.state == "cancelled":
+            # Retention counts from the day the directory was disabled, with the retention
+            # in force that day: written once, never moved earlier by an edit of the data.
+            if live_state != "cancelled" or not _vals(have, RETAIN_UNTIL):
+                replace[DISABLED_AT] = (_gtime(self.recorded),)
+                replace[RETAIN_UNTIL] = (_gtime(self.recorded + timedelta(
+                    days=retention_days(m, self.d.policy))),)
+        else:
+            for name in (DISABLED_AT, RETAIN_UNTIL):
+                if _vals(have, name):
+                    delete[name] = ()
         kind: ChangeKind
         if m.state != live_state:
             if m.state == "cancelled":
@@ -441,11 +596,20 @@ class _Planner:
                 change = _with_lock(change, lock, e.attributes.get(LOCK))
             self.people.append(change)
 
-    def _retention_days(self, m: Mailbox) -> int:
-        return retention_days(m, self.d.policy)
+    def _data_due(self, m: Mailbox) -> bool:
+        end = retention_end(m, self.d.policy)
+        return end is not None and self.today >= end
 
-    def _past_retention(self, m: Mailbox) -> bool:
-        return is_due(m, self.d.policy, self.today)
+    def _live_due(self, m: Mailbox, have: Attrs) -> bool:
+        """Archive/purge due: disabled in the directory, and the retention recorded there
+        when the cancel was applied is over (a longer one in the data counts too)."""
+        if _live_state(have) != "cancelled":
+            return False
+        until = _vals(have, RETAIN_UNTIL)
+        end = _gdate(until[0]) if until else None
+        if end is None or self.today < end:
+            return False
+        return self._data_due(m)
 
     def _archive_sum(self, m: Mailbox) -> str | None:
         full = self.layout.address(m.address)
@@ -454,9 +618,9 @@ class _Planner:
     def _purge(self, e: Entry, have: Attrs, m: Mailbox) -> Change:
         home = _vals(have, "mailHomeDirectory") or e.attributes["mailHomeDirectory"]
         return Change("purge", e.dn, e.attributes["mail"][0], m.unit, before=dict(have),
-                      after=None, reason=f"retention over and archived (sha256 "
-                      f"{self._archive_sum(m)}): delete the entry and the store",
-                      store=home[0])
+                      after=None, reason=f"retention recorded in the directory over and "
+                      f"archived (sha256 {self._archive_sum(m)}): delete the entry and the "
+                      "store", store=home[0])
 
     # -- groups -------------------------------------------------------------------------
 
@@ -509,7 +673,7 @@ def _with_lock(change: Change, lock: tuple[str, ...], want: tuple[str, ...] | No
                   reason=change.reason)
 
 
-def _drift(planner: _Planner, d: Directory) -> list[Change]:
+def _drift(planner: _Planner) -> list[Change]:
     """Live entries under the managed containers that the data does not explain."""
     suffixes = tuple("," + normalise_dn(planner.layout.container(c)) for c in CONTAINERS)
     out = []
@@ -519,6 +683,15 @@ def _drift(planner: _Planner, d: Directory) -> list[Change]:
         mail = _vals(have, "mail")
         ou = _vals(have, "ou")
         unit = ou[0] if ou and key.startswith("uid=") else None
+        ident = _vals(have, IDENTITY) if key.startswith("uid=") else ()
+        if ident:
+            # A record mailgov made an entry for is gone from the data: it may leave only
+            # after its purge (the entry is then gone too). Never drift, never deleted.
+            planner.refuse("MG603", f"{mail[0] if mail else key}: the record of mailbox id "
+                           f"{ident[0]} is no longer in the data, but the directory still "
+                           f"holds its entry ({planner._describe(have)}); put the record back "
+                           "(to close the mailbox, set state: cancelled: its mail is kept for "
+                           "the retention, then archived and purged)", ("mailboxes",))
         out.append(Change("drift", key, mail[0] if mail else key.split(",", 1)[0], unit,
                           before=dict(have), after=None))
     # Deletion order: groups first (they reference people), deepest DNs first.
@@ -527,9 +700,14 @@ def _drift(planner: _Planner, d: Directory) -> list[Change]:
     return out
 
 
-def _protected_addresses(d: Directory) -> frozenset[str]:
-    domain = d.organization.domain.lower()
-    return frozenset(f"{p.lower()}@{domain}" for p in d.policy.protected)
+def _removable(c: Change) -> bool:
+    """Drift that removing may delete: never an entry that holds mail (a person, a unit
+    mailbox) — those leave only through cancel, retention, archive and purge."""
+    return not _vals(c.before or {}, "mailHomeDirectory")
+
+
+def _protected_addresses(protected: Iterable[str], domain: str) -> frozenset[str]:
+    return frozenset(f"{p.lower()}@{domain.lower()}" for p in protected)
 
 
 def _addresses(c: Change, live: Mapping[str, Attrs]) -> set[str]:
@@ -543,46 +721,126 @@ def _addresses(c: Change, live: Mapping[str, Attrs]) -> set[str]:
     return out
 
 
-def _refusals(d: Directory, live: Mapping[str, Attrs], changes: list[Change],
-              protected_hits: Iterable[Change], allow_mass_change: bool) -> list[str]:
+def _holders(planner: _Planner, deleted: set[str]) -> None:
+    """MG605/MG606: no address moves to another mailbox, none is held twice, no store is
+    shared, after the plan."""
+    live = planner.live
+    after: dict[str, set[str]] = {}
+    for addr, who in planner.desired_holders.items():
+        after.setdefault(addr, set()).add(who)
+    homes: dict[str, set[str]] = {}
+    for home, who in planner.homes.items():
+        homes.setdefault(home, set()).add(who)
+    moved: list[str] = []
+    for key, attrs in live.items():
+        who = planner.matched.get(key)
+        kept = who is None and key not in deleted
+        if who is None:
+            ident = _vals(attrs, IDENTITY)
+            who = f"id:{ident[0]}" if ident and key.startswith("uid=") else "dn:" + key
+        for name in ("mail", "mailAlias"):
+            for v in _vals(attrs, name):
+                addr = v.lower()
+                if kept:  # an entry the plan leaves as it is keeps its addresses
+                    after.setdefault(addr, set()).add(who)
+                else:
+                    now = planner.desired_holders.get(addr)
+                    if now is not None and now != who and key not in deleted:
+                        moved.append(f"{addr} ({who} -> {now})")
+                    elif now is not None and now != who:
+                        moved.append(f"{addr} (removed {who} -> {now})")
+        home = _vals(attrs, "mailHomeDirectory")
+        if home and key not in deleted:
+            homes.setdefault(home[0], set()).add(who)
+    for what in sorted(moved):
+        planner.refuse("MG605", f"address {what}: an address would reach another mailbox than "
+                       "it does today; free it in one reviewed change (remove it, apply), then "
+                       "give it in another")
+    for addr, who in sorted(after.items()):
+        if len(who) > 1:
+            planner.refuse("MG606", f"address {addr} would be held by {len(who)} entries "
+                           f"({', '.join(sorted(who))}); a unit or mailbox renamed while its "
+                           "old entry stays keeps the address: remove the old one first")
+    for home, who in sorted(homes.items()):
+        if len(who) > 1:
+            planner.refuse("MG606", f"mail store {home} would belong to {', '.join(sorted(who))};"
+                           " two mailboxes never share a store")
+
+
+def _refusals(planner: _Planner, guards: Guards, changes: list[Change],
+              allow_mass_change: bool) -> list[str]:
+    d = planner.d
+    live = planner.live
     out: list[str] = []
-    protected = _protected_addresses(d)
-    for c in protected_hits:
+    protected = _protected_addresses(guards.protected, d.organization.domain)
+    for c in changes:
+        if c.kind not in _DISABLING and c.kind != "drift":
+            continue
         hit = sorted(_addresses(c, live) & protected)
         if hit:
             what = _PAST.get(c.kind, "removed")
-            out.append(f"protected account {c.subject} ({', '.join(hit)}) would be {what}; "
-                       "policy.protected accounts are never disabled or removed by a plan")
+            out.append(f"MG602 protected account {c.subject} ({', '.join(hit)}) would be "
+                       f"{what}; protected accounts ({guards.source}) are never disabled or "
+                       "removed by a plan")
     people_suffix = "," + normalise_dn(layout_of(d).container("people"))
     total = sum(1 for k in live if k.endswith(people_suffix))
-    disabling = sum(1 for c in changes if c.kind in _DISABLING
-                    or (c.kind == "drift" and c.dn.endswith(people_suffix)))
-    share = d.policy.max_disable_share
+    # Everything that stops an address from delivering or takes a store away counts: people
+    # suspended, cancelled, archived or purged, and lists or units removed as drift.
+    disabling = sum(1 for c in changes if c.kind in _DISABLING or c.kind == "archive"
+                    or (c.kind == "drift" and (c.dn.endswith(people_suffix)
+                                               or _vals(c.before or {}, "mail"))))
+    share = guards.max_disable_share
     if total and disabling > share * total and not allow_mass_change:
-        out.append(f"mass change: the plan suspends, cancels or removes {disabling} of "
-                   f"{total} mailboxes ({disabling / total:.1%}), more than "
-                   f"policy.safety.max_disable_share ({share:.0%}); check the data, or "
-                   "pass --allow-mass-change")
+        out.append(f"MG601 mass change: the plan suspends, cancels, archives or removes "
+                   f"{disabling} of {total} mailboxes ({disabling / total:.1%}), more than "
+                   f"max_disable_share {share:.0%} ({guards.source}); check the data, or pass "
+                   "--allow-mass-change")
     return out
 
 
 def plan(desired: Directory, live: LiveState, *, today: date,
          archived: Mapping[str, str] | None = None,
-         allow_mass_change: bool = False, remove_drift: bool = False) -> Plan:
+         allow_mass_change: bool = False, remove_drift: bool = False,
+         guards: Guards | None = None, base: Directory | None = None,
+         locate: Locate | None = None, recorded: date | None = None) -> Plan:
     """Changes that make ``live`` match ``desired``, in apply order, with safety rails.
 
     ``desired`` must be validated data (``validate(path).directory``). ``archived`` maps an
-    address to the sha256 of its verified archive; a cancelled mailbox past retention is
-    purged only when its address is there.
+    address to the sha256 of its verified archive; a cancelled mailbox past the retention
+    recorded in the directory is purged only when its address is there.
+
+    The guards (max_disable_share, protected, remove_drift) are ``guards`` (the inventory's),
+    else ``base``'s policy (the data file at the base of the review), else the defaults; the
+    file being planned can only tighten them. When ``base`` is given and its guards differ
+    from the file's, the plan may hold no other change (MG607). ``locate`` turns a data path
+    into FILE:LINE:COL for the refusals about records. ``recorded`` is the day a cancel made
+    now is recorded as (the clock; default ``today``): a ``today`` in the past or future
+    moves what is due, never the retention a cancel starts.
     """
-    planner = _Planner(desired, live, today, archived or {})
+    planner = _Planner(desired, live, today, archived or {}, locate, recorded or today)
     changes = planner.run()
-    drift = _drift(planner, desired)
-    if remove_drift or desired.policy.remove_drift:  # the flag, or the policy says so
-        changes += drift
-    hits = [c for c in changes if c.kind in _DISABLING or c.kind == "drift"]
-    refusals = _refusals(desired, planner.live, changes, hits, allow_mass_change)
-    return Plan(tuple(changes), tuple(drift), tuple(refusals))
+    drift = _drift(planner)
+    if guards is None:
+        guards = Guards.of(base.policy, "the base of the review") if base is not None \
+            else Guards()
+    effective = guards.tightened(desired.policy)
+    if remove_drift or effective.remove_drift:  # the flag, or both base and file say so
+        changes += [c for c in drift if _removable(c)]
+    deleted = {normalise_dn(c.dn) for c in changes if c.kind in ("drift", "purge")}
+    _holders(planner, deleted)
+    refusals = planner.refusals + _refusals(planner, effective, changes, allow_mass_change)
+    notes = [f"guards from {effective.source}: max_disable_share "
+             f"{effective.max_disable_share:.0%}, protected {len(effective.protected)}"]
+    if base is not None and not Guards.of(base.policy, "").same_as(
+            Guards.of(desired.policy, "")):
+        if changes:
+            refusals.append("MG607 the data changes policy.safety or policy.protected, and "
+                            f"the plan holds {len(changes)} other change(s); change the guards "
+                            "alone in one reviewed change, the rest after it")
+        else:
+            notes.append("the guards change (policy.safety / policy.protected); alone, as "
+                         "they must")
+    return Plan(tuple(changes), tuple(drift), tuple(refusals), tuple(notes))
 
 
 def render_markdown(the_plan: Plan, **kwargs: object) -> str:

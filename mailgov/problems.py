@@ -5,7 +5,8 @@ rule ids below. The ids are stable: docs/rules.md documents each one with an exa
 logs and review comments refer to them, so never renumber; retire an id instead of reusing it.
 
 Numbering: MG0xx reading the file, MG1xx shape (schema), MG2xx units and addresses,
-MG3xx lifecycle, MG4xx policy, quotas and forwarding.
+MG3xx lifecycle, MG4xx policy, quotas and forwarding; MG6xx the refusals of a plan
+(``PLAN_RULES``: the data against the live directory).
 """
 
 from __future__ import annotations
@@ -67,6 +68,20 @@ RULES: dict[str, str] = {
     "MG404": "a mailbox forwards to itself",
     "MG405": "policy quotas are not ordered min <= default <= max",
     "MG406": "policy.safety.max_disable_share is not between 0 and 1",
+}
+
+#: Refusals of a plan (mailgov/plan.py, mailgov/reconcile.py): nothing of it is applied. They
+#: judge the data against the live directory, so they are found when planning, not by
+#: `mailgov validate`; docs/rules.md documents them beside the others.
+PLAN_RULES: dict[str, str] = {
+    "MG601": "mass change: the plan disables or removes more than the guards allow",
+    "MG602": "a protected account would be disabled or removed",
+    "MG603": "a mailbox record left the data while its entry is still in the directory",
+    "MG604": "an address is held in the directory by another mailbox (another id)",
+    "MG605": "an address would move from one mailbox to another",
+    "MG606": "two entries would share an address or a mail store",
+    "MG607": "the guards (policy.safety, policy.protected) change with other changes",
+    "MG608": "the planning date is ahead of the clock by more than allowed",
 }
 
 #: severity is always "error" today; the field exists so warnings can come later

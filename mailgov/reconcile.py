@@ -66,6 +66,67 @@ class Settings:
     kinds: tuple[str, ...] = ()
     lock_wait: float = 0
     lock_ttl: int = 3600  # mailgov.lock.DEFAULT_TTL
+    base: str | None = None  # the data file at the base of the review (its guards)
+    today_max_ahead_days: int = 0  # MG608
+
+
+class ContextError(ValueError):
+    """The plan's context cannot be set up (a base file with problems); one line."""
+
+
+@dataclass(frozen=True)
+class PlanContext:
+    """What a plan depends on besides the data and the live state, set up once for
+    ``mailgov plan``, ``mailgov apply`` and the modules (one copy of these rules).
+
+    * The guards come from the base of the review (``base``: main's data file), never from
+      the file being planned alone (docs/reconcile.md, "Invariants").
+    * ``today`` may move ahead of the clock by ``max_ahead_days`` at most (MG608), and the
+      plan notes any other date; a cancel is recorded with the clock's day whatever
+      ``today`` says, so no date given on the command line shortens a retention.
+    """
+
+    today: date
+    clock: date
+    base: Any = None  # mailgov.model.Directory of the base file
+    base_path: str | None = None
+    max_ahead_days: int = 0
+    locate: Any = None  # data path -> FILE:LINE:COL
+
+    @classmethod
+    def make(cls, result: Any, *, today: date | None, base_path: str | None,
+             max_ahead_days: int = 0, clock: date | None = None) -> PlanContext:
+        from mailgov.validate import validate
+
+        clock = clock or date.today()
+        base = None
+        if base_path:
+            base_result = validate(base_path, today=clock)
+            if not base_result.ok or base_result.directory is None:
+                first = base_result.problems[0].format() if base_result.problems else "?"
+                raise ContextError(f"the base of the review {base_path} does not validate "
+                                   f"({first}); the guards are read from it")
+            base = base_result.directory
+        return cls(today or clock, clock, base, base_path, max_ahead_days, result.locate)
+
+    def plan(self, desired: Any, live: Any, **kwargs: Any) -> Plan:
+        from mailgov.plan import plan
+
+        made = plan(desired, live, today=self.today, recorded=self.clock, base=self.base,
+                    locate=self.locate, **kwargs)
+        refusals, notes = list(made.refusals), list(made.notes)
+        ahead = (self.today - self.clock).days
+        if ahead > self.max_ahead_days:
+            refusals.append(f"MG608 the plan is dated {self.today}, {ahead} day(s) ahead of "
+                            f"the clock ({self.clock}); at most {self.max_ahead_days} allowed "
+                            "(mailgov_today_max_ahead_days in the inventory): a date ahead "
+                            "would bring archives and purges forward")
+        elif ahead:
+            notes.append(f"dated {self.today}, {ahead:+d} day(s) from the clock "
+                         f"({self.clock})")
+        if self.base_path:
+            notes.append(f"base of the review: {self.base_path}")
+        return Plan(made.changes, made.drift, tuple(refusals), tuple(notes))
 
 
 def in_scope(change: Change, scope: str, base_dn: str) -> bool:
@@ -120,7 +181,7 @@ class Outcome:
         if self.plan is None:
             return Plan(changes=(), drift=(), refusals=())
         return Plan(changes=tuple(self.scoped), drift=self.plan.drift,
-                    refusals=self.plan.refusals)
+                    refusals=self.plan.refusals, notes=self.plan.notes)
 
     def report(self) -> dict[str, Any]:
         """JSON-friendly summary: what ``mailgov apply --format json`` prints and the modules
@@ -184,7 +245,6 @@ def reconcile(settings: Settings, *, confirm: bool = False) -> Outcome:
     from mailgov.apply import ConnectionLost, apply
     from mailgov.live import LiveError, connect, read_live
     from mailgov.lock import LockError, ReconcileLock
-    from mailgov.plan import plan
     from mailgov.validate import validate
 
     s = settings
@@ -202,6 +262,11 @@ def reconcile(settings: Settings, *, confirm: bool = False) -> Outcome:
                        f"was changed. First: {problems[0]}", scope=s.scope, problems=problems)
     desired = result.directory
     base_dn = desired.organization.base_dn
+    try:
+        context = PlanContext.make(result, today=s.today, base_path=s.base,
+                                   max_ahead_days=s.today_max_ahead_days)
+    except ContextError as exc:
+        return Outcome(PROBLEMS, f"{exc}; nothing was changed", scope=s.scope)
     out = Outcome(NOTHING, "", scope=s.scope, kinds=tuple(s.kinds), base_dn=base_dn,
                   unit_names={u.id: u.name for u in desired.units})
     bind_dn = s.bind_dn or (None if s.uri.startswith("ldapi:")
@@ -209,8 +274,9 @@ def reconcile(settings: Settings, *, confirm: bool = False) -> Outcome:
 
     def fresh_plan(conn: Any) -> Plan:
         live = read_live(conn, base_dn)
-        return plan(desired, live, today=today, archived=dict(s.archived),
-                    allow_mass_change=s.allow_mass_change, remove_drift=s.remove_drift)
+        return context.plan(desired, live, archived=dict(s.archived),
+                            allow_mass_change=s.allow_mass_change,
+                            remove_drift=s.remove_drift)
 
     def stop(status: str, message: str) -> Outcome:
         out.status, out.message = status, message

@@ -123,6 +123,9 @@ def render_markdown(plan: Plan, *, title: str = "mailgov plan",
         out.append("")
         out.append("**Nothing will be applied until the data is fixed or the rail is "
                    "overridden on purpose.**")
+    if plan.notes:  # what the plan was judged by (guards, date): a reviewer checks these
+        out.append("")
+        out += [f"_Note: {n}_  " for n in plan.notes]
     if counts:
         out += ["", "| change | count |", "|---|---:|"]
         out += [f"| {_WORDS.get(k, k)} | {n} |" for k, n in counts.items()]

@@ -25,7 +25,7 @@ from typing import Any
 import fastjsonschema
 import jsonschema
 
-from mailgov.loader import Loaded, LoadError, load
+from mailgov.loader import Loaded, LoadError, Locator, load
 from mailgov.model import Directory, Mailbox, Unit, build
 from mailgov.naming import NamingError, NamingPolicy, Person, unit_locals
 from mailgov.problems import Problem, json_path
@@ -48,6 +48,15 @@ class Result:
     path: str
     problems: list[Problem] = field(default_factory=list)
     directory: Directory | None = None
+    # The file's bytes only (not the parsed data: 50,000 records stay in memory once).
+    source: bytes | None = field(default=None, repr=False)
+
+    def locate(self, where: tuple[str | int, ...]) -> str:
+        """FILE:LINE:COL of a data path (for the plan's refusals about records)."""
+        if self.source is None:
+            return self.path
+        line, col = Locator(self.source).locate(where)
+        return f"{self.path}:{line}:{col}"
 
     @property
     def ok(self) -> bool:
@@ -654,4 +663,4 @@ def validate(path: str | Path, *, today: date | None = None) -> Result:
     problems = _Checker(directory, loaded, today or date.today()).run()
     if problems:
         return Result(name, _sorted(problems))
-    return Result(name, [], directory)
+    return Result(name, [], directory, loaded.source)

@@ -84,7 +84,8 @@ def group(name: str) -> str:
         (person("natuan"), "employeeType", ("personal",)),
         (person("natuan"), "title", ("Chánh Văn phòng",)),
         (person("natuan"), "ou", ("vpb",)),
-        (person("natuan"), "mailHomeDirectory", ("/var/vmail/monre.gov.vn/natuan",)),
+        (person("natuan"), "mailHomeDirectory", ("/var/vmail/by-id/1",)),  # by id, not address
+        (person("natuan"), "mailUidNumber", ("1",)),
         # quota: policy default for the kind, or the mailbox's own; MiB -> KiB
         (person("natuan"), "mailQuota", (str(2048 * 1024),)),
         (person("ttlan"), "mailQuota", (str(4096 * 1024),)),

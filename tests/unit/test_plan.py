@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 
-from mailgov.directory import ADMIN_LOCK, desired_entries
+from mailgov.archive import retention_end
+from mailgov.directory import ADMIN_LOCK, DISABLED_AT, RETAIN_UNTIL, desired_entries
 from mailgov.model import Directory, build
-from mailgov.plan import CHANGE_KINDS, Change, Plan, normalise_dn, plan
+from mailgov.plan import CHANGE_KINDS, Change, Guards, Plan, normalise_dn, plan
 from tools.generate import POLICY
 
 BASE = "dc=monre,dc=gov,dc=vn"
@@ -63,9 +64,20 @@ def _box(data: Data, address: str) -> dict[str, Any]:
 
 
 def live_of(data: Data) -> Live:
-    """What a directory loaded from `data` holds (what mailgov.live would read)."""
-    return {normalise_dn(e.dn): {**e.attributes, "objectClass": e.object_classes}
-            for e in desired_entries(build(data))}
+    """What a directory loaded from `data` holds (what mailgov.live would read): a cancelled
+    mailbox's entry carries when its cancel was applied (taken as cancelled.date here) and
+    the end of the retention in force then."""
+    d = build(data)
+    live = {normalise_dn(e.dn): {**e.attributes, "objectClass": e.object_classes}
+            for e in desired_entries(d)}
+    for m in d.mailboxes:
+        if m.state == "cancelled" and m.cancelled is not None:
+            day = date.fromisoformat(m.cancelled.date)
+            end = retention_end(m, d.policy)
+            assert end is not None
+            live[person(m.address)].update({DISABLED_AT: (f"{day:%Y%m%d}000000Z",),
+                                            RETAIN_UNTIL: (f"{end:%Y%m%d}000000Z",)})
+    return live
 
 
 def person(local: str) -> str:
@@ -276,10 +288,28 @@ CASES = [
     Case("... while staff are",
          have=[cancel("natuan2", "2026-05-13")], want=[cancel("natuan2", "2026-05-13")],
          expected=[("archive", f"natuan2{D}")]),
-    Case("cancelled long ago but live still active: cancel, then archive",
+    Case("cancelled long ago in the data but live still active: cancel now, no archive (the "
+         "retention counts from the day the directory is disabled)",
          want=[cancel("natuan2", "2025-01-01")],
-         expected=[("cancel", f"natuan2{D}"), ("remove_member", f"tcmt-all{D}"),
-                   ("archive", f"natuan2{D}")]),
+         expected=[("cancel", f"natuan2{D}"), ("remove_member", f"tcmt-all{D}")]),
+    Case("... even with an archive of the address on record: never a purge without a cancel",
+         want=[cancel("natuan2", "2025-01-01")], kw={"archived": {f"natuan2{D}": "ab" * 32}},
+         expected=[("cancel", f"natuan2{D}"), ("remove_member", f"tcmt-all{D}")]),
+    Case("a backdated cancelled.date does not shorten the retention recorded live",
+         have=[cancel("natuan2", "2026-11-01")], want=[cancel("natuan2", "2024-01-01")]),
+    Case("a cancelled head made staff (365 -> 180 days) keeps the head's retention",
+         have=[cancel("natuan", "2026-05-13")],
+         want=[cancel("natuan", "2026-05-13"), set_("natuan", role="staff")],
+         expected=[("modify", f"natuan{D}")]),
+    Case("a shorter policy.retention does not shorten a retention already running",
+         have=[cancel("natuan2", "2026-11-01")],
+         want=[cancel("natuan2", "2026-11-01"), lambda data: data["policy"]["retention"].update(
+             staff_days=1, heads_days=1)]),
+    Case("a longer retention in the data counts: 200 days after the cancel, staff wait "
+         "while the policy says 365",
+         have=[cancel("natuan2", "2026-05-13")],
+         want=[cancel("natuan2", "2026-05-13"), lambda data: data["policy"]["retention"].update(
+             staff_days=365)]),
     Case("cancelled inside retention but absent: created cancelled (the bounce needs it)",
          want=[cancel("natuan2")], live=[live_drop(person("natuan2"))],
          expected=[("create", f"natuan2{D}"), ("remove_member", f"tcmt-all{D}")]),
@@ -289,10 +319,15 @@ CASES = [
     Case("drift removed when asked",
          live=[live_add(f"uid=ghost,ou=people,{BASE}", mail=(f"ghost{D}",), ou=("vpb",))],
          kw={"remove_drift": True}, expected=[("drift", f"ghost{D}")], drift=[f"ghost{D}"]),
-    Case("drift removed when the policy says so (policy.safety.remove_drift)",
+    Case("drift removed when the base of the review and the file say so (remove_drift)",
          want=[lambda data: data["policy"]["safety"].update(remove_drift=True)],
          live=[live_add(f"uid=ghost,ou=people,{BASE}", mail=(f"ghost{D}",), ou=("vpb",))],
+         kw={"guards": Guards(remove_drift=True, source="the inventory")},
          expected=[("drift", f"ghost{D}")], drift=[f"ghost{D}"]),
+    Case("remove_drift in the file under review alone removes nothing (guards from outside)",
+         want=[lambda data: data["policy"]["safety"].update(remove_drift=True)],
+         live=[live_add(f"uid=ghost,ou=people,{BASE}", mail=(f"ghost{D}",), ou=("vpb",))],
+         drift=[f"ghost{D}"]),
     Case("entries outside the managed containers are not ours",
          live=[live_add(f"cn=postfix,ou=services,{BASE}", cn=("postfix",))]),
     Case("protected account: cancelling the holder of postmaster is refused",
@@ -380,7 +415,12 @@ def test_suspend_writes_the_admin_lock_and_keeps_mail() -> None:
 
 def test_cancel_disables_and_locks() -> None:
     c = only(run(Case("", want=[cancel("natuan2")])), "cancel", f"natuan2{D}")
-    assert c.replace == {"mailEnabled": ("FALSE",), "pwdAccountLockedTime": (ADMIN_LOCK,)}
+    # The day the cancel is applied (TODAY, not cancelled.date 2026-11-01) and the end of
+    # the 180-day staff retention from then (2026-11-29 + 180 days = 2027-05-28).
+    assert c.replace == {"mailEnabled": ("FALSE",), "pwdAccountLockedTime": (ADMIN_LOCK,),
+                         "mailgovDisabledTime": ("20261129000000Z",),
+                         "mailgovRetainUntil": ("20270528000000Z",)}
+    assert c.add == {"objectClass": ("mailgovLifecycle",)}
     assert c.before is not None and c.before["pwdAccountLockedTime"] == ()
 
 
@@ -393,7 +433,8 @@ def test_cancel_overwrites_a_ppolicy_lockout_time() -> None:
 
 def test_restore_removes_the_lock() -> None:
     c = only(run(Case("", have=[cancel("natuan2")])), "restore", f"natuan2{D}")
-    assert c.delete == {"pwdAccountLockedTime": ()}
+    assert c.delete == {"pwdAccountLockedTime": (), "mailgovDisabledTime": (),
+                        "mailgovRetainUntil": ()}
     assert c.replace == {"mailEnabled": ("TRUE",)}
     assert c.reason == "5/QĐ-TCMT"
 
@@ -446,23 +487,24 @@ def test_home_directory_is_never_changed_on_an_existing_entry() -> None:
 def test_archive_and_purge_carry_the_store() -> None:
     data = [cancel("natuan2", "2025-01-01")]
     a = only(run(Case("", have=data, want=data)), "archive", f"natuan2{D}")
-    assert a.store == "/var/vmail/monre.gov.vn/natuan2"
+    assert a.store == "/var/vmail/by-id/3"  # natuan2's id
     assert not (a.add or a.delete or a.replace)
     p = run(Case("", have=data, want=data, kw={"archived": {"natuan2": "cd" * 32}}))
     c = only(p, "purge", f"natuan2{D}")
-    assert c.store == "/var/vmail/monre.gov.vn/natuan2"
+    assert c.store == "/var/vmail/by-id/3"
     assert c.after is None and c.before is not None
     assert "cd" * 32 in c.reason
 
 
 def test_order_member_removals_before_purges_and_deletes_last() -> None:
     data = [cancel("natuan2", "2025-01-01")]
-    p = run(Case("", have=[], want=[*data, add_box(address="nvbinh", name="Nguyễn Văn Bình",
-                                                    unit="tcmt")],
+    p = run(Case("", have=data, want=[*data, cancel("nv1"),
+                                      add_box(address="nvbinh", name="Nguyễn Văn Bình",
+                                              unit="tcmt")],
                  live=[live_add(f"uid=ghost,ou=people,{BASE}", mail=(f"ghost{D}",))],
                  kw={"archived": {f"natuan2{D}": "ab" * 32}, "remove_drift": True}))
     kinds = [c.kind for c in p.changes]
-    assert kinds == ["create", "add_member", "remove_member", "purge", "drift"]
+    assert kinds == ["cancel", "create", "add_member", "remove_member", "purge", "drift"]
 
 
 def test_drift_groups_before_people() -> None:

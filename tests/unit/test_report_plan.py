@@ -58,7 +58,7 @@ def test_refusals_on_top_in_bold() -> None:
     p = make([cancel("ptminh")])
     text = render_markdown(p)
     first = text.splitlines()[2]
-    assert first.startswith("**Refused: protected account") and "postmaster" in first
+    assert first.startswith("**Refused: MG602 protected account") and "postmaster" in first
     assert text.index("Refused") < text.index("| change | count |")
 
 
@@ -168,7 +168,7 @@ def test_cli_refused(files: tuple[Path, Path], capsys: pytest.CaptureFixture[str
     for i in range(3):
         _edit(data, cancel(f"nv{i}"))
     assert cli(str(data), "--live-json", str(live)) == EXIT_REFUSED
-    assert "**Refused: mass change" in capsys.readouterr().out
+    assert "**Refused: MG601 mass change" in capsys.readouterr().out
     assert cli(str(data), "--live-json", str(live), "--allow-mass-change") == EXIT_CHANGES
 
 

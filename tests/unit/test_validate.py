@@ -15,7 +15,7 @@ import yaml
 
 from mailgov.loader import LoadError, load
 from mailgov.naming import NamingPolicy, unit_locals
-from mailgov.problems import RULES, Problem
+from mailgov.problems import PLAN_RULES, RULES, Problem
 from mailgov.validate import SCHEMA_PATH, load_schema, validate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,7 +64,8 @@ def test_every_rule_is_documented_and_has_a_corpus_file() -> None:
     documented = set(re.findall(r"^\| (MG\d{3}) \|", doc, re.MULTILINE))
     covered = {expectation(p)[0] for p in BAD}
     assert set(RULES) - documented == set(), "rules missing from docs/rules.md"
-    assert documented - set(RULES) == set(), "docs/rules.md lists unknown rules"
+    # The plan's refusals (MG6xx) are documented there too; the planner's tests cover them.
+    assert documented - set(RULES) - set(PLAN_RULES) == set(), "docs/rules.md: unknown rules"
     assert set(RULES) - covered == set(), "rules without a bad corpus file"
 
 
