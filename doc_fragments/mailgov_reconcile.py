@@ -38,9 +38,22 @@ options:
     default: 10
   today:
     description:
-      - Date (YYYY-MM-DD) the lifecycle rules count from (retention); default today.
-        For tests and for reviewing what a later run would do.
+      - Date (YYYY-MM-DD) the plan is made as of (what is due); default today. At most
+        O(today_max_ahead_days) ahead of the clock (MG608). A cancel is always recorded with
+        the clock's day, so no date given here shortens a retention.
     type: str
+  today_max_ahead_days:
+    description:
+      - How many days O(today) may be ahead of the clock (the inventory's
+        C(mailgov_today_max_ahead_days)); 0 in production.
+    type: int
+    default: 0
+  base:
+    description:
+      - The data file at the base of the review (main's, before the change). The safety
+        guards (policy.safety, policy.protected) are read from it, and a change to them must
+        be planned alone (MG607). Without it the defaults hold, tightened by the file.
+    type: path
   archived:
     description:
       - Address -> sha256 of the verified archive of its mail store. Only a cancelled
@@ -54,7 +67,10 @@ options:
     type: bool
     default: false
   remove_drift:
-    description: Also remove what the live directory has and the data does not explain.
+    description:
+      - Also remove what the live directory has and the data does not explain - never an
+        entry that holds mail (a person, a unit mailbox): those leave through cancel,
+        retention, archive and purge.
     type: bool
     default: false
 """

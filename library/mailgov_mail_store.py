@@ -16,33 +16,32 @@ description:
     A mailbox with neither a store nor a directory entry was purged already and is left.
   - C(state=verified) is read-only - it returns C(verified), address -> sha256, for the
     addresses recorded in the manifest whose archive file hashes to the recorded sha256 now
-    and whose store holds no mail newer than the archive. That map is what the planner's
-    C(archived) takes - the directory entry is deleted by the reconcile (C(mailgov_mailboxes)
-    with C(kinds=[purge])), under its lock and its mass-change rail, never by this module.
-  - C(state=purged) deletes the stores whose directory entry is gone (checked read-only over
-    C(ldapi:///) with SASL EXTERNAL), ONLY when their archive is recorded and verifies as
-    above. If any such store fails those checks, nothing at all is deleted. A store whose
-    entry is still in the directory is left (the reconcile deletes the entry first).
+    and whose store holds no mail newer than the archive (all recorded addresses when
+    C(mailboxes) is empty). That map is what the planner's C(archived) takes - the directory
+    entry is deleted by the reconcile (C(mailgov_mailboxes) with C(kinds=[archive, purge])),
+    under its lock and its rails, never by this module.
+  - C(state=purged) deletes the stores of the purges the reconcile just applied (its
+    C(stores) result, the home read from the live entry), ONLY when the entry is gone
+    (checked read-only over C(ldapi:///) with SASL EXTERNAL), the archive recorded is of that
+    very store, verifies, and holds every message the store holds (Maildir names, flags
+    aside). If any store fails those checks, nothing at all is deleted.
   - C(state=restored) unpacks the recorded, verified archive of one address into C(dest)
     (default the original store), refusing a non-empty destination unless C(force).
-  - C(state=moved) renames each item's C(old_store) to C(store) (a mailbox renamed in the
-    data; the reconcile renamed the entry, whose home directory follows). Only when the old
-    one exists and the new one does not; if both exist (mail arrived at the new address
-    before the move) nothing is moved and the item is reported under C(left).
+  - A rename never moves a store (the entry keeps its home), so there is no state for it.
   - Check mode reports what would change without writing.
 options:
   state:
     description: What to do.
     type: str
-    choices: [archived, verified, purged, restored, moved]
+    choices: [archived, verified, purged, restored]
     required: true
   mailboxes:
     description: >-
-      Items with C(address), C(store) and C(dn) (from C(python -m mailgov.archive due));
-      C(restored) needs only C(address).
+      Items with C(address), C(store) and C(dn): the C(stores) the reconcile returned
+      (C(mailgov_mailboxes)); C(restored) needs only C(address); C(verified) may be empty.
     type: list
     elements: dict
-    required: true
+    default: []
   archive_dir:
     description: Where the archives and manifest.json live.
     type: path
@@ -66,7 +65,7 @@ requirements:
 attributes:
   check_mode:
     support: full
-    details: Reports what would be archived, verified, purged, restored or moved without writing.
+    details: Reports what would be archived, verified, purged or restored without writing.
   diff_mode:
     support: none
   platform:
@@ -76,10 +75,10 @@ extends_documentation_fragment:
 """
 
 EXAMPLES = r"""
-- name: Archive the stores of cancelled mailboxes past retention
+- name: Archive the stores the applied plan says are due
   mailgov_mail_store:
     state: archived
-    mailboxes: "{{ due }}"
+    mailboxes: "{{ reconciled.stores | selectattr('kind', 'equalto', 'archive') }}"
 """
 
 RETURN = r"""
@@ -90,7 +89,6 @@ verified:
   returned: always
 purged: {description: Addresses whose store was deleted., type: list, returned: always}
 restored: {description: Addresses restored., type: list, returned: always}
-moved: {description: Addresses whose store was moved to the new name., type: list, returned: always}
 left: {description: "Address -> why nothing was done.", type: dict, returned: always}
 manifest: {description: The manifest after the run., type: dict, returned: always}
 """
@@ -200,15 +198,46 @@ def restore(archive_dir: str, entry: dict, dest: str, force: bool) -> int:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _not_purgeable(archive_dir: str, entry: dict | None, mb: dict) -> str | None:
-    """Why ``mb``'s store may not be deleted on the strength of its archive (None: it may)."""
+def _message_keys(names: list[str]) -> set[str]:
+    """Maildir message names without their flags (``1700000000.M1P2.host:2,S`` -> ``…host``):
+    reading mail after the archive renames files, it does not make new ones."""
+    out = set()
+    for name in names:
+        parts = name.replace("\\", "/").split("/")
+        if len(parts) >= 2 and parts[-2] in ("cur", "new"):
+            out.add(parts[-1].split(":", 1)[0])
+    return out
+
+
+def missing_from_archive(archive_dir: str, entry: dict, store: str) -> list[str]:
+    """Messages in ``store`` that its archive does not hold (empty: the archive holds all)."""
+    here = []
+    for root, _dirs, files in os.walk(store):
+        here += [os.path.join(root, f) for f in files]
+    with tarfile.open(os.path.join(archive_dir, entry["archive"]), "r:gz") as tar:
+        archived = _message_keys(tar.getnames())
+    return sorted(_message_keys(here) - archived)
+
+
+def _not_purgeable(archive_dir: str, entry: dict | None, mb: dict,
+                   contents: bool = False) -> str | None:
+    """Why ``mb``'s store may not be deleted on the strength of its archive (None: it may).
+    ``contents``: also read the archive and compare its messages with the store's."""
     if entry is None:
         return "no archive recorded; archive first"
+    if contents and entry.get("store") != mb["store"]:
+        return (f"the archive recorded is of {entry.get('store')}, not of the live home "
+                f"{mb['store']}; archive this store first")
     why = verified(archive_dir, entry)
     if why:
         return why
     if changed_since(entry, mb["store"]):
         return "mail arrived after its archive was made; archive it again first"
+    if contents and os.path.isdir(mb["store"]):
+        missing = missing_from_archive(archive_dir, entry, mb["store"])
+        if missing:
+            return (f"{len(missing)} message(s) of the store are not in its archive (first: "
+                    f"{missing[0]}); archive it again first")
     return None
 
 
@@ -232,8 +261,8 @@ def main() -> None:  # pragma: no cover - exercised on the lab
     module = AnsibleModule(
         argument_spec={
             "state": {"type": "str", "required": True,
-                      "choices": ["archived", "verified", "purged", "restored", "moved"]},
-            "mailboxes": {"type": "list", "elements": "dict", "required": True},
+                      "choices": ["archived", "verified", "purged", "restored"]},
+            "mailboxes": {"type": "list", "elements": "dict", "default": []},
             "archive_dir": {"type": "path", "default": "/var/backups/mailgov/archives"},
             "dest": {"type": "path"},
             "force": {"type": "bool", "default": False},
@@ -243,24 +272,7 @@ def main() -> None:  # pragma: no cover - exercised on the lab
     )
     p = module.params
     # "left", not "skipped": Ansible would show a result with a true "skipped" as a skipped task.
-    out = {"archived": [], "verified": {}, "purged": [], "restored": [], "moved": [], "left": {}}
-    if p["state"] == "moved":
-        for mb in p["mailboxes"]:
-            old, new = mb.get("old_store"), mb.get("store")
-            if not (old and new and mb.get("address")):
-                module.fail_json(msg=f"moved needs address, store, old_store: {mb}", **out)
-            if not os.path.isdir(old):
-                continue  # moved already (or never had mail): nothing to say
-            if os.path.exists(new):
-                out["left"][mb["address"]] = f"both {old} and {new} exist: merge by hand"
-                continue
-            out["moved"].append(mb["address"])
-            if not module.check_mode:
-                try:
-                    os.rename(old, new)  # same file system: atomic, owners kept
-                except OSError as exc:
-                    module.fail_json(msg=f"cannot move {old} to {new}: {exc}", **out)
-        module.exit_json(changed=bool(out["moved"]), **out)
+    out = {"archived": [], "verified": {}, "purged": [], "restored": [], "left": {}}
     try:
         manifest = read_manifest(p["archive_dir"])
         try:
@@ -269,9 +281,13 @@ def main() -> None:  # pragma: no cover - exercised on the lab
             conn = None
         items = []
         need = {"address"} if p["state"] == "restored" else {"address", "store", "dn"}
+        mailboxes = p["mailboxes"]
         if p["state"] == "verified":
             conn = None  # only the archives and stores are looked at
-        for mb in p["mailboxes"]:
+            if not mailboxes:  # every recorded archive, with the store it was made of
+                mailboxes = [{"address": a, "store": e["store"], "dn": ""}
+                             for a, e in read_manifest(p["archive_dir"])["archives"].items()]
+        for mb in mailboxes:
             if not need <= set(mb):
                 raise StoreError(f"mailbox item needs {', '.join(sorted(need))}: {mb}")
             has_entry = conn is not None and bool(mb.get("dn")) and entry_exists(conn, mb["dn"])
@@ -315,7 +331,8 @@ def main() -> None:  # pragma: no cover - exercised on the lab
                 if not has_store:
                     out["left"][mb["address"]] = "already purged"
                     continue
-                why = _not_purgeable(p["archive_dir"], recorded.get(mb["address"]), mb)
+                why = _not_purgeable(p["archive_dir"], recorded.get(mb["address"]), mb,
+                                     contents=True)
                 if why:
                     raise StoreError(f"{mb['address']}: {why}; nothing purged")
                 todo.append(mb)

@@ -100,6 +100,14 @@ pending:
   type: list
   elements: dict
   returned: always
+stores:
+  description:
+    - The mail host's work from this plan, the one purge gate - C(kind) archive (store to
+      archive) or purge (entry deleted by this apply, so the store may go after its checks),
+      with C(address), C(dn) and C(store) (the live entry's home).
+  type: list
+  elements: dict
+  returned: always
 applied:
   description:
     - What the apply wrote - applied, failed, not_attempted, aborted, counts,

@@ -42,6 +42,7 @@ from mailgov.archive_format import (
     sha256_stream,
     verify,
 )
+from mailgov.directory import store_of
 from mailgov.model import Directory, Mailbox, Policy
 
 __all__ = ["ARCHIVE_SUFFIX", "MANIFEST_VERSION", "ManifestError", "archive_name",
@@ -74,7 +75,7 @@ def is_due(mailbox: Mailbox, policy: Policy, today: date) -> bool:
 
 
 def store_path(domain: str, local: str, root: str = "/var/vmail") -> str:
-    """The mailbox home on the mail host (``mailHomeDirectory``, docs/directory.md)."""
+    """The home of an entry made before ids (by address); new ones: directory.store_of."""
     return f"{root}/{domain}/{local}"
 
 
@@ -94,31 +95,22 @@ class DueStore:
 
 
 def due_stores(directory: Directory, today: date) -> list[DueStore]:
-    """Every cancelled mailbox whose retention has ended, in file order.
+    """Every cancelled mailbox whose retention by the data has ended, in file order: a
+    directory that lacks their entry never gets one (the planner treats them as purged).
 
-    Whether it is archived or purged next depends on the host's manifest; one that is gone
-    from both the directory and the disk has been purged already and is left alone.
+    What is archived and purged is decided by the planner from the retention recorded in the
+    directory (docs/reconcile.md, "Invariants"), never from this list.
     """
     org = directory.organization
     out = []
     for m in directory.mailboxes:
         end = retention_end(m, directory.policy)
         if end is not None and today >= end:
+            store = store_path(org.domain, m.address) if m.id is None else store_of(m.id)
             out.append(DueStore(directory.address(m.address),
                                 f"uid={m.address},ou=people,{org.base_dn}",
-                                store_path(org.domain, m.address), m.unit, end.isoformat()))
+                                store, m.unit, end.isoformat()))
     return out
-
-
-def renamed_stores(directory: Directory) -> list[dict[str, str]]:
-    """Mailboxes renamed in the data (``renamed_from``): the store moves from the old home to
-    the new one (the reconcile renames the entry; its ``mailHomeDirectory`` follows)."""
-    org = directory.organization
-    return [{"address": directory.address(m.address),
-             "store": store_path(org.domain, m.address),
-             "old_store": store_path(org.domain, m.renamed_from)}
-            for m in directory.mailboxes
-            if m.renamed_from and m.renamed_from.lower() != m.address.lower()]
 
 
 def load_manifest(path: str | Path) -> dict[str, Any]:
@@ -181,37 +173,20 @@ def split_actions(due: Iterable[DueStore], manifest: Mapping[str, Any],
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m mailgov.archive due --data D [--today YYYY-MM-DD]``: due stores as JSON."""
+    """``python -m mailgov.archive archived MANIFEST``: address -> sha256 as JSON."""
     import argparse
     import sys
 
-    from mailgov.validate import validate
-
     ap = argparse.ArgumentParser(prog="python -m mailgov.archive")
     sub = ap.add_subparsers(dest="cmd", required=True)
-    due = sub.add_parser("due", help="cancelled mailboxes past retention (JSON)")
-    due.add_argument("--data", required=True)
-    due.add_argument("--today")
     arch = sub.add_parser("archived", help="address -> sha256 from a manifest (JSON)")
     arch.add_argument("manifest")
     args = ap.parse_args(argv)
     try:
-        if args.cmd == "archived":
-            print(json.dumps(archived_map(load_manifest(args.manifest)), sort_keys=True))
-            return 0
-        result = validate(args.data)
-        if not result.ok or result.directory is None:
-            print(f"mailgov archive: {args.data} does not validate; run mailgov validate",
-                  file=sys.stderr)
-            return 2
-        today = date.fromisoformat(args.today) if args.today else date.today()
+        print(json.dumps(archived_map(load_manifest(args.manifest)), sort_keys=True))
     except (ManifestError, OSError, ValueError) as exc:
         print(f"mailgov archive: {exc}", file=sys.stderr)
         return 2
-    d = result.directory
-    # No purge cap here: purges are the planner's (its mass-change rail bounds them).
-    print(json.dumps({"due": [x.as_dict() for x in due_stores(d, today)],
-                      "renames": renamed_stores(d), "today": today.isoformat()}))
     return 0
 
 

@@ -197,6 +197,12 @@ class Outcome:
             "drift_total": len(drift),
             "refusals": list(self.plan.refusals) if self.plan is not None else [],
             "pending": [_brief(c) for c in scoped if c.kind in NOT_LDAP],
+            # The mail host's work, from this plan only (the one purge gate): the stores to
+            # archive, and those whose entry the apply deleted (the store module checks the
+            # entry is gone before it deletes anything). The home is the live entry's.
+            "stores": [{"kind": c.kind, "address": c.subject, "dn": c.dn, "store": c.store}
+                       for c in scoped if c.kind in ("archive", "purge")
+                       and (c.kind == "archive" or self.status in (APPLIED, INCOMPLETE))],
         }
         if self.problems:
             out["problems"] = self.problems[:50]

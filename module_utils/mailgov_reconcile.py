@@ -36,6 +36,8 @@ COMMON_ARGS: dict[str, dict[str, Any]] = {
     "ca_file": {"type": "path"},
     "timeout": {"type": "int", "default": 10},
     "today": {"type": "str"},
+    "today_max_ahead_days": {"type": "int", "default": 0},
+    "base": {"type": "path"},
     "archived": {"type": "dict", "default": {}},
     "allow_mass_change": {"type": "bool", "default": False},
     "remove_drift": {"type": "bool", "default": False},
@@ -88,7 +90,8 @@ def _settings(module: Any, scope: str) -> Any:
                     allow_mass_change=p["allow_mass_change"], remove_drift=p["remove_drift"],
                     scope=scope, kinds=tuple(p.get("kinds") or ()),
                     lock_wait=p.get("lock_wait") or 0,
-                    lock_ttl=p.get("lock_ttl") or DEFAULT_TTL)
+                    lock_ttl=p.get("lock_ttl") or DEFAULT_TTL, base=p.get("base"),
+                    today_max_ahead_days=p.get("today_max_ahead_days") or 0)
 
 
 def run_apply(module: Any, scope: str) -> None:

@@ -241,19 +241,31 @@ def test_module_sees_mail_newer_than_the_archive(tmp_path: Path) -> None:
     assert store_mod.changed_since(e, str(store))
 
 
-def test_renamed_stores() -> None:
-    d = directory()
-    assert ar.renamed_stores(d) == []
-    data_m = [dict(address="natuan", name="Nguyễn Anh Tuấn", unit="vpb",
-                   renamed_from="tuan.nguyen")]
-    policy = copy.deepcopy(POLICY)
-    d2 = build({"version": 1, "organization": {"name": "Bộ", "domain": "monre.gov.vn",
-                                               "base_dn": BASE, "it_unit": "vpb"},
-                "policy": policy, "units": [{"id": "vpb", "name": "Văn phòng Bộ"}],
-                "mailboxes": data_m})
-    assert ar.renamed_stores(d2) == [{"address": "natuan@monre.gov.vn",
-                                      "store": "/var/vmail/monre.gov.vn/natuan",
-                                      "old_store": "/var/vmail/monre.gov.vn/tuan.nguyen"}]
+def test_purge_needs_the_archive_of_that_very_store_holding_every_message(
+        tmp_path: Path) -> None:
+    store = make_store(tmp_path / "vmail")
+    adir = tmp_path / "archives"
+    mb = {"address": "lthoa@monre.gov.vn", "store": str(store), "dn": "uid=lthoa,…"}
+    old = datetime(2026, 7, 1, tzinfo=UTC).timestamp()
+    for p in store.rglob("*"):
+        os.utime(p, (old, old))
+    e = store_mod.make_archive(str(store), str(adir), mb["address"],
+                               datetime(2026, 7, 2, tzinfo=UTC))
+    assert store_mod._not_purgeable(str(adir), e, mb, contents=True) is None
+    # Flags changed after the archive (Dovecot renames the file): still the same message.
+    cur = store / "Maildir" / "cur"
+    os.rename(cur / "1.msg:2,S", cur / "1.msg:2,RS")
+    assert store_mod._not_purgeable(str(adir), e, mb, contents=True) is None
+    # A message put back with an old date is not newer, but it is not in the archive.
+    (cur / "0.old:2,S").write_bytes(b"Subject: restored by hand\r\n\r\n")
+    os.utime(cur / "0.old:2,S", (old, old))
+    why = store_mod._not_purgeable(str(adir), e, mb, contents=True)
+    assert why is not None and "1 message(s) of the store are not in its archive" in why
+    os.unlink(cur / "0.old:2,S")
+    # The archive recorded for the address is of another store (a previous holder's).
+    other = {**mb, "store": str(tmp_path / "vmail" / "by-id" / "7")}
+    why = store_mod._not_purgeable(str(adir), e, other, contents=True)
+    assert why is not None and "not of the live home" in why
 
 
 def test_module_purges_a_store_only_on_a_verified_unchanged_archive(tmp_path: Path) -> None:
