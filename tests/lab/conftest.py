@@ -14,6 +14,7 @@ import imaplib
 import json
 import os
 import poplib
+import re
 import shlex
 import smtplib
 import socket
@@ -29,7 +30,7 @@ import pytest
 import yaml
 
 from lab import labenv, test_passwords
-from mailgov.archive import due_stores
+from mailgov.archive import archived_map, due_stores, load_manifest
 from mailgov.directory import Entry, desired_entries
 from mailgov.loader import load
 from mailgov.model import build
@@ -150,9 +151,11 @@ def data() -> dict[str, Any]:
 
 
 def purged_addresses(data_file: Path = DATA_FILE) -> set[str]:
-    """Cancelled mailboxes past their retention: the pipeline archives and purges them (and never
-    creates them on a fresh lab), so a test that needs a live cancelled entry picks another."""
-    return {s.address for s in due_stores(build(load(data_file).data), date.today())}
+    """Cancelled mailboxes a fresh lab never gets (past their retention by the data) and those
+    archived by a lifecycle run (the planner never recreates an archived address), so a test
+    that needs a live cancelled entry picks another."""
+    archived = set(archived_map(load_manifest(LAB_DIR / "archives" / "manifest.json")))
+    return archived | {s.address for s in due_stores(build(load(data_file).data), date.today())}
 
 
 @pytest.fixture(scope="session")
@@ -308,3 +311,42 @@ def pop3s(lab_hosts: dict[str, LabHost], tls: ssl.SSLContext) -> Callable[[str],
         h = lab_hosts[host]
         return LabPOP3S(h.fqdn, h.addr, tls)
     return connect
+
+
+# --- playbooks and the provider, for the tests that change the lab and put it back ----------
+
+RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)",
+                   re.MULTILINE)
+
+
+def playbook(name: str, data_file: Path, *extra: str, timeout: int = 900) -> tuple[int, int, str]:
+    """(rc, total changed, output) of ansible-playbook playbooks/<name> on the data copy."""
+    # The controller-side dirs are the test's own (under the lab dir), whichever inventory
+    # runs: the lab's and the production-shaped one keep them in different places.
+    dirs = {"mailgov_credentials_dir": str(LAB_DIR / "credentials"),
+            "mailgov_credentials_recipients": str(LAB_DIR / "credentials" / "recipients.json"),
+            "mailgov_archive_controller_dir": str(LAB_DIR / "archives")}
+    cmd = [str(REPO / ".venv" / "bin" / "ansible-playbook", ), str(REPO / "playbooks" / name),
+           "-e", f"mailgov_data_file={data_file}", "-e", json.dumps(dirs), *extra]
+    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
+    env.pop("MAILGOV_DATA", None)
+    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout,
+                         env=env, check=False)
+    text = out.stdout + out.stderr
+    changed = sum(int(m.group(3)) for m in RECAP.finditer(text))
+    return out.returncode, changed, text
+
+
+def ldapi(host_run: Callable[..., Result], command: str) -> Result:
+    """An LDAP client command as root on mail1 over ldapi (SASL EXTERNAL)."""
+    return host_run("mail1", f"{command} -Q -Y EXTERNAL -H ldapi:///")
+
+
+def entry_home(host_run: Callable[..., Result], dn: str) -> str:
+    """The entry's mailHomeDirectory, read on the provider (the store is named by id)."""
+    res = ldapi(host_run, f"ldapsearch -LLL -o ldif-wrap=no -s base -b {shlex.quote(dn)} "
+                          "mailHomeDirectory")
+    homes = [line.split(": ", 1)[1] for line in res.stdout.splitlines()
+             if line.startswith("mailHomeDirectory: ")]
+    assert res.rc == 0 and len(homes) == 1, (res.rc, res.stdout, res.stderr)
+    return homes[0]

@@ -6,20 +6,21 @@ file, decrypted here with a focal-point key made for the test), the login with i
 with the change message, the person changes it (Password Modify over StartTLS as themselves),
 then sends over submission and the recipient reads it over IMAPS; an alias delivers; a
 suspended mailbox receives but cannot log in; a cancelled one bounces; a delegate sees the
-unit mailbox under shared/; a cancelled mailbox made due in the copy is archived, purged on
-the next run, and restore_mailbox.yml brings its mail back.
+unit mailbox under shared/; a cancelled mailbox whose cancel is backdated in the copy is left
+alone (the directory recorded when the cancel was applied); once the directory's retention is
+over it is archived, purged on the next run, and restore_mailbox.yml brings its mail back.
 
     MAILGOV_LAB_ID=N .venv/bin/python -m pytest -m lab tests/lab/test_lifecycle_e2e.py
 
 Afterwards the lab holds data/mailboxes.yaml again (reconcile of the original file; the new
-person's entry and store are removed; the purged mailbox is recreated by that reconcile).
+person's entry and store are removed; the purged mailbox stays purged: its address is in the
+archive manifest, see conftest.purged_addresses).
 """
 
 from __future__ import annotations
 
 import imaplib
 import json
-import os
 import re
 import shlex
 import ssl
@@ -37,11 +38,13 @@ import yaml
 from conftest import (
     DATA_FILE,
     LAB_DIR,
-    REPO,
     LabHost,
     LabIMAPS,
     LabSMTP,
     Result,
+    entry_home,
+    ldapi,
+    playbook,
     purged_addresses,
 )
 
@@ -56,28 +59,8 @@ ldap3 = pytest.importorskip("ldap3")
 
 pytestmark = pytest.mark.lab
 
-RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)",
-                   re.MULTILINE)
 NEW_NAME = "Trần Văn Kiểm"
 POLL = 90  # seconds a delivery may take
-
-
-def playbook(name: str, data_file: Path, *extra: str, timeout: int = 900) -> tuple[int, int, str]:
-    """(rc, total changed, output) of ansible-playbook playbooks/<name> on the data copy."""
-    # The controller-side dirs are the test's own (under the lab dir), whichever inventory
-    # runs: the lab's and the production-shaped one keep them in different places.
-    dirs = {"mailgov_credentials_dir": str(LAB_DIR / "credentials"),
-            "mailgov_credentials_recipients": str(LAB_DIR / "credentials" / "recipients.json"),
-            "mailgov_archive_controller_dir": str(LAB_DIR / "archives")}
-    cmd = [str(REPO / ".venv" / "bin" / "ansible-playbook", ), str(REPO / "playbooks" / name),
-           "-e", f"mailgov_data_file={data_file}", "-e", json.dumps(dirs), *extra]
-    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
-    env.pop("MAILGOV_DATA", None)
-    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout,
-                         env=env, check=False)
-    text = out.stdout + out.stderr
-    changed = sum(int(m.group(3)) for m in RECAP.finditer(text))
-    return out.returncode, changed, text
 
 
 def age_keypair(tmp: Path) -> tuple[Path, str]:
@@ -86,11 +69,6 @@ def age_keypair(tmp: Path) -> tuple[Path, str]:
     public = next(line.split(": ", 1)[1] for line in key.read_text().splitlines()
                   if line.startswith("# public key: "))
     return key, public
-
-
-def ldapi(host_run: Callable[..., Result], command: str) -> Result:
-    """An LDAP client command as root on mail1 over ldapi (SASL EXTERNAL)."""
-    return host_run("mail1", f"{command} -Q -Y EXTERNAL -H ldapi:///")
 
 
 def wait_for(imaps: Callable[[str], LabIMAPS], user: str, password: str, token: str,
@@ -134,11 +112,15 @@ def world(tmp_path_factory: pytest.TempPathFactory, lab_hosts: dict[str, LabHost
         a for m in data["mailboxes"] for a in m.get("aliases", [])}
     unit = data["units"][0]
     local = naming.propose(Person(NEW_NAME), taken)
-    data["mailboxes"].append({"address": local, "name": NEW_NAME, "unit": unit["id"],
-                              "created": today.isoformat(), "request": "99/QĐ-TCCB"})
+    new_id = max(m["id"] for m in data["mailboxes"]) + 1
+    data["mailboxes"].append({"address": local, "id": new_id, "name": NEW_NAME,
+                              "unit": unit["id"], "created": today.isoformat(),
+                              "request": "99/QĐ-TCCB"})
     unit["focal_point"] = {"name": "Đầu mối thử nghiệm", "age_recipient": public}
 
-    # A cancelled staff mailbox whose retention has NOT ended: made due in the copy only.
+    # A cancelled staff mailbox whose retention has NOT ended, its cancel backdated in the
+    # copy past the retention (an edit the red-team of issue 10 made): the directory recorded
+    # when the cancel was applied, so this alone must archive and purge nothing.
     victim = next(m for m in directory.mailboxes if m.state == "cancelled" and m.role == "staff"
                   and not ar.is_due(m, directory.policy, today))
     vdata = next(m for m in data["mailboxes"] if m["address"] == victim.address)
@@ -166,7 +148,8 @@ def world(tmp_path_factory: pytest.TempPathFactory, lab_hosts: dict[str, LabHost
                          "unit": unit["id"], "victim": victim_addr, "base": base,
                          "new_dn": f"uid={local},ou=people,{base}",
                          "victim_dn": f"uid={victim.address},ou=people,{base}",
-                         "victim_store": ar.store_path(domain, victim.address),
+                         "victim_store": entry_home(host_run, f"uid={victim.address},ou=people,"
+                                                          f"{base}"),
                          "domain": domain, "data": data, "token": uuid.uuid4().hex[:10]}
     try:
         rc, _, out = playbook("reconcile.yml", copy, "-e", "mailgov_allow_mass_change=true")
@@ -175,16 +158,17 @@ def world(tmp_path_factory: pytest.TempPathFactory, lab_hosts: dict[str, LabHost
         res = host_run("mail1", "printf 'Subject: keep-{t}\\n\\nkept\\n' | doveadm save -u {a}"
                        .format(t=w["token"], a=shlex.quote(victim_addr)))
         assert res.rc == 0, res.stderr
-        rc, _changed, out = playbook("lifecycle.yml", copy, "-e",
-                                    json.dumps({"mailgov_lifecycle_addresses": [victim_addr]}))
+        rc, _changed, out = playbook("lifecycle.yml", copy)
         assert rc == 0, out[-3000:]
         w["first_run"] = out
+        w["new_store"] = entry_home(host_run, w["new_dn"])
         yield w
     finally:
         if not had_recipients:
             recipients.unlink(missing_ok=True)
         ldapi(host_run, f"ldapdelete {shlex.quote(w['new_dn'])}")
-        host_run("mail1", f"rm -rf {shlex.quote(ar.store_path(domain, local))}")
+        if w.get("new_store"):
+            host_run("mail1", f"rm -rf {shlex.quote(w['new_store'])}")
         rc, _, out = playbook("reconcile.yml", DATA_FILE, "-e", "mailgov_allow_mass_change=true")
         assert rc == 0, out[-3000:]
 
@@ -342,28 +326,51 @@ def test_delegate_sees_unit_mailbox(world: dict[str, Any], passwords: dict[str, 
         assert typ != "OK"
 
 
+def test_a_backdated_cancel_archives_and_purges_nothing(world: dict[str, Any],
+                                                       host_run: Callable[..., Result]) -> None:
+    """The copy says the victim was cancelled past its retention; the directory says when the
+    cancel was applied (today, at converge): the first lifecycle run left it alone."""
+    w = world
+    manifest = ar.load_manifest(LAB_DIR / "archives" / "manifest.json")
+    assert w["victim"] not in manifest["archives"], "archived on the strength of the file"
+    assert host_run("mail1", f"test -d {shlex.quote(w['victim_store'])}").rc == 0
+    res = ldapi(host_run, f"ldapsearch -LLL -s base -b {shlex.quote(w['victim_dn'])} "
+                          "mailgovRetainUntil mailEnabled")
+    assert res.rc == 0 and "mailEnabled: FALSE" in res.stdout, res.stdout
+    until = next(line.split(": ", 1)[1] for line in res.stdout.splitlines()
+                 if line.startswith("mailgovRetainUntil: "))
+    assert until[:8] > date.today().strftime("%Y%m%d"), until
+
+
 def test_purge_leaves_an_archive_that_restores(world: dict[str, Any],
                                                host_run: Callable[..., Result]) -> None:
     w = world
+    # Time passes, in the directory: the retention recorded at the cancel is over.
+    yesterday = (date.today() - timedelta(days=1)).strftime("%Y%m%d000000Z")
+    res = host_run("mail1", f"printf 'dn: {w['victim_dn']}\\nchangetype: modify\\nreplace: "
+                   f"mailgovRetainUntil\\nmailgovRetainUntil: {yesterday}\\n' | "
+                   "ldapmodify -Q -Y EXTERNAL -H ldapi:///")
+    assert res.rc == 0, res.stderr
+    rc, _, out = playbook("lifecycle.yml", w["copy"])
+    assert rc == 0, out[-3000:]
     manifest_path = LAB_DIR / "archives" / "manifest.json"
     manifest = ar.load_manifest(manifest_path)
     entry = manifest["archives"].get(w["victim"])
     assert entry, f"{w['victim']} not archived: {manifest}"
+    assert entry["store"] == w["victim_store"]  # the live home, not a path from the data
     res = host_run("mail1", f"sha256sum /var/backups/mailgov/archives/{entry['archive']}")
     assert res.stdout.split()[0] == entry["sha256"]
-    # The first run only archived: store and entry are still there.
+    # That run only archived: store and entry are still there.
     assert host_run("mail1", f"test -d {w['victim_store']}").rc == 0
 
-    rc, _, out = playbook("lifecycle.yml", w["copy"], "-e",
-                          json.dumps({"mailgov_lifecycle_addresses": [w["victim"]]}))
+    rc, _, out = playbook("lifecycle.yml", w["copy"])
     assert rc == 0, out[-3000:]
     assert host_run("mail1", f"test -e {w['victim_store']}").rc != 0, "store not purged"
     res = ldapi(host_run, f"ldapsearch -LLL -s base -b {shlex.quote(w['victim_dn'])} 1.1")
     assert res.rc == 32, f"entry not purged: {res.rc} {res.stdout}"  # 32 = noSuchObject
 
     # Nothing left to do: a further run changes nothing.
-    rc, changed, out = playbook("lifecycle.yml", w["copy"], "-e",
-                                json.dumps({"mailgov_lifecycle_addresses": [w["victim"]]}))
+    rc, changed, out = playbook("lifecycle.yml", w["copy"])
     assert rc == 0 and changed == 0, out[-3000:]
 
     rc, _, out = playbook("restore_mailbox.yml", w["copy"], "-e",
