@@ -525,7 +525,14 @@ class _Planner:
             if not gone:
                 home = e.attributes["mailHomeDirectory"][0]
                 self.homes[home] = identity
-                self.people.append(self._create(e, _lifecycle_reason(m)))
+                create = self._create(e, _lifecycle_reason(m))
+                if m.state == "cancelled":  # created cancelled: its retention starts now
+                    times = self._cancel_times(m)
+                    create = Change("create", create.dn, create.subject, create.unit,
+                                    object_classes=create.object_classes,
+                                    add={**create.add, **times}, before=None,
+                                    after={**create.add, **times}, reason=create.reason)
+                self.people.append(create)
             return
         self.explained.add(live_key)
         self.matched[live_key] = identity
@@ -570,9 +577,7 @@ class _Planner:
             # Retention counts from the day the directory was disabled, with the retention
             # in force that day: written once, never moved earlier by an edit of the data.
             if live_state != "cancelled" or not _vals(have, RETAIN_UNTIL):
-                replace[DISABLED_AT] = (_gtime(self.recorded),)
-                replace[RETAIN_UNTIL] = (_gtime(self.recorded + timedelta(
-                    days=retention_days(m, self.d.policy))),)
+                replace.update(self._cancel_times(m))
         else:
             for name in (DISABLED_AT, RETAIN_UNTIL):
                 if _vals(have, name):
@@ -595,6 +600,13 @@ class _Planner:
             if LOCK in delete or LOCK in replace:
                 change = _with_lock(change, lock, e.attributes.get(LOCK))
             self.people.append(change)
+
+    def _cancel_times(self, m: Mailbox) -> dict[str, tuple[str, ...]]:
+        """What a cancel applied now records: the day, and the end of the retention in
+        force (``heads_days`` for a head)."""
+        days = retention_days(m, self.d.policy)
+        return {DISABLED_AT: (_gtime(self.recorded),),
+                RETAIN_UNTIL: (_gtime(self.recorded + timedelta(days=days)),)}
 
     def _data_due(self, m: Mailbox) -> bool:
         end = retention_end(m, self.d.policy)

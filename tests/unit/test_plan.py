@@ -431,6 +431,14 @@ def test_cancel_overwrites_a_ppolicy_lockout_time() -> None:
     assert c.replace == {"pwdAccountLockedTime": (ADMIN_LOCK,)}
 
 
+def test_created_cancelled_records_when_its_retention_starts() -> None:
+    p = run(Case("", want=[cancel("natuan2")], live=[live_drop(person("natuan2"))]))
+    c = only(p, "create", f"natuan2{D}")
+    assert c.add["mailgovDisabledTime"] == ("20261129000000Z",)
+    assert c.add["mailgovRetainUntil"] == ("20270528000000Z",)
+    assert "mailgovLifecycle" in c.object_classes
+
+
 def test_restore_removes_the_lock() -> None:
     c = only(run(Case("", have=[cancel("natuan2")])), "restore", f"natuan2{D}")
     assert c.delete == {"pwdAccountLockedTime": (), "mailgovDisabledTime": (),
