@@ -242,3 +242,49 @@ def test_cancelled_person_entry_is_not_recreated_after_its_purge() -> None:
     del live[person("natuan2")]
     p = plan(build(data), live, today=TODAY, archived={f"natuan2{D}": "ab" * 32})
     assert kinds(p, f"natuan2{D}") == []
+
+
+# --- the context a plan is made in (mailgov plan, mailgov apply, the modules) ---------------
+
+
+def test_a_date_ahead_of_the_clock_is_refused_and_cancels_use_the_clock(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    import yaml
+
+    from mailgov.reconcile import PlanContext
+    from mailgov.validate import validate
+
+    data = _base()
+    for m in data["mailboxes"]:  # the fillers' names do not follow the naming policy
+        m.setdefault("naming_exemption", {"reason": "Thử nghiệm", "request": "1/QĐ-VPB"})
+    have = copy.deepcopy(data)
+    cancel("natuan2")(data)
+    path = tmp_path / "data.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    result = validate(path, today=TODAY)
+    assert result.ok, [p.format() for p in result.problems]
+    ahead = PlanContext.make(result, today=TODAY + timedelta(days=400), base_path=None,
+                             clock=TODAY)
+    p = ahead.plan(result.directory, live_of(have))
+    refusal = next(r for r in p.refusals if r.startswith("MG608"))
+    assert "400 day(s) ahead of the clock (2026-11-29); at most 0 allowed" in refusal
+    # Within the allowance it passes, and the cancel is recorded with the clock's day.
+    allowed = PlanContext.make(result, today=TODAY + timedelta(days=400), base_path=None,
+                               max_ahead_days=400, clock=TODAY)
+    p = allowed.plan(result.directory, live_of(have))
+    assert "MG608" not in rules(p)
+    c = next(c for c in p.changes if c.kind == "cancel")
+    assert c.replace["mailgovDisabledTime"] == ("20261129000000Z",)
+    assert any("+400 day(s) from the clock" in n for n in p.notes)
+
+
+def test_a_base_that_does_not_validate_is_a_clear_error(tmp_path: Path) -> None:
+    import pytest
+
+    from mailgov.reconcile import ContextError, PlanContext
+
+    bad = tmp_path / "base.yaml"
+    bad.write_text("version: [\n", encoding="utf-8")
+    with pytest.raises(ContextError, match="the base of the review .* does not validate"):
+        PlanContext.make(None, today=None, base_path=str(bad))
