@@ -286,5 +286,5 @@ def test_a_base_that_does_not_validate_is_a_clear_error(tmp_path: Path) -> None:
 
     bad = tmp_path / "base.yaml"
     bad.write_text("version: [\n", encoding="utf-8")
-    with pytest.raises(ContextError, match="the base of the review .* does not validate"):
+    with pytest.raises(ContextError, match=r"the base of the review .* does not validate"):
         PlanContext.make(None, today=None, base_path=str(bad))
