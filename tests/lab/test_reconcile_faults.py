@@ -25,6 +25,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import DATA_FILE, LabHost, Result
 from test_reconcile_lab import (
     PLAYBOOK,
@@ -71,10 +72,28 @@ def back_to_data(live: Live) -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """2,000 generated mailboxes (units scaled to the size) in the lab's organization."""
-    path = tmp_path_factory.mktemp("gen") / "generated.yaml"
+    """The lab's data plus 2,000 generated mailboxes (new ids, addresses prefixed "g.", spread
+    over the lab's units): a large apply that adds to the directory. Replacing the directory's
+    people by other records would be refused (MG603/MG604: records do not vanish)."""
+    folder = tmp_path_factory.mktemp("gen")
+    raw = folder / "raw.yaml"
     subprocess.run([sys.executable, "-m", "tools.generate", "--count", str(GENERATED),
-                    "--seed", str(SEED), "-o", str(path)], check=True, cwd=REPO)
+                    "--seed", str(SEED), "-o", str(raw)], check=True, cwd=REPO)
+    data = load(DATA_FILE).data
+    units = [u["id"] for u in data["units"]]
+    next_id = max(m["id"] for m in data["mailboxes"]) + 1
+    keep = ("name", "kind", "title", "state", "suspended", "cancelled", "created", "request",
+            "quota_mb")
+    for i, m in enumerate(load(raw).data["mailboxes"][:GENERATED]):
+        record = {k: m[k] for k in keep if k in m}
+        unit = units[i % len(units)]
+        record.update(address=f"g.{m['address']}", id=next_id + i, unit=unit,
+                      naming_exemption={"reason": "lab fault test", "request": "99/QĐ-TEST"})
+        if record.get("kind") == "affiliate":
+            record["sponsor"] = unit
+        data["mailboxes"].append(record)
+    path = folder / "generated.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return path
 
 

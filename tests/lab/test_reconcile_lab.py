@@ -169,7 +169,8 @@ def _edit(data: dict[str, Any]) -> None:
                                            "reason": "Nghỉ không lương", "request": "99/QĐ-TEST"})
     new = {k: v for k, v in actives[-3].items()
            if k in ("unit", "kind", "role", "created", "request")}
-    new.update(address="zzreconcile.test", name="Thử Nghiệm Đối Soát",
+    new.update(address="zzreconcile.test", id=max(m["id"] for m in boxes) + 1,
+               name="Thử Nghiệm Đối Soát",
                naming_exemption={"reason": "test mailbox of the lab reconcile test",
                                  "request": actives[-3].get("request") or "CV-0001"})
     boxes.append(new)
