@@ -121,8 +121,10 @@ def world(tmp_path_factory: pytest.TempPathFactory, lab_hosts: dict[str, LabHost
     # A cancelled staff mailbox whose retention has NOT ended, its cancel backdated in the
     # copy past the retention (an edit the red-team of issue 10 made): the directory recorded
     # when the cancel was applied, so this alone must archive and purge nothing.
+    gone = purged_addresses()  # an earlier run's victim stays purged
     victim = next(m for m in directory.mailboxes if m.state == "cancelled" and m.role == "staff"
-                  and not ar.is_due(m, directory.policy, today))
+                  and not ar.is_due(m, directory.policy, today)
+                  and directory.address(m.address) not in gone)
     vdata = next(m for m in data["mailboxes"] if m["address"] == victim.address)
     vdata["cancelled"]["date"] = max(
         date.fromisoformat(str(vdata.get("created") or "2000-01-01")) + timedelta(days=1),
