@@ -71,10 +71,7 @@ def lab_missing(reason: str) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers",
-        "control(id, description): the security control (docs/security.md) a test proves",
-    )
+    # The `lab` and `control` markers are registered in pyproject.toml (--strict-markers).
     config.stash[_RESULTS] = {}
 
 
