@@ -187,7 +187,18 @@ def inventory() -> Inventory:
 
 @pytest.fixture(scope="session")
 def inventory_groups(inventory: Inventory) -> dict[str, list[str]]:
-    return inventory.groups
+    """{group: hosts}; `inventory_groups[name]` fails the test for a missing or empty group
+    (a membership check against an empty group proves nothing)."""
+    return _Groups(inventory)
+
+
+class _Groups(dict[str, list[str]]):
+    def __init__(self, inventory: Inventory) -> None:
+        super().__init__(inventory.groups)
+        self._inventory = inventory
+
+    def __getitem__(self, group: str) -> list[str]:
+        return group_hosts(self._inventory, group)
 
 
 @pytest.fixture(scope="session")
@@ -250,8 +261,20 @@ def client(infra_host: Callable[[str], Any]) -> Any:
 
 @pytest.fixture(scope="session")
 def mail_hosts(inventory: Inventory, infra_host: Callable[[str], Any]) -> dict[str, Any]:
-    """Every host of the `mailservers` group: {name: testinfra host}."""
-    return {name: infra_host(name) for name in inventory.groups.get("mailservers", [])}
+    """Every host of the `mailservers` group: {name: testinfra host}. Never empty: the controls
+    that loop over it would otherwise pass having checked nothing."""
+    names = group_hosts(inventory, "mailservers")
+    return {name: infra_host(name) for name in names}
+
+
+def group_hosts(inventory: Inventory, group: str) -> list[str]:
+    """The hosts of an inventory group; a missing or empty group fails the test that needs it."""
+    names = inventory.groups.get(group, [])
+    if not names:
+        pytest.fail(f"inventory {INVENTORY} has no hosts in group {group!r}: the tests that "
+                    f"check every host of {group} would pass having checked nothing",
+                    pytrace=False)
+    return names
 
 
 # --- running commands ----------------------------------------------------------------------
