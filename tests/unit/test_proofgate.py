@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -208,3 +211,19 @@ def test_register_once(pytester: pytest.Pytester) -> None:
     assert proofgate.register(config) is first
     assert proofgate.gate_of(config) is first
     assert yaml.safe_load(proofgate.ALLOW_LIST.read_text("utf-8"))  # the real file was read
+
+
+# --- the suites: every test is marked lab -------------------------------------------------
+
+
+@pytest.mark.parametrize("suite", ["tests/lab", "tests/infra"])
+def test_every_test_of_a_lab_suite_is_marked_lab(suite: str) -> None:
+    """No test of the lab suites escapes `-m lab` (their conftest.py marks every test, so a
+    module without pytestmark is no exception)."""
+    env = {k: v for k, v in os.environ.items() if k != "MAILGOV_LAB_REQUIRED"}
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+         "-m", "not lab", suite], cwd=REPO, capture_output=True, text=True, timeout=120,
+        env=env, check=False)
+    assert out.returncode == pytest.ExitCode.NO_TESTS_COLLECTED, out.stdout + out.stderr
+    assert re.search(r"\d+ deselected", out.stdout), out.stdout
