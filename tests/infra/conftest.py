@@ -13,9 +13,12 @@ Every test here proves ONE control of docs/security.md and says which:
   `policy:` section, `role_vars(role, host)` that role's defaults/main.yml overridden by the
   inventory's variables for the host, templates rendered by Ansible itself.
 - Attacks run FROM the `client` host (a third machine on the network): `client_run(cmd)`.
-- Every test is also marked `lab`; when the lab is not up the tests skip, unless
-  MAILGOV_LAB_REQUIRED=1 (CI), where they fail: a skipped proof must never pass for a real one.
-- At the end a table of controls (passed / failed / skipped) is printed; with
+- Every test is also marked `lab` (here, not by each file's pytestmark); when the lab is not
+  up the tests skip, unless MAILGOV_LAB_REQUIRED=1 (CI), where they fail: a skipped proof must
+  never pass for a real one. With MAILGOV_LAB_REQUIRED=1 any other skip fails too, unless
+  tests/allowed_gaps.yml allows it with a reason (lab/proofgate.py).
+- At the end a table of controls (passed / failed / partial / skipped, with the reason of each
+  skipped part and whether the allow-list accepts it) is printed; with
   MAILGOV_CONTROLS_REPORT=FILE it is also written as JSON.
 
 Run: MAILGOV_LAB_ID=N .venv/bin/python -m pytest -m lab tests/infra
@@ -37,7 +40,7 @@ import pytest
 import yaml
 from authprobe import Probe, make_probe, remove_probe
 
-from lab import labenv
+from lab import labenv, proofgate
 
 REPO = Path(__file__).resolve().parents[2]
 INFRA_DIR = Path(__file__).resolve().parent
@@ -71,10 +74,8 @@ def lab_missing(reason: str) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers",
-        "control(id, description): the security control (docs/security.md) a test proves",
-    )
+    # The `lab` and `control` markers are registered in pyproject.toml (--strict-markers).
+    proofgate.register(config)
     config.stash[_RESULTS] = {}
 
 
@@ -122,7 +123,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     ctl = results.setdefault(cid, ControlResult(desc))
     # setup failure/skip, call result, teardown failure: the worst one counts.
     if report.when == "call" or report.outcome != "passed":
-        state = "failed" if report.failed else ("skipped" if report.skipped else "passed")
+        # A skip the proof gate turned into a failure is shown as the skip it was.
+        if getattr(report, "mailgov_gap", None) is not None or report.skipped:
+            state = "skipped"
+        else:
+            state = "failed" if report.failed else "passed"
         if ctl.tests.get(item.nodeid) != "failed":
             ctl.tests[item.nodeid] = state
 
@@ -132,6 +137,13 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if not results:
         return
     tr = terminalreporter
+    gate = proofgate.gate_of(config)
+    all_gaps = gate.gaps if gate is not None else {}
+
+    def gaps_of(ctl: ControlResult) -> dict[str, proofgate.Gap]:
+        return {n: all_gaps[n] for n, state in ctl.tests.items()
+                if state == "skipped" and n in all_gaps}
+
     tr.section("security controls")
     width = max(len(c) for c in results)
     counts: dict[str, int] = {}
@@ -141,14 +153,35 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         n = len(ctl.tests)
         tr.write_line(f"{cid:<{width}}  {ctl.outcome.upper():<7}  {ctl.description}"
                       + (f"  ({n} tests)" if n > 1 else ""))
+        if ctl.outcome in ("skipped", "partial"):
+            # What is not proven, and why: the allow-list's reason, or that it has none.
+            for why in sorted({_gap_line(g) for g in gaps_of(ctl).values()}):
+                tr.write_line(f"{'':<{width}}    {why}", red=why.startswith("NOT ALLOWED"))
     tr.write_line(", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
                   + f" of {len(results)} controls")
+    unproven = sorted((cid for cid, c in results.items() if c.outcome in ("skipped", "partial")
+                       and any(g.allowance is None for g in gaps_of(c).values())),
+                      key=_control_sort_key)
+    if unproven:
+        verdict = ("the run fails" if os.environ.get("MAILGOV_LAB_REQUIRED") == "1"
+                   else "MAILGOV_LAB_REQUIRED=1 (CI) fails the run")
+        tr.write_line(f"not proven and not on tests/allowed_gaps.yml: {', '.join(unproven)}: "
+                      f"{verdict}", red=True, bold=True)
     out = os.environ.get("MAILGOV_CONTROLS_REPORT")
     if out:
         Path(out).write_text(json.dumps(
-            {cid: {"description": c.description, "outcome": c.outcome, "tests": c.tests}
+            {cid: {"description": c.description, "outcome": c.outcome, "tests": c.tests,
+                   "gaps": {nodeid: {"skipped": g.message,
+                                     "allowed": g.allowance.reason if g.allowance else None}
+                            for nodeid, g in sorted(gaps_of(c).items())}}
              for cid, c in sorted(results.items())}, indent=2, ensure_ascii=False) + "\n",
             encoding="utf-8")
+
+
+def _gap_line(gap: proofgate.Gap) -> str:
+    if gap.allowance is None:
+        return f"NOT ALLOWED, skipped: {gap.message}"
+    return f"allowed, skipped: {gap.message} -- {gap.allowance.reason}"
 
 
 def _control_sort_key(cid: str) -> tuple[str, int, str]:
@@ -190,7 +223,18 @@ def inventory() -> Inventory:
 
 @pytest.fixture(scope="session")
 def inventory_groups(inventory: Inventory) -> dict[str, list[str]]:
-    return inventory.groups
+    """{group: hosts}; `inventory_groups[name]` fails the test for a missing or empty group
+    (a membership check against an empty group proves nothing)."""
+    return _Groups(inventory)
+
+
+class _Groups(dict[str, list[str]]):
+    def __init__(self, inventory: Inventory) -> None:
+        super().__init__(inventory.groups)
+        self._inventory = inventory
+
+    def __getitem__(self, group: str) -> list[str]:
+        return group_hosts(self._inventory, group)
 
 
 @pytest.fixture(scope="session")
@@ -253,8 +297,20 @@ def client(infra_host: Callable[[str], Any]) -> Any:
 
 @pytest.fixture(scope="session")
 def mail_hosts(inventory: Inventory, infra_host: Callable[[str], Any]) -> dict[str, Any]:
-    """Every host of the `mailservers` group: {name: testinfra host}."""
-    return {name: infra_host(name) for name in inventory.groups.get("mailservers", [])}
+    """Every host of the `mailservers` group: {name: testinfra host}. Never empty: the controls
+    that loop over it would otherwise pass having checked nothing."""
+    names = group_hosts(inventory, "mailservers")
+    return {name: infra_host(name) for name in names}
+
+
+def group_hosts(inventory: Inventory, group: str) -> list[str]:
+    """The hosts of an inventory group; a missing or empty group fails the test that needs it."""
+    names = inventory.groups.get(group, [])
+    if not names:
+        pytest.fail(f"inventory {INVENTORY} has no hosts in group {group!r}: the tests that "
+                    f"check every host of {group} would pass having checked nothing",
+                    pytrace=False)
+    return names
 
 
 # --- running commands ----------------------------------------------------------------------

@@ -79,6 +79,7 @@ def test_user_changes_own_password(
     host_address: Callable[[str], str],
     policy: dict[str, Any],
     probe: Probe,
+    no_fail2ban_for_client: None,  # the old password's login is refused on purpose
 ) -> None:
     address = host_address(PROVIDER)
     users = policy["password"]["users"]
@@ -145,6 +146,7 @@ def test_reset_password_must_be_changed(
     host_address: Callable[[str], str],
     host_run: Callable[..., Any],
     probe: Probe,
+    no_fail2ban_for_client: None,  # the reset password's login is refused on purpose
 ) -> None:
     address = host_address(PROVIDER)
     # An administrator (the host's root) resets the password: ppolicy marks it pwdReset.
@@ -281,6 +283,7 @@ def test_master_user_trick_refused(
     host_address: Callable[[str], str],
     probe: Probe,
     second_probe: Probe,
+    no_fail2ban_for_client: None,  # the master-user logins are refused on purpose
 ) -> None:
     address = host_address(PROVIDER)
     tries = [

@@ -168,17 +168,28 @@ def test_ssh_weak_algorithms_refused(client_run: Callable[..., Any],
 
 
 @pytest.mark.control("FW-07", "Dropped packets are logged (rate-limited) for the admins")
-def test_drops_are_logged(client_run: Callable[..., Any], infra_host: Callable[[str], Any],
-                          host_address: Callable[[str], str], probe_listener: int,
-                          role_vars: Callable[..., dict[str, Any]]) -> None:
+def test_drops_are_counted(client_run: Callable[..., Any], infra_host: Callable[[str], Any],
+                           host_address: Callable[[str], str], probe_listener: int) -> None:
+    """The drop rule's counter moves: the half of FW-07 that holds in a container too."""
     mail1 = infra_host("mail1")
-    prefix = role_vars("hardening", "mail1")["hardening__nft_log_prefix"].strip()
     counter = "nft list chain inet mailgov input | grep -o 'counter packets [0-9]*'"
     before = mail1.check_output(counter)
     probe(client_run, host_address("mail1"), [probe_listener])
     after = mail1.check_output(counter)
     assert int(after.split()[-1]) > int(before.split()[-1]), "drop counter unchanged"
-    # The kernel log of a container is the machine's; the counter is the proof there.
-    if mail1.run("systemd-detect-virt --container").rc != 0:
-        logged = mail1.run(f"journalctl -k --since '-2min' | grep -F '{prefix}'")
-        assert logged.rc == 0, "no drop logged in the kernel log"
+
+
+@pytest.mark.control("FW-07", "Dropped packets are logged (rate-limited) for the admins")
+def test_drops_reach_the_kernel_log(client_run: Callable[..., Any],
+                                    infra_host: Callable[[str], Any],
+                                    host_address: Callable[[str], str], probe_listener: int,
+                                    role_vars: Callable[..., dict[str, Any]]) -> None:
+    """The drop is in the kernel log with the role's prefix. A container's kernel log is the
+    machine's: skipped there (tests/allowed_gaps.yml), so FW-07 shows PARTIAL in the lab."""
+    mail1 = infra_host("mail1")
+    if mail1.run("systemd-detect-virt --container").rc == 0:
+        pytest.skip("container: the kernel log is the machine's; the drop counter is the proof")
+    prefix = role_vars("hardening", "mail1")["hardening__nft_log_prefix"].strip()
+    probe(client_run, host_address("mail1"), [probe_listener])
+    logged = mail1.run(f"journalctl -k --since '-2min' | grep -F '{prefix}'")
+    assert logged.rc == 0, "no drop logged in the kernel log"

@@ -381,7 +381,7 @@ def page_spki_hash(ip: str, name: str, ca_file: Path) -> str:
 
 
 def chromium(name: str, ip: str, spki: str | None, profile: str) -> Any:
-    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium import webdriver  # a test dependency (pyproject): never a reason to skip
     from selenium.webdriver.chrome.service import Service
 
     for tool in (CHROMIUM, CHROMEDRIVER):

@@ -6,6 +6,9 @@ on the controller and talk only to the lab hosts' addresses; commands on a host 
 
 When the lab is not up the tests are skipped, unless MAILGOV_LAB_REQUIRED=1 (CI after
 `lab up`), where a missing lab is an error: a skipped proof must never pass for a real one.
+With MAILGOV_LAB_REQUIRED=1 any other skip fails too, unless tests/allowed_gaps.yml allows it
+with a reason (lab/proofgate.py). Every test here is marked `lab` by this file, so a module
+that forgets its `pytestmark` is still selected by `-m lab`.
 """
 
 from __future__ import annotations
@@ -29,13 +32,14 @@ from typing import Any
 import pytest
 import yaml
 
-from lab import labenv, test_passwords
+from lab import labenv, proofgate, test_passwords
 from mailgov.archive import archived_map, due_stores, load_manifest
 from mailgov.directory import Entry, desired_entries
 from mailgov.loader import load
 from mailgov.model import build
 
 REPO = Path(__file__).resolve().parents[2]
+LAB_TESTS = Path(__file__).resolve().parent
 
 
 def _lab_id() -> int:
@@ -51,6 +55,17 @@ LAB_DIR = labenv.lab_dir(REPO, LAB_ID)
 DATA_FILE = Path(os.environ.get("MAILGOV_DATA", REPO / "data" / "mailboxes.yaml"))
 LAB_CLI = REPO / "lab" / "lab"
 TIMEOUT = 20  # seconds for one network operation
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    proofgate.register(config)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        # Every test of this suite needs the lab: `pytest -m lab` selects it, pytestmark or not.
+        if LAB_TESTS in item.path.resolve().parents:
+            item.add_marker(pytest.mark.lab)
 
 
 @dataclass(frozen=True)

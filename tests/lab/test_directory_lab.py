@@ -18,14 +18,13 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import ldap3  # a dependency of mailgov itself: never a reason to skip
 import pytest
 import yaml
 from conftest import purged_addresses
 
 from lab import labenv
 from mailgov.directory import desired_entries
-
-ldap3 = pytest.importorskip("ldap3")
 
 pytestmark = pytest.mark.lab
 

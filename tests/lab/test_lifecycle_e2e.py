@@ -33,6 +33,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+import ldap3  # a dependency of mailgov itself: never a reason to skip
 import pytest
 import yaml
 from conftest import (
@@ -54,8 +55,6 @@ from mailgov.loader import load
 from mailgov.model import build
 from mailgov.naming import NamingPolicy, Person
 from mailgov.validate import validate
-
-ldap3 = pytest.importorskip("ldap3")
 
 pytestmark = pytest.mark.lab
 

@@ -30,8 +30,6 @@ from mailgov.loader import load
 from mailgov.plan import Plan, normalise_dn, plan
 from mailgov.validate import validate
 
-ldap3 = pytest.importorskip("ldap3")
-
 pytestmark = pytest.mark.lab
 
 PLAYBOOK = REPO / "playbooks" / "reconcile.yml"
