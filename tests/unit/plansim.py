@@ -325,7 +325,10 @@ class SimDirectory:
         self.ident[key] = who
         home = _first(attrs, "mailHomeDirectory")
         if home is not None:
-            self.home_of.setdefault(who, home)
+            # An identity keeps its first home while that store exists; one whose store was
+            # purged starts afresh (a purged mailbox restored gets a new, empty store).
+            if self.home_of.get(who) not in self.stores:
+                self.home_of[who] = home
             owner = self.stores.get(home)
             if owner is None:
                 self.stores[home] = who
