@@ -48,6 +48,9 @@ STORE_BY_ID = f"{MAIL_ROOT}/by-id"
 LIFECYCLE_CLASS = "mailgovLifecycle"
 DISABLED_AT = "mailgovDisabledTime"
 RETAIN_UNTIL = "mailgovRetainUntil"
+# Addresses a mailbox no longer has (a second rename, an alias removed): kept on its entry so
+# that none of them is ever given to another mailbox (the planner's MG605).
+FORMER = "mailgovFormerAddress"
 IDENTITY = "mailUidNumber"  # postfix-book: the mailbox id (Dovecot uses its static vmail uid)
 
 # Containers the mapping fills. The base entry, ou=services and ou=policies belong to the

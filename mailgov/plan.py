@@ -38,7 +38,9 @@ from mailgov.directory import (
     ADMIN_LOCK,
     CONTAINERS,
     DISABLED_AT,
+    FORMER,
     IDENTITY,
+    LIFECYCLE_CLASS,
     RETAIN_UNTIL,
     Entry,
     desired_entries,
@@ -171,7 +173,8 @@ ATTRS_BY_KIND: dict[str, tuple[str, ...]] = {"person": _PERSON, "unit": _UNIT, "
                                              "delegates": _DELEGATES, "container": _CONTAINER}
 LOCK = "pwdAccountLockedTime"
 #: Attributes live.py reads (besides objectClass and pwdReset).
-MANAGED: frozenset[str] = frozenset((*_PERSON, *_UNIT, *_LIST, LOCK, DISABLED_AT, RETAIN_UNTIL))
+MANAGED: frozenset[str] = frozenset((*_PERSON, *_UNIT, *_LIST, LOCK, DISABLED_AT, RETAIN_UNTIL,
+                                     FORMER))
 READ_ATTRS: tuple[str, ...] = (*sorted(MANAGED), "objectClass", "pwdReset")
 _CANON = {**{a.lower(): a for a in READ_ATTRS}, **{a: a for a in READ_ATTRS}}
 _EXACT = frozenset(READ_ATTRS)
@@ -437,7 +440,7 @@ class _Planner:
             replace.update(r)
         missing = self._classes(e, have)
         if missing:
-            add["objectClass"] = missing
+            add["objectClass"] = tuple(dict.fromkeys((*add.get("objectClass", ()), *missing)))
         if not (add or delete or replace):
             return None
         names = [*add, *delete, *replace]
@@ -456,7 +459,8 @@ class _Planner:
         want_parent = e.attributes.get("seeAlso", ())
         moved = e.kind == "unit" and {_key("seeAlso", v) for v in want_parent} != {
             _key("seeAlso", v) for v in _vals(have, "seeAlso")}
-        change = self._update("move" if moved else "modify", e, have, "")
+        extra = ((_former(e, have), {}, {}),) if e.kind == "unit" else ()
+        change = self._update("move" if moved else "modify", e, have, "", extra)
         if change is not None:
             phase.append(change)
 
@@ -582,6 +586,7 @@ class _Planner:
             for name in (DISABLED_AT, RETAIN_UNTIL):
                 if _vals(have, name):
                     delete[name] = ()
+        add.update(_former(e, have))
         kind: ChangeKind
         if m.state != live_state:
             if m.state == "cancelled":
@@ -674,6 +679,23 @@ class _Planner:
                                         after=None))
 
 
+def _former(e: Entry, have: Attrs) -> dict[str, tuple[str, ...]]:
+    """Values to add so that every address the entry loses stays on it as a former address
+    (a person's second rename, an alias removed, a unit's new abbreviation): reserved for
+    ever, never given to another mailbox (MG605)."""
+    keep = {v.lower() for name in ("mail", "mailAlias") for v in e.attributes.get(name, ())}
+    known = {v.lower() for v in _vals(have, FORMER)}
+    lost = tuple(dict.fromkeys(v.lower() for name in ("mail", "mailAlias")
+                               for v in _vals(have, name)
+                               if v.lower() not in keep and v.lower() not in known))
+    if not lost:
+        return {}
+    out: dict[str, tuple[str, ...]] = {FORMER: lost}
+    if LIFECYCLE_CLASS.lower() not in {c.lower() for c in _vals(have, "objectClass")}:
+        out["objectClass"] = (LIFECYCLE_CLASS,)
+    return out
+
+
 def _with_lock(change: Change, lock: tuple[str, ...], want: tuple[str, ...] | None) -> Change:
     """Show the lock in before/after too (the reviewer sees 'locked' appear or go)."""
     before = dict(change.before or {})
@@ -750,7 +772,7 @@ def _holders(planner: _Planner, deleted: set[str]) -> None:
         if who is None:
             ident = _vals(attrs, IDENTITY)
             who = f"id:{ident[0]}" if ident and key.startswith("uid=") else "dn:" + key
-        for name in ("mail", "mailAlias"):
+        for name in ("mail", "mailAlias", FORMER):
             for v in _vals(attrs, name):
                 addr = v.lower()
                 if kept:  # an entry the plan leaves as it is keeps its addresses

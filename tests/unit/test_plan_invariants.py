@@ -288,3 +288,35 @@ def test_a_base_that_does_not_validate_is_a_clear_error(tmp_path: Path) -> None:
     bad.write_text("version: [\n", encoding="utf-8")
     with pytest.raises(ContextError, match=r"the base of the review .* does not validate"):
         PlanContext.make(None, today=None, base_path=str(bad))
+
+
+def test_an_address_dropped_by_a_second_rename_is_never_given_to_another() -> None:
+    """natuan -> natuan4 -> natuan5 (renamed_from holds one: natuan@ leaves the data), then
+    natuan2 renamed to natuan: natuan@ reached id 1, so it is refused (MG605)."""
+    first = _base()
+    _box(first, "natuan")["aliases"] = []
+    rename("natuan", "natuan4")(first)
+    second = copy.deepcopy(first)
+    rename("natuan4", "natuan5")(second)
+    p = planned(first, second)
+    assert p.ok, p.refusals
+    m = next(c for c in p.changes if c.kind == "modify" and c.subject == f"natuan5{D}")
+    assert m.add["mailgovFormerAddress"] == (f"natuan{D}",)
+    live = live_of(first)
+    for c in p.changes:  # apply the second rename to the directory, as slapd would
+        if c.kind == "rename":
+            live[normalise_dn(c.dn)] = live.pop(normalise_dn(c.old_dn or ""))
+        if c.kind in ("rename", "modify") and c.subject == f"natuan5{D}":
+            entry = live[normalise_dn(c.dn)]
+            for name, values in c.add.items():
+                entry[name] = tuple(entry.get(name, ())) + tuple(values)
+            for name, values in c.delete.items():
+                entry[name] = tuple(v for v in entry.get(name, ()) if v not in values)
+            entry.update(c.replace)
+            entry.update(c.after or {})
+    third = copy.deepcopy(second)
+    rename("natuan2", "natuan")(third)
+    _box(third, "natuan")["renamed_from"] = "natuan2"
+    refused = plan(build(third), live, today=TODAY)
+    assert any(r.startswith("MG605") and f"natuan{D} (id:1 -> id:3)" in r
+               for r in refused.refusals), refused.refusals

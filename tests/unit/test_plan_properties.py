@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import inspect
 import json
 import shutil
 import tempfile
@@ -52,9 +51,10 @@ from plansim import SimDirectory, norm_dn
 
 import mailgov.archive
 import mailgov.plan
-from mailgov.model import Directory, Mailbox, build
+from mailgov.model import Directory, build
 from mailgov.naming import NamingPolicy, Person, unit_locals
-from mailgov.plan import Change, Plan, plan
+from mailgov.plan import Change, Plan
+from mailgov.reconcile import PlanContext
 from mailgov.validate import taken_locals, validate
 from tools.generate import POLICY
 
@@ -161,31 +161,9 @@ def start_data() -> Data:
 
 # --------------------------------------------------------------------------- plumbing
 
-_MAILBOX_HAS_ID = "id" in {f.name for f in dataclasses.fields(Mailbox)}
-_PLAN_PARAMS = inspect.signature(plan).parameters
-
-
 def export(data: Data) -> Data:
-    """The data file as an admin writes it: mailbox ids only once the model knows them."""
-    out = copy.deepcopy(data)
-    if not _MAILBOX_HAS_ID:
-        for box in out["mailboxes"]:
-            box.pop("id", None)
-    return out
-
-
-def _guards(base: Directory) -> object:
-    """The review base's safety limits in whatever form plan(guards=) takes."""
-    annotation = str(_PLAN_PARAMS["guards"].annotation)
-    if "Policy" in annotation and "Directory" not in annotation:
-        return base.policy
-    for name, obj in vars(mailgov.plan).items():
-        if inspect.isclass(obj) and name in annotation and name not in ("Directory", "Policy"):
-            for maker in ("from_directory", "of", "from_policy"):
-                if hasattr(obj, maker):
-                    arg = base.policy if maker == "from_policy" else base
-                    return getattr(obj, maker)(arg)
-    return base
+    """The data file as an admin writes it."""
+    return copy.deepcopy(data)
 
 
 class Violation(AssertionError):
@@ -197,7 +175,13 @@ class AddressMoved(Violation):
 
 
 class AddressLost(Violation):
-    """An address stopped reaching its holder without a cancel or purge."""
+    """An address stopped reaching its holder without a cancel or purge.
+
+    Not one of issue 10's invariants (a lost address bounces; it never reaches someone else:
+    AddressMoved holds every address to its first holder for ever). Keeping a unit's and a
+    person's old addresses is the reorganisation issue's (unit and address history), so the
+    machine does not fail on it; the cases that show it are strict xfails below, which turn
+    red (XPASS) the day that issue lands and they can become plain tests."""
 
 
 class WrongPerson(Violation):
@@ -247,6 +231,7 @@ class World:
         self.clock = START
         self.sim = SimDirectory()
         self.first_holder: dict[str, str] = {}
+        self.lost_fails = False  # AddressLost: see its docstring
         self._tmp = Path(tempfile.mkdtemp(prefix="mailgov-prop-"))
         self.data = start_data()
         self.next_id = max(b["id"] for b in self.data["mailboxes"]) + 1
@@ -332,13 +317,11 @@ class World:
 
     def _plan(self, directory: Directory, *, today: date,
               allow_mass_change: bool = False) -> Plan:
-        kwargs: dict[str, Any] = {}
-        if "guards" in _PLAN_PARAMS:
-            kwargs["guards"] = _guards(self.base)
-        if "allow_transfer" in _PLAN_PARAMS:
-            kwargs["allow_transfer"] = False
-        return plan(directory, self.sim.live, today=today, archived=self.sim.archived_map(),
-                    allow_mass_change=allow_mass_change, **kwargs)
+        # As the commands plan (mailgov.reconcile.PlanContext): the guards are the review
+        # base's (the data before this step), the clock is the sim's, a date ahead is MG608.
+        context = PlanContext(today=today, clock=self.clock, base=self.base)
+        return context.plan(directory, self.sim.live, archived=self.sim.archived_map(),
+                            allow_mass_change=allow_mass_change)
 
     @staticmethod
     def _hints(data: Data) -> dict[str, str]:
@@ -408,7 +391,7 @@ class World:
         ended = {e.identity for e in events if e.kind in ("purged", "disabled")}
         ended |= {e.identity for e in events if e.kind == "deleted" and e.via == "purge"}
         for address, who in sorted(before.items()):
-            if address not in after and not who <= ended:
+            if self.lost_fails and address not in after and not who <= ended:
                 found.append((AddressLost, f"{address} (of {sorted(who)}) reaches nobody now"))
         for b in data["mailboxes"]:  # a record's own address reaches that record's entry
             for who_id in sorted(after.get(f"{b['address'].lower()}@{DOMAIN}", ())):
@@ -890,6 +873,11 @@ TestPlannerProperties = PlannerMachine.TestCase
 # Shrunk failures of the machine above, replayed step by step (no Hypothesis needed).
 
 
+LOST_ADDRESS = pytest.mark.xfail(
+    strict=True, raises=AddressLost,
+    reason="unit and address history are the reorganisation issue's (issue 14)")
+
+
 @pytest.fixture
 def w() -> Iterator[World]:
     world = World()
@@ -1010,7 +998,9 @@ def test_alias_equal_to_a_list_address_captures_the_list(w: World) -> None:
     w.add_alias("natuan", "cntt-all")
 
 
+@LOST_ADDRESS
 def test_unit_abbreviation_change_drops_the_unit_address(w: World) -> None:
+    w.lost_fails = True
     w.rename_unit("vpb", "vpbo")
 
 
@@ -1018,8 +1008,10 @@ def test_deleting_a_unit_with_drift_removal_deletes_its_mailbox_and_list(w: Worl
     w.delete_unit("vpb", fix=True, remove_drift=True)
 
 
+@LOST_ADDRESS
 def test_deleting_a_parent_unit_readdresses_its_sub_unit(w: World) -> None:
     """vp.tcmt@ becomes vp@ when tcmt goes: the old address reaches nobody."""
+    w.lost_fails = True
     w.delete_unit("tcmt", fix=True, remove_drift=False)
 
 
@@ -1056,10 +1048,12 @@ def test_swap_after_a_rename_moves_the_old_address_to_someone_else(w: World) -> 
     w.swap("nvan4", "nvan")
 
 
+@LOST_ADDRESS
 def test_second_rename_drops_the_first_address(w: World) -> None:
     """natuan -> natuan4 keeps natuan@ (renamed_from); natuan4 -> natuan5 replaces
     renamed_from, so natuan@ reaches nobody and is free for the next Nguyễn Anh Tuấn (whose
     new entry would get the home /var/vmail/…/natuan of the renamed mailbox)."""
+    w.lost_fails = True
     w.rename("natuan", "Nguyễn Anh Tuấn")
     w.rename("natuan4", "Nguyễn Anh Tuấn")
 
