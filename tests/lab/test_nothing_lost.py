@@ -116,3 +116,45 @@ def test_a_rename_keeps_the_mail_visible_over_imap(
         im.select("INBOX", readonly=True)
         typ, hits = im.search(None, "SUBJECT", f'"{token}"')
         assert typ == "OK" and hits[0].split(), f"{token} not visible after the rename"
+
+
+def test_an_entry_made_before_ids_is_taken_over_without_moving_its_mail(
+        host_run: Callable[..., Result], imaps: Callable[[str], LabIMAPS],
+        passwords: dict[str, str], restore_original: None) -> None:
+    """A directory from before ids: no mailUidNumber, the home named by address. The
+    reconcile writes the id and nothing else; the mail stays where it is and is read over
+    IMAP."""
+    data = load(DATA_FILE).data
+    domain = data["organization"]["domain"]
+    base = data["organization"]["base_dn"]
+    address = sorted(passwords)[-1]
+    record = next(m for m in data["mailboxes"] if f"{m['address']}@{domain}" == address)
+    dn = f"uid={record['address']},ou=people,{base}"
+    token = f"legacy-{uuid.uuid4().hex[:10]}"
+    put_message(host_run, address, token)
+    store = entry_home(host_run, dn)
+    legacy = f"/var/vmail/{domain}/{record['address']}"
+    # Make the entry as an older mailgov left it: store by address, no id.
+    res = host_run("mail1", f"doveadm kick {shlex.quote(address)} >/dev/null 2>&1; "
+                            f"mv {shlex.quote(store)} {shlex.quote(legacy)}")
+    assert res.rc == 0, res.stderr
+    res = host_run("mail1", f"printf 'dn: {dn}\\nchangetype: modify\\nreplace: "
+                   f"mailHomeDirectory\\nmailHomeDirectory: {legacy}\\n-\\ndelete: "
+                   "mailUidNumber\\n' | ldapmodify -Q -Y EXTERNAL -H ldapi:///")
+    assert res.rc == 0, res.stderr
+    try:
+        rc, _, out = playbook("reconcile.yml", DATA_FILE)
+        assert rc == 0, out[-3000:]
+        assert uid_number(host_run, dn) == str(record["id"])  # taken over by its address
+        assert entry_home(host_run, dn) == legacy  # ... and its mail did not move
+        with imaps("mail1") as im:
+            assert im.login(address, passwords[address])[0] == "OK"
+            im.select("INBOX", readonly=True)
+            typ, hits = im.search(None, "SUBJECT", f'"{token}"')
+            assert typ == "OK" and hits[0].split(), f"{token} not visible after the takeover"
+    finally:  # back to the home the lab's other tests expect
+        host_run("mail1", f"doveadm kick {shlex.quote(address)} >/dev/null 2>&1; "
+                          f"mv {shlex.quote(legacy)} {shlex.quote(store)}")
+        host_run("mail1", f"printf 'dn: {dn}\\nchangetype: modify\\nreplace: "
+                          f"mailHomeDirectory\\nmailHomeDirectory: {store}\\n' | "
+                          "ldapmodify -Q -Y EXTERNAL -H ldapi:///")
