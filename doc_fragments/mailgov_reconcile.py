@@ -69,7 +69,7 @@ options:
   remove_drift:
     description:
       - Also remove what the live directory has and the data does not explain - never an
-        entry that holds mail (a person, a unit mailbox): those leave through cancel,
+        entry that holds mail (a person, a unit mailbox) - those leave through cancel,
         retention, archive and purge.
     type: bool
     default: false

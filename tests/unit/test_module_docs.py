@@ -45,3 +45,17 @@ def test_module_supports_check_mode(path: Path) -> None:
         assert "module_utils.mailgov_reconcile" in text
         helper = (REPO / "module_utils" / "mailgov_reconcile.py").read_text(encoding="utf-8")
         assert "supports_check_mode=True" in helper
+
+
+FRAGMENTS = sorted((Path(__file__).resolve().parents[2] / "doc_fragments").glob("*.py"))
+
+
+@pytest.mark.parametrize("path", FRAGMENTS, ids=[p.stem for p in FRAGMENTS])
+def test_doc_fragments_are_yaml(path: Path) -> None:
+    """ansible-test reads them with the modules; a ': ' in a plain scalar breaks them all."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    blocks = [node.value.value for node in ast.walk(tree) if isinstance(node, ast.Assign)
+              and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)]
+    assert blocks
+    for text in blocks:
+        assert isinstance(yaml.safe_load(text), dict)
