@@ -34,3 +34,17 @@ def lab_dir(repo: Path, instance: int, environ: Mapping[str, str] = os.environ) 
     if override:
         return Path(override)
     return repo / ".lab" if instance == 0 else repo / ".lab" / f"lab{instance}"
+
+
+def controller_state_dir(instance: int, environ: Mapping[str, str] = os.environ) -> Path:
+    """The lab controller's lifecycle state (handover files, recipients, archive manifests).
+
+    Outside the checkout, as production keeps it (mailgov_state_dir): whoever can write the
+    recipients file receives every initial password, and a checkout is written by CI jobs
+    and contributors (mailgov.credentials refuses such a place). MAILGOV_LAB_STATE_DIR wins;
+    inventory/lab/group_vars/all/lab.yml computes the same default.
+    """
+    override = environ.get("MAILGOV_LAB_STATE_DIR")
+    if override:
+        return Path(override)
+    return Path("/var/lib/mailgov-lab") / f"lab{instance}"

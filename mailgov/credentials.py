@@ -293,6 +293,51 @@ def set_initial_password(conn: Any, dn: str, password: str) -> None:
         raise CredentialError(f"cannot set pwdReset on {dn}: {conn.result.get('description')}")
 
 
+# ----------------------------------------------------------------------- state guard
+
+
+def state_path_problems(path: Path, uid: int | None = None) -> list[str]:
+    """Why ``path`` (the handover directory or the recipients file) is not safe to trust.
+
+    Whoever can write the recipients file adds a recipient and receives every initial
+    password; whoever can write the handover directory swaps the files. So, as sshd's
+    StrictModes does for authorized_keys: the path and every directory above it must be owned
+    by this user or root and writable by nobody else (a sticky directory such as /tmp may be
+    above it), and it must not lie in a git checkout, where a CI job or a contributor's change
+    writes. Nothing of it needs to exist yet: the checks run on what exists.
+    """
+    uid = os.geteuid() if uid is None else uid
+    problems: list[str] = []
+    target = Path(os.path.abspath(path))
+    for node in [target, *target.parents]:
+        if (node / ".git").exists():
+            problems.append(f"{path} is inside the git checkout {node}: keep the lifecycle "
+                            "state in a directory the inventory names outside it "
+                            "(mailgov_state_dir)")
+            break
+    for node in [target, *target.parents]:
+        try:
+            st = node.lstat()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            problems.append(f"cannot check {node}: {exc}")
+            continue
+        if st.st_uid not in (uid, 0):
+            problems.append(f"{node} is owned by uid {st.st_uid}, not by this user or root")
+        sticky_dir = node != target and node.is_dir() and st.st_mode & 0o1000
+        if st.st_mode & 0o022 and not sticky_dir:
+            problems.append(f"{node} is writable by others (mode {st.st_mode & 0o7777:04o})")
+    return problems
+
+
+def check_state_paths(*paths: str | None) -> None:
+    """CredentialError naming every problem of the given state paths (None: not used)."""
+    problems = [msg for p in paths if p for msg in state_path_problems(Path(p))]
+    if problems:
+        raise CredentialError("unsafe lifecycle state: " + "; ".join(problems))
+
+
 # --------------------------------------------------------------------------- CLI
 
 
@@ -334,10 +379,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     iss.add_argument("--uri", help="set the passwords on this LDAP server (StartTLS/ldaps)")
     iss.add_argument("--bind-dn", help="the reconciler's DN (its password comes on stdin)")
     iss.add_argument("--ca-file", help="CA that signed the server's certificate")
+    chk = sub.add_parser("check-state", help="refuse handover paths others can write "
+                         "(or inside a git checkout)")
+    chk.add_argument("--out-dir", required=True)
+    chk.add_argument("--recipients-file")
     args = ap.parse_args(argv)
+    if args.cmd == "check-state":
+        try:
+            check_state_paths(args.out_dir, args.recipients_file)
+        except CredentialError as exc:
+            print(f"mailgov credentials: {exc}", file=sys.stderr)
+            return 2
+        return 0
     from mailgov.validate import validate  # heavy import only for the CLI
 
     try:
+        check_state_paths(args.out_dir, args.recipients_file)
         result = validate(args.data)
         if not result.ok or result.directory is None:
             raise CredentialError(f"{args.data} does not validate; run mailgov validate")

@@ -118,7 +118,7 @@ class DnsOptions:
     mx: tuple[tuple[str, int], ...]        # (host, preference)
     report_address: str                    # DMARC rua/ruf and TLS-RPT rua
     dmarc_policy: str = "quarantine"       # none | quarantine | reject
-    mta_sts_mode: str = "enforce"
+    mta_sts_mode: str = "testing"          # enforce once the TLS reports are clean
     mta_sts_max_age: int = 604800          # one week
     mta_sts_host: str = ""                 # serves https://mta-sts.DOMAIN/ (default: first MX)
 
@@ -219,7 +219,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    default="quarantine")
     p.add_argument("--report-address", metavar="ADDR",
                    help="DMARC and TLS-RPT reports (default postmaster@DOMAIN)")
-    p.add_argument("--mta-sts-mode", choices=("enforce", "testing", "none"), default="enforce")
+    p.add_argument("--mta-sts-mode", choices=("enforce", "testing", "none"), default="testing",
+                   help="testing (default) until the TLS reports are clean, then enforce; "
+                   "the same value as the inventory's mailgov_mta_sts_mode")
     p.add_argument("--mta-sts-max-age", type=int, default=604800, metavar="SECONDS")
     p.add_argument("--ttl", type=int, default=3600)
     p.set_defaults(func=cmd_dns)

@@ -61,12 +61,15 @@ def floors_met(problems: list[str]) -> None:
 @pytest.mark.control("SSH-02", "root never logs in with a password; only the admin login user")
 def test_ssh_root_and_users(mail_host: tuple[str, Any], inventory: Any) -> None:
     cfg = sshd_effective(mail_host[1])
-    # The login user is a deployment fact: the inventory's ansible_user (root when unset).
-    login = str(inventory.hostvars[mail_host[0]].get("ansible_user", "root"))
-    floors_met(standards.ssh_access_violations(cfg, [login]))
-    assert cfg["allowusers"].split() == [login]
-    if login != "root":
-        # A named admin account logs in: root cannot log in over SSH at all.
+    # The login users are deployment facts: the inventory's ansible_user (root when unset) and
+    # the other admins it names (mailgov_ssh_admin_users).
+    hv = inventory.hostvars[mail_host[0]]
+    logins = [str(hv.get("ansible_user", "root"))] + [
+        str(u) for u in hv.get("mailgov_ssh_admin_users", [])]
+    floors_met(standards.ssh_access_violations(cfg, logins))
+    assert sorted(cfg["allowusers"].split()) == sorted(set(logins))
+    if "root" not in logins:
+        # Named admin accounts log in: root cannot log in over SSH at all.
         assert cfg["permitrootlogin"] == "no"
 
 

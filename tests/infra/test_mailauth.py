@@ -56,18 +56,38 @@ def dkim_fetch_dir(role_vars: Callable[..., dict[str, Any]]) -> Path:
     return Path(role_vars("mailauth", "mail1")["mailauth__dkim_fetch_dir"])
 
 
-def mailgov_dns_json(key_dir: Path) -> dict[str, Any]:
+def mailgov_dns_json(key_dir: Path, extra: list[str] | None = None) -> dict[str, Any]:
     out = subprocess.run([sys.executable, "-m", "mailgov.cli", "dns",
                           str(REPO / "data/mailboxes.yaml"),
-                          "--dkim-public-key-dir", str(key_dir), "--format", "json"],
+                          "--dkim-public-key-dir", str(key_dir), "--format", "json",
+                          *(extra or [])],
                          cwd=REPO, capture_output=True, text=True, check=False, timeout=60)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 
 
+def inventory_mx(inventory: Any) -> list[str]:
+    """The MX host names as the inventory names them: mx_primary first, then mx_backup."""
+    names = []
+    for host in inventory.groups.get("mx_primary", []) + inventory.groups.get("mx_backup", []):
+        fqdn = str(inventory.hostvars.get(host, {}).get("mailgov_fqdn", host))
+        names.append(host if "{{" in fqdn else fqdn)  # the example's "{{ inventory_hostname }}"
+    return names
+
+
+def inventory_mta_sts_mode(inventory: Any) -> str:
+    """The site's MTA-STS mode: mailgov_mta_sts_mode, or testing (the documented default)."""
+    modes = {str(v.get("mailgov_mta_sts_mode", "testing")) for v in inventory.hostvars.values()}
+    assert len(modes) == 1, f"one MTA-STS mode for the site, not {modes}"
+    return modes.pop()
+
+
 @pytest.fixture(scope="module")
-def dns_doc(role_vars: Callable[..., dict[str, Any]]) -> dict[str, Any]:
-    return mailgov_dns_json(dkim_fetch_dir(role_vars))
+def dns_doc(role_vars: Callable[..., dict[str, Any]], inventory: Any) -> dict[str, Any]:
+    # What an admin publishes: `mailgov dns` with the inventory's MX hosts and MTA-STS mode.
+    mx = [a for i, h in enumerate(inventory_mx(inventory)) for a in ("--mx", f"{h}:{10 * (i + 1)}")]
+    return mailgov_dns_json(dkim_fetch_dir(role_vars),
+                            mx + ["--mta-sts-mode", inventory_mta_sts_mode(inventory)])
 
 
 @pytest.fixture(scope="module")
@@ -234,6 +254,24 @@ def test_mta_sts_policy_served(client_run, host_address, dns_doc, domain) -> Non
                      bad.stderr), bad.stderr
 
 
+
+
+@pytest.mark.control("MAIL-05", "The MTA-STS policy names the inventory's MX hosts and the "
+                     "site's mode (testing unless the inventory says enforce)")
+def test_mta_sts_policy_follows_inventory(client_run, host_address, inventory, domain) -> None:
+    primary = inventory.groups["mx_primary"][0]
+    out = client_run(["curl", "-sS", "--fail", "--max-time", "20", "--resolve",
+                      f"mta-sts.{domain}:443:{host_address(primary)}",
+                      f"https://mta-sts.{domain}/.well-known/mta-sts.txt"])
+    assert out.rc == 0, out.stderr
+    fields: dict[str, list[str]] = {}
+    for line in out.stdout.splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), []).append(value.strip())
+    # RFC 8461 3.2: version STSv1, one mode, one mx line per MX host the senders may use.
+    assert fields.get("version") == ["STSv1"], out.stdout
+    assert fields.get("mode") == [inventory_mta_sts_mode(inventory)], out.stdout
+    assert fields.get("mx") == inventory_mx(inventory), out.stdout
 
 
 @pytest.mark.control("MAIL-04", "The web server names no version (Server header, error pages)")

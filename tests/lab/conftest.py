@@ -52,6 +52,9 @@ def _lab_id() -> int:
 
 LAB_ID = _lab_id()
 LAB_DIR = labenv.lab_dir(REPO, LAB_ID)
+# The tests' own lifecycle state (handover files, recipients, archive manifest): outside the
+# checkout, where the credentials module accepts it (mailgov.credentials.state_path_problems).
+STATE_DIR = labenv.controller_state_dir(LAB_ID) / "tests"
 DATA_FILE = Path(os.environ.get("MAILGOV_DATA", REPO / "data" / "mailboxes.yaml"))
 LAB_CLI = REPO / "lab" / "lab"
 TIMEOUT = 20  # seconds for one network operation
@@ -169,7 +172,7 @@ def purged_addresses(data_file: Path = DATA_FILE) -> set[str]:
     """Cancelled mailboxes a fresh lab never gets (past their retention by the data) and those
     archived by a lifecycle run (the planner never recreates an archived address), so a test
     that needs a live cancelled entry picks another."""
-    archived = set(archived_map(load_manifest(LAB_DIR / "archives" / "manifest.json")))
+    archived = set(archived_map(load_manifest(STATE_DIR / "archives" / "manifest.json")))
     return archived | {s.address for s in due_stores(build(load(data_file).data), date.today())}
 
 
@@ -336,11 +339,12 @@ RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s
 
 def playbook(name: str, data_file: Path, *extra: str, timeout: int = 900) -> tuple[int, int, str]:
     """(rc, total changed, output) of ansible-playbook playbooks/<name> on the data copy."""
-    # The controller-side dirs are the test's own (under the lab dir), whichever inventory
-    # runs: the lab's and the production-shaped one keep them in different places.
-    dirs = {"mailgov_credentials_dir": str(LAB_DIR / "credentials"),
-            "mailgov_credentials_recipients": str(LAB_DIR / "credentials" / "recipients.json"),
-            "mailgov_archive_controller_dir": str(LAB_DIR / "archives")}
+    # The controller-side dirs are the test's own (STATE_DIR), whichever inventory runs: the
+    # lab's and the production-shaped one keep them in different places.
+    STATE_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+    dirs = {"mailgov_credentials_dir": str(STATE_DIR / "credentials"),
+            "mailgov_credentials_recipients": str(STATE_DIR / "credentials" / "recipients.json"),
+            "mailgov_archive_controller_dir": str(STATE_DIR / "archives")}
     cmd = [str(REPO / ".venv" / "bin" / "ansible-playbook", ), str(REPO / "playbooks" / name),
            "-e", f"mailgov_data_file={data_file}", "-e", json.dumps(dirs), *extra]
     env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}

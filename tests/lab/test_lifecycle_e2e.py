@@ -38,7 +38,7 @@ import pytest
 import yaml
 from conftest import (
     DATA_FILE,
-    LAB_DIR,
+    STATE_DIR,
     LabHost,
     LabIMAPS,
     LabSMTP,
@@ -136,7 +136,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, lab_hosts: dict[str, LabHost
 
     # Lab: every other unit's new passwords go to the test key too (the sample data has no
     # focal points); removed afterwards.
-    recipients = LAB_DIR / "credentials" / "recipients.json"
+    recipients = STATE_DIR / "credentials" / "recipients.json"
     recipients.parent.mkdir(parents=True, exist_ok=True)
     had_recipients = recipients.exists()
     if not had_recipients:
@@ -175,7 +175,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, lab_hosts: dict[str, LabHost
 
 
 def _artifact_password(w: dict[str, Any]) -> str:
-    folder = LAB_DIR / "credentials"
+    folder = STATE_DIR / "credentials"
     for path in sorted(folder.glob(f"{w['unit']}-*.age"), key=lambda p: p.stat().st_mtime,
                        reverse=True):
         assert w["new"].encode() not in path.read_bytes(), "artifact must not hold clear text"
@@ -332,7 +332,7 @@ def test_a_backdated_cancel_archives_and_purges_nothing(world: dict[str, Any],
     """The copy says the victim was cancelled past its retention; the directory says when the
     cancel was applied (today, at converge): the first lifecycle run left it alone."""
     w = world
-    manifest = ar.load_manifest(LAB_DIR / "archives" / "manifest.json")
+    manifest = ar.load_manifest(STATE_DIR / "archives" / "manifest.json")
     assert w["victim"] not in manifest["archives"], "archived on the strength of the file"
     assert host_run("mail1", f"test -d {shlex.quote(w['victim_store'])}").rc == 0
     res = ldapi(host_run, f"ldapsearch -LLL -s base -b {shlex.quote(w['victim_dn'])} "
@@ -354,7 +354,7 @@ def test_purge_leaves_an_archive_that_restores(world: dict[str, Any],
     assert res.rc == 0, res.stderr
     rc, _, out = playbook("lifecycle.yml", w["copy"])
     assert rc == 0, out[-3000:]
-    manifest_path = LAB_DIR / "archives" / "manifest.json"
+    manifest_path = STATE_DIR / "archives" / "manifest.json"
     manifest = ar.load_manifest(manifest_path)
     entry = manifest["archives"].get(w["victim"])
     assert entry, f"{w['victim']} not archived: {manifest}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import os
 import shutil
 import subprocess
 from datetime import date
@@ -190,3 +191,77 @@ def test_cli_bad_input_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     out = capsys.readouterr().out
     assert rc == 0 and json.loads(out) == {"passwords": {}, "artifacts": [], "set": [],
                                            "waiting": {}}
+
+
+# --- the state guard (issue 12, finding 9): who can write the recipients file reads every
+# initial password, so the handover state must be the controller user's alone, off the checkout.
+
+
+def _safe_dir(tmp_path: Path) -> Path:
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    return state
+
+
+def test_state_outside_checkout_owned_and_private_passes(tmp_path: Path) -> None:
+    state = _safe_dir(tmp_path)
+    (state / "credentials").mkdir(mode=0o700)
+    (state / "credentials" / "recipients.json").write_text("{}")
+    (state / "credentials" / "recipients.json").chmod(0o600)
+    assert cr.state_path_problems(state / "credentials") == []
+    assert cr.state_path_problems(state / "credentials" / "recipients.json") == []
+    # Not made yet is fine: what exists above it is checked.
+    assert cr.state_path_problems(state / "new" / "recipients.json") == []
+
+
+def test_state_inside_a_git_checkout_refused(tmp_path: Path) -> None:
+    repo = _safe_dir(tmp_path)
+    (repo / ".git").mkdir()
+    problems = cr.state_path_problems(repo / ".lab" / "credentials" / "recipients.json")
+    assert len(problems) == 1 and f"inside the git checkout {repo}" in problems[0]
+
+
+@pytest.mark.parametrize("mode", [0o620, 0o602, 0o666])
+def test_recipients_file_writable_by_others_refused(tmp_path: Path, mode: int) -> None:
+    state = _safe_dir(tmp_path)
+    f = state / "recipients.json"
+    f.write_text("{}")
+    f.chmod(mode)
+    assert cr.state_path_problems(f) == [f"{f} is writable by others (mode {mode:04o})"]
+
+
+def test_directory_above_writable_by_others_refused(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)  # no sticky bit: anyone may replace what is below
+    (shared / "credentials").mkdir(mode=0o700)
+    problems = cr.state_path_problems(shared / "credentials" / "recipients.json")
+    assert problems == [f"{shared} is writable by others (mode 0777)"]
+    shared.chmod(0o1777)  # sticky, as /tmp: others cannot replace our entries
+    assert cr.state_path_problems(shared / "credentials" / "recipients.json") == []
+
+
+def test_owned_by_someone_else_refused(tmp_path: Path) -> None:
+    state = _safe_dir(tmp_path)
+    f = state / "recipients.json"
+    f.write_text("{}")
+    f.chmod(0o600)
+    os.chown(f, 4242, 4242)  # the tests run as root, as CI does
+    assert cr.state_path_problems(f) == [f"{f} is owned by uid 4242, not by this user or root"]
+    # Root's own files are accepted whoever runs it (root owns / and /var).
+    assert cr.state_path_problems(state, uid=4242) == []
+
+
+def test_check_state_command_refuses_with_reason(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    repo = _safe_dir(tmp_path)
+    (repo / ".git").mkdir()
+    code = cr.main(["check-state", "--out-dir", str(repo / ".lab/credentials"),
+                    "--recipients-file", str(repo / ".lab/credentials/recipients.json")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("mailgov credentials: unsafe lifecycle state: ")
+    assert "(mailgov_state_dir)" in err
+    other = tmp_path / "other"
+    other.mkdir(mode=0o700)
+    assert cr.main(["check-state", "--out-dir", str(other / "credentials")]) == 0

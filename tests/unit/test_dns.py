@@ -57,7 +57,7 @@ def test_json_has_every_record(capsys: pytest.CaptureFixture[str], tmp_path: Pat
     assert by_name(doc, f"mta-sts.{d}", "CNAME") == [f"mail1.{DOMAIN}."]
     assert by_name(doc, f"_smtp._tls.{d}", "TXT") == [f"v=TLSRPTv1; rua=mailto:postmaster@{DOMAIN}"]
     assert doc["mta_sts_policy"]["text"] == (
-        f"version: STSv1\r\nmode: enforce\r\nmx: mail1.{DOMAIN}\r\nmx: mail2.{DOMAIN}\r\n"
+        f"version: STSv1\r\nmode: testing\r\nmx: mail1.{DOMAIN}\r\nmx: mail2.{DOMAIN}\r\n"
         "max_age: 604800\r\n")
     assert doc["mta_sts_policy"]["url"] == f"https://mta-sts.{DOMAIN}/.well-known/mta-sts.txt"
 
@@ -79,7 +79,7 @@ def test_zone_splits_long_txt_into_255_byte_strings(capsys: pytest.CaptureFixtur
 def test_mta_sts_id_follows_the_policy() -> None:
     opts = dns.default_options(DOMAIN)
     a = dns.mta_sts_policy(opts)
-    b = dns.mta_sts_policy(dns.DnsOptions(**{**opts.__dict__, "mta_sts_mode": "testing"}))
+    b = dns.mta_sts_policy(dns.DnsOptions(**{**opts.__dict__, "mta_sts_mode": "enforce"}))
     assert a.policy_id() != b.policy_id()
     assert a.policy_id() == dns.mta_sts_policy(dns.default_options(DOMAIN)).policy_id()
 
