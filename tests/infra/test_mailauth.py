@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -87,7 +88,7 @@ def dns_doc(role_vars: Callable[..., dict[str, Any]], inventory: Any) -> dict[st
     # What an admin publishes: `mailgov dns` with the inventory's MX hosts and MTA-STS mode.
     mx = [a for i, h in enumerate(inventory_mx(inventory)) for a in ("--mx", f"{h}:{10 * (i + 1)}")]
     return mailgov_dns_json(dkim_fetch_dir(role_vars),
-                            mx + ["--mta-sts-mode", inventory_mta_sts_mode(inventory)])
+                            [*mx, "--mta-sts-mode", inventory_mta_sts_mode(inventory)])
 
 
 @pytest.fixture(scope="module")
@@ -192,6 +193,45 @@ def test_every_kept_key_is_published(mail_hosts, role_vars, dns_doc, domain) -> 
         active = next(k["id"] for k in role_vars("mailauth", name)["mailauth__dkim_keys"]
                       if k["state"] == "active")
         assert re.search(rf"^\*@{re.escape(domain)} {active}-{name}$", table, re.MULTILINE)
+
+
+@pytest.mark.control("DKIM-03", "A rebuilt host signs with the DKIM key kept in the vault "
+                     "(mailauth__dkim_private_keys), not with a new key under the old selector")
+def test_rebuilt_host_signs_with_vault_key(host_run, role_vars, inventory, tmp_path) -> None:
+    name = inventory.groups["mx_backup"][0] if inventory.groups.get("mx_backup") else "mail1"
+    active = next(k["id"] for k in role_vars("mailauth", name)["mailauth__dkim_keys"]
+                  if k["state"] == "active")
+    key = f"/etc/dkimkeys/{active}-{name.split('.')[0]}.private"
+    before = host_run(name, f"openssl pkey -in {key} -pubout | sha256sum")
+    assert before.rc == 0, before.stderr
+    pem = host_run(name, f"cat {key}")
+    assert pem.rc == 0 and "PRIVATE KEY" in pem.stdout
+    vault = tmp_path / "vault-dkim.json"  # stands in for the vault: 0600, gone with tmp_path
+    vault.touch(mode=0o600)
+    vault.write_text(json.dumps({"mailauth__dkim_private_keys": {
+        f"{active}-{name.split('.')[0]}": pem.stdout}}))
+    try:
+        # The host loses its keys, as a rebuilt one has none; the next converge brings them.
+        gone = host_run(name, f"rm -f {key} {key.removesuffix('.private')}.pub")
+        assert gone.rc == 0, gone.stderr
+        run = subprocess.run(
+            [str(REPO / ".venv/bin/ansible-playbook"), str(REPO / "playbooks/security.yml"),
+             "--tags", "dkim", "--limit", name, "-e", f"@{vault}"],
+            cwd=REPO, capture_output=True, text=True, timeout=600, check=False,
+            env={**os.environ, "ANSIBLE_NOCOLOR": "1"})
+        assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+        assert "PRIVATE KEY" not in run.stdout + run.stderr  # no_log kept the key out
+        after = host_run(name, f"openssl pkey -in {key} -pubout | sha256sum")
+        assert after.stdout == before.stdout, "the rebuilt host signs with another key"
+        owner = host_run(name, f"stat -c '%U %a' {key}")
+        assert owner.stdout.split() == ["opendkim", "600"], owner.stdout
+    finally:
+        # Whatever happened, the host keeps its original key (DNS publishes it).
+        fix = host_run(name, f"cat > {key} <<'EOF'\n{pem.stdout.strip()}\nEOF\n"
+                       f"chown opendkim:opendkim {key}; chmod 600 {key}; "
+                       f"openssl pkey -in {key} -pubout -out {key.removesuffix('.private')}.pub; "
+                       "systemctl restart opendkim")
+        assert fix.rc == 0, fix.stderr
 
 
 @pytest.mark.control("MAIL-01", "Inbound mail from outside gets SPF, DKIM and DMARC results in an "
