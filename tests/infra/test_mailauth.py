@@ -195,7 +195,7 @@ def test_every_kept_key_is_published(mail_hosts, role_vars, dns_doc, domain) -> 
         assert re.search(rf"^\*@{re.escape(domain)} {active}-{name}$", table, re.MULTILINE)
 
 
-@pytest.mark.control("DKIM-03", "A rebuilt host signs with the DKIM key kept in the vault "
+@pytest.mark.control("DKIM-04", "A rebuilt host signs with the DKIM key kept in the vault "
                      "(mailauth__dkim_private_keys), not with a new key under the old selector")
 def test_rebuilt_host_signs_with_vault_key(host_run, role_vars, inventory, tmp_path) -> None:
     name = inventory.groups["mx_backup"][0] if inventory.groups.get("mx_backup") else "mail1"
