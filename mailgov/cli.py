@@ -20,6 +20,7 @@ import re
 import sys
 from collections.abc import Sequence
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from mailgov import __version__, role_vars
@@ -183,6 +184,13 @@ def _add_plan(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _add_live_args(p)
     p.add_argument("--live-json", metavar="FILE",
                    help="plan against a saved live state (mailgov dump-live) instead")
+    p.add_argument("--out", metavar="PLAN.json",
+                   help="also record the plan for review: data file (sha256, commit), base, "
+                   "settings, live state digest, changes and their checksum; `mailgov apply "
+                   "PLAN.json` applies exactly it or nothing")
+    p.add_argument("--comment-parts", metavar="DIR",
+                   help="also write the Markdown as DIR/plan-1.md, plan-2.md … each short "
+                   "enough for one pull-request comment (summary first)")
     _add_planning_args(p)
     p.set_defaults(func=cmd_plan)
 
@@ -266,7 +274,7 @@ def _archived(path: str | None) -> dict[str, str]:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     from mailgov.reconcile import ContextError, PlanContext
-    from mailgov.report_plan import render_json, render_markdown
+    from mailgov.report_plan import MAX_LINES, render_json, render_markdown
 
     result = validate(args.path, today=args.today)
     if not result.ok or result.directory is None:
@@ -284,13 +292,52 @@ def cmd_plan(args: argparse.Namespace) -> int:
     the_plan = context.plan(d, live, archived=_archived(args.archived),
                             allow_mass_change=args.allow_mass_change,
                             remove_drift=args.remove_drift)
+    markdown = render_markdown(the_plan, unit_names={u.id: u.name for u in d.units},
+                               max_lines=1_000_000 if args.comment_parts else MAX_LINES)
     if args.format == "json":
         print(render_json(the_plan))
     else:
-        print(render_markdown(the_plan, unit_names={u.id: u.name for u in d.units}), end="")
+        print(markdown, end="")
+    if args.comment_parts:
+        _write_comment_parts(Path(args.comment_parts), markdown)
+    if args.out:
+        _write_reviewed(args, the_plan, live)
     if not the_plan.ok:
         return EXIT_REFUSED
     return EXIT_CHANGES if the_plan.changes else EXIT_OK
+
+
+def _write_comment_parts(folder: Path, markdown: str) -> None:
+    from mailgov.reviewed import split_markdown
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for old in folder.glob("plan-*.md"):
+            old.unlink()
+        parts = split_markdown(markdown)
+        for i, part in enumerate(parts, 1):
+            (folder / f"plan-{i}.md").write_text(part, encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"cannot write the comment parts in {folder}: {exc}") from None
+    print(f"mailgov: {len(parts)} comment part(s) in {folder}", file=sys.stderr)
+
+
+def _write_reviewed(args: argparse.Namespace, the_plan: Any, live: Any) -> None:
+    from mailgov import reviewed
+
+    settings = {"today": args.today.isoformat() if args.today else None,
+                "allow_mass_change": args.allow_mass_change, "remove_drift": args.remove_drift,
+                "scope": "all", "kinds": [], "today_max_ahead_days": args.today_max_ahead}
+    doc = reviewed.record(data_path=args.path, base_path=args.base, changes=the_plan.changes,
+                          settings=settings, live=live, archived=_archived(args.archived),
+                          plan_dict=the_plan.to_dict())
+    try:
+        Path(args.out).write_text(json.dumps(doc, ensure_ascii=False, indent=1) + "\n",
+                                  encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+    print(f"mailgov: plan recorded in {args.out} (checksum {doc['checksum'][:12]}…)",
+          file=sys.stderr)
 
 
 def cmd_dump_live(args: argparse.Namespace) -> int:
@@ -326,7 +373,10 @@ def _add_apply(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "problems in the data, 2 usage or connection error, 5 another apply holds the lock, "
         "6 apply incomplete (re-run to finish); docs/reconcile.md.")
     p.add_argument("path", nargs="?", default=DEFAULT_DATA,
-                   help=f"the data file (default {DEFAULT_DATA})")
+                   help=f"the data file (default {DEFAULT_DATA}), or a plan recorded by "
+                   "`mailgov plan --out PLAN.json`: then its data file, base and settings, and "
+                   "nothing is written unless the plan made under the lock is that plan "
+                   "(exit 7 otherwise)")
     _add_live_args(p)
     p.add_argument("--confirm", action="store_true",
                    help="write the changes (default: print the plan, write nothing)")
@@ -351,6 +401,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
         archived=_archived(args.archived), allow_mass_change=args.allow_mass_change,
         remove_drift=args.remove_drift, scope=args.scope, lock_wait=args.lock_wait,
         base=args.base, today_max_ahead_days=args.today_max_ahead)
+    if _is_reviewed_plan(args.path):
+        settings = _reviewed_settings(args, settings)
     out = rec.reconcile(settings, confirm=args.confirm)
     if args.format == "json":
         _print_json(out.report())
@@ -367,6 +419,42 @@ def cmd_apply(args: argparse.Namespace) -> int:
     else:
         print(f"mailgov: error: {out.message}", file=sys.stderr)
     return out.exit_code
+
+
+def _is_reviewed_plan(path: str) -> bool:
+    """A plan file (JSON object) rather than a data file (YAML mapping)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            head = fh.read(4096).lstrip()
+    except (OSError, UnicodeDecodeError):
+        return False
+    return head.startswith("{") and '"format"' in head
+
+
+def _reviewed_settings(args: argparse.Namespace, base: Any) -> Any:
+    """The Settings of a reviewed plan: its data file, base and planning settings. Flags that
+    would plan differently are refused: the reviewed plan's are the ones that were reviewed."""
+    import dataclasses
+
+    from mailgov import reviewed
+
+    given = [flag for flag, on in (("--today", args.today), ("--base", args.base),
+                                   ("--archived", args.archived),
+                                   ("--allow-mass-change", args.allow_mass_change),
+                                   ("--remove-drift", args.remove_drift)) if on]
+    if given:
+        raise CliError(f"{', '.join(given)}: a reviewed plan carries its own settings; plan "
+                       "again with them and have that plan reviewed")
+    try:
+        r = reviewed.load(args.path)
+        today = date.fromisoformat(r.settings["today"]) if r.settings.get("today") else None
+    except (reviewed.ReviewedPlanError, ValueError) as exc:
+        raise CliError(str(exc)) from None
+    return dataclasses.replace(
+        base, data=r.data_path, base=r.base_path, today=today, archived=dict(r.archived),
+        allow_mass_change=bool(r.settings.get("allow_mass_change")),
+        remove_drift=bool(r.settings.get("remove_drift")),
+        today_max_ahead_days=int(r.settings.get("today_max_ahead_days") or 0), reviewed=r)
 
 
 # --------------------------------------------------------------------------- main

@@ -35,10 +35,11 @@ UNREACHABLE = "unreachable"  # connect or read failed
 REFUSED = "refused"  # a safety rail tripped
 LOCKED = "locked"  # another apply holds the lock
 INCOMPLETE = "incomplete"  # some changes failed or the connection broke: re-run
+STALE = "stale"  # the plan made now is not the reviewed one (mailgov.reviewed)
 
 # The command's exit code per status (docs/reconcile.md, "Exit codes").
 EXIT_CODES: dict[str, int] = {NOTHING: 0, APPLIED: 0, PROBLEMS: 1, UNREACHABLE: 2,
-                              REFUSED: 3, PENDING: 4, LOCKED: 5, INCOMPLETE: 6}
+                              REFUSED: 3, PENDING: 4, LOCKED: 5, INCOMPLETE: 6, STALE: 7}
 SCOPES = ("mailboxes", "units", "all")
 # Changes the directory does not carry out (the mail host archives the store): reported,
 # never written and never counted as "changed".
@@ -68,6 +69,9 @@ class Settings:
     lock_ttl: int = 3600  # mailgov.lock.DEFAULT_TTL
     base: str | None = None  # the data file at the base of the review (its guards)
     today_max_ahead_days: int = 0  # MG608
+    # The plan that was reviewed (mailgov.reviewed.Reviewed): the data file must be the one
+    # reviewed, and nothing is written unless the plan made under the lock is that plan.
+    reviewed: Any = None
 
 
 class ContextError(ValueError):
@@ -260,6 +264,16 @@ def reconcile(settings: Settings, *, confirm: bool = False) -> Outcome:
     if unknown:
         return Outcome(PROBLEMS, f"kinds {', '.join(unknown)}: use change kinds of "
                        f"{', '.join(CHANGE_KINDS)}")
+    if s.reviewed is not None:
+        from mailgov.reviewed import ReviewedPlanError, inputs_changed
+
+        try:
+            moved = inputs_changed(s.reviewed, s.data, s.base)
+        except ReviewedPlanError as exc:
+            return Outcome(PROBLEMS, f"{exc}; nothing was changed", scope=s.scope)
+        if moved:
+            return Outcome(STALE, "; ".join(moved) + "; nothing was changed: plan again and "
+                           "have that plan reviewed", scope=s.scope)
     today = s.today or date.today()
     result = validate(s.data, today=today)
     if not result.ok:
@@ -296,6 +310,11 @@ def reconcile(settings: Settings, *, confirm: bool = False) -> Outcome:
     if out.plan.refusals:
         return stop(REFUSED, "the plan was refused by the safety rails (nothing was changed): "
                     + "; ".join(out.plan.refusals))
+    stale = _not_reviewed(s, out.plan)
+    if stale:
+        _close(conn)
+        return stop(STALE, f"{stale}; nothing was changed: plan again and have that plan "
+                    "reviewed")
     if not out.writes:
         _close(conn)
         return stop(NOTHING, "nothing to apply" + _pending_note(out))
@@ -322,6 +341,12 @@ def reconcile(settings: Settings, *, confirm: bool = False) -> Outcome:
         lock.release()
         return stop(REFUSED, "the plan made under the lock was refused by the safety rails "
                     "(nothing was changed): " + "; ".join(out.plan.refusals))
+    stale = _not_reviewed(s, out.plan)
+    if stale:
+        lock.release()
+        _close(conn)
+        return stop(STALE, f"under the lock, {stale}; nothing was changed: plan again and "
+                    "have that plan reviewed")
     writes = out.writes
     if not writes:
         lock.release()
@@ -345,6 +370,16 @@ def reconcile(settings: Settings, *, confirm: bool = False) -> Outcome:
                     "only what is left)")
     return stop(APPLIED, f"{out.applied.applied} change(s) applied in "
                 f"{out.applied.seconds:.1f} s" + _pending_note(out))
+
+
+def _not_reviewed(s: Settings, plan: Plan) -> str | None:
+    """Why ``plan`` is not the reviewed plan (None: it is, or no plan was reviewed). The whole
+    plan is compared, as `mailgov plan --out` recorded it, whatever the scope applied now."""
+    if s.reviewed is None:
+        return None
+    from mailgov.reviewed import differences
+
+    return differences(s.reviewed, plan.changes)
 
 
 def _pending_note(out: Outcome) -> str:
