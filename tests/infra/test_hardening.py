@@ -29,13 +29,20 @@ def hvars(mail_host: tuple[str, Any], role_vars: Any) -> dict[str, Any]:
     return role_vars("hardening", mail_host[0])
 
 
+USER_LISTS = frozenset({"allowusers", "denyusers", "allowgroups", "denygroups"})
+
+
 def sshd_effective(host: Any) -> dict[str, str]:
     """`sshd -T`: the configuration sshd really uses (keys lower-case)."""
     out = host.check_output("sshd -T")
     settings: dict[str, str] = {}
     for line in out.splitlines():
         key, _, value = line.partition(" ")
-        settings.setdefault(key, value)
+        if key in USER_LISTS and key in settings:
+            # `sshd -T` prints one line per user of AllowUsers/DenyUsers (and groups).
+            settings[key] += " " + value
+        else:
+            settings.setdefault(key, value)
     return settings
 
 
