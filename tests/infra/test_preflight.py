@@ -44,8 +44,9 @@ def pki_dir(inventory: Inventory) -> Path:
     return Path(dirs.pop())
 
 
-@pytest.mark.control("FW-09", "A run refuses admin networks left at the example's documentation "
-                     "ranges, before any host is touched; the inventory's own pass")
+@pytest.mark.control("FW-09", "A converge never shuts the admins or itself out: documentation ranges as "
+                     "admin networks refused before any host is touched; the controller, read "
+                     "without sudo, stays reachable")
 @pytest.mark.parametrize("placeholder", DOCUMENTATION_RANGES)
 def test_preflight_refuses_documentation_ranges(placeholder: str) -> None:
     bad = preflight({"mailgov_admin_networks": ["10.210.250.0/24", placeholder]})
@@ -92,8 +93,9 @@ def test_preflight_checks_handed_over_certificates(inventory: Inventory, tmp_pat
     assert "no subjectAltName DNS:not-in-the-certificate.example" in names.stdout + names.stderr
 
 
-@pytest.mark.control("FW-09", "A run that logs in as a named account with sudo stays reachable "
-                     "after the firewall loads: a fresh SSH connection from the controller")
+@pytest.mark.control("FW-09", "A converge never shuts the admins or itself out: documentation ranges as "
+                     "admin networks refused before any host is touched; the controller, read "
+                     "without sudo, stays reachable")
 def test_controller_stays_reachable(inventory: Inventory, host_address: Any) -> None:
     for name in group_hosts(inventory, "mailservers"):
         hv = inventory.hostvars[name]
