@@ -44,7 +44,8 @@ def pki_dir(inventory: Inventory) -> Path:
     return Path(dirs.pop())
 
 
-@pytest.mark.control("FW-09", "A converge never shuts the admins or itself out: documentation ranges as "
+@pytest.mark.control("FW-09", "A converge never shuts the admins or itself out: documentation "
+                     "ranges as "
                      "admin networks refused before any host is touched; the controller, read "
                      "without sudo, stays reachable")
 @pytest.mark.parametrize("placeholder", DOCUMENTATION_RANGES)
@@ -93,7 +94,8 @@ def test_preflight_checks_handed_over_certificates(inventory: Inventory, tmp_pat
     assert "no subjectAltName DNS:not-in-the-certificate.example" in names.stdout + names.stderr
 
 
-@pytest.mark.control("FW-09", "A converge never shuts the admins or itself out: documentation ranges as "
+@pytest.mark.control("FW-09", "A converge never shuts the admins or itself out: documentation "
+                     "ranges as "
                      "admin networks refused before any host is touched; the controller, read "
                      "without sudo, stays reachable")
 def test_controller_stays_reachable(inventory: Inventory, host_address: Any) -> None:
