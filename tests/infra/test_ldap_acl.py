@@ -9,13 +9,16 @@ lab's generated secrets on the controller.
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from authprobe import Probe, ldap_client, make_probe, rc_of, remove_probe
+from conftest import DATA_FILE, VENV_BIN
 
 from lab import labenv
 
@@ -25,6 +28,11 @@ REPO = Path(__file__).resolve().parents[2]
 def secrets_dir() -> Path:
     """The instance's generated secrets (lab.labenv, as lab/lab and conftest.py)."""
     return labenv.lab_dir(REPO, labenv.lab_id()) / "secrets"
+
+
+def ca_file() -> Path:
+    """The CA both inventories keep in the instance's state dir (pki__ca_dir)."""
+    return secrets_dir().parent / "pki" / "ca.crt"
 
 
 def service_password(name: str) -> str:
@@ -142,6 +150,7 @@ def test_nobody_reads_password_hashes(
         "postfix": (f"cn=postfix,ou=services,{base_dn}", service_password("postfix")),
         "dovecot": (f"cn=dovecot,ou=services,{base_dn}", service_password("dovecot")),
         "mailgov": (f"cn=mailgov,ou=services,{base_dn}", service_password("mailgov")),
+        "planner": (f"cn=planner,ou=services,{base_dn}", service_password("planner")),
     }
     for who, bind in binds.items():
         for target in (a, b):
@@ -260,6 +269,46 @@ def test_service_accounts_least_rights(
             client_run, "ldapmodify", provider, ["-x", "-D", bind[0], "-w", bind[1]], stdin=ldif
         )
         assert rc_of(out) == 50, f"{who} could write: {out.stdout}"
+
+
+@pytest.mark.control("LDAP-08", "The planner account plans exactly as the reconciler and writes "
+                     "nothing (merge-request pipelines bind with it)")
+def test_planner_reads_what_a_plan_needs_and_writes_nothing(
+    client_run: Callable[..., Any], provider: str, base_dn: str, users: tuple[Probe, Probe],
+    host_address: Callable[[str], str], tmp_path: Path,
+) -> None:
+    a, _ = users
+    planner = (f"cn=planner,ou=services,{base_dn}", service_password("planner"))
+    out = search(client_run, provider, planner, a.dn, "(objectClass=*)", "mail",
+                 "mailUidNumber", "mailEnabled", scope="base")
+    assert f"mail: {a.mail}" in out.stdout and attr_lines(out, "mailUidNumber"), out.stdout
+    # No writes: the same modification the reconciler may make is refused (50).
+    ldif = f"dn: {a.dn}\nchangetype: modify\nreplace: mailEnabled\nmailEnabled: FALSE\n"
+    out = ldap_client(client_run, "ldapmodify", provider,
+                      ["-x", "-D", planner[0], "-w", planner[1]], stdin=ldif)
+    assert rc_of(out) == 50, f"the planner could write: {out.stdout}"
+    # Not even the reconcile lock: it cannot hold up or take over an apply.
+    ldif = (f"dn: cn=reconcile-lock,ou=services,{base_dn}\nchangetype: add\n"
+            "objectClass: applicationProcess\ncn: reconcile-lock\n")
+    out = ldap_client(client_run, "ldapadd", provider,
+                      ["-x", "-D", planner[0], "-w", planner[1]], stdin=ldif)
+    assert rc_of(out) == 50, f"the planner could add the lock: {out.stdout}"
+    # Positive control: `mailgov plan` bound as the planner sees what bound as the reconciler
+    # sees (the same changes: none on a converged lab), so merge requests plan with it.
+    plans = {}
+    for who in ("planner", "mailgov"):
+        pw = tmp_path / who
+        pw.write_text(service_password(who))
+        run = subprocess.run(
+            [str(VENV_BIN / "mailgov"), "plan", str(DATA_FILE), "--format", "json",
+             "--ldap-uri", f"ldap://{host_address('mail1')}",
+             "--bind-dn", f"cn={who},ou=services,{base_dn}", "--password-file", str(pw),
+             "--ca-file", str(ca_file())],
+            capture_output=True, text=True, timeout=300, check=False)
+        assert run.returncode in (0, 4), f"{who}: {run.stderr}"
+        plans[who] = json.loads(run.stdout)
+    assert plans["planner"]["changes"] == plans["mailgov"]["changes"]
+    assert plans["planner"]["drift"] == plans["mailgov"]["drift"]
 
 
 @pytest.mark.control("LDAP-07", "Simple binds need TLS: a password in clear is refused")
