@@ -23,7 +23,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from mailgov import __version__, role_vars
+from mailgov import __version__, comment, role_vars
 from mailgov import dns as dns_command
 from mailgov.naming import NamingError, NamingPolicy, Person, unit_locals
 from mailgov.validate import Result, taken_locals, validate
@@ -475,6 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_apply(sub)
     dns_command.add_parser(sub)
     role_vars.add_parser(sub)
+    comment.add_parser(sub)
     return parser
 
 
