@@ -79,6 +79,10 @@ TLS_CERT_SIGNATURES = frozenset({"sha256WithRSAEncryption", "ecdsa-with-SHA256",
                                  "ecdsa-with-SHA384", "ecdsa-with-SHA512"})
 # "Maximum certificate lifespan: 366 days".
 TLS_CERT_MAX_DAYS = 366
+# A served certificate keeps at least 30 days: ACME clients renew at that point (certbot's
+# renew_before_expiry default, Let's Encrypt's guidance: "renew when 30 days remain"), and the
+# security-gaps issue's expiry control fails below it.
+TLS_CERT_MIN_REMAINING_DAYS = 30
 
 # slapd (Debian builds it with GnuTLS) takes a GnuTLS priority string: the same Mozilla
 # intermediate list in GnuTLS's keywords (GnuTLS manual, "Priority strings"): TLS 1.2/1.3,
@@ -642,3 +646,18 @@ def backup_schedule_violations(schedule: str, elapses: list[datetime]) -> list[s
     if max(gaps) > limit:
         return [f"runs {max(gaps):.2f} days apart, {schedule} allows {limit}"]
     return []
+
+
+def served_certificate_violations(not_before: datetime, not_after: datetime,
+                                  now: datetime) -> list[str]:
+    """A certificate as a listener serves it: at least TLS_CERT_MIN_REMAINING_DAYS left, and
+    a lifetime within TLS_CERT_MAX_DAYS."""
+    out = []
+    left = (not_after - now).total_seconds() / 86400
+    if left < TLS_CERT_MIN_REMAINING_DAYS:
+        out.append(f"expires in {left:.1f} days (< {TLS_CERT_MIN_REMAINING_DAYS}), "
+                   f"on {not_after:%Y-%m-%d}")
+    life = (not_after - not_before).total_seconds() / 86400
+    if life > TLS_CERT_MAX_DAYS:
+        out.append(f"lifetime {life:.0f} days > {TLS_CERT_MAX_DAYS}")
+    return out

@@ -314,6 +314,38 @@ def certificate_facts(text: str) -> tuple[str, int, str | None, str, float]:
     return kind, int(bits.group(1)), name, sig.group(1), days
 
 
+@pytest.mark.control("TLS-08", "Every served certificate has 30 days or more left and lives at "
+                     "most 366 days (each TLS listener, and the HTTPS sites of the primary MX)")
+@pytest.mark.parametrize("host", MAIL_HOSTS)
+def test_served_certificates_not_expiring(
+    client_run: Callable[..., Any], host_address: Callable[[str], str],
+    inventory_groups: Any, host: str,
+) -> None:
+    ports: dict[int, str | None] = dict(TLS_PORTS)
+    if host in inventory_groups["mx_primary"]:
+        ports[443] = None  # the MTA-STS site and the password page (nginx)
+    # The dates are the client's clock against what each listener sends: the certificate a
+    # client sees, whichever file the service really loaded.
+    now = datetime.strptime(client_run("date -u '+%Y-%m-%d %H:%M:%S'").stdout.strip(),
+                            "%Y-%m-%d %H:%M:%S")
+    problems = []
+    for port, starttls in sorted(ports.items()):
+        cmd = ["openssl", "s_client", "-connect", f"{host_address(host)}:{port}",
+               "-servername", "mta-sts.monre.gov.vn" if port == 443 else host]
+        if starttls:
+            cmd += ["-starttls", starttls]
+        out = client_run("timeout 20 " + shlex.join(cmd) + " </dev/null 2>/dev/null | "
+                         "openssl x509 -noout -startdate -enddate", timeout=60)
+        start = re.search(r"^notBefore=(.+)$", out.stdout, re.M)
+        end = re.search(r"^notAfter=(.+)$", out.stdout, re.M)
+        assert start and end, f"{host}:{port}: no certificate served: {out.stdout}{out.stderr}"
+        fmt = "%b %d %H:%M:%S %Y %Z"
+        dates = [datetime.strptime(" ".join(m.group(1).split()), fmt) for m in (start, end)]
+        problems += [f"{host}:{port}: {p}"
+                     for p in standards.served_certificate_violations(*dates, now)]
+    floors_met(problems)
+
+
 @pytest.mark.control("TLS-06", "No plaintext IMAP/POP3 listener (143, 110 closed)")
 @pytest.mark.parametrize("host", MAIL_HOSTS)
 @pytest.mark.parametrize("port", [143, 110])

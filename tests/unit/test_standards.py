@@ -349,3 +349,17 @@ def test_a_weakened_default_is_caught() -> None:
                                                      "aes128-cbc"]),
                                 "macs": ",".join(h["hardening__ssh_macs"]),
                                 "hostkeyalgorithms": "ssh-rsa"})
+
+
+def test_served_certificate_floor() -> None:
+    """TLS-08: 30 days left at least, 366 days of life at most; red on either side."""
+    now = datetime(2027, 1, 1)
+    ok = std.served_certificate_violations(now - timedelta(days=300),
+                                           now + timedelta(days=31), now)
+    assert ok == []
+    late = std.served_certificate_violations(now - timedelta(days=300),
+                                                   now + timedelta(days=29), now)
+    assert late == ["expires in 29.0 days (< 30), on 2027-01-30"]
+    long = std.served_certificate_violations(now - timedelta(days=100),
+                                                   now + timedelta(days=725), now)
+    assert long == ["lifetime 825 days > 366"]  # the lab's old pki__cert_days
