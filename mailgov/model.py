@@ -9,7 +9,7 @@ line in the file (``("mailboxes", index, ...)``).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -43,6 +43,17 @@ class Organization:
 
 
 @dataclass(frozen=True, slots=True)
+class AdminSsh:
+    """policy.admin_ssh: how admins reach the servers (the hardening role's sshd inputs)."""
+
+    classical_kex: bool = False  # post-quantum hybrid only unless an old client needs more
+    max_sessions: int = 4
+    max_startups: str = "10:30:60"
+    login_grace_seconds: int = 30
+    idle_timeout_minutes: int = 10
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     naming: Mapping[str, Any]  # parsed by mailgov.naming.NamingPolicy.from_dict
     quotas: Mapping[str, QuotaRange]  # kind -> range: personal, unit, affiliate
@@ -62,6 +73,8 @@ class Policy:
     logs_retention_days: int
     backup_schedule: str
     remove_drift: bool = False  # safety.remove_drift: plans delete entries the data lacks
+    admin_ssh: AdminSsh = field(default_factory=lambda: AdminSsh())
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +199,7 @@ def _policy(p: Mapping[str, Any]) -> Policy:
         logs_retention_days=p["logs_retention_days"],
         backup_schedule=p["backups"]["schedule"],
         remove_drift=p["safety"].get("remove_drift", False),
+        admin_ssh=AdminSsh(**p.get("admin_ssh", {})),
     )
 
 

@@ -92,6 +92,7 @@ def facts(d: Directory, data_file: str) -> dict[str, Any]:
             "forwarding_allowed_domains": list(pol.forwarding_allowed_domains),
             "logs_retention_days": pol.logs_retention_days,
             "backup_schedule": pol.backup_schedule,
+            "admin_ssh": asdict(pol.admin_ssh),
         },
         "delegated_units": delegated_units(d),
     }

@@ -285,6 +285,17 @@ SSH_KEX = frozenset({
     "diffie-hellman-group18-sha512",
     "diffie-hellman-group-exchange-sha256",
 })
+# The hybrid post-quantum key exchanges of OpenSSH: sntrup761x25519 (default since 9.0, the
+# release notes: "protection against 'capture now, decrypt later' attacks") and, from 9.9,
+# ML-KEM768 + X25519. Without the data's policy.admin_ssh.classical_kex, only these.
+SSH_KEX_POST_QUANTUM = frozenset({
+    "sntrup761x25519-sha512@openssh.com",
+    "sntrup761x25519-sha512",
+    "mlkem768x25519-sha256",
+})
+# Host key types without ECDSA (NIST curves whose generation is unexplained) or DSA:
+# Ed25519, and RSA of at least SSH_RSA_HOST_KEY_MIN_BITS (the security-gaps issue, ssh-audit).
+SSH_HOST_KEY_TYPES = frozenset({"ED25519", "RSA"})
 SSH_CIPHERS = frozenset({
     "chacha20-poly1305@openssh.com",
     "aes256-gcm@openssh.com",

@@ -123,6 +123,79 @@ def test_ssh_config_valid(mail_host: tuple[str, Any]) -> None:
 # --- firewall ----------------------------------------------------------------------------
 
 
+# policy.admin_ssh as docs/data-format.md documents its defaults (the data may set each).
+ADMIN_SSH_DEFAULTS = {"classical_kex": False, "max_sessions": 4, "max_startups": "10:30:60",
+                      "login_grace_seconds": 30, "idle_timeout_minutes": 10}
+
+
+def admin_ssh(policy: dict[str, Any]) -> dict[str, Any]:
+    return {**ADMIN_SSH_DEFAULTS, **(policy.get("admin_ssh") or {})}
+
+
+def ssh_from_client(client_run: Any, host_address: Any, infra_host: Any, name: str,
+                    *opts: str) -> Any:
+    """One SSH attempt from the client host (no key: it never logs in), then the client is
+    unbanned there: a refused negotiation may count for fail2ban's sshd jail."""
+    res = client_run(["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+                      "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=10", *opts,
+                      f"nobody@{host_address(name)}", "true"], timeout=60)
+    infra_host(name).run(f"fail2ban-client unban {host_address('client')} >/dev/null 2>&1 || true")
+    return res
+
+
+@pytest.mark.control("SSH-08", "Post-quantum key exchange only, unless the data's "
+                     "policy.admin_ssh.classical_kex re-admits the classical ones")
+def test_ssh_post_quantum_kex(mail_host: tuple[str, Any], policy: dict[str, Any],
+                              client_run: Any, host_address: Any, infra_host: Any) -> None:
+    name, host = mail_host
+    offered = set(sshd_effective(host)["kexalgorithms"].split(","))
+    if admin_ssh(policy)["classical_kex"]:
+        assert offered & standards.SSH_KEX_POST_QUANTUM, offered
+        assert offered <= standards.SSH_KEX, offered - standards.SSH_KEX
+        return
+    assert offered and offered <= standards.SSH_KEX_POST_QUANTUM, (
+        f"classical key exchange offered: {sorted(offered - standards.SSH_KEX_POST_QUANTUM)}")
+    # A client that only speaks curve25519 is refused at key exchange, for that reason ...
+    old = ssh_from_client(client_run, host_address, infra_host, name,
+                          "-o", "KexAlgorithms=curve25519-sha256")
+    assert old.rc == 255 and "no matching key exchange method found" in old.stderr, old.stderr
+    # ... and the post-quantum one gets past it, to the key-only login (positive control).
+    new = ssh_from_client(client_run, host_address, infra_host, name,
+                          "-o", "KexAlgorithms=sntrup761x25519-sha512@openssh.com")
+    assert "Permission denied (publickey)" in new.stderr, new.stderr
+
+
+@pytest.mark.control("SSH-09", "Host keys are Ed25519 (or RSA >= 3072) only: no ECDSA or DSA "
+                     "key on disk or offered")
+def test_ssh_host_keys(mail_host: tuple[str, Any], client_run: Any, host_address: Any,
+                       infra_host: Any) -> None:
+    name, host = mail_host
+    problems = []
+    for pub in host.check_output("ls /etc/ssh/ | grep '^ssh_host_.*_key'").split():
+        if pub.endswith(".pub"):
+            bits, *_, kind = host.check_output(f"ssh-keygen -l -f /etc/ssh/{pub}").split()
+            kind = kind.strip("()")
+            if kind not in standards.SSH_HOST_KEY_TYPES:
+                problems.append(f"{pub}: {kind}")
+            elif kind == "RSA" and int(bits) < standards.SSH_RSA_HOST_KEY_MIN_BITS:
+                problems.append(f"{pub}: RSA {bits} bits")
+    floors_met(problems)
+    res = ssh_from_client(client_run, host_address, infra_host, name,
+                          "-o", "HostKeyAlgorithms=ecdsa-sha2-nistp256")
+    assert res.rc == 255 and "no matching host key type found" in res.stderr, res.stderr
+
+
+@pytest.mark.control("SSH-10", "sshd's session limits are the data's (policy.admin_ssh)")
+def test_ssh_limits_from_data(mail_host: tuple[str, Any], policy: dict[str, Any]) -> None:
+    cfg = sshd_effective(mail_host[1])
+    want = admin_ssh(policy)
+    assert int(cfg["maxsessions"]) == want["max_sessions"]
+    assert cfg["maxstartups"] == want["max_startups"]
+    assert int(cfg["logingracetime"]) == want["login_grace_seconds"]
+    idle = int(cfg["clientaliveinterval"]) * int(cfg["clientalivecountmax"])
+    assert idle == want["idle_timeout_minutes"] * 60, cfg
+
+
 def nft_chain(host: Any) -> str:
     return host.check_output("nft list chain inet mailgov input")
 
