@@ -543,6 +543,8 @@ def test_dkim_keys_restored(fresh_run: tuple[str, str], mail1: Any, bvars: dict[
     # A rebuilt host: a new key under the same name (what the converge would generate).
     name = sorted(before)[0]
     path = f"{key_dir}/{name}"
+    keep = f"/root/mailgov-test-{name}"  # put back whatever happens (the published key)
+    assert mail1.run(f"cp -p {path} {keep}").rc == 0
     assert mail1.run(f"openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out {path} "
                      f"&& chown opendkim:opendkim {path} && chmod 0600 {path}").rc == 0
     assert dkim_fingerprints(mail1, key_dir)[name] != before[name]
@@ -556,4 +558,6 @@ def test_dkim_keys_restored(fresh_run: tuple[str, str], mail1: Any, bvars: dict[
         assert (f.user, f.group, f.mode) == ("opendkim", "opendkim", 0o600)
         assert mail1.service("opendkim").is_running
     finally:
-        mail1.run(f"rm -f {key_dir}/*.before-restore-*")
+        mail1.run(f"cmp -s {keep} {path} || {{ cp -p {keep} {path}; "
+                  "systemctl try-restart opendkim.service; }; "
+                  f"rm -f {keep} {key_dir}/*.before-restore-*")
