@@ -40,6 +40,7 @@ from typing import Any
 
 import pytest
 import yaml
+from authprobe import PROVIDER as PROBE_PROVIDER
 from authprobe import Probe, make_probe, remove_probe
 
 from lab import labenv, proofgate
@@ -304,6 +305,17 @@ def host_address(inventory: Inventory) -> Callable[[str], str]:
 
 
 @pytest.fixture(scope="session")
+def host_fqdn(inventory: Inventory) -> Callable[[str], str]:
+    """The name a mail host serves under (mailgov_fqdn; the lab hosts resolve it)."""
+    def fqdn(name: str) -> str:
+        hv = inventory.hostvars.get(name)
+        if hv is None:
+            raise KeyError(f"no host {name} in {INVENTORY}")
+        return str(hv.get("mailgov_fqdn", name))
+    return fqdn
+
+
+@pytest.fixture(scope="session")
 def infra_host(inventory: Inventory) -> Callable[[str], Any]:
     """A pytest-testinfra host by inventory name, reached with the lab's ssh_config."""
     import testinfra  # imported here: the unit tests do not need it
@@ -329,6 +341,15 @@ def infra_host(inventory: Inventory) -> Callable[[str], Any]:
         cache[name] = host
         return host
     return get
+
+
+@pytest.fixture(scope="session")
+def provider(inventory: Inventory) -> str:
+    """The directory provider (writes go there): the first host of `directory_provider`."""
+    name = group_hosts(inventory, "directory_provider")[0]
+    # authprobe makes the throw-away mailboxes on its PROVIDER as root.
+    assert name == PROBE_PROVIDER, f"authprobe.PROVIDER is {PROBE_PROVIDER}, the inventory's {name}"
+    return name
 
 
 @pytest.fixture(scope="session")
