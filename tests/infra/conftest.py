@@ -255,8 +255,8 @@ NO_HOSTS = "no-hosts-in-inventory"
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     for arg, group in HOST_PARAMETERS.items():
-        if arg not in metafunc.fixturenames:
-            continue
+        if arg not in metafunc.fixturenames or hasattr(metafunc.module, arg):
+            continue  # not used, or the module's own fixture of that name (test_hardening)
         inv = read_inventory()
         names = inv.groups.get(group, []) if isinstance(inv, Inventory) else []
         # No inventory (a developer without a lab) or an empty group: one case that fails (or

@@ -11,6 +11,7 @@ The open relay attempt is tests/lab/test_mailflow.py::test_no_open_relay* (not r
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import time
 import uuid
@@ -144,7 +145,9 @@ def test_rate_limit_locks_and_notifies(rate_limited_user, client_run, host_run, 
     wait_replicated(host_run, mail_host, _dn_of(host_run, base, user, provider), provider)
     login = swaks(client_run, server, 587, user, password, user, user, token(),
                   ["--quit-after", "AUTH"])
-    assert login.rc != 0
+    # RFC 4954: 535 5.7.8, the credentials refused (not a connection or TLS failure).
+    assert login.rc != 0 and re.search(r"<~?\*+ 535 5\.7\.8 ", login.stdout), \
+        login.stdout[-600:]
     # ... and the administrators were told.
     notify_to = role_vars("ratelimit", ratelimit_host)["ratelimit__notify_to"]
     subject = f"outbound rate limit: {user} locked"
@@ -186,7 +189,7 @@ def _wait_banned(host_run, host: str, jails: tuple[str, ...], ip: str,
 @pytest.mark.control("F2B-01", "Password guessing on IMAPS from the client gets the client's "
                      "address banned by the dovecot jail after maxretry failures")
 def test_imap_bruteforce_banned(fail2ban_armed, client_run, host_run, role_vars, host_address,
-                                host_fqdn, domain, mail_host) -> None:
+                                host_fqdn, domain, mail_host, infra_host) -> None:
     # fail2ban_armed: the client starts unbanned and not exempt (and is unbanned afterwards).
     client_ip = host_address("client")
     rv = role_vars("fail2ban", mail_host)
@@ -194,20 +197,21 @@ def test_imap_bruteforce_banned(fail2ban_armed, client_run, host_run, role_vars,
     assert not _banned(host_run, mail_host, "dovecot", client_ip)
     nobody = f"nobody-{uuid.uuid4().hex[:6]}@{domain}"
     server = host_fqdn(mail_host)
+    _reachable_before(client_run, server, 993)
     # The tries in one client command (one connection each, as a guesser makes them).
     attempt = shlex.join(["curl", "-s", "--max-time", "15", f"imaps://{server}/INBOX",
                           "-u", f"{nobody}:wrong-password"])
     client_run(f"for i in $(seq {tries}); do {attempt}; done")
     assert _wait_banned(host_run, mail_host, ("dovecot",), client_ip) == ["dovecot"]
-    probe = client_run(["nc", "-z", "-w", "5", server, "993"])
-    assert probe.rc != 0  # the ban is in force: the client cannot even connect
+    _banned_out(client_run, infra_host(mail_host), server, 993)
 
 
 @pytest.mark.control("F2B-02", "Password guessing on SMTP AUTH (submission) from the client "
                      "gets the client's address banned (postfix-sasl jail, or the dovecot jail "
                      "that sees the same failures in Dovecot's auth log)")
 def test_smtp_auth_bruteforce_banned(fail2ban_armed, client_run, host_run, role_vars,
-                                     host_address, host_fqdn, domain, mail_host) -> None:
+                                     host_address, host_fqdn, domain, mail_host,
+                                     infra_host) -> None:
     client_ip = host_address("client")
     rv = role_vars("fail2ban", mail_host)
     jail = rv["fail2ban__jails"]["postfix-sasl"]
@@ -217,6 +221,7 @@ def test_smtp_auth_bruteforce_banned(fail2ban_armed, client_run, host_run, role_
     nobody = f"nobody-{uuid.uuid4().hex[:6]}@{domain}"
     server = host_fqdn(mail_host)
     client_packages(client_run, "libnet-ssleay-perl")
+    _reachable_before(client_run, server, 587)
     attempt = shlex.join(["swaks", "--server", server, "--port", "587", "--tls", "--auth",
                           "PLAIN", "--auth-user", nobody, "--auth-password", "wrong-password",
                           "--from", nobody, "--to", nobody, "--quit-after", "AUTH",
@@ -229,5 +234,18 @@ def test_smtp_auth_bruteforce_banned(fail2ban_armed, client_run, host_run, role_
         if banned:
             break
     assert banned, f"client not banned by postfix-sasl nor dovecot on {mail_host}"
-    probe = client_run(["nc", "-z", "-w", "5", server, "587"])
-    assert probe.rc != 0
+    _banned_out(client_run, infra_host(mail_host), server, 587)
+
+
+def _reachable_before(client_run: Callable[..., Any], server: str, port: int) -> None:
+    """The positive control: before the guessing the client reaches the port."""
+    res = client_run(["nc", "-z", "-w", "5", server, str(port)])
+    assert res.rc == 0, f"{server}:{port} unreachable before any guess: {res.stderr}"
+
+
+def _banned_out(client_run: Callable[..., Any], host: Any, server: str, port: int) -> None:
+    """The ban is in force: the client cannot even connect, while the service still listens."""
+    res = client_run(["nc", "-z", "-w", "5", server, str(port)])
+    assert res.rc != 0, f"{server}:{port} still reachable from the banned client"
+    assert host.run(f"ss -Hltn 'sport = :{port}' | grep -q .").rc == 0, \
+        f"nothing listens on {server}:{port}: the refusal would not be the ban"
