@@ -100,7 +100,8 @@ def test_service_locks_and_notifies_once(lock_fails: bool) -> None:
         locked.append(user)
         return f"mail={user},ou=people"
 
-    def notifier(_cfg: dict[str, Any], user: str, _d: Any, outcome: str, _r: Any) -> None:
+    def notifier(_cfg: dict[str, Any], user: str, _d: Any, outcome: str, _r: Any,
+                 locked: bool = True) -> None:
         notes.append((user, outcome))
 
     svc = rl.Service(config, locker=locker, notifier=notifier)
@@ -110,3 +111,73 @@ def test_service_locks_and_notifies_once(lock_fails: bool) -> None:
     assert locked == ([] if lock_fails else ["a@monre.gov.vn"])
     assert len(notes) == 1 and notes[0][0] == "a@monre.gov.vn"
     assert notes[0][1].startswith("FAILED (slapd down)" if lock_fails else "locked mail=")
+
+
+def test_administrator_is_refused_over_the_limit_but_never_locked() -> None:
+    """ABUSE-06: the locker refuses (Protected); the service throttles and tells, once."""
+    config = {"messages": 2, "window_minutes": 1, "local_domains": [DOMAIN]}
+    notes: list[tuple[str, str, bool]] = []
+
+    def locker(_cfg: dict[str, Any], user: str, _when: Any) -> str:
+        raise rl.Protected(f"uid=x is an administrator ({user})")
+
+    def notifier(_cfg: dict[str, Any], user: str, _d: Any, outcome: str, _r: Any,
+                 locked: bool = True) -> None:
+        notes.append((user, outcome, locked))
+
+    svc = rl.Service(config, locker=locker, notifier=notifier)
+    admin = "quantri@monre.gov.vn"
+    assert svc.handle(req(admin, "x@example.org", "1"), now=0) == "DUNNO"
+    assert svc.handle(req(admin, "x@example.org", "2"), now=1) == "DUNNO"
+    third = svc.handle(req(admin, "x@example.org", "3"), now=2)
+    assert third.startswith("REJECT 5.7.1") and "try again later" in third
+    assert "locked" not in third
+    assert svc.handle(req(admin, "x@example.org", "4"), now=3).endswith("try again later")
+    assert notes == [(admin, "NOT locked: uid=x is an administrator (quantri@monre.gov.vn)",
+                      False)]
+    # Back under the limit (the window slid past the first two): accepted again, and a new
+    # crossing is news again.
+    assert svc.handle(req(admin, "x@example.org", "5"), now=61.5) == "DUNNO"
+    assert svc.handle(req(admin, "x@example.org", "6"), now=61.6) == "DUNNO"
+    assert svc.handle(req(admin, "x@example.org", "7"), now=61.7).startswith("REJECT")
+    assert len(notes) == 2
+
+
+def test_read_request_stops_at_garbage() -> None:
+    import io
+
+    good = io.BytesIO(b"request=smtpd_access_policy\nsasl_username=a\n\nrest")
+    assert rl.read_request(good) == ["request=smtpd_access_policy", "sasl_username=a"]
+    assert rl.read_request(io.BytesIO(b"no newline at the end")) is None
+    assert rl.read_request(io.BytesIO(b"x" * 5000 + b"\n\n")) is None  # over MAX_LINE
+    assert rl.read_request(io.BytesIO(b"a=b\n" * 200 + b"\n")) is None  # not Postfix
+
+
+def test_peer_names_from_a_verified_certificate() -> None:
+    cert = {"subject": ((("commonName", "mail2.monre.gov.vn"),),),
+            "subjectAltName": (("DNS", "Mail2.monre.gov.vn"), ("DNS", "mail2"),
+                               ("IP Address", "10.210.0.12"))}
+    assert rl.peer_names(cert) == {"mail2.monre.gov.vn", "mail2"}
+    assert rl.peer_names({"subject": ((("commonName", "Other"),),)}) == {"other"}
+    assert rl.peer_names({}) == set()
+
+
+def test_socket_is_postfix_only(tmp_path: Any) -> None:
+    """The unix socket is created 0600 and owned by the configured account (ABUSE-04)."""
+    import grp
+    import os
+    import pwd
+    import stat
+
+    me = pwd.getpwuid(os.getuid()).pw_name
+    if grp.getgrgid(os.getgid()).gr_name != me:
+        pytest.skip("needs a user whose group has its name")
+    path = tmp_path / "policy.sock"
+    path.write_text("stale")  # a leftover of a crash is replaced
+    srv = rl._UnixServer({"unix_socket": str(path), "unix_owner": me}, rl._PolicyHandler)
+    try:
+        st = path.stat()
+        assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600
+        assert st.st_uid == os.getuid()
+    finally:
+        srv.server_close()
