@@ -80,8 +80,9 @@ JAIL_ACCOUNTS = {"sshd": "administrators", "postfix-sasl": "users", "dovecot": "
 
 
 @pytest.mark.control("F2B-03", "fail2ban runs the sshd, postfix-sasl, dovecot and selfservice "
-                     "jails from the journal, bans no later than the policy's lockout and no shorter than "
-                     "fail2ban's defaults; only loopback and the admin networks ignored")
+                     "jails from the journal, bans no later than the policy's lockout and no "
+                     "shorter than fail2ban's defaults; only loopback and the admin networks "
+                     "ignored")
 def test_fail2ban_jails(mail_hosts, role_vars, policy) -> None:
     for name, host in mail_hosts.items():
         status = host.run("fail2ban-client status")
