@@ -315,20 +315,25 @@ class _TLSHandler(_PolicyHandler):
             self.request = self.server.tls.wrap_socket(self.request, server_side=True)
             names = peer_names(self.request.getpeercert() or {})
         except (OSError, ssl.SSLError) as exc:
+            # The failed handshake has closed the socket: nothing to read or write.
             log.warning("refused policy client %s: TLS: %s", peer, exc)
             self.refused = True
-        else:
-            allowed = names & self.server.peers
-            self.refused = not allowed
-            if self.refused:
-                log.warning("refused policy client %s: certificate names %s not in tls_peers",
-                            peer, ", ".join(sorted(names)) or "(none)")
+            return
+        self.refused = not names & self.server.peers
+        if self.refused:
+            log.warning("refused policy client %s: certificate names %s not in tls_peers",
+                        peer, ", ".join(sorted(names)) or "(none)")
         self.request.settimeout(IDLE_TIMEOUT_S)
         super().setup()
 
     def handle(self) -> None:
         if not self.refused:
             super().handle()
+
+    def finish(self) -> None:
+        if hasattr(self, "wfile"):
+            with contextlib.suppress(OSError):
+                super().finish()
 
 
 class _RelayHandler(_PolicyHandler):
@@ -337,31 +342,43 @@ class _RelayHandler(_PolicyHandler):
     upstream: Any = None
     up_file: Any = None
 
-    def answer(self, lines: list[str]) -> str | None:
+    def ask(self, lines: list[str]) -> dict[str, str]:
         cfg = self.server.config
-        try:
-            if self.upstream is None:
-                raw = socket.create_connection((cfg["server_host"], int(cfg["server_port"])),
-                                               timeout=TLS_HANDSHAKE_TIMEOUT_S)
-                self.upstream = self.server.tls.wrap_socket(
-                    raw, server_hostname=cfg["server_name"])
-                self.upstream.settimeout(30)
-                self.up_file = self.upstream.makefile("rb")
-            self.upstream.sendall(("\n".join(lines) + "\n\n").encode())
-            reply = read_request(self.up_file)
-        except (OSError, ssl.SSLError) as exc:
-            log.warning("policy server %s unreachable: %s", cfg["server_host"], exc)
-            return None
-        attrs = parse_request(reply or [])
-        if "action" not in attrs:
-            log.warning("policy server %s: no answer", cfg["server_host"])
-            return None
-        return attrs["action"]
+        if self.upstream is None:
+            raw = socket.create_connection((cfg["server_host"], int(cfg["server_port"])),
+                                           timeout=TLS_HANDSHAKE_TIMEOUT_S)
+            self.upstream = self.server.tls.wrap_socket(raw, server_hostname=cfg["server_name"])
+            self.upstream.settimeout(30)
+            self.up_file = self.upstream.makefile("rb")
+        self.upstream.sendall(("\n".join(lines) + "\n\n").encode())
+        return parse_request(read_request(self.up_file) or [])
 
-    def finish(self) -> None:
+    def answer(self, lines: list[str]) -> str | None:
+        host = self.server.config["server_host"]
+        for attempt in (1, 2):  # a kept connection the server closed (idle): one new one
+            reused = self.upstream is not None
+            try:
+                attrs = self.ask(lines)
+            except (OSError, ssl.SSLError) as exc:
+                attrs, why = {}, str(exc)
+            else:
+                why = "no answer"
+            if "action" in attrs:
+                return attrs["action"]
+            self.close_upstream()
+            if not reused or attempt == 2:
+                log.warning("policy server %s: %s", host, why)
+                return None
+        return None
+
+    def close_upstream(self) -> None:
         if self.upstream is not None:
             with contextlib.suppress(OSError):
                 self.upstream.close()
+        self.upstream = self.up_file = None
+
+    def finish(self) -> None:
+        self.close_upstream()
         super().finish()
 
 
