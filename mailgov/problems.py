@@ -68,6 +68,7 @@ RULES: dict[str, str] = {
     "MG404": "a mailbox forwards to itself",
     "MG405": "policy quotas are not ordered min <= default <= max",
     "MG406": "policy.safety.max_disable_share is not between 0 and 1",
+    "MG407": "policy.password.administrators.lockout_duration_minutes is 0 (never ends)",
 }
 
 #: Refusals of a plan (mailgov/plan.py, mailgov/reconcile.py): nothing of it is applied. They

@@ -302,6 +302,12 @@ class _Checker:
                 self.report("MG405", ("policy", "quotas", kind),
                             f"policy.quotas.{kind}: need min <= default <= max, got min "
                             f"{q.min}, default {q.default}, max {q.max} (MiB)")
+        if self.d.policy.password_administrators.lockout_duration_minutes == 0:
+            self.report("MG407", ("policy", "password", "administrators",
+                                  "lockout_duration_minutes"),
+                        "policy.password.administrators.lockout_duration_minutes: 0 would lock "
+                        "an administrator until another one unlocks them, and anyone who knows "
+                        "the addresses can lock them all; give minutes (default 30)")
         share = self.d.policy.max_disable_share
         if not 0 <= share <= 1:
             self.report("MG406", ("policy", "safety", "max_disable_share"),

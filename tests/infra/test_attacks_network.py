@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import shlex
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from authprobe import ldap_client, make_probe, rc_of, remove_probe
 
 PROBE_PORT = 8026  # a port no role opens: the probe listener below
 OUTSIDER_LAST_OCTET = 250
@@ -24,8 +26,8 @@ pytestmark = pytest.mark.usefixtures("fail2ban_budget")
 
 
 def probe(client_run: Callable[..., Any], addr: str, ports: list[int],
-          source: str | None = None) -> dict[int, str]:
-    """TCP connect from the client (optionally from a given source address).
+          source: str | None = None, source_port: int = 0) -> dict[int, str]:
+    """TCP connect from the client (optionally from a given source address and port).
 
     Returns {port: "open" | "refused" | "timeout" | error}: "timeout" is what a dropping
     firewall gives; "refused" is a closed port on a reachable host.
@@ -37,9 +39,10 @@ from concurrent.futures import ThreadPoolExecutor
 def one(port):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.settimeout(4)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        if {source!r}:
-            s.bind(({source!r}, 0))
+        if {source!r} or {source_port!r}:
+            s.bind(({source!r} or "", {source_port!r}))
         s.connect(({addr!r}, port))
         return "open"
     except socket.timeout:
@@ -107,6 +110,41 @@ def test_unlisted_port_dropped(client_run: Callable[..., Any], infra_host: Calla
     assert local.rc == 0, "probe listener not reachable locally: the test would prove nothing"
     # ...but from the client (even an admin workstation) the firewall drops it.
     assert probe(client_run, addr, [probe_listener]) == {probe_listener: "timeout"}
+
+
+@pytest.mark.control("FW-10", "Return traffic is matched by connection state, not source port: "
+                     "from source port 389/636/10045 the client still cannot reach a port "
+                     "closed to it; LDAP and replication still work")
+def test_source_port_opens_nothing(client_run: Callable[..., Any],
+                                   infra_host: Callable[[str], Any],
+                                   host_address: Callable[[str], str], host_run: Callable[..., Any],
+                                   probe_listener: int, data: dict[str, Any]) -> None:
+    addr = host_address("mail1")
+    # The port is closed to the client with an ordinary source port (FW-05's finding) ...
+    assert probe(client_run, addr, [probe_listener]) == {probe_listener: "timeout"}
+    # ... and stays closed when the client sends from a port the internal services answer
+    # from: a stateless "tcp sport 389 accept" would let these in ("open").
+    for sport in (389, 636, 10045):
+        got = probe(client_run, addr, [probe_listener], source_port=sport)
+        assert got == {probe_listener: "timeout"}, f"source port {sport}: {got}"
+    # Positive controls: the client's own LDAP connection gets its answers (return traffic
+    # to the client), and mail2, a client of mail1's slapd, still replicates a new entry.
+    whoami = ldap_client(client_run, "ldapwhoami", addr, ["-x"])
+    assert rc_of(whoami) == 0 and "anonymous" in whoami.stdout, whoami.stdout
+    org = data["organization"]
+    probe_entry = make_probe(host_run, org["base_dn"], org["domain"], "fw09")
+    try:
+        deadline = time.monotonic() + 30
+        seen = ""
+        while time.monotonic() < deadline:
+            seen = host_run("mail2", "ldapsearch -Q -LLL -Y EXTERNAL -H ldapi:/// -b "
+                            f"{shlex.quote(probe_entry.dn)} -s base 1.1").stdout
+            if probe_entry.dn in seen.replace("\n ", ""):
+                break
+            time.sleep(1)
+        assert probe_entry.dn in seen.replace("\n ", ""), "new entry did not replicate to mail2"
+    finally:
+        remove_probe(host_run, probe_entry)
 
 
 @pytest.mark.control("FW-06", "Outside the admin networks: SSH, LDAP dropped, mail ports open")
