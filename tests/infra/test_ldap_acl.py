@@ -280,8 +280,9 @@ def test_planner_reads_what_a_plan_needs_and_writes_nothing(
     a, _ = users
     planner = (f"cn=planner,ou=services,{base_dn}", service_password("planner"))
     out = search(client_run, provider, planner, a.dn, "(objectClass=*)", "mail",
-                 "mailUidNumber", "mailEnabled", scope="base")
-    assert f"mail: {a.mail}" in out.stdout and attr_lines(out, "mailUidNumber"), out.stdout
+                 "mailEnabled", "userPassword", scope="base")
+    assert f"mail: {a.mail}" in out.stdout and attr_lines(out, "mailEnabled"), out.stdout
+    assert not attr_lines(out, "userPassword"), "the planner read a password hash"
     # No writes: the same modification the reconciler may make is refused (50).
     ldif = f"dn: {a.dn}\nchangetype: modify\nreplace: mailEnabled\nmailEnabled: FALSE\n"
     out = ldap_client(client_run, "ldapmodify", provider,
