@@ -1,0 +1,239 @@
+"""The fast path of the loader: rapidyaml parses, emits JSON, the C json module reads it.
+
+PyYAML's C loader spends ~9 s building 50,000 mailboxes in Python; rapidyaml (``ryml``, the
+C++ library's wrapper) parses the same 8 MB in ~0.2 s and emits it as JSON in ~0.1 s, which
+``json.loads`` turns into Python objects in ~0.1 s. The catch: rapidyaml reads YAML 1.2,
+the data file has always been read by PyYAML as YAML 1.1 (minus timestamps), and an admin's
+file must not change meaning with the parser. So :func:`load` returns data only when it can
+show the result is exactly PyYAML's, and ``None`` otherwise (the caller then takes the
+precise path, PyYAML, which also produces the error messages the admins know). Differences
+and how each is closed (tests/unit/test_fastload.py has one test per line):
+
+* plain scalars PyYAML 1.1 resolves to non-text (``yes``/``on``/``Off``/``True``/``~``/
+  ``Null``, ``0755`` octal, ``0x1f``, ``0b101``, ``1_000``, ``1:30`` sexagesimal, ``.inf``,
+  ``<<``, ``=``) are text for rapidyaml: the JSON strings of those forms are found with one
+  regex; a plain one in the source sends the file to PyYAML (quoted ones are text for both);
+* numbers rapidyaml emits but PyYAML 1.1 reads as text (``1e3``, ``1.0e3``: 1.1 wants a dot
+  and a signed exponent) go through ``parse_float``/``parse_int`` hooks that apply PyYAML's
+  own regexes; an integer of more than :data:`MAX_INT_DIGITS` digits is not read here;
+* dates (``2019-03-04``) stay text on both paths (the precise path removes the resolver);
+* duplicate keys (rapidyaml keeps both, JSON the last) are caught while building the dicts;
+* anchors, aliases, merge keys, tags, directives, several documents, tabs, backslash escapes,
+  CR and Unicode line breaks: not read here at all (PyYAML does), so tags never build objects
+  and alias expansion is bounded by the precise path's checks;
+* rapidyaml accepts a few things libyaml refuses (a plain scalar starting with ``@``, a
+  backtick, ``]`` or ``}``): such files go to PyYAML, which reports them (MG006).
+
+Without the rapidyaml wheel :func:`available` is false and every file takes the precise path:
+same output, slower.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import Any
+
+try:  # the wheel may be missing on an odd platform: the precise path then does everything
+    import ryml as _ryml
+except ImportError:  # pragma: no cover - exercised by forcing _ryml = None in the tests
+    _ryml = None
+
+#: Integers longer than this are refused (MG011) on both paths: no field needs them, and
+#: Python refuses to convert integers of more than 4300 digits anyway.
+MAX_INT_DIGITS = 100
+
+# PyYAML's implicit resolvers (yaml/resolver.py, YAML 1.1), without the timestamp one.
+_BOOL = r"yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF"
+_FLOAT = (r"[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9_]+(?:[eE][-+][0-9]+)?"
+          r"|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*|[-+]?\.(?:inf|Inf|INF)"
+          r"|\.(?:nan|NaN|NAN)")
+_INT = (r"[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+"
+        r"|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+")
+_NULL = r"~|null|Null|NULL|"
+_SPECIAL = f"{_BOOL}|{_FLOAT}|{_INT}|<<|=|{_NULL}"
+PYYAML_FLOAT = re.compile(f"(?:{_FLOAT})")
+PYYAML_INT = re.compile(f"(?:{_INT})")
+#: Distinct quoted texts like '0123' (an id_digits) checked one by one; more: precise path.
+MAX_DOUBTFUL = 64
+#: A JSON string whose text PyYAML would read as non-text if it were a plain scalar.
+#: (The lookahead is only a shortcut: every form starts with one of those characters, and
+#: most strings fail there without trying the alternatives.)
+_JSON_SPECIAL = re.compile(f'"(?=[-+.0-9~<=yYnNtTfFoO"])((?:{_SPECIAL}))"(\\s*:)?')
+#: Characters that may start a feature the fast path never reads (anchor, alias, tag,
+#: block scalar, merge key, directive, complex key, reserved indicator), or a comment or a
+#: quoted scalar to step over (a backtick or '&' in them is harmless). One C-speed scan finds
+#: them; :func:`_not_fast` looks at each in context (a data file has few).
+_CANDIDATE = re.compile(r"[&*!@`%|>?<\]}#'\"]")
+#: Read by the precise path wherever they are: escapes, tabs, CR and Unicode line breaks.
+_NOT_FAST_CHARS = re.compile("[\\\\\t\r\x85\u2028\u2029]")
+
+
+def _node_start(text: str, i: int) -> str | None:
+    """The indicator before position ``i`` if a node can start there ('\\n' for a line
+    start), else None. Over-approximates: ':' '-' '?' need a space after them in YAML."""
+    j = i
+    while j > 0 and text[j - 1] == " ":
+        j -= 1
+    if j == 0:
+        return "\n"
+    before = text[j - 1]
+    return before if before in ":-?,[{\n" else None
+
+
+def _not_fast(text: str) -> bool:
+    """Does the text use anything the fast path does not read exactly as PyYAML?"""
+    if _NOT_FAST_CHARS.search(text) or text.startswith(("---", "...")) \
+            or "\n---" in text or "\n..." in text:  # document markers, several documents
+        return True
+    skip_to = 0
+    for m in _CANDIDATE.finditer(text):
+        i = m.start()
+        if i < skip_to:
+            continue  # inside a comment or a quoted scalar
+        ch = text[i]
+        if ch == "#":
+            if i == 0 or text[i - 1] in " \n":  # a comment: step over the rest of the line
+                end = text.find("\n", i)
+                skip_to = len(text) if end < 0 else end
+            continue
+        if ch == "<":
+            if text.startswith("<<", i):
+                return True
+            continue
+        where = _node_start(text, i)
+        if where is None:
+            continue  # inside a plain scalar (O'Brien, a-b, 1>0): harmless
+        if ch == "'":
+            end = i + 1
+            while True:  # '' is an escaped quote inside single quotes
+                end = text.find("'", end)
+                if end < 0:
+                    return True
+                if not text.startswith("''", end):
+                    break
+                end += 2
+            skip_to = end + 1
+        elif ch == '"':
+            end = text.find('"', i + 1)  # no backslash in the text: no escaped quote
+            if end < 0:
+                return True
+            skip_to = end + 1
+        elif ch in "]}":
+            if where in ":?-\n":  # libyaml refuses a plain scalar starting so; rapidyaml not
+                return True
+        elif ch == "?":
+            if text[i + 1:i + 2] in ("", " ", "\n"):
+                return True  # a complex key
+        else:
+            return True  # & * ! @ ` % | > where a node starts
+    return False
+
+
+def available() -> bool:
+    """True when the rapidyaml wheel is installed (else the precise path does everything)."""
+    return _ryml is not None and os.environ.get("MAILGOV_YAML") != "pyyaml"
+
+
+class _NotFast(Exception):
+    """The fast path cannot vouch for this file; take the precise path."""
+
+
+def _parse_int(text: str) -> int:
+    if len(text) > MAX_INT_DIGITS + 1:
+        raise _NotFast  # the precise path reports it, located (MG011)
+    return int(text)  # every JSON integer is also a PyYAML 1.1 integer, with the same value
+
+
+def _parse_float(text: str) -> float | str:
+    # JSON numbers that PyYAML 1.1 reads as text: an exponent needs a dot and a sign there.
+    if PYYAML_FLOAT.fullmatch(text):
+        return float(text)
+    if PYYAML_INT.fullmatch(text):  # pragma: no cover - JSON integers go to _parse_int
+        return int(text)
+    return text
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise _NotFast  # a duplicate key: the precise path names both lines (MG007)
+    return out
+
+
+_PLAIN_EMITS_TEXT: dict[str, bool] = {}
+
+
+def _plain_is_text(value: str) -> bool:
+    """Does rapidyaml emit this scalar as a JSON string when it is written plain?"""
+    known = _PLAIN_EMITS_TEXT.get(value)
+    if known is None:
+        tree = _ryml.parse_in_arena(f"- {value}\n".encode())  # type: ignore[union-attr]
+        out = json.loads(_ryml.emit_json_malloc(tree, tree.root_id()))  # type: ignore[union-attr]
+        known = _PLAIN_EMITS_TEXT[value] = isinstance(out, list) and out == [value]
+    return known
+
+
+def _emit_json(raw: bytes) -> str:
+    """rapidyaml's JSON for ``raw``; rapidyaml prints its errors on fd 2: keep them quiet."""
+    assert _ryml is not None
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        tree = _ryml.parse_in_arena(raw)
+        root = tree.root_id()
+        if not tree.is_map(root):  # several documents, a list or text: PyYAML says what
+            raise _NotFast
+        out: str = _ryml.emit_json_malloc(tree, root)
+        return out
+    except (_ryml.ExceptionParse, _ryml.ExceptionVisit, _ryml.ExceptionBasic,
+            RuntimeError, ValueError):
+        raise _NotFast from None
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def load(raw: bytes, text: str) -> dict[str, Any] | None:
+    """The data PyYAML would build from ``raw`` (decoded: ``text``), or None: take the
+    precise path. Never raises for bad input."""
+    if not available() or _not_fast(text):
+        return None
+    try:
+        js = _emit_json(raw)
+        if "\\" in js:  # an escaped quote or a folded line break: let PyYAML read it
+            return None
+        data = json.loads(js, object_pairs_hook=_pairs, parse_int=_parse_int,
+                          parse_float=_parse_float)
+        if _plain_specials(js, text):
+            return None
+    except (_NotFast, ValueError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _plain_specials(js: str, text: str) -> bool:
+    """Is any JSON string PyYAML would have read differently, because it was plain?"""
+    doubtful: set[str] = set()
+    for m in _JSON_SPECIAL.finditer(js):
+        value, is_key = m.group(1), m.group(2)
+        # rapidyaml always quotes keys; a value it emits as a number, bool or null when
+        # plain can only be a JSON string because it was quoted (text for PyYAML too).
+        if is_key or _plain_is_text(value):
+            doubtful.add(value)
+    if not doubtful:
+        return False
+    if len(doubtful) > MAX_DOUBTFUL:
+        return True
+    # Where does one of these texts stand alone in the source, as a plain scalar would
+    # (after a space, a line start, '[', '{', ',' or ':'; before a space, ':', '#', ',', a
+    # closing bracket or the end)? Quoted ones stand between quotes. Comments may match too:
+    # that only costs the precise path.
+    words = "|".join(re.escape(v) for v in sorted(doubtful, key=len, reverse=True))
+    for m in re.finditer(f"(?:{words})(?=[\\s,\\]}}:#]|\\Z)", text):
+        i = m.start()
+        if i == 0 or text[i - 1] in " \n[{,:":
+            return True
+    return False
