@@ -65,7 +65,15 @@ _JSON_SPECIAL = re.compile(f'"(?=[-+.0-9~<=yYnNtTfFoO"])((?:{_SPECIAL}))"(\\s*:)
 #: block scalar, merge key, directive, complex key, reserved indicator), or a comment or a
 #: quoted scalar to step over (a backtick or '&' in them is harmless). One C-speed scan finds
 #: them; :func:`_not_fast` looks at each in context (a data file has few).
-_CANDIDATE = re.compile(r"[&*!@`%|>?<\]}#'\"]")
+_CANDIDATE = re.compile(r"[&*!@`%|>?<\[{\]}#'\"]")
+#: Inside a flow collection: what changes depth, starts a quoted scalar or a comment, or
+#: ends a line.
+_FLOW_TOKEN = re.compile(r"[\[\]{}'\"#\n]")
+#: rapidyaml writes -.5 as -0.5 (a number); PyYAML 1.1 reads -.5 as text.
+_SIGNED_DOT = re.compile(r"-\.[0-9]")
+#: A plain scalar starting with ':' (libyaml refuses it) or a value indicator without a
+#: space after it in a flow collection (`{a:, b}`: libyaml refuses, rapidyaml reads).
+_COLON = re.compile(r"[,\[{\n\-?:][ ]*:|:[,\]}]")
 #: Read by the precise path wherever they are: escapes, tabs, CR and Unicode line breaks.
 _NOT_FAST_CHARS = re.compile("[\\\\\t\r\x85\u2028\u2029]")
 
@@ -82,12 +90,69 @@ def _node_start(text: str, i: int) -> str | None:
     return before if before in ":-?,[{\n" else None
 
 
+def _skip_quoted(text: str, i: int) -> int:
+    """The position after the quoted scalar starting at ``i``, or -1 if it never ends."""
+    if text[i] == '"':
+        end = text.find('"', i + 1)  # no backslash in the text: no escaped quote
+        return -1 if end < 0 else end + 1
+    end = i + 1
+    while True:  # '' is an escaped quote inside single quotes
+        end = text.find("'", end)
+        if end < 0:
+            return -1
+        if not text.startswith("''", end):
+            return end + 1
+        end += 2
+
+
+def _flow_end(text: str, start: int) -> int:
+    """The end of the flow collection opening at ``start``, or -1 when it has what libyaml
+    and rapidyaml read differently: a line break anywhere but after ',' '[' or '{' (a
+    plain scalar or key continued on the next line), or no end at all."""
+    depth = 0
+    pos = start
+    last = start  # where the text of the current line began to count
+    while True:
+        m = _FLOW_TOKEN.search(text, pos)
+        if m is None:
+            return -1
+        i = m.start()
+        ch = text[i]
+        if ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        elif ch in "'\"":
+            if _node_start(text, i) is not None:
+                i = _skip_quoted(text, i) - 1
+                if i < 0:
+                    return -1
+        elif ch == "#":
+            if text[i - 1] in " \n":
+                end = text.find("\n", i)
+                if end < 0:
+                    return -1
+                if text[last:i].rstrip()[-1:] not in (",", "[", "{"):
+                    return -1
+                i = end
+                last = end + 1
+        else:  # a line break
+            if text[last:i].rstrip()[-1:] not in (",", "[", "{"):
+                return -1
+            last = i + 1
+        pos = i + 1
+
+
 def _not_fast(text: str) -> bool:
     """Does the text use anything the fast path does not read exactly as PyYAML?"""
-    if _NOT_FAST_CHARS.search(text) or text.startswith(("---", "...")) \
-            or "\n---" in text or "\n..." in text:  # document markers, several documents
+    if _NOT_FAST_CHARS.search(text) or text.startswith(("---", "...", ":")) \
+            or "\n---" in text or "\n..." in text or _COLON.search(text) \
+            or _SIGNED_DOT.search(text):
         return True
     skip_to = 0
+    flow_to = 0  # the end of the flow collection checked last
     for m in _CANDIDATE.finditer(text):
         i = m.start()
         if i < skip_to:
@@ -105,27 +170,20 @@ def _not_fast(text: str) -> bool:
         where = _node_start(text, i)
         if where is None:
             continue  # inside a plain scalar (O'Brien, a-b, 1>0): harmless
-        if ch == "'":
-            end = i + 1
-            while True:  # '' is an escaped quote inside single quotes
-                end = text.find("'", end)
-                if end < 0:
-                    return True
-                if not text.startswith("''", end):
-                    break
-                end += 2
-            skip_to = end + 1
-        elif ch == '"':
-            end = text.find('"', i + 1)  # no backslash in the text: no escaped quote
-            if end < 0:
+        if ch in "'\"":
+            skip_to = _skip_quoted(text, i)
+            if skip_to < 0:
                 return True
-            skip_to = end + 1
+        elif ch in "[{":
+            if i >= flow_to:
+                flow_to = _flow_end(text, i)
+                if flow_to < 0:
+                    return True
         elif ch in "]}":
             if where in ":?-\n":  # libyaml refuses a plain scalar starting so; rapidyaml not
                 return True
         elif ch == "?":
-            if text[i + 1:i + 2] in ("", " ", "\n"):
-                return True  # a complex key
+            return True  # a complex key (in a flow collection even without a space)
         else:
             return True  # & * ! @ ` % | > where a node starts
     return False
@@ -221,6 +279,8 @@ def _plain_specials(js: str, text: str) -> bool:
         value, is_key = m.group(1), m.group(2)
         # rapidyaml always quotes keys; a value it emits as a number, bool or null when
         # plain can only be a JSON string because it was quoted (text for PyYAML too).
+        if value.lower().endswith(("nan", "inf")):
+            return True  # rapidyaml writes nan, inf, .NaN … all as .nan, .inf: PyYAML reads
         if is_key or _plain_is_text(value):
             doubtful.add(value)
     if not doubtful:

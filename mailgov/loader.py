@@ -197,7 +197,7 @@ class Locator:
             nxt: yaml.Node | None = None
             if isinstance(node, yaml.MappingNode):
                 for key_node, value_node in node.value:
-                    if isinstance(key_node, yaml.ScalarNode) and key_node.value == str(part):
+                    if isinstance(key_node, yaml.ScalarNode) and _same_key(key_node, part):
                         # Point at the key: for block values it is the line the admin reads.
                         mark, nxt = key_node.start_mark, value_node
                         break
@@ -209,6 +209,17 @@ class Locator:
                 break
             node = nxt
         return (mark.line + 1, mark.column + 1)
+
+
+def _same_key(node: yaml.ScalarNode, part: str | int | Any) -> bool:
+    if isinstance(part, str) or node.style is not None:
+        return bool(node.value == str(part))
+    # A key that is not text (MG109: 1, yes, ~): resolve the plain scalar as the loader did.
+    try:
+        value = yaml.load(node.value or "~", Loader=StrictLoader)
+    except yaml.YAMLError:
+        return False
+    return type(value) is type(part) and bool(value == part)
 
 
 def _line_col(raw: bytes, offset: int) -> tuple[int, int]:
