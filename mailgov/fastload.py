@@ -199,7 +199,7 @@ class _NotFast(Exception):
 
 
 def _parse_int(text: str) -> int:
-    if len(text) > MAX_INT_DIGITS + 1:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:  # the same count as loader._limits()
         raise _NotFast  # the precise path reports it, located (MG011)
     return int(text)  # every JSON integer is also a PyYAML 1.1 integer, with the same value
 

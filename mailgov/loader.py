@@ -212,7 +212,7 @@ class Locator:
 
 
 def _same_key(node: yaml.ScalarNode, part: str | int | Any) -> bool:
-    if isinstance(part, str) or node.style is not None:
+    if isinstance(part, str) or node.style:  # quoted: text; plain style is "" or None
         return bool(node.value == str(part))
     # A key that is not text (MG109: 1, yes, ~): resolve the plain scalar as the loader did.
     try:
@@ -292,6 +292,8 @@ def load(path: str | Path) -> Loaded:
         raise fail("MG006", f"malformed YAML: {what}", line, col) from None
     except yaml.YAMLError as exc:
         raise fail("MG006", f"malformed YAML: {exc}") from None
+    except ValueError as exc:  # _limits() refuses long integers first; kept as a last guard
+        raise fail("MG011", f"a value cannot be read: {exc}") from None
     except RecursionError:  # _limits() refuses deep nesting first; kept as a last guard
         raise fail("MG010", f"nesting deeper than Python can read (at most {MAX_DEPTH} "
                    "levels are allowed)") from None
@@ -349,7 +351,10 @@ def _control_characters(text: str, name: str) -> list[Problem]:
 
 #: Nesting the data file never needs (its deepest path is about 7 levels); deeper files are
 #: refused before PyYAML's recursive constructor or the schema checks can overflow the stack.
-MAX_DEPTH = 50
+#: Depth counts nodes as rapidyaml does (the top mapping 0, each child one more): rapidyaml
+#: will not emit deeper trees, so both paths refuse exactly the same files
+#: (test_fastload.py::test_depth_limit_is_the_same_on_both_paths).
+MAX_DEPTH = 64
 #: How many values aliases may add in total, expanded: a "billion laughs" file of a few
 #: hundred bytes would otherwise expand to gigabytes in the checks and their messages.
 MAX_ALIAS_VALUES = 1_000_000
@@ -372,10 +377,10 @@ def _limits(raw: bytes, name: str) -> list[Problem]:
     try:
         while loader.check_event():
             ev = loader.get_event()
+            if len(stack) > MAX_DEPTH and isinstance(ev, yaml.NodeEvent):
+                return problem("MG010", f"nesting deeper than {MAX_DEPTH} levels; the data "
+                               "file needs fewer than 10", ev.start_mark)
             if isinstance(ev, yaml.CollectionStartEvent):
-                if len(stack) >= MAX_DEPTH:
-                    return problem("MG010", f"nesting deeper than {MAX_DEPTH} levels; the "
-                                   "data file needs fewer than 10", ev.start_mark)
                 stack.append([ev.anchor, 1])
             elif isinstance(ev, yaml.CollectionEndEvent):
                 anchor, size = stack.pop()
@@ -384,10 +389,11 @@ def _limits(raw: bytes, name: str) -> list[Problem]:
                 if stack:
                     stack[-1][1] += size
             elif isinstance(ev, yaml.ScalarEvent):
-                if (ev.implicit[0] and ev.style is None and len(ev.value) > MAX_INT_DIGITS
+                digits = len(ev.value.lstrip("+-"))
+                if (ev.implicit[0] and not ev.style and digits > MAX_INT_DIGITS
                         and fastload.PYYAML_INT.fullmatch(ev.value)):
-                    return problem("MG011", f"an integer of {len(ev.value)} characters; at "
-                                   f"most {MAX_INT_DIGITS} digits are read", ev.start_mark)
+                    return problem("MG011", f"an integer of {digits} digits; at most "
+                                   f"{MAX_INT_DIGITS} digits are read", ev.start_mark)
                 if ev.anchor is not None:
                     sizes[ev.anchor] = 1
                 if stack:
@@ -405,6 +411,12 @@ def _limits(raw: bytes, name: str) -> list[Problem]:
                                    ev.start_mark)
                 if stack:
                     stack[-1][1] += size
+    except yaml.MarkedYAMLError as exc:
+        if "nesting depth" in str(exc.problem) and exc.problem_mark is not None:
+            # libyaml's own limit (1000 flow levels) is met before the events get there.
+            return problem("MG010", f"nesting deeper than {MAX_DEPTH} levels; the data file "
+                           "needs fewer than 10", exc.problem_mark)
+        return []  # malformed: the load itself reports it (MG006)
     except yaml.YAMLError:
         return []
     finally:

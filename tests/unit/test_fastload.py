@@ -237,3 +237,34 @@ def test_differential_fuzz_fast_equals_pyyaml_or_hands_over() -> None:
             raise AssertionError(f"fast path read what PyYAML refuses ({exc}):\n{s}") from None
         assert _same(data, expected), s
     assert checked > 100
+
+
+@pytest.mark.parametrize(("text", "deep_ok"), [
+    ("a: " + "[" * 64 + "]" * 64 + "\n", True), ("a: " + "[" * 65 + "]" * 65 + "\n", False),
+    ("a: " + "{b: " * 63 + "1" + "}" * 63 + "\n", True),
+    ("a: " + "{b: " * 64 + "1" + "}" * 64 + "\n", False)])
+def test_depth_limit_is_the_same_on_both_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               text: str, deep_ok: bool) -> None:
+    """rapidyaml emits at most 64 levels; the precise path refuses past the same depth
+    (MG010), so a file never passes on one path and fails on the other."""
+    for forced in (False, True):
+        if forced:
+            monkeypatch.setattr(fastload, "_ryml", None)
+        if deep_ok:
+            assert _load(tmp_path, text).precise is forced
+        else:
+            with pytest.raises(LoadError) as info:
+                _load(tmp_path, text)
+            assert info.value.problems[0].rule == "MG010"
+
+
+def test_integer_limit_is_the_same_on_both_paths(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    ok, long = "a: -" + "9" * 100 + "\n", "a: -" + "9" * 101 + "\n"
+    for forced in (False, True):
+        if forced:
+            monkeypatch.setattr(fastload, "_ryml", None)
+        assert _load(tmp_path, ok).precise is forced
+        with pytest.raises(LoadError) as info:
+            _load(tmp_path, long)
+        assert info.value.problems[0].rule == "MG011"
