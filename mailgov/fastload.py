@@ -73,7 +73,7 @@ _FLOW_TOKEN = re.compile(r"[\[\]{}'\"#\n]")
 _SIGNED_DOT = re.compile(r"-\.[0-9]")
 #: A plain scalar starting with ':' (libyaml refuses it) or a value indicator without a
 #: space after it in a flow collection (`{a:, b}`: libyaml refuses, rapidyaml reads).
-_COLON = re.compile(r"[,\[{\n\-?:][ ]*:|:[,\]}]")
+_COLON = (re.compile(r"\n *:"), re.compile(r"[,\[{?-] *:"), re.compile(r":(?:[,\]}]| +:)"))
 #: Read by the precise path wherever they are: escapes, tabs, CR and Unicode line breaks.
 _NOT_FAST_CHARS = re.compile("[\\\\\t\r\x85\u2028\u2029]")
 
@@ -148,7 +148,7 @@ def _flow_end(text: str, start: int) -> int:
 def _not_fast(text: str) -> bool:
     """Does the text use anything the fast path does not read exactly as PyYAML?"""
     if _NOT_FAST_CHARS.search(text) or text.startswith(("---", "...", ":")) \
-            or "\n---" in text or "\n..." in text or _COLON.search(text) \
+            or "\n---" in text or "\n..." in text or any(c.search(text) for c in _COLON) \
             or _SIGNED_DOT.search(text):
         return True
     skip_to = 0
