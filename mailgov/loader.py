@@ -250,14 +250,13 @@ def load(path: str | Path) -> Loaded:
         raise fail("MG003", "the file starts with a byte order mark; save it as UTF-8 "
                    "without BOM", 1, 1)
     try:
-        raw.decode("utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line, col = _line_col(raw, exc.start)
         bad = raw[exc.start:exc.start + 1].hex()
         raise fail("MG004", f"byte 0x{bad} is not valid UTF-8; save the file as UTF-8",
                    line, col) from None
 
-    text = raw.decode("utf-8")
     bad_chars = _control_characters(raw, text, name)
     if bad_chars:
         raise LoadError(bad_chars)

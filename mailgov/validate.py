@@ -50,6 +50,11 @@ class Result:
     directory: Directory | None = None
     # The file's bytes only (not the parsed data: 50,000 records stay in memory once).
     source: bytes | None = field(default=None, repr=False)
+    #: What the meaning checks computed once (valid files only), for the commands that answer
+    #: from the data (address, the edit commands): the naming policy and unit id -> the local
+    #: part of its unit mailbox. Never computed a second time per run.
+    naming: NamingPolicy | None = field(default=None, repr=False)
+    unit_locals: dict[str, str] = field(default_factory=dict, repr=False)
 
     def locate(self, where: tuple[str | int, ...]) -> str:
         """FILE:LINE:COL of a data path (for the plan's refusals about records)."""
@@ -360,6 +365,7 @@ class _Checker:
         self.check_addresses(units, unit_locals)
         self.check_mailboxes(naming, units, unit_locals)
         self.check_unit_roles(units)
+        self.naming, self.unit_locals = naming, unit_locals
         return [self.loaded.problem(rule, msg, path) for rule, path, msg in self.found]
 
     # -- policy -------------------------------------------------------------------------
@@ -692,10 +698,14 @@ class _Checker:
 # --------------------------------------------------------------------------- helpers
 
 
-def taken_locals(d: Directory, naming: NamingPolicy) -> set[str]:
-    """Every local part in use (addresses, aliases, unit mailboxes), case-folded."""
+def taken_locals(d: Directory, naming: NamingPolicy,
+                 locals_by_unit: dict[str, str] | None = None) -> set[str]:
+    """Every local part in use (addresses, aliases, unit mailboxes), case-folded.
+    ``locals_by_unit``: the unit mailboxes' local parts when already computed (Result)."""
     domain = d.organization.domain.lower()
-    taken = {v.casefold() for v in unit_locals(d.units, naming).values()}
+    if locals_by_unit is None:
+        locals_by_unit = unit_locals(d.units, naming)
+    taken = {v.casefold() for v in locals_by_unit.values()}
     for m in d.mailboxes:
         taken.add(m.address.casefold())
         for a in m.aliases:
@@ -764,6 +774,13 @@ def validate(path: str | Path, *, today: date | None = None) -> Result:
         loaded = load(path)
     except LoadError as exc:
         return Result(name, _sorted(exc.problems))
+    return check(loaded, today=today)
+
+
+def check(loaded: Loaded, *, today: date | None = None) -> Result:
+    """Shape and meaning checks of data already loaded (one load per command: an edit
+    command loads, changes one record, and checks the result once with this)."""
+    name = loaded.path
     # The fast path cannot produce these (no escapes, JSON keys are text): skip the walk.
     early = _value_problems(loaded) if loaded.precise else []
     if any(p.rule == "MG109" for p in early):  # the schema checks need text keys
@@ -779,7 +796,8 @@ def validate(path: str | Path, *, today: date | None = None) -> Result:
     if early:
         return Result(name, _sorted(early))
     directory = build(loaded.data)
-    problems = _Checker(directory, loaded, today or date.today()).run()
+    checker = _Checker(directory, loaded, today or date.today())
+    problems = checker.run()
     if problems:
         return Result(name, _sorted(problems))
-    return Result(name, [], directory, loaded.source)
+    return Result(name, [], directory, loaded.source, checker.naming, checker.unit_locals)
