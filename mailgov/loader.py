@@ -151,7 +151,8 @@ class Loaded:
     @property
     def locator(self) -> Locator:
         if self._locator is None:
-            self._locator = Locator(self.source)
+            # Read by the fast path: rapidyaml's tree answers (same marks, much faster).
+            self._locator = Locator(self.source, fast=not self.precise)
         return self._locator
 
     def problem(self, rule: str, message: str, path: tuple[str | int, ...]) -> Problem:
@@ -174,10 +175,14 @@ class Locator:
     exists, which is where the admin has to add the key.
     """
 
-    def __init__(self, source: bytes) -> None:
+    def __init__(self, source: bytes, *, fast: bool = False) -> None:
         self._source = source
         self._root: yaml.Node | None = None
         self._composed = False
+        # rapidyaml's tree first (fast=True: only for files the fast path read exactly as
+        # PyYAML); it gives PyYAML's marks or no answer, and PyYAML composes only then.
+        self._fast: fastload.Locator | None = None
+        self._try_fast = fast and fastload.available()
 
     def _tree(self) -> yaml.Node | None:
         if not self._composed:
@@ -189,6 +194,12 @@ class Locator:
         return self._root
 
     def locate(self, path: tuple[str | int, ...]) -> tuple[int, int]:
+        if self._try_fast:
+            if self._fast is None:
+                self._fast = fastload.Locator(self._source)
+            answer = self._fast.locate(path)
+            if answer is not None:
+                return answer
         node = self._tree()
         if node is None:
             return (1, 1)

@@ -25,7 +25,7 @@ from typing import Any
 import fastjsonschema
 import jsonschema
 
-from mailgov.loader import Loaded, LoadError, Locator, char_name, load
+from mailgov.loader import MAX_REPORTED, Loaded, LoadError, Locator, char_name, load
 from mailgov.model import Directory, Mailbox, Unit, build
 from mailgov.naming import NamingError, NamingPolicy, Person, unit_locals
 from mailgov.problems import Problem, json_path
@@ -734,8 +734,8 @@ _TEXT_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ufdd0-\ufdef\ufffe\uffff"
 
 def _value_problems(loaded: Loaded) -> list[Problem]:
     """What only the precise path can build: keys that are not text (MG109) and texts with
-    control characters written as escapes (MG108). Iterative: no recursion on any input
-    (the loader has bounded the nesting and the alias expansion)."""
+    control characters written as escapes (MG108), at most MAX_REPORTED of them. Iterative:
+    no recursion on any input (the loader has bounded the nesting and the alias expansion)."""
     out: list[Problem] = []
     stack: list[tuple[PathT, Any]] = [((), loaded.data)]
     while stack:
@@ -743,6 +743,8 @@ def _value_problems(loaded: Loaded) -> list[Problem]:
         if isinstance(value, dict):
             for key, item in value.items():
                 if not isinstance(key, str):
+                    if len(out) >= MAX_REPORTED:  # a hostile file may have a million
+                        continue
                     out.append(loaded.problem(
                         "MG109", f"{json_path(path)}: the key {_show(key)} is not text; "
                         "every key is a field name (quote it if it really is one)",
@@ -760,7 +762,7 @@ def _value_problems(loaded: Loaded) -> list[Problem]:
 def _control_text(loaded: Loaded, path: PathT, text: str, what: str,
                   out: list[Problem]) -> None:
     m = _TEXT_CONTROL.search(text)
-    if m is not None:
+    if m is not None and len(out) < MAX_REPORTED:
         out.append(loaded.problem(
             "MG108", f"{json_path(path)}: the {what} holds {char_name(m.group())} at character "
             f"{m.start() + 1}; no text may hold control characters or non-characters (also "

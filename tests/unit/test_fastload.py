@@ -268,3 +268,42 @@ def test_integer_limit_is_the_same_on_both_paths(tmp_path: Path,
         with pytest.raises(LoadError) as info:
             _load(tmp_path, long)
         assert info.value.problems[0].rule == "MG011"
+
+
+def _paths(data: Any, path: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
+    """Every path into ``data``, and one missing key or index below each container."""
+    out = [path]
+    if isinstance(data, dict):
+        out.append((*path, "no-such-key"))
+        for k, v in data.items():
+            out += _paths(v, (*path, k))
+    elif isinstance(data, list):
+        out.append((*path, len(data) + 3))
+        for i, v in enumerate(data):
+            out += _paths(v, (*path, i))
+    return out
+
+
+def test_rapidyaml_locator_answers_as_pyyamls(tmp_path: Path) -> None:
+    """Every path of every loadable corpus file and of a generated directory: the same
+    (line, column) from rapidyaml's tree as from PyYAML's, or no answer (then PyYAML's)."""
+    from mailgov.loader import Locator as PyYAMLLocator
+    from tools.generate import write
+
+    write(300, 5, tmp_path / "gen.yaml")
+    files = [p for p in sorted(DATA.glob("*/*.yaml")) if p.is_file()] + [tmp_path / "gen.yaml"]
+    answered = 0
+    for p in files:
+        try:
+            loaded = load(p)
+        except LoadError:
+            continue
+        if loaded.precise:
+            continue
+        fast, slow = fastload.Locator(loaded.source), PyYAMLLocator(loaded.source)
+        for path in _paths(loaded.data):
+            got = fast.locate(path)
+            if got is not None:
+                answered += 1
+                assert got == slow.locate(path), (p.name, path)
+    assert answered > 10_000
