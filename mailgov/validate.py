@@ -352,7 +352,7 @@ class _Checker:
         self.found: list[tuple[str, PathT, str]] = []
         self.domain = d.organization.domain.lower()
         self._cyclic: set[str] = set()
-        self._cands: dict[Person, tuple[str, ...]] = {}
+        self._cands: dict[tuple[str | None, ...], tuple[str, ...] | NamingError] = {}
 
     def report(self, rule: str, path: PathT, message: str) -> None:
         self.found.append((rule, path, message))
@@ -559,25 +559,24 @@ class _Checker:
 
     def _check_name(self, naming: NamingPolicy, m: Mailbox, unit_local: str | None) -> None:
         person = Person(m.name, unit_local, m.birth, m.id_digits)
-        # Fast accept: a plain candidate conforms by definition; names repeat, so the
-        # candidates of a person are computed once. Everything else asks conforms().
-        cands = self._cands.get(person)
-        if cands is None:
+        # Names repeat: the candidates of equal template inputs are computed once per run
+        # (or the error they raise), and the clash numbering is checked against them.
+        key = naming.inputs(person)
+        known = self._cands.get(key)
+        if known is None:
             try:
-                cands = self._cands[person] = tuple(naming.candidates(person))
-            except NamingError:
-                cands = ()
-        if m.address in cands:
-            return
-        try:
-            if naming.conforms(person, m.address):
-                return
-            cands = naming.candidates(person)
-        except NamingError as exc:
+                known = tuple(naming.candidates(person))
+            except NamingError as exc:
+                known = exc
+            self._cands[key] = known
+        if isinstance(known, NamingError):
             self.report("MG210", ("mailboxes", m.index, "address"),
-                        f"mailbox {m.address!r}: the naming policy cannot check it ({exc}); "
+                        f"mailbox {m.address!r}: the naming policy cannot check it ({known}); "
                         "fix the record or add naming_exemption {reason, request}")
             return
+        if m.address in known or naming.conforms_to(known, m.address):
+            return
+        cands = list(known)
         if cands:
             first = cands[0]
             sep = naming.clash_separator
