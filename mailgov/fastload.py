@@ -57,8 +57,8 @@ _NULL = r"~|null|Null|NULL|"
 _SPECIAL = f"{_BOOL}|{_FLOAT}|{_INT}|<<|=|{_NULL}"
 PYYAML_FLOAT = re.compile(f"(?:{_FLOAT})")
 PYYAML_INT = re.compile(f"(?:{_INT})")
-#: Distinct quoted texts like '0123' (an id_digits) checked one by one; more: precise path.
-MAX_DOUBTFUL = 64
+#: Distinct quoted texts like '0123' (an id_digits) checked in one pass; more: precise path.
+MAX_DOUBTFUL = 100_000
 #: A JSON string whose text PyYAML would read as non-text if it were a plain scalar.
 #: (The lookahead is only a shortcut: every form starts with one of those characters, and
 #: most strings fail there without trying the alternatives.)
@@ -225,17 +225,34 @@ def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 _PLAIN_EMITS_TEXT: dict[str, bool] = {}
 
 
-def _plain_is_text(value: str) -> bool:
-    """Does rapidyaml emit this scalar as a JSON string when it is written plain?"""
-    known = _PLAIN_EMITS_TEXT.get(value)
-    if known is None:
-        tree = _ryml.parse_in_arena(f"- {value}\n".encode())  # type: ignore[union-attr]
-        out = json.loads(_ryml.emit_json_malloc(tree, tree.root_id()))  # type: ignore[union-attr]
-        known = _PLAIN_EMITS_TEXT[value] = isinstance(out, list) and out == [value]
-    return known
+def _plain_is_text(values: set[str]) -> set[str]:
+    """Those of ``values`` rapidyaml emits as a JSON string when written plain. Asked of
+    rapidyaml itself, all at once (a list of them; cached per process)."""
+    unknown = sorted(v for v in values if v not in _PLAIN_EMITS_TEXT)
+    if len(unknown) > 1:
+        try:
+            for v, got in zip(unknown, _probe(unknown), strict=True):
+                _PLAIN_EMITS_TEXT[v] = got == v
+        except (ValueError, _NotFast):  # one of them is not JSON when plain (+1): one by one
+            pass
+    for v in unknown:
+        if v not in _PLAIN_EMITS_TEXT:
+            try:
+                _PLAIN_EMITS_TEXT[v] = _probe([v]) == [v]
+            except (ValueError, _NotFast):
+                _PLAIN_EMITS_TEXT[v] = True  # doubtful: the source decides
+    return {v for v in values if _PLAIN_EMITS_TEXT[v]}
 
 
-def _emit_json(raw: bytes) -> str:
+def _probe(values: list[str]) -> Any:
+    """rapidyaml's JSON for the list of ``values`` written plain."""
+    out = json.loads(_emit_json("".join(f"- {v}\n" for v in values).encode(), root_map=False))
+    if not isinstance(out, list) or len(out) != len(values):
+        raise _NotFast
+    return out
+
+
+def _emit_json(raw: bytes, *, root_map: bool = True) -> str:
     """rapidyaml's JSON for ``raw``; rapidyaml prints its errors on fd 2: keep them quiet."""
     assert _ryml is not None
     saved = os.dup(2)
@@ -244,7 +261,7 @@ def _emit_json(raw: bytes) -> str:
             os.dup2(null.fileno(), 2)
         tree = _ryml.parse_in_arena(raw)
         root = tree.root_id()
-        if not tree.is_map(root):  # several documents, a list or text: PyYAML says what
+        if root_map and not tree.is_map(root):  # several documents, a list, text: PyYAML
             raise _NotFast
         out: str = _ryml.emit_json_malloc(tree, root)
         return out
@@ -278,7 +295,7 @@ def _flow_too_deep(text: str) -> bool:
 def load(raw: bytes, text: str) -> dict[str, Any] | None:
     """The data PyYAML would build from ``raw`` (decoded: ``text``), or None: take the
     precise path. Never raises for bad input."""
-    if not available() or _not_fast(text) or _flow_too_deep(text):
+    if not available() or _flow_too_deep(text) or _not_fast(text):
         return None
     try:
         js = _emit_json(raw)
@@ -293,27 +310,50 @@ def load(raw: bytes, text: str) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def _trie(words: set[str]) -> str:
+    """A regex matching exactly ``words``, factored by common prefixes."""
+    tree: dict[str, Any] = {}
+    for w in words:
+        node = tree
+        for ch in w:
+            node = node.setdefault(ch, {})
+        node[""] = {}  # a word ends here
+
+    def emit(node: dict[str, Any]) -> str:
+        alts = [re.escape(ch) + emit(child) for ch, child in sorted(node.items()) if ch]
+        if "" in node:
+            alts.append("")
+        if len(alts) == 1:
+            return alts[0]
+        return "(?:" + "|".join(alts) + ")"
+
+    return emit(tree)
+
+
 def _plain_specials(js: str, text: str) -> bool:
     """Is any JSON string PyYAML would have read differently, because it was plain?"""
     doubtful: set[str] = set()
+    values: set[str] = set()
     for m in _JSON_SPECIAL.finditer(js):
         value, is_key = m.group(1), m.group(2)
-        # rapidyaml always quotes keys; a value it emits as a number, bool or null when
-        # plain can only be a JSON string because it was quoted (text for PyYAML too).
         if value.lower().endswith(("nan", "inf")):
             return True  # rapidyaml writes nan, inf, .NaN … all as .nan, .inf: PyYAML reads
-        if is_key or _plain_is_text(value):
-            doubtful.add(value)
+        # rapidyaml always quotes keys; a value it emits as a number, bool or null when
+        # plain can only be a JSON string because it was quoted (text for PyYAML too).
+        (doubtful if is_key else values).add(value)
+    if values:
+        doubtful |= _plain_is_text(values)
     if not doubtful:
         return False
     if len(doubtful) > MAX_DOUBTFUL:
-        return True
+        return True  # not expected in a data file; the precise path is always right
     # Where does one of these texts stand alone in the source, as a plain scalar would
     # (after a space, a line start, '[', '{', ',' or ':'; before a space, ':', '#', ',', a
     # closing bracket or the end)? Quoted ones stand between quotes. Comments may match too:
     # that only costs the precise path.
-    words = "|".join(re.escape(v) for v in sorted(doubtful, key=len, reverse=True))
-    for m in re.finditer(f"(?:{words})(?=[\\s,\\]}}:#]|\\Z)", text):
+    # One pass with the texts as a trie ('0(?:1(?:23|45)|…)'): thousands of quoted
+    # id_digits cost about what one does.
+    for m in re.finditer(f"(?:{_trie(doubtful)})(?=[\\s,\\]}}:#]|\\Z)", text):
         i = m.start()
         if i == 0 or text[i - 1] in " \n[{,:":
             return True

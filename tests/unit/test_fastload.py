@@ -307,3 +307,12 @@ def test_rapidyaml_locator_answers_as_pyyamls(tmp_path: Path) -> None:
                 answered += 1
                 assert got == slow.locate(path), (p.name, path)
     assert answered > 10_000
+
+
+def test_many_quoted_look_alikes_stay_fast_and_one_plain_is_caught(tmp_path: Path) -> None:
+    """Hundreds of quoted id_digits like '0123' (a real 200,000-mailbox file has them) are
+    checked in one pass; a single plain 0777 among them still sends the file to PyYAML."""
+    items = "".join(f"  - '0{i:03d}'\n" for i in range(800))
+    assert _reads_as_pyyaml(tmp_path, "a:\n" + items, fast=True)["a"][7] == "0007"
+    data = _reads_as_pyyaml(tmp_path, "a:\n" + items + "b: 0777\n", fast=False)
+    assert data["b"] == 511

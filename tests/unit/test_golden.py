@@ -34,3 +34,29 @@ def test_validate_output_is_byte_identical(name: str, fast: bool,
     out, err = capsys.readouterr()
     want = GOLDEN[name]
     assert (out, err, code) == (want["stdout"], want["stderr"], want["exit"])
+
+
+def _regenerate() -> None:
+    """Rewrite the golden file from the current code, after an intended change of output
+    (a new field changes an MG102 'allowed here' list …): review `git diff` before committing.
+    `.venv/bin/python tests/unit/test_golden.py`"""
+    import contextlib
+    import io
+    import os
+
+    os.chdir(ROOT)
+    out = {}
+    corpus = (ROOT / "tests" / "data").glob("*/*.yaml")
+    for name in sorted(str(p.relative_to(ROOT)) for p in corpus):
+        stdout, stderr = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            code = main(["validate", "--today", "2026-11-29", name])
+        out[name] = {"stdout": stdout.getvalue(), "stderr": stderr.getvalue(), "exit": code,
+                     "from": GOLDEN.get(name, {}).get("from", "regenerated")}
+    path = ROOT / "tests" / "data" / "golden" / "validate.json"
+    path.write_text(json.dumps(out, ensure_ascii=False, indent=1, sort_keys=True),
+                    encoding="utf-8")
+
+
+if __name__ == "__main__":
+    _regenerate()
