@@ -220,7 +220,8 @@ def _ask(path: str, request: str) -> str:
     return got.decode()
 
 
-def test_relay_over_tls_reaches_the_count_and_strangers_do_not(tmp_path: Any) -> None:
+def test_relay_over_tls_reaches_the_count_and_strangers_do_not(
+        tmp_path: Any, caplog: pytest.LogCaptureFixture) -> None:
     """ABUSE-04/05 without a lab: a relay's request crosses TLS with its certificate and is
     counted by the server; a client without a certificate, or with one of the CA naming
     another host, gets no answer."""
@@ -280,7 +281,12 @@ def test_relay_over_tls_reaches_the_count_and_strangers_do_not(tmp_path: Any) ->
                 return f"refused: {exc}"
 
         no_cert = stranger(None)
-        assert no_cert.startswith("refused") and "certificate required" in no_cert, no_cert
+        # TLS 1.3 sends the server's alert after the client's Finished: the client reads it
+        # ("certificate required") or, on a loaded machine, sees the connection closed first
+        # (EOF). The reason is the server's either way, and it logs it.
+        assert no_cert.startswith("refused") and ("certificate required" in no_cert
+                                                  or "EOF occurred" in no_cert), no_cert
+        assert "peer did not return a certificate" in caplog.text, caplog.text
         assert stranger("client.lab") == "closed"  # the CA's, but not a peer's name
     finally:
         for s in servers + relays:
