@@ -122,6 +122,10 @@ def test_replace_moves_a_different_file_aside(tmp_path: Path) -> None:
      "a link (to '/etc/shadow')"),
     (member("var/vmail/l", tarfile.SYMTYPE, 0o777, link="../../etc"), "a link (to '../../etc')"),
     (member("var/vmail/h", tarfile.LNKTYPE, 0o600, link="etc/shadow"), "a link (to 'etc/shadow')"),
+    (member("var/vmail/h", tarfile.LNKTYPE, 0o600, link="var/vmail/../../etc/shadow"),
+     "a link (to 'var/vmail/../../etc/shadow')"),
+    (member("var/vmail/h", tarfile.LNKTYPE, 0o600, link="var/vmail/not-archived"),
+     "names no file archived before it"),
     (member("var/vmail/null", tarfile.CHRTYPE, 0o666), "a device, fifo or other special file"),
     (member("var/vmail/sda", tarfile.BLKTYPE, 0o660), "a device, fifo or other special file"),
     (member("var/vmail/p", tarfile.FIFOTYPE, 0o600), "a device, fifo or other special file"),
@@ -213,3 +217,20 @@ def test_an_unexpected_manifest_line_is_refused(tmp_path: Path, line: str) -> No
         fh.write(line + "\n")
     rc, _, err = manifest(d)
     assert rc == 3 and "unexpected MANIFEST line" in err, err
+
+
+def test_hard_link_inside_the_store_is_restored_as_a_copy(tmp_path: Path) -> None:
+    """Dovecot's LMTP hard-links a message delivered to several mailboxes; tar archives the
+    second as a link to the first. Restored as an independent copy, owned as the others."""
+    arc = archive(tmp_path / "a.tar.gz", *GOOD,
+                  member("var/vmail/monre.gov.vn/other/", tarfile.DIRTYPE, 0o700),
+                  member("var/vmail/monre.gov.vn/other/msg1", tarfile.LNKTYPE, 0o600,
+                         link="var/vmail/monre.gov.vn/lthoa/msg1"))
+    rc, out, err = run(tmp_path, arc)
+    assert (rc, err) == (0, ""), err
+    assert out.strip() == "added=3 replaced=0 kept=0"
+    first = tmp_path / "root/var/vmail/monre.gov.vn/lthoa/msg1"
+    copy = tmp_path / "root/var/vmail/monre.gov.vn/other/msg1"
+    assert copy.read_bytes() == first.read_bytes() == b"Subject: one\n\nhello\n"
+    assert copy.stat().st_nlink == 1 and copy.stat().st_ino != first.stat().st_ino
+    assert copy.stat().st_uid == OWNER.pw_uid
