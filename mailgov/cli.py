@@ -25,7 +25,7 @@ from typing import Any
 
 from mailgov import __version__, comment, role_vars
 from mailgov import dns as dns_command
-from mailgov.naming import NamingError, NamingPolicy, Person, unit_locals
+from mailgov.naming import NamingError, Person
 from mailgov.validate import Result, taken_locals, validate
 
 DEFAULT_DATA = "data/mailboxes.yaml"
@@ -127,14 +127,15 @@ def cmd_address(args: argparse.Namespace) -> int:
                        "(never the full citizen ID)")
     if not args.name.strip():
         raise CliError("the name is empty")
+    # One load and one check; the naming policy and the unit mailboxes come from that check.
     result = validate(args.data)
-    if not result.ok or result.directory is None:
+    if not result.ok or result.directory is None or result.naming is None:
         _report_problems(result, args.format)
         print("mailgov: error: fix the data file before proposing addresses", file=sys.stderr)
         return EXIT_PROBLEMS
     d = result.directory
-    naming = NamingPolicy.from_dict(d.policy.naming)  # valid: validate() parsed it already
-    locals_by_unit = unit_locals(d.units, naming)
+    naming = result.naming
+    locals_by_unit = result.unit_locals
     unit_local = None
     if args.unit is not None:
         if args.unit not in locals_by_unit:
@@ -144,7 +145,7 @@ def cmd_address(args: argparse.Namespace) -> int:
         unit_local = locals_by_unit[args.unit]
     person = Person(args.name, unit_local, args.birth, args.id_digits)
     try:
-        local = naming.propose(person, taken_locals(d, naming))
+        local = naming.propose(person, taken_locals(d, naming, locals_by_unit))
         candidates = naming.candidates(person)
     except NamingError as exc:
         raise CliError(f"cannot propose an address: {exc}") from None

@@ -13,6 +13,13 @@ editors see (YAML 1.2 has no timestamp type) and keeps one representation everyw
 
 Line numbers for problems found later (schema, meaning) are needed only when there ARE
 problems, so :class:`Locator` composes the node tree lazily, on the error path only.
+
+Two paths give the same data (mailgov/fastload.py says how): the fast one (rapidyaml, a
+C++ parser, emits JSON that the C json module reads) for files it can prove it reads exactly
+as PyYAML does, and the precise one (libyaml + PyYAML's safe constructor) for everything
+else: anchors, tags, escapes, odd scalars, errors (libyaml's messages are the ones the
+admins know), and machines without the rapidyaml wheel. Hostile input (nesting, alias
+expansion, huge integers, control characters) is refused with a located problem on both.
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ from typing import Any
 
 import yaml
 
+from mailgov import fastload
+from mailgov.fastload import MAX_INT_DIGITS
 from mailgov.problems import Problem
 
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
@@ -134,12 +143,16 @@ class Loaded:
     path: str
     data: dict[str, Any]
     source: bytes = field(repr=False)
+    #: Read by PyYAML (anchors, escapes …): the values may hold what the fast path never
+    #: lets through (non-text keys, control characters from escapes); validate checks them.
+    precise: bool = True
     _locator: Locator | None = field(default=None, repr=False)
 
     @property
     def locator(self) -> Locator:
         if self._locator is None:
-            self._locator = Locator(self.source)
+            # Read by the fast path: rapidyaml's tree answers (same marks, much faster).
+            self._locator = Locator(self.source, fast=not self.precise)
         return self._locator
 
     def problem(self, rule: str, message: str, path: tuple[str | int, ...]) -> Problem:
@@ -162,10 +175,14 @@ class Locator:
     exists, which is where the admin has to add the key.
     """
 
-    def __init__(self, source: bytes) -> None:
+    def __init__(self, source: bytes, *, fast: bool = False) -> None:
         self._source = source
         self._root: yaml.Node | None = None
         self._composed = False
+        # rapidyaml's tree first (fast=True: only for files the fast path read exactly as
+        # PyYAML); it gives PyYAML's marks or no answer, and PyYAML composes only then.
+        self._fast: fastload.Locator | None = None
+        self._try_fast = fast and fastload.available()
 
     def _tree(self) -> yaml.Node | None:
         if not self._composed:
@@ -177,6 +194,12 @@ class Locator:
         return self._root
 
     def locate(self, path: tuple[str | int, ...]) -> tuple[int, int]:
+        if self._try_fast:
+            if self._fast is None:
+                self._fast = fastload.Locator(self._source)
+            answer = self._fast.locate(path)
+            if answer is not None:
+                return answer
         node = self._tree()
         if node is None:
             return (1, 1)
@@ -185,7 +208,7 @@ class Locator:
             nxt: yaml.Node | None = None
             if isinstance(node, yaml.MappingNode):
                 for key_node, value_node in node.value:
-                    if isinstance(key_node, yaml.ScalarNode) and key_node.value == str(part):
+                    if isinstance(key_node, yaml.ScalarNode) and _same_key(key_node, part):
                         # Point at the key: for block values it is the line the admin reads.
                         mark, nxt = key_node.start_mark, value_node
                         break
@@ -197,6 +220,17 @@ class Locator:
                 break
             node = nxt
         return (mark.line + 1, mark.column + 1)
+
+
+def _same_key(node: yaml.ScalarNode, part: str | int | Any) -> bool:
+    if isinstance(part, str) or node.style:  # quoted: text; plain style is "" or None
+        return bool(node.value == str(part))
+    # A key that is not text (MG109: 1, yes, ~): resolve the plain scalar as the loader did.
+    try:
+        value = yaml.load(node.value or "~", Loader=StrictLoader)
+    except yaml.YAMLError:
+        return False
+    return type(value) is type(part) and bool(value == part)
 
 
 def _line_col(raw: bytes, offset: int) -> tuple[int, int]:
@@ -227,15 +261,18 @@ def load(path: str | Path) -> Loaded:
         raise fail("MG003", "the file starts with a byte order mark; save it as UTF-8 "
                    "without BOM", 1, 1)
     try:
-        raw.decode("utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line, col = _line_col(raw, exc.start)
         bad = raw[exc.start:exc.start + 1].hex()
         raise fail("MG004", f"byte 0x{bad} is not valid UTF-8; save the file as UTF-8",
                    line, col) from None
 
-    if b"\t" in raw:  # rare: only then pay for the per-line scan
-        text = raw.decode("utf-8")
+    bad_chars = _control_characters(raw, text, name)
+    if bad_chars:
+        raise LoadError(bad_chars)
+
+    if "\t" in text:  # rare: only then pay for the per-line scan
         tabs = []
         for m in _TAB_INDENT.finditer(text):
             pos = m.end() - 1
@@ -246,6 +283,13 @@ def load(path: str | Path) -> Loaded:
         if tabs:
             raise LoadError(tabs)
 
+    fast = fastload.load(raw, text)
+    if fast is not None:
+        return Loaded(name, fast, raw, precise=False)
+
+    limits = _limits(raw, name)
+    if limits:
+        raise LoadError(limits)
     try:
         data = yaml.load(raw, Loader=StrictLoader)  # StrictLoader is a safe loader
     except _DuplicateKey as exc:
@@ -258,8 +302,11 @@ def load(path: str | Path) -> Loaded:
         raise fail("MG006", f"malformed YAML: {what}", line, col) from None
     except yaml.YAMLError as exc:
         raise fail("MG006", f"malformed YAML: {exc}") from None
-    except RecursionError:
-        raise fail("MG006", "malformed YAML: nesting too deep") from None
+    except ValueError as exc:  # _limits() refuses long integers first; kept as a last guard
+        raise fail("MG011", f"a value cannot be read: {exc}") from None
+    except RecursionError:  # _limits() refuses deep nesting first; kept as a last guard
+        raise fail("MG010", f"nesting deeper than Python can read (at most {MAX_DEPTH} "
+                   "levels are allowed)") from None
 
     if data is None:
         raise fail("MG002", "the file holds only comments; expected a mapping with version, "
@@ -269,6 +316,127 @@ def load(path: str | Path) -> Loaded:
         raise fail("MG008", f"the top level is a {_kind(data)}, expected a mapping with "
                    "version, organization, policy, units and mailboxes", line, col)
     return Loaded(name, data, raw)
+
+
+# Control characters (C0 but tab, LF, CR; DEL; C1) and Unicode non-characters. libyaml
+# refuses most of them with a position but no line; PyYAML's error had no location at all.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufdd0-\ufdef\ufffe\uffff"
+                      "\U0001fffe\U0001ffff\U0002fffe\U0002ffff\U0003fffe\U0003ffff"
+                      "\U0004fffe\U0004ffff\U0005fffe\U0005ffff\U0006fffe\U0006ffff"
+                      "\U0007fffe\U0007ffff\U0008fffe\U0008ffff\U0009fffe\U0009ffff"
+                      "\U000afffe\U000affff\U000bfffe\U000bffff\U000cfffe\U000cffff"
+                      "\U000dfffe\U000dffff\U000efffe\U000effff\U000ffffe\U000fffff"
+                      "\U0010fffe\U0010ffff]")
+#: Report at most this many characters (a binary file would otherwise print thousands).
+MAX_REPORTED = 20
+
+
+def char_name(ch: str) -> str:
+    """U+001B (ESC) style name of a character, for messages."""
+    names = {0: "NUL", 0x1B: "ESC", 0x7F: "DEL", 0x85: "NEL", 0x08: "BS", 0x0B: "VT",
+             0x0C: "FF"}
+    code = ord(ch)
+    extra = names.get(code)
+    if extra is None:
+        extra = "non-character" if (code & 0xFFFE) == 0xFFFE or 0xFDD0 <= code <= 0xFDEF \
+            else "control character"
+    return f"U+{code:04X} ({extra})"
+
+
+# The bytes any of them starts with in UTF-8: a C-speed scan of the bytes rules most files
+# out (Vietnamese text uses other lead bytes), the character scan runs only after a hit.
+_CONTROL_LEAD = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\xc2\xef\xf0-\xf4]")
+
+
+def _control_characters(raw: bytes, text: str, name: str) -> list[Problem]:
+    if not _CONTROL_LEAD.search(raw) or not _CONTROL.search(text):
+        return []
+    out = []
+    for m in _CONTROL.finditer(text):
+        if len(out) == MAX_REPORTED:
+            break
+        pos = m.start()
+        line = text.count("\n", 0, pos) + 1
+        col = pos - text.rfind("\n", 0, pos)
+        out.append(Problem("MG009", f"the file holds the character {char_name(m.group())}; "
+                           "remove it (it is invisible in most editors and unsafe in the "
+                           "directory)", (), line, col, name))
+    return out
+
+
+#: Nesting the data file never needs (its deepest path is about 7 levels); deeper files are
+#: refused before PyYAML's recursive constructor or the schema checks can overflow the stack.
+#: Depth counts nodes as rapidyaml does (the top mapping 0, each child one more): rapidyaml
+#: will not emit deeper trees, so both paths refuse exactly the same files
+#: (test_fastload.py::test_depth_limit_is_the_same_on_both_paths).
+MAX_DEPTH = 64
+#: How many values aliases may add in total, expanded: a "billion laughs" file of a few
+#: hundred bytes would otherwise expand to gigabytes in the checks and their messages.
+MAX_ALIAS_VALUES = 1_000_000
+
+
+def _limits(raw: bytes, name: str) -> list[Problem]:
+    """Refuse, located, what would exhaust the precise path: deep nesting, an alias inside
+    the node it names (a loop), aliases that expand too much, integers too long to read.
+
+    Runs over libyaml's events (iterative, in C): no recursion and no expansion here. A
+    malformed file is left to the real load, which reports it (MG006)."""
+    loader = yaml.CSafeLoader(raw)
+    stack: list[list[Any]] = []  # [anchor, values inside]
+    sizes: dict[str, int] = {}
+    expanded = 0
+
+    def problem(rule: str, message: str, mark: Any) -> list[Problem]:
+        return [Problem(rule, message, (), mark.line + 1, mark.column + 1, name)]
+
+    try:
+        while loader.check_event():
+            ev = loader.get_event()
+            if len(stack) > MAX_DEPTH and isinstance(ev, yaml.NodeEvent):
+                return problem("MG010", f"nesting deeper than {MAX_DEPTH} levels; the data "
+                               "file needs fewer than 10", ev.start_mark)
+            if isinstance(ev, yaml.CollectionStartEvent):
+                stack.append([ev.anchor, 1])
+            elif isinstance(ev, yaml.CollectionEndEvent):
+                anchor, size = stack.pop()
+                if anchor is not None:
+                    sizes[anchor] = size
+                if stack:
+                    stack[-1][1] += size
+            elif isinstance(ev, yaml.ScalarEvent):
+                digits = len(ev.value.lstrip("+-"))
+                if (ev.implicit[0] and not ev.style and digits > MAX_INT_DIGITS
+                        and fastload.PYYAML_INT.fullmatch(ev.value)):
+                    return problem("MG011", f"an integer of {digits} digits; at most "
+                                   f"{MAX_INT_DIGITS} digits are read", ev.start_mark)
+                if ev.anchor is not None:
+                    sizes[ev.anchor] = 1
+                if stack:
+                    stack[-1][1] += 1
+            elif isinstance(ev, yaml.AliasEvent):
+                if any(frame[0] == ev.anchor for frame in stack):
+                    return problem("MG010", f"alias *{ev.anchor} is inside the node it "
+                                   "names (a loop); write the values out", ev.start_mark)
+                size = sizes.get(ev.anchor, 1)  # unknown anchor: the load reports it
+                expanded += size
+                if expanded > MAX_ALIAS_VALUES:
+                    return problem("MG011", f"aliases expand to more than "
+                                   f"{MAX_ALIAS_VALUES:,} values (alias *{ev.anchor} adds "
+                                   f"{size:,}); write the values out or share less",
+                                   ev.start_mark)
+                if stack:
+                    stack[-1][1] += size
+    except yaml.MarkedYAMLError as exc:
+        if "nesting depth" in str(exc.problem) and exc.problem_mark is not None:
+            # libyaml's own limit (1000 flow levels) is met before the events get there.
+            return problem("MG010", f"nesting deeper than {MAX_DEPTH} levels; the data file "
+                           "needs fewer than 10", exc.problem_mark)
+        return []  # malformed: the load itself reports it (MG006)
+    except yaml.YAMLError:
+        return []
+    finally:
+        loader.dispose()
+    return []
 
 
 def _kind(value: object) -> str:

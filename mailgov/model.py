@@ -31,6 +31,9 @@ class PasswordRules:
     lockout_failures: int
     first_login_change_days: int
     forbid_personal_data: bool
+    # Minutes a lockout lasts; 0 = until an administrator unlocks (policy.password.*
+    # .lockout_duration_minutes; defaults in LOCKOUT_DURATION_DEFAULT_MINUTES).
+    lockout_duration_minutes: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +169,15 @@ class Directory:
         return f"{local}@{self.organization.domain}"
 
 
-def _password(d: Mapping[str, Any]) -> PasswordRules:
+# policy.password.<kind>.lockout_duration_minutes when the data leaves it out. Users: locked
+# until an administrator unlocks (as before the field existed). Administrators: 30 minutes,
+# PCI DSS v4.0 requirement 8.3.4 ("lockout duration is set to a minimum of 30 minutes or until
+# the user's identity is confirmed"); never 0 (MG407): whoever knows an administrator's
+# address could otherwise lock every administrator out for good (issue 12, finding 11).
+LOCKOUT_DURATION_DEFAULT_MINUTES = {"users": 0, "administrators": 30}
+
+
+def _password(d: Mapping[str, Any], kind: str) -> PasswordRules:
     return PasswordRules(
         d["min_length"],
         tuple(d["required_classes"]),
@@ -175,6 +186,7 @@ def _password(d: Mapping[str, Any]) -> PasswordRules:
         d["lockout_failures"],
         d["first_login_change_days"],
         d["forbid_personal_data"],
+        d.get("lockout_duration_minutes", LOCKOUT_DURATION_DEFAULT_MINUTES[kind]),
     )
 
 
@@ -185,8 +197,8 @@ def _policy(p: Mapping[str, Any]) -> Policy:
         quotas={k: QuotaRange(v["default"], v["min"], v["max"]) for k, v in p["quotas"].items()},
         message_size_mb=p["message_size_mb"],
         blocked_attachments=tuple(p["blocked_attachments"]),
-        password_users=_password(p["password"]["users"]),
-        password_administrators=_password(p["password"]["administrators"]),
+        password_users=_password(p["password"]["users"], "users"),
+        password_administrators=_password(p["password"]["administrators"], "administrators"),
         inactivity_lock_days=p["inactivity_lock_days"],
         retention_staff_days=p["retention"]["staff_days"],
         retention_heads_days=p["retention"]["heads_days"],

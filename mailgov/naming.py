@@ -159,6 +159,7 @@ _ALL_TOKENS = PERSONAL_TOKENS | UNIT_TOKENS
 # Tokens taken from the person's record rather than the name: when the record lacks them,
 # a template using them is skipped (a name always has a given name, may lack the rest).
 _DATA_TOKENS = frozenset({"unit", "birth_year", "birth_yy", "birth_month", "id_digits"})
+_BIRTH_TOKENS = frozenset({"birth_year", "birth_yy", "birth_month"})
 _FILTERS = ("first", "last")
 _LITERAL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._-")
 _TOKEN_NAME_RE = re.compile(r"[a-z_]+")
@@ -506,9 +507,20 @@ class NamingPolicy:
                 return local
         raise NamingError(f"cannot find a free numbered address for {person.name!r}")
 
+    def inputs(self, person: Person) -> tuple[str, str | None, str | None, str | None]:
+        """What the personal templates read of a person: equal inputs, equal candidates (a
+        validator caches candidates by this; names repeat, units and birth mostly do not)."""
+        tokens = self._tokens
+        return (person.name, person.unit if "unit" in tokens else None,
+                person.birth if tokens & _BIRTH_TOKENS else None,
+                person.id_digits if "id_digits" in tokens else None)
+
     def conforms(self, person: Person, local: str) -> bool:
         """Whether `local` is what the policy could have given this person."""
-        cands = self.candidates(person)
+        return self.conforms_to(self.candidates(person), local)
+
+    def conforms_to(self, cands: Sequence[str], local: str) -> bool:
+        """:meth:`conforms`, given the person's candidates (computed once by the caller)."""
         if local in cands:
             return True
         if self.clash_strategy != "sequence" or not cands:

@@ -25,6 +25,9 @@ RULES: dict[str, str] = {
     "MG006": "the file is not well-formed YAML",
     "MG007": "a mapping has the same key twice",
     "MG008": "the top level of the file is not a mapping",
+    "MG009": "the file holds a control character or a Unicode non-character",
+    "MG010": "the file nests too deep, or an alias is inside the node it names",
+    "MG011": "the file is too big to read safely: aliases expand too much, a number too long",
     # --- shape (schema/mailboxes.schema.json) ---
     "MG101": "a required field is missing",
     "MG102": "a field is not known at this place (typo or misplaced key)",
@@ -33,6 +36,8 @@ RULES: dict[str, str] = {
     "MG105": "a value does not have the required form (local part, date, request reference…)",
     "MG106": "a number is out of its allowed range",
     "MG107": "a list or text is empty, too long or has repeated items",
+    "MG108": "a text holds a control character or non-character (also written as an escape)",
+    "MG109": "a mapping key is not text (a number, true/false or an empty key)",
     # --- units and addresses ---
     "MG201": "an address is used twice (addresses, aliases, unit mailboxes, unit lists; any case)",
     "MG202": "an alias is a full address at another domain",
@@ -68,6 +73,7 @@ RULES: dict[str, str] = {
     "MG404": "a mailbox forwards to itself",
     "MG405": "policy quotas are not ordered min <= default <= max",
     "MG406": "policy.safety.max_disable_share is not between 0 and 1",
+    "MG407": "policy.password.administrators.lockout_duration_minutes is 0 (never ends)",
 }
 
 #: Refusals of a plan (mailgov/plan.py, mailgov/reconcile.py): nothing of it is applied. They

@@ -10,6 +10,7 @@ import json
 import re
 import secrets
 import shlex
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -180,3 +181,26 @@ def imap_steps(
     out = client_run(line, timeout=timeout)
     assert out.rc == 0, f"IMAP script failed: {out.stderr[-600:]}"
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def entry_csn(host_run: Callable[..., Any], host: str, dn: str) -> str | None:
+    """The entry's entryCSN on one directory server (None: no such entry there)."""
+    out = host_run(host, "ldapsearch -Q -LLL -o ldif-wrap=no -Y EXTERNAL -H ldapi:/// -s base "
+                   f"-b {shlex.quote(dn)} entryCSN")
+    m = re.search(r"^entryCSN: (\S+)", out.stdout, re.M)
+    return m.group(1) if m else None
+
+
+def wait_replicated(host_run: Callable[..., Any], host: str, dn: str,
+                    provider: str = PROVIDER, timeout: float = 30) -> None:
+    """Wait until `host`'s directory holds the provider's latest change of `dn` (syncrepl;
+    nothing to wait for on the provider itself): a test against a replica's services must
+    not race the replication of what it just wrote."""
+    if host == provider:
+        return
+    want = entry_csn(host_run, provider, dn)
+    deadline = time.monotonic() + timeout
+    while (got := entry_csn(host_run, host, dn)) != want:
+        assert time.monotonic() < deadline, (
+            f"{dn} not replicated to {host} in {timeout:.0f}s: {got} != {want}")
+        time.sleep(0.5)

@@ -32,12 +32,15 @@ import shlex
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from authprobe import PROVIDER as PROBE_PROVIDER
 from authprobe import Probe, make_probe, remove_probe
 
 from lab import labenv, proofgate
@@ -198,15 +201,28 @@ class Inventory:
     groups: dict[str, list[str]]
 
 
-@pytest.fixture(scope="session")
-def inventory() -> Inventory:
-    """The lab inventory as `ansible-inventory --list` sees it (variables not templated)."""
-    out = subprocess.run(
-        [str(VENV_BIN / "ansible-inventory"), "-i", str(INVENTORY), "--list"],
-        cwd=REPO, capture_output=True, text=True, check=False, timeout=60,
-    )
+_INVENTORY_READ: list[Inventory | str] = []  # read once per session: the inventory, or why not
+
+
+def read_inventory() -> Inventory | str:
+    """The lab inventory as `ansible-inventory --list` sees it (variables not templated), or
+    the reason it cannot be read. Read once: collection (the host parameters) and the
+    `inventory` fixture share it."""
+    if not _INVENTORY_READ:
+        _INVENTORY_READ.append(_read_inventory())
+    return _INVENTORY_READ[0]
+
+
+def _read_inventory() -> Inventory | str:
+    try:
+        out = subprocess.run(
+            [str(VENV_BIN / "ansible-inventory"), "-i", str(INVENTORY), "--list"],
+            cwd=REPO, capture_output=True, text=True, check=False, timeout=60,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"ansible-inventory failed: {exc}"
     if out.returncode != 0:
-        lab_missing(f"ansible-inventory failed: {out.stderr.strip()[:300]}")
+        return f"ansible-inventory failed: {out.stderr.strip()[:300]}"
     raw = json.loads(out.stdout)
     groups = {g: list(v.get("hosts", [])) for g, v in raw.items()
               if isinstance(v, dict) and g != "_meta"}
@@ -219,6 +235,42 @@ def inventory() -> Inventory:
         return sorted(set(hosts))
     return Inventory(raw.get("_meta", {}).get("hostvars", {}),
                      {g: members(g) for g in groups})
+
+
+@pytest.fixture(scope="session")
+def inventory() -> Inventory:
+    """The lab inventory as `ansible-inventory --list` sees it (variables not templated)."""
+    inv = read_inventory()
+    if isinstance(inv, str):
+        lab_missing(inv)
+    assert isinstance(inv, Inventory)
+    return inv
+
+
+# Attacks run against every mail host the inventory names, not one: a test that takes the
+# argument `mail_host` is run once per host of the group (its id is the host's name).
+HOST_PARAMETERS = {"mail_host": "mailservers"}
+NO_HOSTS = "no-hosts-in-inventory"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    for arg, group in HOST_PARAMETERS.items():
+        if arg not in metafunc.fixturenames or hasattr(metafunc.module, arg):
+            continue  # not used, or the module's own fixture of that name (test_hardening)
+        inv = read_inventory()
+        names = inv.groups.get(group, []) if isinstance(inv, Inventory) else []
+        # No inventory (a developer without a lab) or an empty group: one case that fails (or
+        # skips, without MAILGOV_LAB_REQUIRED) at run time with the reason, never zero cases.
+        metafunc.parametrize(arg, names or [NO_HOSTS], ids=names or [NO_HOSTS], indirect=True)
+
+
+@pytest.fixture
+def mail_host(request: pytest.FixtureRequest, inventory: Inventory) -> str:
+    """One host of the `mailservers` group (the test runs once per host)."""
+    name = str(request.param)
+    if name == NO_HOSTS:
+        group_hosts(inventory, HOST_PARAMETERS["mail_host"])  # fails: the group is empty
+    return name
 
 
 @pytest.fixture(scope="session")
@@ -253,6 +305,17 @@ def host_address(inventory: Inventory) -> Callable[[str], str]:
 
 
 @pytest.fixture(scope="session")
+def host_fqdn(inventory: Inventory) -> Callable[[str], str]:
+    """The name a mail host serves under (mailgov_fqdn; the lab hosts resolve it)."""
+    def fqdn(name: str) -> str:
+        hv = inventory.hostvars.get(name)
+        if hv is None:
+            raise KeyError(f"no host {name} in {INVENTORY}")
+        return str(hv.get("mailgov_fqdn", name))
+    return fqdn
+
+
+@pytest.fixture(scope="session")
 def infra_host(inventory: Inventory) -> Callable[[str], Any]:
     """A pytest-testinfra host by inventory name, reached with the lab's ssh_config."""
     import testinfra  # imported here: the unit tests do not need it
@@ -278,6 +341,15 @@ def infra_host(inventory: Inventory) -> Callable[[str], Any]:
         cache[name] = host
         return host
     return get
+
+
+@pytest.fixture(scope="session")
+def provider(inventory: Inventory) -> str:
+    """The directory provider (writes go there): the first host of `directory_provider`."""
+    name = group_hosts(inventory, "directory_provider")[0]
+    # authprobe makes the throw-away mailboxes on its PROVIDER as root.
+    assert name == PROBE_PROVIDER, f"authprobe.PROVIDER is {PROBE_PROVIDER}, the inventory's {name}"
+    return name
 
 
 @pytest.fixture(scope="session")
@@ -476,34 +548,104 @@ def org(data: dict[str, Any]) -> dict[str, str]:
     return {"base_dn": data["organization"]["base_dn"], "domain": data["organization"]["domain"]}
 
 
-@pytest.fixture
-def no_fail2ban_for_client(
-    host_run: Callable[..., Any], host_address: Callable[[str], str]
-) -> Iterator[None]:
-    """Deliberate failed logins from the client must not get it banned while a test proves
-    what the directory does (lockout, expiry): the client is exempt in every jail meanwhile."""
-    ip = host_address("client")
-    jails = (
-        "$(fail2ban-client status 2>/dev/null | sed -n 's/.*Jail list:[[:space:]]*//p' "
-        "| tr ',' ' ')"
-    )
-    for host in ("mail1", "mail2"):
-        host_run(
-            host,
-            f"command -v fail2ban-client >/dev/null || exit 0; "
-            f"for j in {jails}; do fail2ban-client set $j unbanip {ip} >/dev/null 2>&1; "
-            f"fail2ban-client set $j addignoreip {ip} >/dev/null; done",
-        )
+# fail2ban's jails on a host, read on the host itself (the set differs if a role adds one).
+_JAILS = ("$(fail2ban-client status 2>/dev/null | sed -n 's/.*Jail list:[[:space:]]*//p' "
+          "| tr ',' ' ')")
+
+
+class Fail2banBudget:
+    """The client host's standing with fail2ban on every mail host, shared by the tests.
+
+    The attack tests fail logins on purpose, and fail2ban would ban the client for them: a ban
+    (or failures counted towards one, kept for findtime) left by one test, module or host must
+    not make another fail for the wrong reason, nor a second run of the same modules. So:
+    - `exempt()`/`release()`: the client is in every jail's ignoreip while any holder needs
+      it (a module, or a test proving the directory's lockout); failures made meanwhile are
+      never counted. The first holder also unbans it; the last one removes the exemption and
+      unbans it again, so the next module starts with no ban.
+    - `armed()`: a test that proves the ban itself (F2B-) lifts the exemption for its
+      duration, starting unbanned, and unbans it afterwards.
+    """
+
+    def __init__(self, run: Callable[..., Result], hosts: list[str], ip: str) -> None:
+        self.run, self.hosts, self.ip = run, hosts, ip
+        self.depth = 0
+
+    def _on_every_host(self, per_jail: str) -> None:
+        script = (f"command -v fail2ban-client >/dev/null || exit 0; for j in {_JAILS}; do "
+                  f"{per_jail}; done")
+        # The hosts at once: this runs at every module's start and end.
+        with ThreadPoolExecutor(len(self.hosts)) as pool:
+            results = list(pool.map(lambda h: (h, self.run(h, script)), self.hosts))
+        for host, res in results:
+            assert res.rc == 0, f"fail2ban on {host}: {res.stderr.strip()[-300:]}"
+
+    def _unban(self) -> str:
+        return f"fail2ban-client set $j unbanip {self.ip} >/dev/null 2>&1; true"
+
+    def exempt(self) -> None:
+        if self.depth == 0:
+            self._on_every_host(f"{self._unban()}; fail2ban-client set $j addignoreip "
+                                f"{self.ip} >/dev/null")
+        self.depth += 1
+
+    def release(self) -> None:
+        self.depth -= 1
+        if self.depth == 0:
+            self._on_every_host(f"fail2ban-client set $j delignoreip {self.ip} >/dev/null "
+                                f"2>&1; {self._unban()}")
+
+    @contextmanager
+    def armed(self) -> Iterator[None]:
+        held, self.depth = self.depth, 0
+        self._on_every_host(f"fail2ban-client set $j delignoreip {self.ip} >/dev/null 2>&1; "
+                            f"{self._unban()}")
+        try:
+            yield
+        finally:
+            self._on_every_host(self._unban())
+            self.depth = 0
+            if held:
+                self.exempt()
+                self.depth = held
+
+
+@pytest.fixture(scope="session")
+def fail2ban(host_run: Callable[..., Result], inventory: Inventory,
+             host_address: Callable[[str], str]) -> Fail2banBudget:
+    return Fail2banBudget(host_run, group_hosts(inventory, "mailservers"),
+                          host_address("client"))
+
+
+@pytest.fixture(scope="module")
+def fail2ban_budget(fail2ban: Fail2banBudget) -> Iterator[None]:
+    """The module's own budget (`pytestmark = pytest.mark.usefixtures("fail2ban_budget")`):
+    the client is exempt from every jail on every mail host while the module runs, and the
+    module leaves it unbanned and not exempt. Tests proving a ban use `fail2ban_armed`."""
+    fail2ban.exempt()
     try:
         yield
     finally:
-        for host in ("mail1", "mail2"):
-            host_run(
-                host,
-                f"command -v fail2ban-client >/dev/null || exit 0; "
-                f"for j in {jails}; do fail2ban-client set $j delignoreip {ip} >/dev/null; "
-                f"done",
-            )
+        fail2ban.release()
+
+
+@pytest.fixture
+def fail2ban_armed(fail2ban: Fail2banBudget) -> Iterator[None]:
+    """For the test proving a ban (F2B-): fail2ban counts the client's failures, starting
+    unbanned; unbanned again afterwards, and the module's exemption restored."""
+    with fail2ban.armed():
+        yield
+
+
+@pytest.fixture
+def no_fail2ban_for_client(fail2ban: Fail2banBudget) -> Iterator[None]:
+    """Deliberate failed logins from the client must not get it banned while a test proves
+    what the directory does (lockout, expiry): the client is exempt in every jail meanwhile."""
+    fail2ban.exempt()
+    try:
+        yield
+    finally:
+        fail2ban.release()
 
 
 @pytest.fixture

@@ -503,8 +503,9 @@ def periodic_violations(name: str, value: str) -> list[str]:
 
 
 # ============================================================================== fail2ban ====
-# The jails of the control (docs/security.md F2B-03): SSH, SMTP AUTH, IMAP/POP3.
-F2B_JAILS = frozenset({"sshd", "postfix-sasl", "dovecot"})
+# The jails of the control (docs/security.md F2B-03): SSH, SMTP AUTH, IMAP/POP3, and the
+# password page (F2B-04, issue 12: an address guessing there must be banned too).
+F2B_JAILS = frozenset({"sshd", "postfix-sasl", "dovecot", "selfservice"})
 # fail2ban's own defaults (jail.conf [DEFAULT]: bantime = 10m, findtime = 10m,
 # maxretry = 5): a deployment may ban longer, count longer and allow fewer tries, never less.
 F2B_MIN_BANTIME_S = 600

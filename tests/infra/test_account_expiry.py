@@ -36,8 +36,17 @@ PW13 = ("PW-13",
         "An initial password not changed within first_login_change_days is locked by the daily job")
 
 
-def stamp(days_ago: float) -> str:
-    return (datetime.now(UTC) - timedelta(days=days_ago)).strftime("%Y%m%d%H%M%SZ")
+def provider_now(host_run: Callable[..., Any]) -> datetime:
+    """The provider's clock: slapd (pwdMaxIdle) and the daily job judge ages by it, not by the
+    controller's, which may differ (lab/future runs the controller a year ahead)."""
+    out = host_run(PROVIDER, "date -u +%s")
+    assert out.rc == 0, out.stderr
+    return datetime.fromtimestamp(int(out.stdout.strip()), UTC)
+
+
+def stamp(days_ago: float, now: datetime) -> str:
+    """An LDAP time `days_ago` days before `now` (the provider's clock)."""
+    return (now - timedelta(days=days_ago)).strftime("%Y%m%d%H%M%SZ")
 
 
 def set_attrs(host_run: Callable[..., Any], dn: str, attrs: dict[str, str]) -> None:
@@ -107,13 +116,14 @@ def test_idle_account_cannot_log_in(
             assert pol.get("pwdmaxidle") == str(idle_days * 86400), (host, cn, pol)
     # The idle probe never logged in: slapd counts from pwdChangedTime, moved back here.
     assert "pwdlastsuccess" not in attrs_of(host_run, idle.dn)
-    set_attrs(host_run, idle.dn, {"pwdChangedTime": stamp(days)})
+    now = provider_now(host_run)
+    set_attrs(host_run, idle.dn, {"pwdChangedTime": stamp(days, now)})
     wait_replicated(host_run, idle.dn, "pwdChangedTime", attrs_of(host_run, idle.dn)
                     ["pwdchangedtime"])
     # pwdLastSuccess itself cannot be moved back (why the test goes through pwdChangedTime).
     out = root_ldif(host_run, "ldapmodify -e relax",
                     f"dn: {fresh.dn}\nchangetype: modify\nreplace: pwdLastSuccess\n"
-                    f"pwdLastSuccess: {stamp(days)}")
+                    f"pwdLastSuccess: {stamp(days, now)}")
     assert out.rc != 0, "pwdLastSuccess became writable: test it directly"
 
     address = host_address(PROVIDER)
@@ -145,7 +155,8 @@ def test_recent_login_counts_not_password_age(
     address = host_address(PROVIDER)
     assert bind_rc(client_run, address, active) == 0
     assert "pwdlastsuccess" in attrs_of(host_run, active.dn), "no pwdLastSuccess after a bind"
-    set_attrs(host_run, active.dn, {"pwdChangedTime": stamp(days)})
+    now = provider_now(host_run)
+    set_attrs(host_run, active.dn, {"pwdChangedTime": stamp(days, now)})
     res = imap_steps(client_run, address, [{"user": active.mail, "password": active.password}])
     assert res[0]["login"] == "OK", f"an active account with an old password was refused: {res}"
 
@@ -178,16 +189,17 @@ def test_first_login_deadline(
     assert late < idle_days, "first_login_change_days >= inactivity_lock_days: idle hides it"
 
     stale, recent, changed = probes("stale"), probes("recent"), probes("changed")
-    set_attrs(host_run, stale.dn, {"pwdReset": "TRUE", "pwdChangedTime": stamp(late)})
+    now = provider_now(host_run)
+    set_attrs(host_run, stale.dn, {"pwdReset": "TRUE", "pwdChangedTime": stamp(late, now)})
     set_attrs(host_run, recent.dn, {"pwdReset": "TRUE",
-                                    "pwdChangedTime": stamp(between or user_days - 0.5)})
+                                    "pwdChangedTime": stamp(between or user_days - 0.5, now)})
     # Changed by its owner (no pwdReset) long ago: not this job's business.
-    set_attrs(host_run, changed.dn, {"pwdChangedTime": stamp(late)})
+    set_attrs(host_run, changed.dn, {"pwdChangedTime": stamp(late, now)})
     admin = None
     if between is not None:
         admin = probes("adm")
         set_attrs(host_run, admin.dn, {"pwdReset": "TRUE", "pwdPolicySubentry": admin_policy,
-                                       "pwdChangedTime": stamp(between)})
+                                       "pwdChangedTime": stamp(between, now)})
     must_lock = [stale] + ([admin] if admin else [])
     must_not = [recent, changed]
 
@@ -205,7 +217,7 @@ def test_first_login_deadline(
         assert p.mail not in dry.stdout, dry.stdout
     assert all("pwdaccountlockedtime" not in attrs_of(host_run, p.dn) for p in must_lock)
 
-    since = int(time.time()) - 1
+    since = int(mail1.check_output("date +%s")) - 1  # the host's clock, as its journal's
     start = mail1.run(f"systemctl start {SERVICE}")
     journal = mail1.run(f"journalctl -u {SERVICE} --since @{since} -o cat --no-pager").stdout
     assert start.rc == 0, journal
@@ -228,7 +240,7 @@ def test_first_login_deadline(
     wait_replicated(host_run, stale.dn, "pwdAccountLockedTime", PERMANENT_LOCK)
 
     # Safe to run again at any time: nothing more is locked, nothing is logged twice.
-    since = int(time.time()) - 1
+    since = int(mail1.check_output("date +%s")) - 1
     again = mail1.run(f"systemctl start {SERVICE}")
     journal = mail1.run(f"journalctl -u {SERVICE} --since @{since} -o cat --no-pager").stdout
     assert again.rc == 0, journal

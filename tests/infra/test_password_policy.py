@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from test_attacks_lockout import expected_admin_lockout_s
 
 DIRECTORY_HOSTS = ("mail1", "mail2")
 
@@ -65,6 +66,8 @@ class PolicyCase:
     host: Any  # testinfra host
     want: dict[str, Any]  # policy.password.<which> of the data
     got: dict[str, list[str]]  # the entry on that host
+    which: str = "users"
+    policy: dict[str, Any] | None = None
 
 
 @pytest.fixture(
@@ -80,7 +83,7 @@ def policy_case(
     host_name, which, cn = request.param
     host = infra_host(host_name)
     got = policy_entry(host, data["organization"]["base_dn"], cn)
-    return PolicyCase(host, policy["password"][which], got)
+    return PolicyCase(host, policy["password"][which], got, which, policy)
 
 
 @pytest.mark.control("PW-01", "ppolicy entries carry the data's numbers (users, administrators)")
@@ -91,8 +94,13 @@ def test_policy_numbers_from_data(policy_case: PolicyCase) -> None:
     assert got["pwdmaxage"] == [str(want["max_age_days"] * 86400)]
     assert got["pwdlockout"] == ["TRUE"]
     assert got["pwdmaxfailure"] == [str(want["lockout_failures"])]
-    # 0: locked until an administrator unlocks (the data gives no duration).
-    assert got["pwdlockoutduration"] == ["0"]
+    # People: the data's minutes (0, the default: until an administrator unlocks);
+    # administrators: never 0, exactly what PW-16 proves (the lab's test size there).
+    if policy_case.which == "users":
+        want_s = int(want.get("lockout_duration_minutes", 0)) * 60
+        assert got["pwdlockoutduration"] == [str(want_s)]
+    else:
+        assert got["pwdlockoutduration"] == [str(expected_admin_lockout_s(policy_case.policy))]
     assert got["pwdallowuserchange"] == ["TRUE"]
     # 2: a password the server cannot check (sent pre-hashed) is refused.
     assert got["pwdcheckquality"] == ["2"]

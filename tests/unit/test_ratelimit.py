@@ -100,7 +100,8 @@ def test_service_locks_and_notifies_once(lock_fails: bool) -> None:
         locked.append(user)
         return f"mail={user},ou=people"
 
-    def notifier(_cfg: dict[str, Any], user: str, _d: Any, outcome: str, _r: Any) -> None:
+    def notifier(_cfg: dict[str, Any], user: str, _d: Any, outcome: str, _r: Any,
+                 locked: bool = True) -> None:
         notes.append((user, outcome))
 
     svc = rl.Service(config, locker=locker, notifier=notifier)
@@ -110,3 +111,184 @@ def test_service_locks_and_notifies_once(lock_fails: bool) -> None:
     assert locked == ([] if lock_fails else ["a@monre.gov.vn"])
     assert len(notes) == 1 and notes[0][0] == "a@monre.gov.vn"
     assert notes[0][1].startswith("FAILED (slapd down)" if lock_fails else "locked mail=")
+
+
+def test_administrator_is_refused_over_the_limit_but_never_locked() -> None:
+    """ABUSE-06: the locker refuses (Protected); the service throttles and tells, once."""
+    config = {"messages": 2, "window_minutes": 1, "local_domains": [DOMAIN]}
+    notes: list[tuple[str, str, bool]] = []
+
+    def locker(_cfg: dict[str, Any], user: str, _when: Any) -> str:
+        raise rl.Protected(f"uid=x is an administrator ({user})")
+
+    def notifier(_cfg: dict[str, Any], user: str, _d: Any, outcome: str, _r: Any,
+                 locked: bool = True) -> None:
+        notes.append((user, outcome, locked))
+
+    svc = rl.Service(config, locker=locker, notifier=notifier)
+    admin = "quantri@monre.gov.vn"
+    assert svc.handle(req(admin, "x@example.org", "1"), now=0) == "DUNNO"
+    assert svc.handle(req(admin, "x@example.org", "2"), now=1) == "DUNNO"
+    third = svc.handle(req(admin, "x@example.org", "3"), now=2)
+    assert third.startswith("REJECT 5.7.1") and "try again later" in third
+    assert "locked" not in third
+    assert svc.handle(req(admin, "x@example.org", "4"), now=3).endswith("try again later")
+    assert notes == [(admin, "NOT locked: uid=x is an administrator (quantri@monre.gov.vn)",
+                      False)]
+    # Back under the limit (the window slid past the first two): accepted again, and a new
+    # crossing is news again.
+    assert svc.handle(req(admin, "x@example.org", "5"), now=61.5) == "DUNNO"
+    assert svc.handle(req(admin, "x@example.org", "6"), now=61.6) == "DUNNO"
+    assert svc.handle(req(admin, "x@example.org", "7"), now=61.7).startswith("REJECT")
+    assert len(notes) == 2
+
+
+def test_read_request_stops_at_garbage() -> None:
+    import io
+
+    good = io.BytesIO(b"request=smtpd_access_policy\nsasl_username=a\n\nrest")
+    assert rl.read_request(good) == ["request=smtpd_access_policy", "sasl_username=a"]
+    assert rl.read_request(io.BytesIO(b"no newline at the end")) is None
+    assert rl.read_request(io.BytesIO(b"x" * 5000 + b"\n\n")) is None  # over MAX_LINE
+    assert rl.read_request(io.BytesIO(b"a=b\n" * 200 + b"\n")) is None  # not Postfix
+
+
+def test_peer_names_from_a_verified_certificate() -> None:
+    cert = {"subject": ((("commonName", "mail2.monre.gov.vn"),),),
+            "subjectAltName": (("DNS", "Mail2.monre.gov.vn"), ("DNS", "mail2"),
+                               ("IP Address", "10.210.0.12"))}
+    assert rl.peer_names(cert) == {"mail2.monre.gov.vn", "mail2"}
+    assert rl.peer_names({"subject": ((("commonName", "Other"),),)}) == {"other"}
+    assert rl.peer_names({}) == set()
+
+
+def test_socket_is_postfix_only(tmp_path: Any) -> None:
+    """The unix socket is created 0600 and owned by the configured account (ABUSE-04)."""
+    import grp
+    import os
+    import pwd
+    import stat
+
+    me = pwd.getpwuid(os.getuid()).pw_name
+    if grp.getgrgid(os.getgid()).gr_name != me:
+        pytest.skip("needs a user whose group has its name")
+    path = tmp_path / "policy.sock"
+    path.write_text("stale")  # a leftover of a crash is replaced
+    srv = rl._UnixServer({"unix_socket": str(path), "unix_owner": me}, rl._PolicyHandler)
+    try:
+        st = path.stat()
+        assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600
+        assert st.st_uid == os.getuid()
+    finally:
+        srv.server_close()
+
+
+def _openssl(*args: str, cwd: Any) -> None:
+    import subprocess
+
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def _pki(tmp: Any) -> dict[str, str]:
+    """A CA and leaf certificates for mail1, mail2 and an intruder (same CA, other name)."""
+    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+             "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=test CA",
+             cwd=tmp)
+    for name in ("mail1.monre.gov.vn", "mail2.monre.gov.vn", "client.lab"):
+        _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                 "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}",
+                 "-addext", f"subjectAltName=DNS:{name}", cwd=tmp)
+        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+                 "-CAcreateserial", "-days", "2", "-copy_extensions", "copy",
+                 "-out", f"{name}.crt", cwd=tmp)
+    return {"tls_ca": str(tmp / "ca.crt")}
+
+
+def _ask(path: str, request: str) -> str:
+    import socket
+
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(10)
+        s.connect(path)
+        s.sendall(request.encode())
+        got = b""
+        while not got.endswith(b"\n\n"):
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+    return got.decode()
+
+
+def test_relay_over_tls_reaches_the_count_and_strangers_do_not(
+        tmp_path: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """ABUSE-04/05 without a lab: a relay's request crosses TLS with its certificate and is
+    counted by the server; a client without a certificate, or with one of the CA naming
+    another host, gets no answer."""
+    import grp
+    import os
+    import pwd
+    import socket
+    import ssl
+    import threading
+
+    me = pwd.getpwuid(os.getuid()).pw_name
+    if grp.getgrgid(os.getgid()).gr_name != me:
+        pytest.skip("needs a user whose group has its name")
+    ca = _pki(tmp_path)
+
+    def leaf(name: str) -> dict[str, str]:
+        return {"tls_cert": str(tmp_path / f"{name}.crt"),
+                "tls_key": str(tmp_path / f"{name}.key"), **ca}
+
+    server_cfg = {"mode": "server", "messages": 1, "window_minutes": 10,
+                  "local_domains": [DOMAIN], "unix_socket": str(tmp_path / "server.sock"),
+                  "unix_owner": me, "listen_address": "127.0.0.1", "listen_port": 0,
+                  "tls_peers": ["mail2.monre.gov.vn"], "notify_to": ["postmaster@x"],
+                  "notify_from": "postmaster@x", **leaf("mail1.monre.gov.vn")}
+    locked: list[str] = []
+    servers = rl.build(server_cfg)
+    svc = servers[0].service
+    svc.locker = lambda _c, user, _w: locked.append(user) or "uid=x"
+    svc.notifier = lambda *a, **k: None
+    port = servers[1].server_address[1]
+    relay_cfg = {"mode": "relay", "unix_socket": str(tmp_path / "relay.sock"), "unix_owner": me,
+                 "server_host": "127.0.0.1", "server_name": "mail1.monre.gov.vn",
+                 "server_port": port, **leaf("mail2.monre.gov.vn")}
+    relays = rl.build(relay_cfg)
+    threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in servers + relays]
+    for t in threads:
+        t.start()
+    try:
+        request = ("request=smtpd_access_policy\nsasl_username=a@monre.gov.vn\n"
+                   "recipient=x@example.org\ninstance={}\n\n")
+        assert _ask(relay_cfg["unix_socket"], request.format("1")) == "action=DUNNO\n\n"
+        # The second message, through the relay, crosses the server's count of 1.
+        assert _ask(relay_cfg["unix_socket"], request.format("2")).startswith(
+            "action=REJECT 5.7.1")
+        assert locked == ["a@monre.gov.vn"]
+
+        def stranger(cert: str | None) -> str:
+            ctx = ssl.create_default_context(cafile=ca["tls_ca"])
+            if cert:
+                ctx.load_cert_chain(str(tmp_path / f"{cert}.crt"), str(tmp_path / f"{cert}.key"))
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, \
+                        ctx.wrap_socket(raw, server_hostname="mail1.monre.gov.vn") as tls:
+                    tls.sendall(request.format("3").encode())
+                    return tls.recv(4096).decode() or "closed"
+            except (ssl.SSLError, OSError) as exc:
+                return f"refused: {exc}"
+
+        no_cert = stranger(None)
+        # TLS 1.3 sends the server's alert after the client's Finished: the client reads it
+        # ("certificate required") or, on a loaded machine, sees the connection closed first
+        # (EOF). The reason is the server's either way, and it logs it.
+        assert no_cert.startswith("refused") and ("certificate required" in no_cert
+                                                  or "EOF occurred" in no_cert), no_cert
+        assert "peer did not return a certificate" in caplog.text, caplog.text
+        assert stranger("client.lab") == "closed"  # the CA's, but not a peer's name
+    finally:
+        for s in servers + relays:
+            s.shutdown()
+            s.server_close()

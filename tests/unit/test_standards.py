@@ -303,13 +303,25 @@ def test_role_tls_defaults_meet_mozilla() -> None:
 
 def test_role_hardening_defaults_meet_floors() -> None:
     d = defaults("hardening")
+    # The host key algorithms follow the host key types (a template in defaults/main.yml).
+    import jinja2
+
+    host_keys = jinja2.Environment().from_string(d["hardening__ssh_host_key_algorithms"]).render(
+        hardening__ssh_host_key_types=d["hardening__ssh_host_key_types"])
     cfg = {"kexalgorithms": ",".join(d["hardening__ssh_kex_algorithms"]),
            "ciphers": ",".join(d["hardening__ssh_ciphers"]),
            "macs": ",".join(d["hardening__ssh_macs"]),
-           "hostkeyalgorithms": ",".join(d["hardening__ssh_host_key_algorithms"])}
+           "hostkeyalgorithms": ",".join(yaml.safe_load(host_keys))}
+    assert cfg["hostkeyalgorithms"] == "ssh-ed25519"
+    # Post-quantum key exchange only unless the data re-admits the classical ones (SSH-08).
+    assert set(d["hardening__ssh_kex_algorithms"]) <= std.SSH_KEX_POST_QUANTUM
+    assert d["hardening__ssh_classical_kex"] is False
+    assert std.algorithm_violations("kex", d["hardening__ssh_classical_kex_algorithms"],
+                                    std.SSH_KEX) == []
     assert std.sshd_violations(cfg) == []
-    # With group exchange offered, the moduli the role leaves meet ssh-audit's size.
-    kex = d["hardening__ssh_kex_algorithms"]
+    # With group exchange offered (the classical list re-admits it), the moduli the role
+    # leaves meet ssh-audit's size.
+    kex = d["hardening__ssh_kex_algorithms"] + d["hardening__ssh_classical_kex_algorithms"]
     if any(k.startswith("diffie-hellman-group-exchange") for k in kex):
         assert d["hardening__ssh_moduli_min_bits"] >= std.SSH_DH_MODULUS_MIN_BITS
     assert d["hardening__ssh_max_auth_tries"] <= std.SSH_MAX_AUTH_TRIES

@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import hmac
 import html
+import ipaddress
 import json
 import os
 import re
@@ -120,10 +121,21 @@ INFO_TEXTS = (
 )
 
 
-def log(address: str, result: str) -> None:
-    """One line per attempt to the journal (stderr): the address and the outcome, no secret."""
+def client_of(environ: dict[str, Any]) -> str:
+    """The browser's address: nginx's X-Forwarded-For (it sets the header to $remote_addr,
+    replacing whatever the browser sent; only nginx reaches the app's socket, PWWEB-05)."""
+    try:
+        return str(ipaddress.ip_address(environ.get("HTTP_X_FORWARDED_FOR", "").strip()))
+    except ValueError:
+        return "-"
+
+
+def log(address: str, result: str, client: str = "-") -> None:
+    """One line per attempt to the journal (stderr): client, address and outcome, no secret.
+    fail2ban's selfservice jail counts the bad_credentials lines per client (F2B-04)."""
     safe = re.sub(r"[^A-Za-z0-9@._+-]", "?", address)[:120] or "-"
-    print(f"password change address={safe} result={result}", file=sys.stderr, flush=True)
+    print(f"password change client={client} address={safe} result={result}", file=sys.stderr,
+          flush=True)
 
 
 class App:
@@ -205,10 +217,10 @@ class App:
                              cookie_token)
         address = form.get("address", "").strip().lower()
         if not self.csrf_ok(cookie_token, form.get("csrf", "")):
-            log(address, "csrf")
+            log(address, "csrf", client_of(environ))
             return self.page(start_response, lang, "403 Forbidden", "csrf", None)
         key, status = self.handle(address, form)
-        log(address, key)
+        log(address, key, client_of(environ))
         code = {"ok": "200 OK", "unavailable": "503 Service Unavailable"}.get(
             key, "400 Bad Request")
         return self.page(start_response, lang, code, key, cookie_token, ok=status,

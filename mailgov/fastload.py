@@ -1,0 +1,457 @@
+"""The fast path of the loader: rapidyaml parses, emits JSON, the C json module reads it.
+
+PyYAML's C loader spends ~9 s building 50,000 mailboxes in Python; rapidyaml (``ryml``, the
+C++ library's wrapper) parses the same 8 MB in ~0.2 s and emits it as JSON in ~0.1 s, which
+``json.loads`` turns into Python objects in ~0.1 s. The catch: rapidyaml reads YAML 1.2,
+the data file has always been read by PyYAML as YAML 1.1 (minus timestamps), and an admin's
+file must not change meaning with the parser. So :func:`load` returns data only when it can
+show the result is exactly PyYAML's, and ``None`` otherwise (the caller then takes the
+precise path, PyYAML, which also produces the error messages the admins know). Differences
+and how each is closed (tests/unit/test_fastload.py has one test per line):
+
+* plain scalars PyYAML 1.1 resolves to non-text (``yes``/``on``/``Off``/``True``/``~``/
+  ``Null``, ``0755`` octal, ``0x1f``, ``0b101``, ``1_000``, ``1:30`` sexagesimal, ``.inf``,
+  ``<<``, ``=``) are text for rapidyaml: the JSON strings of those forms are found with one
+  regex; a plain one in the source sends the file to PyYAML (quoted ones are text for both);
+* numbers rapidyaml emits but PyYAML 1.1 reads as text (``1e3``, ``1.0e3``: 1.1 wants a dot
+  and a signed exponent) go through ``parse_float``/``parse_int`` hooks that apply PyYAML's
+  own regexes; an integer of more than :data:`MAX_INT_DIGITS` digits is not read here;
+* dates (``2019-03-04``) stay text on both paths (the precise path removes the resolver);
+* duplicate keys (rapidyaml keeps both, JSON the last) are caught while building the dicts;
+* anchors, aliases, merge keys, tags, directives, several documents, tabs, backslash escapes,
+  CR and Unicode line breaks: not read here at all (PyYAML does), so tags never build objects
+  and alias expansion is bounded by the precise path's checks;
+* rapidyaml accepts a few things libyaml refuses (a plain scalar starting with ``@``, a
+  backtick, ``]`` or ``}``): such files go to PyYAML, which reports them (MG006).
+
+Without the rapidyaml wheel :func:`available` is false and every file takes the precise path:
+same output, slower.
+"""
+
+from __future__ import annotations
+
+import bisect
+import ctypes
+import json
+import os
+import re
+from typing import Any
+
+try:  # the wheel may be missing on an odd platform: the precise path then does everything
+    import ryml as _ryml
+except ImportError:  # pragma: no cover - exercised by forcing _ryml = None in the tests
+    _ryml = None
+
+#: Integers longer than this are refused (MG011) on both paths: no field needs them, and
+#: Python refuses to convert integers of more than 4300 digits anyway.
+MAX_INT_DIGITS = 100
+
+# PyYAML's implicit resolvers (yaml/resolver.py, YAML 1.1), without the timestamp one.
+_BOOL = r"yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF"
+_FLOAT = (r"[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9_]+(?:[eE][-+][0-9]+)?"
+          r"|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*|[-+]?\.(?:inf|Inf|INF)"
+          r"|\.(?:nan|NaN|NAN)")
+_INT = (r"[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+"
+        r"|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+")
+_NULL = r"~|null|Null|NULL|"
+_SPECIAL = f"{_BOOL}|{_FLOAT}|{_INT}|<<|=|{_NULL}"
+PYYAML_FLOAT = re.compile(f"(?:{_FLOAT})")
+PYYAML_INT = re.compile(f"(?:{_INT})")
+#: Distinct quoted texts like '0123' (an id_digits) checked in one pass; more: precise path.
+MAX_DOUBTFUL = 100_000
+#: A JSON string whose text PyYAML would read as non-text if it were a plain scalar.
+#: (The lookahead is only a shortcut: every form starts with one of those characters, and
+#: most strings fail there without trying the alternatives.)
+_JSON_SPECIAL = re.compile(f'"(?=[-+.0-9~<=yYnNtTfFoO"])((?:{_SPECIAL}))"(\\s*:)?')
+#: Characters that may start a feature the fast path never reads (anchor, alias, tag,
+#: block scalar, merge key, directive, complex key, reserved indicator), or a comment or a
+#: quoted scalar to step over (a backtick or '&' in them is harmless). One C-speed scan finds
+#: them; :func:`_not_fast` looks at each in context (a data file has few).
+_CANDIDATE = re.compile(r"[&*!@`%|>?<\[{\]}#'\"]")
+#: Inside a flow collection: what changes depth, starts a quoted scalar or a comment, or
+#: ends a line.
+_FLOW_TOKEN = re.compile(r"[\[\]{}'\"#\n]")
+#: rapidyaml writes -.5 as -0.5 (a number); PyYAML 1.1 reads -.5 as text.
+_SIGNED_DOT = re.compile(r"-\.[0-9]")
+#: A plain scalar starting with ':' (libyaml refuses it) or a value indicator without a
+#: space after it in a flow collection (`{a:, b}`: libyaml refuses, rapidyaml reads).
+_COLON = (re.compile(r"\n *:"), re.compile(r"[,\[{?-] *:"), re.compile(r":(?:[,\]}]| +:)"))
+#: Read by the precise path wherever they are: escapes, tabs, CR and Unicode line breaks.
+_NOT_FAST_CHARS = re.compile("[\\\\\t\r\x85\u2028\u2029]")
+
+
+def _node_start(text: str, i: int) -> str | None:
+    """The indicator before position ``i`` if a node can start there ('\\n' for a line
+    start), else None. Over-approximates: ':' '-' '?' need a space after them in YAML."""
+    j = i
+    while j > 0 and text[j - 1] == " ":
+        j -= 1
+    if j == 0:
+        return "\n"
+    before = text[j - 1]
+    return before if before in ":-?,[{\n" else None
+
+
+def _skip_quoted(text: str, i: int) -> int:
+    """The position after the quoted scalar starting at ``i``, or -1 if it never ends."""
+    if text[i] == '"':
+        end = text.find('"', i + 1)  # no backslash in the text: no escaped quote
+        return -1 if end < 0 else end + 1
+    end = i + 1
+    while True:  # '' is an escaped quote inside single quotes
+        end = text.find("'", end)
+        if end < 0:
+            return -1
+        if not text.startswith("''", end):
+            return end + 1
+        end += 2
+
+
+def _flow_end(text: str, start: int) -> int:
+    """The end of the flow collection opening at ``start``, or -1 when it has what libyaml
+    and rapidyaml read differently: a line break anywhere but after ',' '[' or '{' (a
+    plain scalar or key continued on the next line), or no end at all."""
+    depth = 0
+    pos = start
+    last = start  # where the text of the current line began to count
+    while True:
+        m = _FLOW_TOKEN.search(text, pos)
+        if m is None:
+            return -1
+        i = m.start()
+        ch = text[i]
+        if ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        elif ch in "'\"":
+            if _node_start(text, i) is not None:
+                i = _skip_quoted(text, i) - 1
+                if i < 0:
+                    return -1
+        elif ch == "#":
+            if text[i - 1] in " \n":
+                end = text.find("\n", i)
+                if end < 0:
+                    return -1
+                if text[last:i].rstrip()[-1:] not in (",", "[", "{"):
+                    return -1
+                i = end
+                last = end + 1
+        else:  # a line break
+            if text[last:i].rstrip()[-1:] not in (",", "[", "{"):
+                return -1
+            last = i + 1
+        pos = i + 1
+
+
+def _not_fast(text: str) -> bool:
+    """Does the text use anything the fast path does not read exactly as PyYAML?"""
+    if _NOT_FAST_CHARS.search(text) or text.startswith(("---", "...", ":")) \
+            or "\n---" in text or "\n..." in text or any(c.search(text) for c in _COLON) \
+            or _SIGNED_DOT.search(text):
+        return True
+    skip_to = 0
+    flow_to = 0  # the end of the flow collection checked last
+    for m in _CANDIDATE.finditer(text):
+        i = m.start()
+        if i < skip_to:
+            continue  # inside a comment or a quoted scalar
+        ch = text[i]
+        if ch == "#":
+            if i == 0 or text[i - 1] in " \n":  # a comment: step over the rest of the line
+                end = text.find("\n", i)
+                skip_to = len(text) if end < 0 else end
+            continue
+        if ch == "<":
+            if text.startswith("<<", i):
+                return True
+            continue
+        where = _node_start(text, i)
+        if where is None:
+            continue  # inside a plain scalar (O'Brien, a-b, 1>0): harmless
+        if ch in "'\"":
+            skip_to = _skip_quoted(text, i)
+            if skip_to < 0:
+                return True
+        elif ch in "[{":
+            if i >= flow_to:
+                flow_to = _flow_end(text, i)
+                if flow_to < 0:
+                    return True
+        elif ch in "]}":
+            if where in ":?-\n":  # libyaml refuses a plain scalar starting so; rapidyaml not
+                return True
+        elif ch == "?":
+            return True  # a complex key (in a flow collection even without a space)
+        else:
+            return True  # & * ! @ ` % | > where a node starts
+    return False
+
+
+def available() -> bool:
+    """True when the rapidyaml wheel is installed (else the precise path does everything)."""
+    return _ryml is not None and os.environ.get("MAILGOV_YAML") != "pyyaml"
+
+
+class _NotFast(Exception):
+    """The fast path cannot vouch for this file; take the precise path."""
+
+
+def _parse_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:  # the same count as loader._limits()
+        raise _NotFast  # the precise path reports it, located (MG011)
+    return int(text)  # every JSON integer is also a PyYAML 1.1 integer, with the same value
+
+
+def _parse_float(text: str) -> float | str:
+    # JSON numbers that PyYAML 1.1 reads as text: an exponent needs a dot and a sign there.
+    if PYYAML_FLOAT.fullmatch(text):
+        return float(text)
+    if PYYAML_INT.fullmatch(text):  # pragma: no cover - JSON integers go to _parse_int
+        return int(text)
+    return text
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise _NotFast  # a duplicate key: the precise path names both lines (MG007)
+    return out
+
+
+_PLAIN_EMITS_TEXT: dict[str, bool] = {}
+
+
+def _plain_is_text(values: set[str]) -> set[str]:
+    """Those of ``values`` rapidyaml emits as a JSON string when written plain. Asked of
+    rapidyaml itself, all at once (a list of them; cached per process)."""
+    unknown = sorted(v for v in values if v not in _PLAIN_EMITS_TEXT)
+    if len(unknown) > 1:
+        try:
+            for v, got in zip(unknown, _probe(unknown), strict=True):
+                _PLAIN_EMITS_TEXT[v] = got == v
+        except (ValueError, _NotFast):  # one of them is not JSON when plain (+1): one by one
+            pass
+    for v in unknown:
+        if v not in _PLAIN_EMITS_TEXT:
+            try:
+                _PLAIN_EMITS_TEXT[v] = _probe([v]) == [v]
+            except (ValueError, _NotFast):
+                _PLAIN_EMITS_TEXT[v] = True  # doubtful: the source decides
+    return {v for v in values if _PLAIN_EMITS_TEXT[v]}
+
+
+def _probe(values: list[str]) -> Any:
+    """rapidyaml's JSON for the list of ``values`` written plain."""
+    out = json.loads(_emit_json("".join(f"- {v}\n" for v in values).encode(), root_map=False))
+    if not isinstance(out, list) or len(out) != len(values):
+        raise _NotFast
+    return out
+
+
+def _emit_json(raw: bytes, *, root_map: bool = True) -> str:
+    """rapidyaml's JSON for ``raw``; rapidyaml prints its errors on fd 2: keep them quiet."""
+    assert _ryml is not None
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        tree = _ryml.parse_in_arena(raw)
+        root = tree.root_id()
+        if root_map and not tree.is_map(root):  # several documents, a list, text: PyYAML
+            raise _NotFast
+        out: str = _ryml.emit_json_malloc(tree, root)
+        return out
+    except (_ryml.ExceptionParse, _ryml.ExceptionVisit, _ryml.ExceptionBasic,
+            RuntimeError, ValueError):
+        raise _NotFast from None
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+#: rapidyaml emits at most 64 levels (loader.MAX_DEPTH is the same limit): deeper flow
+#: nesting goes to the precise path before rapidyaml's parser stack grows with it (a 10 MB
+#: file of '[' would take gigabytes there; libyaml stops at 1000 levels).
+_MAX_FLOW = 64
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def _flow_too_deep(text: str) -> bool:
+    depth = 0
+    for m in _BRACKET.finditer(text):  # brackets in quotes or comments only over-count
+        if m.group() in "[{":
+            depth += 1
+            if depth > _MAX_FLOW:
+                return True
+        elif depth:
+            depth -= 1
+    return False
+
+
+def load(raw: bytes, text: str) -> dict[str, Any] | None:
+    """The data PyYAML would build from ``raw`` (decoded: ``text``), or None: take the
+    precise path. Never raises for bad input."""
+    if not available() or _flow_too_deep(text) or _not_fast(text):
+        return None
+    try:
+        js = _emit_json(raw)
+        if "\\" in js:  # an escaped quote or a folded line break: let PyYAML read it
+            return None
+        data = json.loads(js, object_pairs_hook=_pairs, parse_int=_parse_int,
+                          parse_float=_parse_float)
+        if _plain_specials(js, text):
+            return None
+    except (_NotFast, ValueError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _trie(words: set[str]) -> str:
+    """A regex matching exactly ``words``, factored by common prefixes."""
+    tree: dict[str, Any] = {}
+    for w in words:
+        node = tree
+        for ch in w:
+            node = node.setdefault(ch, {})
+        node[""] = {}  # a word ends here
+
+    def emit(node: dict[str, Any]) -> str:
+        alts = [re.escape(ch) + emit(child) for ch, child in sorted(node.items()) if ch]
+        if "" in node:
+            alts.append("")
+        if len(alts) == 1:
+            return alts[0]
+        return "(?:" + "|".join(alts) + ")"
+
+    return emit(tree)
+
+
+def _plain_specials(js: str, text: str) -> bool:
+    """Is any JSON string PyYAML would have read differently, because it was plain?"""
+    doubtful: set[str] = set()
+    values: set[str] = set()
+    for m in _JSON_SPECIAL.finditer(js):
+        value, is_key = m.group(1), m.group(2)
+        if value.lower().endswith(("nan", "inf")):
+            return True  # rapidyaml writes nan, inf, .NaN … all as .nan, .inf: PyYAML reads
+        # rapidyaml always quotes keys; a value it emits as a number, bool or null when
+        # plain can only be a JSON string because it was quoted (text for PyYAML too).
+        (doubtful if is_key else values).add(value)
+    if values:
+        doubtful |= _plain_is_text(values)
+    if not doubtful:
+        return False
+    if len(doubtful) > MAX_DOUBTFUL:
+        return True  # not expected in a data file; the precise path is always right
+    # Where does one of these texts stand alone in the source, as a plain scalar would
+    # (after a space, a line start, '[', '{', ',' or ':'; before a space, ':', '#', ',', a
+    # closing bracket or the end)? Quoted ones stand between quotes. Comments may match too:
+    # that only costs the precise path.
+    # One pass with the texts as a trie ('0(?:1(?:23|45)|…)'): thousands of quoted
+    # id_digits cost about what one does.
+    for m in re.finditer(f"(?:{_trie(doubtful)})(?=[\\s,\\]}}:#]|\\Z)", text):
+        i = m.start()
+        if i == 0 or text[i - 1] in " \n[{,:":
+            return True
+    return False
+
+
+# --------------------------------------------------------------------------- locations
+
+class _Buffer(ctypes.Structure):
+    """CPython's Py_buffer: where a read-only memoryview of rapidyaml's points to."""
+
+    _fields_ = (("buf", ctypes.c_void_p), ("obj", ctypes.c_void_p),
+                ("len", ctypes.c_ssize_t), ("itemsize", ctypes.c_ssize_t),
+                ("readonly", ctypes.c_int), ("ndim", ctypes.c_int),
+                ("format", ctypes.c_char_p), ("shape", ctypes.c_void_p),
+                ("strides", ctypes.c_void_p), ("suboffsets", ctypes.c_void_p),
+                ("internal", ctypes.c_void_p))
+
+
+def _address(view: memoryview) -> int:
+    buf = _Buffer()
+    ctypes.pythonapi.PyObject_GetBuffer(ctypes.py_object(view), ctypes.byref(buf), 0)
+    try:
+        return int(buf.buf or 0)
+    finally:
+        ctypes.pythonapi.PyBuffer_Release(ctypes.byref(buf))
+
+
+class Locator:
+    """Data path -> 1-based (line, column in characters), from rapidyaml's tree: the same
+    answers as :class:`mailgov.loader.Locator` (PyYAML's node marks) in a fraction of the
+    time, for files the fast path read. :meth:`locate` returns None where it cannot be sure
+    (an empty or nested sequence item …): the caller then asks PyYAML's locator."""
+
+    def __init__(self, source: bytes) -> None:
+        assert _ryml is not None
+        self._source = source
+        self._buf = bytearray(source)  # parsed in place: scalars point into it
+        self._tree = _ryml.parse_in_place(self._buf)
+        self._base = _address(memoryview(self._buf))
+        self._lines: list[int] | None = None
+
+    def _offset(self, view: memoryview) -> int | None:
+        if len(view) == 0:
+            return None
+        off = _address(view) - self._base
+        if not 0 <= off < len(self._buf):
+            return None
+        if off > 0 and self._buf[off - 1] in b"'\"":
+            off -= 1  # a quoted scalar starts at its quote
+        return off
+
+    def _start(self, node: int) -> int | None:
+        """Where PyYAML's mark of ``node`` (an item of a sequence, or the root) is."""
+        t = self._tree
+        if t.has_val(node) and not t.is_container(node):
+            return self._offset(t.val(node))
+        first = t.first_child(node)
+        if first == _ryml.NONE or not t.is_map(node):
+            return None  # empty, or a sequence: PyYAML marks its '-' or '[' (rare here)
+        off = self._offset(t.key(first))
+        if off is None or not t.is_flow(node):
+            return off
+        i = off - 1
+        while i >= 0 and self._buf[i] in b" \n":
+            i -= 1
+        return i if i >= 0 and self._buf[i] == ord("{") else None
+
+    def _line_col(self, off: int) -> tuple[int, int]:
+        if self._lines is None:
+            self._lines = [m.start() for m in re.finditer(b"\n", self._source)]
+        line = bisect.bisect_left(self._lines, off)
+        start = self._lines[line - 1] + 1 if line else 0
+        return line + 1, len(self._source[start:off].decode("utf-8", "replace")) + 1
+
+    def locate(self, path: tuple[str | int, ...]) -> tuple[int, int] | None:
+        t = self._tree
+        node = t.root_id()
+        if t.is_doc(node) or not t.is_map(node):
+            return None
+        off = self._start(node)
+        if off is None:
+            return None
+        for part in path:
+            nxt = _ryml.NONE
+            if t.is_map(node) and isinstance(part, str):
+                nxt = t.find_child(node, part.encode("utf-8"))
+                if nxt != _ryml.NONE:
+                    off = self._offset(t.key(nxt))
+            elif t.is_seq(node) and isinstance(part, int) and part >= 0:
+                nxt = t.child(node, part)
+                if nxt != _ryml.NONE:
+                    off = self._start(nxt)
+            elif not isinstance(part, str | int):
+                return None
+            if off is None:
+                return None
+            if nxt == _ryml.NONE:
+                break
+            node = nxt
+        return self._line_col(off)

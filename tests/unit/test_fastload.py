@@ -1,0 +1,318 @@
+"""The fast loader (rapidyaml -> JSON) reads every file exactly as the precise one (PyYAML),
+or hands it over: one test per YAML 1.1/1.2 difference, the fallback, a differential fuzz."""
+
+from __future__ import annotations
+
+import math
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mailgov import fastload
+from mailgov.loader import Loaded, LoadError, StrictLoader, load
+
+DATA = Path(__file__).resolve().parents[2] / "tests" / "data"
+pytestmark = pytest.mark.skipif(not fastload.available(), reason="rapidyaml wheel missing")
+
+
+def _load(tmp_path: Path, text: str) -> Loaded:
+    p = tmp_path / "m.yaml"
+    p.write_text(text, encoding="utf-8")
+    return load(p)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal values of the same types, at every depth (1 == 1.0 == True in Python)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return (list(a) == list(b) and all(type(x) is type(y) for x, y in zip(a, b, strict=True))
+                and all(_same(a[k], b[k]) for k in a))
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and math.isnan(a):
+        return math.isnan(b)
+    return bool(a == b)
+
+
+def _reads_as_pyyaml(tmp_path: Path, text: str, *, fast: bool) -> Any:
+    """Load ``text``; the data must be PyYAML's, and the path taken the expected one."""
+    loaded = _load(tmp_path, text)
+    assert _same(loaded.data, yaml.load(text, Loader=StrictLoader))
+    assert loaded.precise is (not fast), "fast path" if not fast else "precise path"
+    return loaded.data
+
+
+@pytest.mark.parametrize("word", ["yes", "Yes", "YES", "no", "No", "NO", "on", "On", "ON",
+                                  "off", "Off", "OFF", "True", "TRUE", "False", "FALSE"])
+def test_yaml11_booleans_plain_are_booleans(tmp_path: Path, word: str) -> None:
+    # YAML 1.2 (rapidyaml) reads these as text; the data file has always meant booleans.
+    data = _reads_as_pyyaml(tmp_path, f"a: {word}\nb: [{word}]\n", fast=False)
+    assert isinstance(data["a"], bool) and isinstance(data["b"][0], bool)
+
+
+@pytest.mark.parametrize("word", ["yes", "on", "off", "True", "Null", "~", "0755", "0x1f"])
+def test_quoted_look_alikes_stay_text_on_the_fast_path(tmp_path: Path, word: str) -> None:
+    data = _reads_as_pyyaml(tmp_path, f"a: '{word}'\nb: [\"{word}\"]\nc: plain\n", fast=True)
+    assert data["a"] == word and data["b"] == [word]
+
+
+def test_true_false_null_agree_on_both_and_stay_fast(tmp_path: Path) -> None:
+    data = _reads_as_pyyaml(tmp_path, "a: true\nb: false\nc: null\nd:\ne: [x, ]\n", fast=True)
+    assert data == {"a": True, "b": False, "c": None, "d": None, "e": ["x"]}
+
+
+@pytest.mark.parametrize("word", ["~", "Null", "NULL"])
+def test_yaml11_null_forms(tmp_path: Path, word: str) -> None:
+    assert _reads_as_pyyaml(tmp_path, f"a: {word}\n", fast=False) == {"a": None}
+
+
+@pytest.mark.parametrize(("text", "value"), [("0755", 493), ("-017", -15), ("0x1f", 31),
+                                             ("0b101", 5), ("1_000", 1000), ("1:30", 90),
+                                             ("+12", 12)])
+def test_yaml11_integers_octal_hex_binary_underscore_sexagesimal(tmp_path: Path, text: str,
+                                                                 value: int) -> None:
+    assert _reads_as_pyyaml(tmp_path, f"a: {text}\n", fast=False) == {"a": value}
+
+
+def test_quoted_digits_with_a_leading_zero_stay_text_and_fast(tmp_path: Path) -> None:
+    # id_digits: "0123" quoted is text; the same digits plain would be the octal 83.
+    text = "a: '0123'\nb: \"0456\"\nn: 123\n"
+    assert _reads_as_pyyaml(tmp_path, text, fast=True) == {"a": "0123", "b": "0456", "n": 123}
+    assert _reads_as_pyyaml(tmp_path, text + "c: 0123\n", fast=False)["c"] == 83
+
+
+@pytest.mark.parametrize(("text", "value"), [("1e3", "1e3"), ("1.0e3", "1.0e3"),
+                                             ("1.5e99999", "1.5e99999"), ("1e-3", "1e-3")])
+def test_exponent_without_dot_or_sign_is_text_in_yaml11(tmp_path: Path, text: str,
+                                                         value: str) -> None:
+    assert _reads_as_pyyaml(tmp_path, f"a: {text}\n", fast=True) == {"a": value}
+
+
+@pytest.mark.parametrize(("text", "value"), [("1.0e+3", 1000.0), ("0.05", 0.05), ("1.", 1.0),
+                                             (".5", 0.5), ("-1.", -1.0), ("1.0E-3", 0.001)])
+def test_floats_both_read_alike_fast(tmp_path: Path, text: str, value: float) -> None:
+    assert _reads_as_pyyaml(tmp_path, f"a: {text}\n", fast=True) == {"a": value}
+
+
+@pytest.mark.parametrize("text", ["-.5", "-.5e+3", ".inf", "-.Inf", ".nan", "nan", "inf",
+                                  "-inf", ".NaN"])
+def test_floats_rapidyaml_rewrites_go_to_pyyaml(tmp_path: Path, text: str) -> None:
+    # rapidyaml writes -.5 as -0.5 and nan/inf/.NaN as .nan/.inf: the source decides.
+    _reads_as_pyyaml(tmp_path, f"a: {text}\n", fast=False)
+
+
+def test_dates_and_timestamps_stay_text_on_both_paths(tmp_path: Path) -> None:
+    text = "d: 2019-03-04\nt: 2001-12-14t21:59:43.10-05:00\n"
+    assert _reads_as_pyyaml(tmp_path, text, fast=True) == {
+        "d": "2019-03-04", "t": "2001-12-14t21:59:43.10-05:00"}
+    anchored = _reads_as_pyyaml(tmp_path, "x: &d 2019-03-04\ny: *d\n", fast=False)
+    assert anchored == {"x": "2019-03-04", "y": "2019-03-04"}
+
+
+@pytest.mark.parametrize("text", ["a: 1\nb: 2\na: 3\n", "m:\n  - {p: 1, q: 2, p: 3}\n"])
+def test_duplicate_keys_are_refused_with_pyyaml_message(tmp_path: Path, text: str) -> None:
+    with pytest.raises(LoadError) as info:
+        _load(tmp_path, text)
+    assert info.value.problems[0].rule == "MG007"
+    assert "appears twice" in info.value.problems[0].message
+
+
+def test_tabs_inside_values_go_to_pyyaml(tmp_path: Path) -> None:
+    assert _reads_as_pyyaml(tmp_path, "a: 'x\ty'\n", fast=False) == {"a": "x\ty"}
+
+
+def test_tab_indentation_still_mg005(tmp_path: Path) -> None:
+    with pytest.raises(LoadError) as info:
+        _load(tmp_path, "a:\n\tb: 1\n")
+    assert info.value.problems[0].rule == "MG005"
+
+
+@pytest.mark.parametrize("text", ["x: &a [1, 2]\ny: *a\n", "x: &s text\ny: [*s, *s]\n",
+                                  "d: &d {x: 1, y: 2}\ne: {<<: *d, y: 3}\n"])
+def test_anchors_aliases_and_merge_keys_go_to_pyyaml(tmp_path: Path, text: str) -> None:
+    _reads_as_pyyaml(tmp_path, text, fast=False)
+
+
+@pytest.mark.parametrize("text", ["a: !!str 12\n", "a: !!int '12'\n", "a: ! x\n",
+                                  "a: !custom x\n"])
+def test_tags_are_never_read_by_the_fast_path(tmp_path: Path, text: str) -> None:
+    # rapidyaml would emit !!str 12 as the number 12; PyYAML's safe constructor decides.
+    try:
+        loaded = _load(tmp_path, text)
+    except LoadError as exc:
+        assert exc.problems[0].rule == "MG006"  # an unknown tag
+        return
+    assert loaded.precise
+    assert _same(loaded.data, yaml.load(text, Loader=StrictLoader))
+
+
+@pytest.mark.parametrize("text", ["a: !!python/object/apply:os.system ['true']\n",
+                                  "a: !!python/name:os.system\n", "a: !!binary aGVsbG8=\n"])
+def test_tags_never_build_python_objects(tmp_path: Path, text: str) -> None:
+    try:
+        loaded = _load(tmp_path, text)
+    except LoadError as exc:
+        assert exc.problems[0].rule == "MG006"
+        return
+    assert isinstance(loaded.data["a"], bytes)  # !!binary: the safe constructor's bytes
+
+
+@pytest.mark.parametrize("text", ["a: }\n", "a: ]\n", "a: @x\n", "a: `x\n", "a: 1\n---\nb: 2\n",
+                                  "a: {b:, c: 1}\n", "a: [x, :y]\n", "a: {x: 1, y\n  z: 2}\n"])
+def test_what_rapidyaml_accepts_and_libyaml_refuses_is_mg006(tmp_path: Path, text: str) -> None:
+    with pytest.raises(LoadError) as info:
+        _load(tmp_path, text)
+    assert info.value.problems[0].rule == "MG006"
+
+
+@pytest.mark.parametrize("text", ["a: [x, ?y]\n", "a: :1\n", "a: [x, {b: 1}\n  , c]\n",
+                                  "a: 1\n...\n", "a: -.5\n"])
+def test_odd_but_valid_forms_go_to_pyyaml(tmp_path: Path, text: str) -> None:
+    _reads_as_pyyaml(tmp_path, text, fast=False)
+
+
+def test_rapidyaml_stays_quiet_on_stderr(tmp_path: Path, capfd: pytest.CaptureFixture[str]
+                                         ) -> None:
+    with pytest.raises(LoadError):
+        _load(tmp_path, "a: [1, 2\nb: 3\n")
+    assert capfd.readouterr().err == ""
+
+
+def test_corpus_reads_alike_on_both_paths(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every loadable corpus file: the same data with and without the rapidyaml wheel."""
+    paths = [p for p in sorted(DATA.glob("*/*.yaml")) if p.is_file()]
+    fast_count = 0
+    for p in paths:
+        try:
+            fast = load(p)
+        except LoadError as exc:
+            monkeypatch.setattr(fastload, "_ryml", None)
+            with pytest.raises(LoadError) as info:
+                load(p)
+            monkeypatch.undo()
+            assert info.value.problems == exc.problems
+            continue
+        fast_count += not fast.precise
+        monkeypatch.setattr(fastload, "_ryml", None)
+        slow = load(p)
+        monkeypatch.undo()
+        assert slow.precise and _same(fast.data, slow.data), p.name
+    assert fast_count > 40  # the corpus really exercises the fast path
+
+
+_TOKENS = [":", " ", "\n", "- ", "'", '"', "[", "]", "{", "}", ",", "#", "?", "yes", "on",
+           "0755", "0x1f", "1_0", "~", "Null", "1e3", "1.0e+3", "+1", ".inf", "True", "\n  ",
+           "@", "`", "|", ">", "&a", "*a", "!!str", "<<", "%", "---", "''", "'0123'", "0123",
+           "1:30", "=", "null", "1.", ".5", "-.5", "nan", "é", "\\", "\t", "\r"]
+
+
+def test_differential_fuzz_fast_equals_pyyaml_or_hands_over() -> None:
+    """Random edits of corpus files: the fast path returns PyYAML's data or nothing."""
+    seeds = [p.read_bytes().decode("utf-8", "replace") for p in sorted(DATA.glob("*/*.yaml"))
+             if p.is_file()]
+    rng = random.Random(13)
+    checked = 0
+    for _ in range(1500):
+        s = rng.choice(seeds)
+        lines = s.split("\n")
+        i = rng.randrange(len(lines))
+        s = "\n".join(lines[max(0, i - 10):i + 10])
+        for _ in range(rng.randint(1, 3)):
+            p = rng.randrange(len(s) + 1)
+            if rng.random() < 0.6:
+                s = s[:p] + rng.choice(_TOKENS) + s[p:]
+            else:
+                s = s[:p] + s[p + rng.randint(1, 4):]
+        data = fastload.load(s.encode("utf-8"), s)
+        if data is None:
+            continue
+        checked += 1
+        try:
+            expected = yaml.load(s, Loader=StrictLoader)
+        except yaml.YAMLError as exc:
+            raise AssertionError(f"fast path read what PyYAML refuses ({exc}):\n{s}") from None
+        assert _same(data, expected), s
+    assert checked > 100
+
+
+@pytest.mark.parametrize(("text", "deep_ok"), [
+    ("a: " + "[" * 64 + "]" * 64 + "\n", True), ("a: " + "[" * 65 + "]" * 65 + "\n", False),
+    ("a: " + "{b: " * 63 + "1" + "}" * 63 + "\n", True),
+    ("a: " + "{b: " * 64 + "1" + "}" * 64 + "\n", False)])
+def test_depth_limit_is_the_same_on_both_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               text: str, deep_ok: bool) -> None:
+    """rapidyaml emits at most 64 levels; the precise path refuses past the same depth
+    (MG010), so a file never passes on one path and fails on the other."""
+    for forced in (False, True):
+        if forced:
+            monkeypatch.setattr(fastload, "_ryml", None)
+        if deep_ok:
+            assert _load(tmp_path, text).precise is forced
+        else:
+            with pytest.raises(LoadError) as info:
+                _load(tmp_path, text)
+            assert info.value.problems[0].rule == "MG010"
+
+
+def test_integer_limit_is_the_same_on_both_paths(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    ok, long = "a: -" + "9" * 100 + "\n", "a: -" + "9" * 101 + "\n"
+    for forced in (False, True):
+        if forced:
+            monkeypatch.setattr(fastload, "_ryml", None)
+        assert _load(tmp_path, ok).precise is forced
+        with pytest.raises(LoadError) as info:
+            _load(tmp_path, long)
+        assert info.value.problems[0].rule == "MG011"
+
+
+def _paths(data: Any, path: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
+    """Every path into ``data``, and one missing key or index below each container."""
+    out = [path]
+    if isinstance(data, dict):
+        out.append((*path, "no-such-key"))
+        for k, v in data.items():
+            out += _paths(v, (*path, k))
+    elif isinstance(data, list):
+        out.append((*path, len(data) + 3))
+        for i, v in enumerate(data):
+            out += _paths(v, (*path, i))
+    return out
+
+
+def test_rapidyaml_locator_answers_as_pyyamls(tmp_path: Path) -> None:
+    """Every path of every loadable corpus file and of a generated directory: the same
+    (line, column) from rapidyaml's tree as from PyYAML's, or no answer (then PyYAML's)."""
+    from mailgov.loader import Locator as PyYAMLLocator
+    from tools.generate import write
+
+    write(300, 5, tmp_path / "gen.yaml")
+    files = [p for p in sorted(DATA.glob("*/*.yaml")) if p.is_file()] + [tmp_path / "gen.yaml"]
+    answered = 0
+    for p in files:
+        try:
+            loaded = load(p)
+        except LoadError:
+            continue
+        if loaded.precise:
+            continue
+        fast, slow = fastload.Locator(loaded.source), PyYAMLLocator(loaded.source)
+        for path in _paths(loaded.data):
+            got = fast.locate(path)
+            if got is not None:
+                answered += 1
+                assert got == slow.locate(path), (p.name, path)
+    assert answered > 10_000
+
+
+def test_many_quoted_look_alikes_stay_fast_and_one_plain_is_caught(tmp_path: Path) -> None:
+    """Hundreds of quoted id_digits like '0123' (a real 200,000-mailbox file has them) are
+    checked in one pass; a single plain 0777 among them still sends the file to PyYAML."""
+    items = "".join(f"  - '0{i:03d}'\n" for i in range(800))
+    assert _reads_as_pyyaml(tmp_path, "a:\n" + items, fast=True)["a"][7] == "0007"
+    data = _reads_as_pyyaml(tmp_path, "a:\n" + items + "b: 0777\n", fast=False)
+    assert data["b"] == 511

@@ -1,0 +1,316 @@
+"""Hostile input: every class an outside review found (tracebacks, exhaustion, no location,
+accepted but wrong) gets a clear, located refusal. Several inputs per class.
+
+Time and memory bounds (<= 5 s, <= 500 MB for any input up to 10 MB) are measured by
+``benchmarks/bench_validate.py --hostile``, not by timed unit tests."""
+
+from __future__ import annotations
+
+import copy
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import fastjsonschema
+import pytest
+
+from mailgov.loader import MAX_DEPTH, MAX_REPORTED, LoadError, load
+from mailgov.problems import Problem
+from mailgov.validate import _STRICT, MAX_SHOWN, _fast_check, load_schema, validate
+
+DATA = Path(__file__).resolve().parents[2] / "tests" / "data"
+MINIMAL = (DATA / "good" / "minimal.yaml").read_text(encoding="utf-8")
+TODAY = date(2026, 11, 29)
+
+
+def _problems(tmp_path: Path, text: str) -> list[Problem]:
+    p = tmp_path / "m.yaml"
+    p.write_text(text, encoding="utf-8")
+    result = validate(p, today=TODAY)  # never raises: that is half of what is tested
+    assert not result.ok
+    return result.problems
+
+
+def _line_of(text: str, needle: str) -> int:
+    return text[:text.index(needle)].count("\n") + 1
+
+
+def _only(problems: list[Problem], rule: str) -> Problem:
+    assert {p.rule for p in problems} == {rule}, [p.format() for p in problems]
+    return problems[0]
+
+
+def _with(old: str, new: str) -> str:
+    assert old in MINIMAL
+    return MINIMAL.replace(old, new, 1)
+
+
+def test_minimal_is_valid(tmp_path: Path) -> None:
+    p = tmp_path / "m.yaml"
+    p.write_text(MINIMAL, encoding="utf-8")
+    assert validate(p, today=TODAY).ok
+
+
+# --------------------------------------------------------------- tracebacks: non-text keys
+
+@pytest.mark.parametrize(("key", "shown"), [("1", "int 1"), ("~", "nothing (empty value)"),
+                                            ("yes", "true (a yes/no value)"),
+                                            ("null", "nothing (empty value)"),
+                                            ("3.5", "float 3.5"), ("0x10", "int 16")])
+def test_top_level_key_that_is_not_text(tmp_path: Path, key: str, shown: str) -> None:
+    text = _with("units:\n", f"{key}: x\nunits:\n")
+    p = _only(_problems(tmp_path, text), "MG109")
+    assert (p.line, p.col) == (_line_of(text, f"{key}: x"), 1)
+    assert f"the key {shown} is not text" in p.message
+
+
+@pytest.mark.parametrize("entry", ["7: b", "on: b", "~: b"])
+def test_nested_key_that_is_not_text(tmp_path: Path, entry: str) -> None:
+    text = _with("    role: admin\n    aliases", f"    role: admin\n    {entry}\n    aliases")
+    p = _only(_problems(tmp_path, text), "MG109")
+    assert p.line == _line_of(text, entry) and p.path[:2] == ("mailboxes", 5)
+
+
+# --------------------------------------------------------------- tracebacks: huge integers
+
+@pytest.mark.parametrize(("template", "digits"), [
+    ("    quota_mb: {n}\n", 5000), ("    quota_mb: -{n}\n", 5000), ("    x: [1, {n}]\n", 5000),
+    ("    {n}: big key\n", 200), ("    quota_mb: {n}\n", 101)])
+def test_integer_of_thousands_of_digits(tmp_path: Path, template: str, digits: int) -> None:
+    n = "7" * digits
+    line = template.format(n=n)
+    text = _with("    role: admin\n", "    role: admin\n" + line)
+    p = _only(_problems(tmp_path, text), "MG011")
+    assert p.line == _line_of(text, line)
+    assert "at most 100 digits" in p.message
+
+
+def test_long_key_is_libyamls_located_error(tmp_path: Path) -> None:
+    text = _with("    role: admin\n", "    role: admin\n    " + "7" * 5000 + ": x\n")
+    p = _only(_problems(tmp_path, text), "MG006")
+    assert p.line == _line_of(text, "7777")
+
+
+def test_long_hex_integer_is_refused_too(tmp_path: Path) -> None:
+    text = _with("units:\n", f"x-big: 0x{'f' * 3000}\nunits:\n")
+    assert _only(_problems(tmp_path, text), "MG011").line == _line_of(text, "x-big")
+
+
+# --------------------------------------------------------------- tracebacks: recursion
+
+@pytest.mark.parametrize("node", ["&a [*a]", "&m {k: *m}", "&d [1, [2, {x: *d}]]",
+                                  "&b\n  - *b"])
+def test_alias_inside_the_node_it_names(tmp_path: Path, node: str) -> None:
+    text = _with("units:\n", f"x-loop: {node}\nunits:\n")
+    p = _only(_problems(tmp_path, text), "MG010")
+    assert "inside the node it names" in p.message
+    assert p.line in (_line_of(text, "x-loop"), _line_of(text, "x-loop") + 1)
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH, 1000, 100_000])
+def test_deep_flow_nesting_in_a_list(tmp_path: Path, depth: int) -> None:
+    text = _with("    aliases: [postmaster]", "    aliases: [postmaster, "
+                 + "[" * depth + "]" * depth + "]")
+    p = _only(_problems(tmp_path, text), "MG010")
+    assert p.line == _line_of(text, "[postmaster, [")
+    assert f"deeper than {MAX_DEPTH} levels" in p.message
+
+
+def test_deep_block_nesting(tmp_path: Path) -> None:
+    nested = "".join(f"{'  ' * i}k{i}:\n" for i in range(70)) + "  " * 70 + "end: 1\n"
+    text = _with("units:\n", "x-deep:\n" + "".join("  " + ln + "\n"
+                 for ln in nested.splitlines()) + "units:\n")
+    p = _only(_problems(tmp_path, text), "MG010")
+    assert p.line > _line_of(text, "x-deep")
+
+
+def test_deep_mapping_nesting_in_flow(tmp_path: Path) -> None:
+    text = _with("units:\n", "x-deep: " + "{a: " * 3000 + "1" + "}" * 3000 + "\nunits:\n")
+    assert _only(_problems(tmp_path, text), "MG010").line == _line_of(text, "x-deep")
+
+
+# --------------------------------------------------------------- resource exhaustion
+
+def _laughs(levels: int, name: str = "l") -> str:
+    out = f"x-{name}0: &{name}0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+    for i in range(1, levels):
+        out += f"x-{name}{i}: &{name}{i} [" + ", ".join([f"*{name}{i - 1}"] * 10) + "]\n"
+    return out
+
+
+def test_alias_bomb_in_a_list(tmp_path: Path) -> None:
+    text = _with("units:\n", _laughs(9) + "units:\n")
+    p = _only(_problems(tmp_path, text), "MG011")
+    assert "expand to more than 1,000,000 values" in p.message
+    assert p.line == _line_of(text, "x-l5:")  # 11 + 10 * 111,111 crosses the limit there
+
+
+def test_alias_bomb_in_a_text_field(tmp_path: Path) -> None:
+    text = _with("units:\n", _laughs(9) + "units:\n").replace(
+        "name: Lê Thị Hoa", "name: *l8")
+    assert _only(_problems(tmp_path, text), "MG011").rule == "MG011"
+
+
+def test_alias_bomb_in_aliases_of_a_mailbox(tmp_path: Path) -> None:
+    text = _with("units:\n", _laughs(8, "b") + "units:\n").replace(
+        "aliases: [postmaster]", "aliases: [postmaster, *b7, *b7]")
+    assert _only(_problems(tmp_path, text), "MG011").rule == "MG011"
+
+
+def test_a_few_shared_values_stay_fine(tmp_path: Path) -> None:
+    # Anchors are allowed (x- keys hold them): small expansions are not a bomb.
+    text = _with("units:\n", _laughs(3) + "units:\n")
+    p = tmp_path / "m.yaml"
+    p.write_text(text, encoding="utf-8")
+    assert validate(p, today=TODAY).ok
+
+
+@pytest.mark.parametrize("count", [1000, 1_000_000])
+def test_list_with_a_million_repeated_items(tmp_path: Path, count: int) -> None:
+    text = _with("aliases: [postmaster]", "aliases:\n" + "      - nvq\n" * count)
+    p = _only(_problems(tmp_path, text), "MG107")
+    assert p.message == "mailboxes[5].aliases: repeated item(s) \"nvq\""
+
+
+def test_many_different_repeated_items_message_is_bounded(tmp_path: Path) -> None:
+    items = "".join(f"      - a{i}\n      - a{i}\n" for i in range(5000))
+    text = _with("aliases: [postmaster]", "aliases:\n" + items)
+    p = _only(_problems(tmp_path, text), "MG107")
+    assert "and 4,990 more" in p.message and len(p.message) < 500
+
+
+def test_huge_text_is_cut_in_messages(tmp_path: Path) -> None:
+    text = _with("unit: cntt\n    role: admin", "unit: cntt\n    role: admin\n    title: x\n"
+                 "    kind: " + "Z" * 3_000_000)
+    p = _only(_problems(tmp_path, text), "MG104")
+    assert len(p.message) < 2 * MAX_SHOWN + 200 and "3,000,002 characters" in p.message
+
+
+# --------------------------------------------------------------- no location
+
+@pytest.mark.parametrize("char", ["\x00", "\x1b", "\x7f", "\x80", "\x9f", "\ufffe", "\uffff",
+                                  "\ufdd0", "\U0010ffff", "\x0c"])
+def test_control_and_non_characters_are_located(tmp_path: Path, char: str) -> None:
+    text = _with("name: Lê Thị Hoa", f"name: Lê Thị{char} Hoa")
+    p = _only(_problems(tmp_path, text), "MG009")
+    line = _line_of(text, char)
+    assert (p.line, p.col) == (line, len("    name: Lê Thị") + 1)  # characters, not bytes
+    assert f"U+{ord(char):04X}" in p.message
+
+
+def test_every_control_character_is_reported_up_to_a_limit(tmp_path: Path) -> None:
+    text = _with("units:\n", "# a comment with \x00 in it\nunits:\n").replace(
+        "name: Lê Thị Hoa", "name: Lê\x1bThị\x1b Hoa")
+    got = [(p.line, p.col) for p in _problems(tmp_path, text)]
+    assert got == [(_line_of(text, "# a comment with"), 18),
+                   (_line_of(text, "Lê\x1b"), 13), (_line_of(text, "Lê\x1b"), 17)]
+    many = _problems(tmp_path, MINIMAL + "# " + "\x00" * 1000 + "\n")
+    assert len(many) == MAX_REPORTED
+
+
+def test_control_character_in_a_binary_file(tmp_path: Path) -> None:
+    p = tmp_path / "m.yaml"
+    p.write_bytes(b"version: 1\n\x00\x01\x02\xff")  # invalid UTF-8 first: MG004
+    with pytest.raises(LoadError) as info:
+        load(p)
+    assert info.value.problems[0].rule == "MG004"
+
+
+# --------------------------------------------------------------- accepted but wrong
+
+_TRUE_END_PATHS: list[tuple[str | int, ...]] = [
+    ("units", 0, "id"), ("mailboxes", 0, "address"), ("mailboxes", 0, "aliases", 0),
+    ("mailboxes", 0, "forward_to", 0), ("policy", "protected", 0),
+    ("policy", "blocked_attachments", 0), ("organization", "domain"),
+    ("organization", "base_dn"), ("mailboxes", 0, "created"), ("mailboxes", 0, "request"),
+    ("units", 0, "head"), ("units", 0, "mailbox", "delegates", 0)]
+
+
+def _set(data: Any, path: tuple[str | int, ...], value: Any) -> None:
+    for part in path[:-1]:
+        data = data[part]
+    data[path[-1]] = value(data[path[-1]]) if callable(value) else value
+
+
+@pytest.mark.parametrize("where", _TRUE_END_PATHS, ids=lambda p: ".".join(map(str, p)))
+def test_schema_patterns_match_to_the_true_end(tmp_path: Path,
+                                               where: tuple[str | int, ...]) -> None:
+    p = tmp_path / "m.yaml"
+    p.write_text(MINIMAL, encoding="utf-8")
+    data = copy.deepcopy(load(p).data)
+    _fast_check()(data)
+    _set(data, where, lambda v: v + "\n")  # Python's '$' matches before a final newline
+    with pytest.raises(fastjsonschema.JsonSchemaException):
+        _fast_check()(data)
+    errors = [e for e in _STRICT(load_schema()).iter_errors(data)]
+    assert [(tuple(e.absolute_path), e.validator) for e in errors] == [(where, "pattern")]
+
+
+@pytest.mark.parametrize("field", ["id: vpb", "address: natuan", "aliases: [tuan.na",
+                                   "blocked_attachments: [exe", "protected: [postmaster"])
+def test_newline_escape_at_the_end_of_an_id_is_refused(tmp_path: Path, field: str) -> None:
+    key, _, value = field.partition(": ")
+    bracket = "[" if value.startswith("[") else ""
+    text = _with(field, f'{key}: {bracket}"{value.lstrip("[")}\\n"')
+    p = _only(_problems(tmp_path, text), "MG108")
+    assert p.line == _line_of(text, "\\n\"") and "U+000A" in p.message
+
+
+@pytest.mark.parametrize("dn", ['"dc=monre,dc=gov,dc=vn\\ndn: cn=admin,dc=monre"',
+                                "'dc=monre\\,x,dc=vn'", "dc=monre+cn=x,dc=vn",
+                                "'dc=monre,dc=vn '", "dc=monre;dc=vn", "dc=(monre),dc=vn",
+                                "dc=mon*,dc=vn", "dc=monre,dc=vn,", "DC=monre,dc=vn",
+                                "dc=,dc=vn", "'dc=monre,dc=vn\"'"])
+def test_base_dn_is_safe_for_a_dn_a_filter_and_an_ldif_line(tmp_path: Path, dn: str) -> None:
+    text = _with("base_dn: dc=monre,dc=gov,dc=vn", f"base_dn: {dn}")
+    problems = _problems(tmp_path, text)
+    assert {p.rule for p in problems} <= {"MG105", "MG108"} and problems
+    assert all(p.path == ("organization", "base_dn") for p in problems)
+    assert all(p.line == _line_of(text, "base_dn:") for p in problems)
+
+
+@pytest.mark.parametrize("dn", ["dc=monre,dc=gov,dc=vn", "o=Bo TNMT,c=vn",
+                                "dc=my-org,dc=gov,dc=vn", "ou=mail.gov,o=x_y"])
+def test_base_dn_ordinary_forms_pass(tmp_path: Path, dn: str) -> None:
+    p = tmp_path / "m.yaml"
+    p.write_text(_with("base_dn: dc=monre,dc=gov,dc=vn", f"base_dn: {dn}"), encoding="utf-8")
+    assert validate(p, today=TODAY).ok
+
+
+@pytest.mark.parametrize(("old", "new", "shown"), [
+    ("    role: admin\n", "    role: admin\n    quota_mb: 2048.0\n", "float 2048.0"),
+    ("    role: admin\n", "    role: admin\n    quota_mb: 2048.5\n", "float 2048.5"),
+    ("  - address: nvquan\n    id: 6", "  - address: nvquan\n    id: 6.0", "float 6.0"),
+    ("default: 2048,", "default: 2048.0,", "float 2048.0"),
+    ("message_size_mb: 25", "message_size_mb: 25.0", "float 25.0")])
+def test_whole_numbers_are_integers_not_floats(tmp_path: Path, old: str, new: str,
+                                               shown: str) -> None:
+    text = _with(old, new)
+    p = _only(_problems(tmp_path, text), "MG103")
+    assert p.message.endswith(f"expected a whole number, got {shown}")
+    assert p.line == _line_of(text, new.strip().splitlines()[-1])
+
+
+def test_a_share_may_still_be_written_as_a_float(tmp_path: Path) -> None:
+    p = tmp_path / "m.yaml"
+    p.write_text(_with("max_disable_share: 0.05", "max_disable_share: 1.0"), encoding="utf-8")
+    assert validate(p, today=TODAY).ok
+
+
+@pytest.mark.parametrize(("escape", "code"), [("\\0", "U+0000"), ("\\x00", "U+0000"),
+                                              ("\\u0000", "U+0000"), ("\\e", "U+001B"),
+                                              ("\\x7f", "U+007F"), ("\\N", "U+0085"),
+                                              ("\\uFFFE", "U+FFFE"), ("\\t", "U+0009"),
+                                              ("\\n", "U+000A")])
+def test_escaped_control_characters_in_names_are_refused(tmp_path: Path, escape: str,
+                                                         code: str) -> None:
+    text = _with("name: Lê Thị Hoa", f'name: "Lê Thị{escape} Hoa"')
+    p = _only(_problems(tmp_path, text), "MG108")
+    assert (p.line, p.path) == (_line_of(text, "Thị" + escape), ("mailboxes", 2, "name"))
+    assert code in p.message
+
+
+def test_escaped_control_character_in_a_key_is_refused(tmp_path: Path) -> None:
+    text = _with("units:\n", '"x-a\\0b": 1\nunits:\n')
+    p = _only(_problems(tmp_path, text), "MG108")
+    assert p.line == _line_of(text, '"x-a')
