@@ -76,7 +76,7 @@ class Policy:
     logs_retention_days: int
     backup_schedule: str
     remove_drift: bool = False  # safety.remove_drift: plans delete entries the data lacks
-    admin_ssh: AdminSsh = field(default_factory=lambda: AdminSsh())
+    admin_ssh: AdminSsh = field(default_factory=AdminSsh)
 
 
 
