@@ -157,13 +157,37 @@ def _canonical(item: Any) -> str:
 
 def _repeated(items: list[Any]) -> list[str]:
     """The items (as JSON) that occur more than once, in sorted order."""
-    counts = Counter(_canonical(x) for x in items)
-    return sorted(k for k, n in counts.items() if n > 1)
+    # Texts are counted as themselves (C speed), everything else by its JSON; a tuple key
+    # never equals a text key, so "1" and 1 stay apart. JSON is made for repeated ones only.
+    counts = Counter(x if x.__class__ is str else ("", _canonical(x)) for x in items)
+    return sorted(_canonical(k) if k.__class__ is str else k[1]
+                  for k, n in counts.items() if n > 1)
+
+
+_BASE_ITEMS = jsonschema.Draft202012Validator.VALIDATORS["items"]
+
+
+def _items(validator: Any, items: Any, instance: Any, schema: Any) -> Any:
+    """``items`` checking each distinct text or number once: a list of a million repeated
+    items is one descent, not a million (a scalar's errors do not depend on its place; a
+    repeated valid one has none, an invalid one is checked again to report it where it is)."""
+    if items is False or "prefixItems" in schema or not validator.is_type(instance, "array"):
+        yield from _BASE_ITEMS(validator, items, instance, schema)
+        return
+    valid: set[tuple[type, Any]] = set()
+    for index, item in enumerate(instance):
+        key = (item.__class__, item) if item.__class__ in (str, int) else None
+        if key is not None and key in valid:
+            continue
+        errors = list(validator.descend(instance=item, schema=items, path=index))
+        if not errors and key is not None:
+            valid.add(key)
+        yield from errors
 
 
 _STRICT = jsonschema.validators.extend(
     jsonschema.Draft202012Validator,
-    validators={"pattern": _pattern, "uniqueItems": _unique_items},
+    validators={"pattern": _pattern, "uniqueItems": _unique_items, "items": _items},
     type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
         "integer", _strict_integer))
 

@@ -314,3 +314,27 @@ def test_escaped_control_character_in_a_key_is_refused(tmp_path: Path) -> None:
     text = _with("units:\n", '"x-a\\0b": 1\nunits:\n')
     p = _only(_problems(tmp_path, text), "MG108")
     assert p.line == _line_of(text, '"x-a')
+
+
+def test_repeated_items_are_checked_once_and_every_bad_one_is_still_reported() -> None:
+    # _items() descends once per distinct text or number; the errors must be exactly those of
+    # jsonschema's own `items` (each bad item reported at its own index, valid repeats none).
+    import jsonschema
+    import yaml
+
+    from mailgov.validate import _BASE_ITEMS, _items
+
+    data = yaml.safe_load(MINIMAL)
+    box = next(b for b in data["mailboxes"] if "aliases" in b)
+    box["aliases"] = ["nvq", "Bad Alias!", "nvq", "Bad Alias!", 7, 7, True, "x\n", "nvq"]
+    plain = jsonschema.validators.extend(_STRICT, validators={"items": _BASE_ITEMS})
+
+    def errors(cls: Any) -> list[tuple[Any, ...]]:
+        return sorted((tuple(e.absolute_path), e.validator, e.message)
+                      for e in cls(load_schema()).iter_errors(data))
+
+    got = errors(_STRICT)
+    assert _STRICT.VALIDATORS["items"] is _items
+    assert got == errors(plain)
+    bad = [p for p, kind, _ in got if kind == "pattern"]
+    assert len([p for p in bad if p[-1] in (1, 3)]) == 2  # both copies of the bad one
