@@ -23,7 +23,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from mailgov import __version__, comment, role_vars
+from mailgov import __version__, codeowners, comment, layout, role_vars
 from mailgov import dns as dns_command
 from mailgov.naming import NamingError, Person
 from mailgov.validate import Result, taken_locals, validate
@@ -81,11 +81,20 @@ def _add_validate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--today", type=_date_arg, default=None, metavar="YYYY-MM-DD",
                    help="check dates against this day instead of today")
+    _repo_root_arg(p)
     p.set_defaults(func=cmd_validate)
+
+
+def _repo_root_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--repo-root", type=Path, default=None, metavar="DIR",
+                   help="the repository whose CODEOWNERS is checked (default: the nearest "
+                   "directory above the data file holding .git)")
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     result = validate(args.path, today=args.today)
+    if result.ok:  # the repository checks need valid data (docs/rules.md, MG5xx)
+        result.problems = codeowners.check(result, args.repo_root)
     if not result.ok:
         _report_problems(result, args.format)
         return EXIT_PROBLEMS
@@ -97,6 +106,76 @@ def cmd_validate(args: argparse.Namespace) -> int:
     states = ", ".join(f"{k} {v}" for k, v in s["by_state"].items())
     print(f"{result.path}: OK: {s['units']} units, {s['mailboxes']} mailboxes "
           f"(by kind: {kinds or 'none'}; by state: {states or 'none'})")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- owners
+
+
+def _add_owners(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("codeowners", help="write CODEOWNERS from the approvers in the data",
+                       description="Write the CODEOWNERS file that makes the git hosting "
+                       "platform ask each unit's approvers to review its own file and the IT "
+                       "department (policy.approvers) everything else. `mailgov validate` "
+                       "fails (MG502) when it is stale. docs/data-format.md.")
+    p.add_argument("path", nargs="?", default=DEFAULT_DATA,
+                   help=f"the data file (default {DEFAULT_DATA})")
+    p.add_argument("--out", type=Path, default=None, metavar="FILE",
+                   help="where to write (default: the CODEOWNERS the repository has, else "
+                   "CODEOWNERS at its root, read by GitHub and GitLab alike)")
+    p.add_argument("--check", action="store_true",
+                   help="write nothing; exit 1 when the file is missing or stale")
+    _repo_root_arg(p)
+    p.set_defaults(func=cmd_codeowners)
+    for name, what in (("split", "move each unit's records into data/units/<unit>.yaml, "
+                        "included from the data file"),
+                       ("join", "put the per-unit files back into the data file")):
+        q = sub.add_parser(name, help=what, description=f"{what[0].upper()}{what[1:]}. "
+                           "Lossless: comments and order are kept, and `split` then `join` "
+                           "gives back the same bytes; the result is checked before "
+                           "anything is written. docs/data-format.md, \"Per-unit files\".")
+        q.add_argument("path", nargs="?", default=DEFAULT_DATA,
+                       help=f"the data file (default {DEFAULT_DATA})")
+        q.set_defaults(func=cmd_layout, action=name)
+
+
+def cmd_codeowners(args: argparse.Namespace) -> int:
+    result = validate(args.path)
+    if not result.ok:
+        _report_problems(result, "text")
+        return EXIT_PROBLEMS
+    if args.check:
+        result.problems = codeowners.check(result, args.repo_root)
+        if result.problems:
+            _report_problems(result, "text")
+            return EXIT_PROBLEMS
+        return EXIT_OK
+    if not codeowners.declared(result.directory):  # type: ignore[arg-type]
+        raise CliError("the data names no approvers (policy.approvers, units[].approvers); "
+                       "nothing to write")
+    target = codeowners.write(result, args.out, args.repo_root)
+    print(f"wrote {target}")
+    return EXIT_OK
+
+
+def cmd_layout(args: argparse.Namespace) -> int:
+    from mailgov.loader import LoadError
+
+    try:
+        if args.action == "split":
+            files = layout.split(args.path)
+            print(f"wrote {files[0]} and {len(files) - 1} per-unit files "
+                  f"({Path(files[1]).parent if len(files) > 1 else '-'})")
+        else:
+            files = layout.join(args.path)
+            print(f"wrote {args.path}; removed {len(files)} per-unit files")
+    except LoadError as exc:
+        for p in exc.problems:
+            print(p.format())
+        print(f"{len(exc.problems)} problem(s) in {args.path}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    except (layout.LayoutError, OSError) as exc:
+        raise CliError(str(exc)) from None
     return EXIT_OK
 
 
@@ -474,6 +553,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_plan(sub)
     _add_dump_live(sub)
     _add_apply(sub)
+    _add_owners(sub)
     dns_command.add_parser(sub)
     role_vars.add_parser(sub)
     comment.add_parser(sub)
