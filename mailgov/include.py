@@ -88,8 +88,9 @@ def resolve(main: Loaded, load_file: Callable[[str], Loaded]) -> Loaded:
     parts = Parts()
     problems: list[Problem] = []
     merged: list[Any] = []
-    _splice(main, boxes, root, [os.path.realpath(main.path)], load_file, parts, merged,
-            problems)
+    shown = os.path.dirname(main.path) or "."
+    _splice(main, boxes, (root, shown), [os.path.realpath(main.path)], load_file, parts,
+            merged, problems)
     if problems:
         raise IncludeError(problems)
     main.data["mailboxes"] = merged
@@ -97,11 +98,12 @@ def resolve(main: Loaded, load_file: Callable[[str], Loaded]) -> Loaded:
     return main
 
 
-def _splice(loaded: Loaded, boxes: list[Any], root: str, stack: list[str],
+def _splice(loaded: Loaded, boxes: list[Any], top: tuple[str, str], stack: list[str],
             load_file: Callable[[str], Loaded], parts: Parts, merged: list[Any],
             problems: list[Problem]) -> None:
     from mailgov.loader import LoadError  # loader imports this module
 
+    root, shown = top
     run_open = False
     for j, item in enumerate(boxes):
         if not is_include(item):
@@ -129,7 +131,7 @@ def _splice(loaded: Loaded, boxes: list[Any], root: str, stack: list[str],
         name = os.path.normpath(os.path.join(os.path.dirname(loaded.path), target))
         real = os.path.realpath(name)
         if os.path.commonpath([root, real]) != root:
-            bad("MG013", f"include {target!r} leaves the data directory ({root}); every "
+            bad("MG013", f"include {target!r} leaves the data directory ({shown}); every "
                 "included file lives under it (a symbolic link out counts too)",
                 (*where, "include"))
             continue
@@ -168,4 +170,4 @@ def _splice(loaded: Loaded, boxes: list[Any], root: str, stack: list[str],
                 f"x- keys; this one {what}", at, line, col, sub.path))
             continue
         parts.files.append(sub)
-        _splice(sub, sub_boxes, root, [*stack, real], load_file, parts, merged, problems)
+        _splice(sub, sub_boxes, top, [*stack, real], load_file, parts, merged, problems)
