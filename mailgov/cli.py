@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -137,6 +138,90 @@ def _add_owners(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         q.add_argument("path", nargs="?", default=DEFAULT_DATA,
                        help=f"the data file (default {DEFAULT_DATA})")
         q.set_defaults(func=cmd_layout, action=name)
+
+
+def _add_history(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "history", help="a mailbox's life: from git and from the provider's access log",
+        description="Show a mailbox's life: each commit that created, changed or removed its "
+        "record (found by id, so renames are followed), and each write the provider's access "
+        "log holds for its entry, with who and when; writes not made by the reconciler "
+        "applying a commit are marked OUTSIDE GIT. docs/reconcile.md, \"Audit\".")
+    p.add_argument("address", help="local part or full address (current, alias or former)")
+    p.add_argument("--data", default=DEFAULT_DATA, help=f"the data file (default {DEFAULT_DATA})")
+    _add_live_args(p)
+    p.add_argument("--no-git", action="store_true", help="only the access log")
+    p.add_argument("--max-commits", type=int, default=500, metavar="N",
+                   help="look at the last N commits touching the data (default 500)")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.set_defaults(func=cmd_history)
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from mailgov import audit
+    from mailgov import live as live_mod
+
+    result = validate(args.data)
+    if not result.ok or result.directory is None:
+        _report_problems(result, "text")
+        return EXIT_PROBLEMS
+    d = result.directory
+    local = args.address.split("@", 1)[0].lower()
+    if "@" in args.address and args.address.split("@", 1)[1].lower() != d.organization.domain:
+        raise CliError(f"{args.address}: not at {d.organization.domain}")
+    box = next((m for m in d.mailboxes if local in (m.address, *m.aliases, m.renamed_from)),
+               None)
+    ident = box.id if box is not None else None
+    events: list[Any] = []
+    git_note = ""
+    if not args.no_git:
+        try:
+            events = audit.git_history(args.data, local, ident, args.max_commits)
+        except audit.AuditError as exc:
+            git_note = f"git history not read: {exc}"
+    if box is None and not events:
+        raise CliError(f"{args.address}: no such mailbox in {args.data} (nor in its git "
+                       "history)")
+    base_dn = d.organization.base_dn
+    writes: list[Any] = []
+    log_note = ""
+    if args.ldap_uri:
+        reconciler = f"cn=mailgov,ou=services,{base_dn}"
+        bind_dn = args.bind_dn or (None if args.ldap_uri.startswith("ldapi:")
+                                   else f"cn=planner,ou=services,{base_dn}")
+        dns = audit.history_dns(events, box.address if box else local, f"ou=people,{base_dn}")
+        try:
+            conn = live_mod.connect(args.ldap_uri, bind_dn, _password(args), args.ca_file,
+                                    args.timeout)
+            try:
+                writes = [w for w in audit.writes_to(conn, dns) if not w.bookkeeping]
+                audit.attribute(writes, audit.lock_writes(conn, base_dn), reconciler)
+            finally:
+                conn.unbind()
+        except (audit.AuditError, live_mod.LiveError) as exc:
+            raise CliError(str(exc)) from None
+    else:
+        log_note = "access log not read: give --ldap-uri (with --password-file, --ca-file)"
+    shown = f"{box.address if box else local}@{d.organization.domain}"
+    if args.format == "json":
+        _print_json({"address": shown, "id": ident, "git": [e.to_dict() for e in events],
+                     "accesslog": [w.to_dict() for w in writes],
+                     "notes": [n for n in (git_note, log_note) if n]})
+        return EXIT_OK
+    print(f"{shown} (id {ident if ident is not None else '?'})")
+    print(f"From git ({args.data}):")
+    for e in events:
+        print(f"  {e.when[:19].replace('T', ' ')}  {e.commit[:12]}  {e.author}: {e.what}"
+              f"  [{e.subject}]")
+    if git_note or not events:
+        print(f"  {git_note or '(no commit changed this record)'}")
+    print(f"From the provider's access log ({audit.SUFFIX}):")
+    for w in writes:
+        print(f"  {w.when:%Y-%m-%d %H:%M:%S} UTC  {w.op} {w.dn}: {w.changes()}  "
+              f"by {w.author()}")
+    if log_note or not writes:
+        print(f"  {log_note or '(no write logged for this entry)'}")
+    return EXIT_OK
 
 
 def cmd_codeowners(args: argparse.Namespace) -> int:
@@ -268,6 +353,8 @@ def _add_plan(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="also record the plan for review: data file (sha256, commit), base, "
                    "settings, live state digest, changes and their checksum; `mailgov apply "
                    "PLAN.json` applies exactly it or nothing")
+    p.add_argument("--no-audit", action="store_true",
+                   help="do not read the provider's access log for the authors of drift")
     p.add_argument("--comment-parts", metavar="DIR",
                    help="also write the Markdown as DIR/plan-1.md, plan-2.md … each short "
                    "enough for one pull-request comment (summary first)")
@@ -374,8 +461,15 @@ def cmd_plan(args: argparse.Namespace) -> int:
                             remove_drift=args.remove_drift)
     markdown = render_markdown(the_plan, unit_names={u.id: u.name for u in d.units},
                                max_lines=1_000_000 if args.comment_parts else MAX_LINES)
+    outside = _outside_git(args, the_plan, d.organization.base_dn)
+    if outside:
+        from mailgov.audit import drift_section
+
+        markdown += drift_section(the_plan, outside, d.organization.domain)
     if args.format == "json":
-        print(render_json(the_plan))
+        doc = json.loads(render_json(the_plan))
+        doc["outside_git"] = [w.to_dict() for w in outside.values()]
+        print(json.dumps(doc, ensure_ascii=False, indent=2))
     else:
         print(markdown, end="")
     if args.comment_parts:
@@ -385,6 +479,33 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if not the_plan.ok:
         return EXIT_REFUSED
     return EXIT_CHANGES if the_plan.changes else EXIT_OK
+
+
+def _outside_git(args: argparse.Namespace, the_plan: Any, base_dn: str) -> dict[str, Any]:
+    """The provider's access log on the entries the plan changes: the last write to each, if
+    it was made outside git (docs/reconcile.md, "Audit"). Best effort: a directory without the
+    log, or an account that may not read it, gives a note on stderr and no authors."""
+    if getattr(args, "live_json", None) or not args.ldap_uri or args.no_audit:
+        return {}
+    from mailgov import audit
+    from mailgov import live as live_mod
+
+    dns = {dn for c in [*the_plan.changes, *the_plan.drift] if c.kind != "create"
+           for dn in (c.dn, c.old_dn) if dn}
+    if not dns:
+        return {}
+    reconciler = f"cn=mailgov,ou=services,{base_dn}"
+    bind_dn = args.bind_dn or (None if args.ldap_uri.startswith("ldapi:") else reconciler)
+    try:
+        conn = live_mod.connect(args.ldap_uri, bind_dn, _password(args), args.ca_file,
+                                args.timeout)
+        try:
+            return audit.last_outside(conn, dns, base_dn, reconciler)
+        finally:
+            conn.unbind()
+    except (audit.AuditError, live_mod.LiveError) as exc:
+        print(f"mailgov: note: authors of drift not shown: {exc}", file=sys.stderr)
+        return {}
 
 
 def _write_comment_parts(folder: Path, markdown: str) -> None:
@@ -464,6 +585,11 @@ def _add_apply(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="mailboxes = ou=people only, units = the rest, all (default)")
     p.add_argument("--lock-wait", type=float, default=0, metavar="S",
                    help="seconds to wait while another apply holds the lock (default 0)")
+    p.add_argument("--request-ref", metavar="REF",
+                   default=os.environ.get("MAILGOV_REQUEST_REF") or None,
+                   help="the request this apply carries out (merge request URL, pipeline, "
+                   "decision number; default $MAILGOV_REQUEST_REF): recorded with the data "
+                   "commit in the provider's access log (docs/reconcile.md, \"Audit\")")
     _add_planning_args(p)
     p.set_defaults(func=cmd_apply)
 
@@ -480,7 +606,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
         ca_file=args.ca_file, timeout=args.timeout, today=args.today,
         archived=_archived(args.archived), allow_mass_change=args.allow_mass_change,
         remove_drift=args.remove_drift, scope=args.scope, lock_wait=args.lock_wait,
-        base=args.base, today_max_ahead_days=args.today_max_ahead)
+        base=args.base, today_max_ahead_days=args.today_max_ahead,
+        request_ref=args.request_ref)
     if _is_reviewed_plan(args.path):
         settings = _reviewed_settings(args, settings)
     out = rec.reconcile(settings, confirm=args.confirm)
@@ -554,6 +681,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dump_live(sub)
     _add_apply(sub)
     _add_owners(sub)
+    _add_history(sub)
     dns_command.add_parser(sub)
     role_vars.add_parser(sub)
     comment.add_parser(sub)
