@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -23,7 +24,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from mailgov import __version__, comment, role_vars
+from mailgov import __version__, codeowners, comment, layout, role_vars
 from mailgov import dns as dns_command
 from mailgov.naming import NamingError, Person
 from mailgov.validate import Result, taken_locals, validate
@@ -81,11 +82,20 @@ def _add_validate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--today", type=_date_arg, default=None, metavar="YYYY-MM-DD",
                    help="check dates against this day instead of today")
+    _repo_root_arg(p)
     p.set_defaults(func=cmd_validate)
+
+
+def _repo_root_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--repo-root", type=Path, default=None, metavar="DIR",
+                   help="the repository whose CODEOWNERS is checked (default: the nearest "
+                   "directory above the data file holding .git)")
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     result = validate(args.path, today=args.today)
+    if result.ok:  # the repository checks need valid data (docs/rules.md, MG5xx)
+        result.problems = codeowners.check(result, args.repo_root)
     if not result.ok:
         _report_problems(result, args.format)
         return EXIT_PROBLEMS
@@ -97,6 +107,160 @@ def cmd_validate(args: argparse.Namespace) -> int:
     states = ", ".join(f"{k} {v}" for k, v in s["by_state"].items())
     print(f"{result.path}: OK: {s['units']} units, {s['mailboxes']} mailboxes "
           f"(by kind: {kinds or 'none'}; by state: {states or 'none'})")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- owners
+
+
+def _add_owners(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("codeowners", help="write CODEOWNERS from the approvers in the data",
+                       description="Write the CODEOWNERS file that makes the git hosting "
+                       "platform ask each unit's approvers to review its own file and the IT "
+                       "department (policy.approvers) everything else. `mailgov validate` "
+                       "fails (MG502) when it is stale. docs/data-format.md.")
+    p.add_argument("path", nargs="?", default=DEFAULT_DATA,
+                   help=f"the data file (default {DEFAULT_DATA})")
+    p.add_argument("--out", type=Path, default=None, metavar="FILE",
+                   help="where to write (default: the CODEOWNERS the repository has, else "
+                   "CODEOWNERS at its root, read by GitHub and GitLab alike)")
+    p.add_argument("--check", action="store_true",
+                   help="write nothing; exit 1 when the file is missing or stale")
+    _repo_root_arg(p)
+    p.set_defaults(func=cmd_codeowners)
+    for name, what in (("split", "move each unit's records into data/units/<unit>.yaml, "
+                        "included from the data file"),
+                       ("join", "put the per-unit files back into the data file")):
+        q = sub.add_parser(name, help=what, description=f"{what[0].upper()}{what[1:]}. "
+                           "Lossless: comments and order are kept, and `split` then `join` "
+                           "gives back the same bytes; the result is checked before "
+                           "anything is written. docs/data-format.md, \"Per-unit files\".")
+        q.add_argument("path", nargs="?", default=DEFAULT_DATA,
+                       help=f"the data file (default {DEFAULT_DATA})")
+        q.set_defaults(func=cmd_layout, action=name)
+
+
+def _add_history(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "history", help="a mailbox's life: from git and from the provider's access log",
+        description="Show a mailbox's life: each commit that created, changed or removed its "
+        "record (found by id, so renames are followed), and each write the provider's access "
+        "log holds for its entry, with who and when; writes not made by the reconciler "
+        "applying a commit are marked OUTSIDE GIT. docs/reconcile.md, \"Audit\".")
+    p.add_argument("address", help="local part or full address (current, alias or former)")
+    p.add_argument("--data", default=DEFAULT_DATA, help=f"the data file (default {DEFAULT_DATA})")
+    _add_live_args(p)
+    p.add_argument("--no-git", action="store_true", help="only the access log")
+    p.add_argument("--max-commits", type=int, default=500, metavar="N",
+                   help="look at the last N commits touching the data (default 500)")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.set_defaults(func=cmd_history)
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from mailgov import audit
+    from mailgov import live as live_mod
+
+    result = validate(args.data)
+    if not result.ok or result.directory is None:
+        _report_problems(result, "text")
+        return EXIT_PROBLEMS
+    d = result.directory
+    local = args.address.split("@", 1)[0].lower()
+    if "@" in args.address and args.address.split("@", 1)[1].lower() != d.organization.domain:
+        raise CliError(f"{args.address}: not at {d.organization.domain}")
+    box = next((m for m in d.mailboxes if local in (m.address, *m.aliases, m.renamed_from)),
+               None)
+    ident = box.id if box is not None else None
+    events: list[Any] = []
+    git_note = ""
+    if not args.no_git:
+        try:
+            events = audit.git_history(args.data, local, ident, args.max_commits)
+        except audit.AuditError as exc:
+            git_note = f"git history not read: {exc}"
+    if box is None and not events:
+        raise CliError(f"{args.address}: no such mailbox in {args.data} (nor in its git "
+                       "history)")
+    base_dn = d.organization.base_dn
+    writes: list[Any] = []
+    log_note = ""
+    if args.ldap_uri:
+        reconciler = f"cn=mailgov,ou=services,{base_dn}"
+        bind_dn = args.bind_dn or (None if args.ldap_uri.startswith("ldapi:")
+                                   else f"cn=planner,ou=services,{base_dn}")
+        dns = audit.history_dns(events, box.address if box else local, f"ou=people,{base_dn}")
+        try:
+            conn = live_mod.connect(args.ldap_uri, bind_dn, _password(args), args.ca_file,
+                                    args.timeout)
+            try:
+                writes = [w for w in audit.writes_to(conn, dns) if not w.bookkeeping]
+                audit.attribute(writes, audit.lock_writes(conn, base_dn), reconciler)
+            finally:
+                conn.unbind()
+        except (audit.AuditError, live_mod.LiveError) as exc:
+            raise CliError(str(exc)) from None
+    else:
+        log_note = "access log not read: give --ldap-uri (with --password-file, --ca-file)"
+    shown = f"{box.address if box else local}@{d.organization.domain}"
+    if args.format == "json":
+        _print_json({"address": shown, "id": ident, "git": [e.to_dict() for e in events],
+                     "accesslog": [w.to_dict() for w in writes],
+                     "notes": [n for n in (git_note, log_note) if n]})
+        return EXIT_OK
+    print(f"{shown} (id {ident if ident is not None else '?'})")
+    print(f"From git ({args.data}):")
+    for e in events:
+        print(f"  {e.when[:19].replace('T', ' ')}  {e.commit[:12]}  {e.author}: {e.what}"
+              f"  [{e.subject}]")
+    if git_note or not events:
+        print(f"  {git_note or '(no commit changed this record)'}")
+    print(f"From the provider's access log ({audit.SUFFIX}):")
+    for w in writes:
+        print(f"  {w.when:%Y-%m-%d %H:%M:%S} UTC  {w.op} {w.dn}: {w.changes()}  "
+              f"by {w.author()}")
+    if log_note or not writes:
+        print(f"  {log_note or '(no write logged for this entry)'}")
+    return EXIT_OK
+
+
+def cmd_codeowners(args: argparse.Namespace) -> int:
+    result = validate(args.path)
+    if not result.ok:
+        _report_problems(result, "text")
+        return EXIT_PROBLEMS
+    if args.check:
+        result.problems = codeowners.check(result, args.repo_root)
+        if result.problems:
+            _report_problems(result, "text")
+            return EXIT_PROBLEMS
+        return EXIT_OK
+    if not codeowners.declared(result.directory):  # type: ignore[arg-type]
+        raise CliError("the data names no approvers (policy.approvers, units[].approvers); "
+                       "nothing to write")
+    target = codeowners.write(result, args.out, args.repo_root)
+    print(f"wrote {target}")
+    return EXIT_OK
+
+
+def cmd_layout(args: argparse.Namespace) -> int:
+    from mailgov.loader import LoadError
+
+    try:
+        if args.action == "split":
+            files = layout.split(args.path)
+            print(f"wrote {files[0]} and {len(files) - 1} per-unit files "
+                  f"({Path(files[1]).parent if len(files) > 1 else '-'})")
+        else:
+            files = layout.join(args.path)
+            print(f"wrote {args.path}; removed {len(files)} per-unit files")
+    except LoadError as exc:
+        for p in exc.problems:
+            print(p.format())
+        print(f"{len(exc.problems)} problem(s) in {args.path}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    except (layout.LayoutError, OSError) as exc:
+        raise CliError(str(exc)) from None
     return EXIT_OK
 
 
@@ -189,6 +353,8 @@ def _add_plan(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="also record the plan for review: data file (sha256, commit), base, "
                    "settings, live state digest, changes and their checksum; `mailgov apply "
                    "PLAN.json` applies exactly it or nothing")
+    p.add_argument("--no-audit", action="store_true",
+                   help="do not read the provider's access log for the authors of drift")
     p.add_argument("--comment-parts", metavar="DIR",
                    help="also write the Markdown as DIR/plan-1.md, plan-2.md … each short "
                    "enough for one pull-request comment (summary first)")
@@ -295,8 +461,15 @@ def cmd_plan(args: argparse.Namespace) -> int:
                             remove_drift=args.remove_drift)
     markdown = render_markdown(the_plan, unit_names={u.id: u.name for u in d.units},
                                max_lines=1_000_000 if args.comment_parts else MAX_LINES)
+    outside = _outside_git(args, the_plan, d.organization.base_dn)
+    if outside:
+        from mailgov.audit import drift_section
+
+        markdown += drift_section(the_plan, outside, d.organization.domain)
     if args.format == "json":
-        print(render_json(the_plan))
+        doc = json.loads(render_json(the_plan))
+        doc["outside_git"] = [w.to_dict() for w in outside.values()]
+        print(json.dumps(doc, ensure_ascii=False, indent=2))
     else:
         print(markdown, end="")
     if args.comment_parts:
@@ -306,6 +479,33 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if not the_plan.ok:
         return EXIT_REFUSED
     return EXIT_CHANGES if the_plan.changes else EXIT_OK
+
+
+def _outside_git(args: argparse.Namespace, the_plan: Any, base_dn: str) -> dict[str, Any]:
+    """The provider's access log on the entries the plan changes: the last write to each, if
+    it was made outside git (docs/reconcile.md, "Audit"). Best effort: a directory without the
+    log, or an account that may not read it, gives a note on stderr and no authors."""
+    if getattr(args, "live_json", None) or not args.ldap_uri or args.no_audit:
+        return {}
+    from mailgov import audit
+    from mailgov import live as live_mod
+
+    dns = {dn for c in [*the_plan.changes, *the_plan.drift] if c.kind != "create"
+           for dn in (c.dn, c.old_dn) if dn}
+    if not dns:
+        return {}
+    reconciler = f"cn=mailgov,ou=services,{base_dn}"
+    bind_dn = args.bind_dn or (None if args.ldap_uri.startswith("ldapi:") else reconciler)
+    try:
+        conn = live_mod.connect(args.ldap_uri, bind_dn, _password(args), args.ca_file,
+                                args.timeout)
+        try:
+            return audit.last_outside(conn, dns, base_dn, reconciler)
+        finally:
+            conn.unbind()
+    except (audit.AuditError, live_mod.LiveError) as exc:
+        print(f"mailgov: note: authors of drift not shown: {exc}", file=sys.stderr)
+        return {}
 
 
 def _write_comment_parts(folder: Path, markdown: str) -> None:
@@ -385,6 +585,11 @@ def _add_apply(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="mailboxes = ou=people only, units = the rest, all (default)")
     p.add_argument("--lock-wait", type=float, default=0, metavar="S",
                    help="seconds to wait while another apply holds the lock (default 0)")
+    p.add_argument("--request-ref", metavar="REF",
+                   default=os.environ.get("MAILGOV_REQUEST_REF") or None,
+                   help="the request this apply carries out (merge request URL, pipeline, "
+                   "decision number; default $MAILGOV_REQUEST_REF): recorded with the data "
+                   "commit in the provider's access log (docs/reconcile.md, \"Audit\")")
     _add_planning_args(p)
     p.set_defaults(func=cmd_apply)
 
@@ -401,7 +606,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
         ca_file=args.ca_file, timeout=args.timeout, today=args.today,
         archived=_archived(args.archived), allow_mass_change=args.allow_mass_change,
         remove_drift=args.remove_drift, scope=args.scope, lock_wait=args.lock_wait,
-        base=args.base, today_max_ahead_days=args.today_max_ahead)
+        base=args.base, today_max_ahead_days=args.today_max_ahead,
+        request_ref=args.request_ref)
     if _is_reviewed_plan(args.path):
         settings = _reviewed_settings(args, settings)
     out = rec.reconcile(settings, confirm=args.confirm)
@@ -474,6 +680,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_plan(sub)
     _add_dump_live(sub)
     _add_apply(sub)
+    _add_owners(sub)
+    _add_history(sub)
     dns_command.add_parser(sub)
     role_vars.add_parser(sub)
     comment.add_parser(sub)

@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from mailgov import fastload
+from mailgov import fastload, include
 from mailgov.fastload import MAX_INT_DIGITS
 from mailgov.problems import Problem
 
@@ -147,17 +147,49 @@ class Loaded:
     #: lets through (non-text keys, control characters from escapes); validate checks them.
     precise: bool = True
     _locator: Locator | None = field(default=None, repr=False)
+    #: Per-unit files (mailgov/include.py): which records come from which file; None for
+    #: the single-file layout.
+    parts: include.Parts | None = field(default=None, repr=False)
 
     @property
     def locator(self) -> Locator:
+        if self.parts is not None:
+            return _PartsLocator(self)  # type: ignore[return-value]
         if self._locator is None:
             # Read by the fast path: rapidyaml's tree answers (same marks, much faster).
             self._locator = Locator(self.source, fast=not self.precise)
         return self._locator
 
+    def where(self, path: tuple[str | int, ...]) -> tuple[str, int, int]:
+        """(file, line, col) of a data path: the included file that holds it, if any."""
+        inner = self.parts.where(path) if self.parts is not None else None
+        if inner is not None:
+            return inner[0].where(inner[1])
+        if self._locator is None:
+            self._locator = Locator(self.source, fast=not self.precise)
+        line, col = self._locator.locate(path)
+        return self.path, line, col
+
+    @property
+    def files(self) -> list[tuple[str, bytes]]:
+        """Every file read, the main one first: (path, bytes)."""
+        extra = self.parts.files if self.parts is not None else []
+        return [(self.path, self.source), *((f.path, f.source) for f in extra)]
+
     def problem(self, rule: str, message: str, path: tuple[str | int, ...]) -> Problem:
-        line, col = self.locator.locate(path)
-        return Problem(rule, message, path, line, col, self.path)
+        file, line, col = self.where(path)
+        return Problem(rule, message, path, line, col, file)
+
+
+class _PartsLocator:
+    """`locate` for data read from several files: the position in the file holding it."""
+
+    def __init__(self, loaded: Loaded) -> None:
+        self._loaded = loaded
+
+    def locate(self, path: tuple[str | int, ...]) -> tuple[int, int]:
+        _, line, col = self._loaded.where(path)
+        return line, col
 
 
 class _PositionLoader(yaml.CSafeLoader):
@@ -239,7 +271,16 @@ def _line_col(raw: bytes, offset: int) -> tuple[int, int]:
 
 
 def load(path: str | Path) -> Loaded:
-    """Read and parse ``path``; raise :class:`LoadError` with located problems otherwise."""
+    """Read and parse ``path`` and the per-unit files it includes (mailgov/include.py);
+    raise :class:`LoadError` with located problems otherwise."""
+    try:
+        return include.resolve(load_file(path), load_file)
+    except include.IncludeError as exc:
+        raise LoadError(exc.problems) from None
+
+
+def load_file(path: str | Path) -> Loaded:
+    """Read and parse one file, includes left as they are."""
     name = str(path)
 
     def fail(rule: str, message: str, line: int = 0, col: int = 0) -> LoadError:

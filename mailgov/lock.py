@@ -6,6 +6,7 @@ it works for any number of controllers (an admin's laptop and CI):
 
     cn=reconcile-lock,ou=services,BASE   objectClass applicationProcess
     description: owner=<user@host pid N>;since=<UTC>;expires=<UTC>;token=<random>
+                 [;commit=<data commit>;ref=<request reference>]
 
 - **Acquire** = LDAP add of that entry. An add is atomic on the server: of two applies, one
   gets ``entryAlreadyExists``.
@@ -16,6 +17,10 @@ it works for any number of controllers (an admin's laptop and CI):
   modify fails (LDAP modifies are atomic).
 - **Refresh** pushes ``expires`` forward the same way (a long apply keeps its lock).
 - **Release** deletes the entry, only while it still carries our token.
+
+The last two fields are the audit trail (docs/reconcile.md, "Audit"): the provider's access
+log records the lock's add and each refresh with their values, so every write the reconciler
+makes while it holds the lock is tied to the data commit and the request it applies.
 
 The reconciler's account may write that one DN and nothing else under ou=services
 (roles/openldap access rules).
@@ -95,6 +100,17 @@ def default_owner() -> str:
     return f"{user}@{socket.gethostname()} pid {os.getpid()}"
 
 
+def audit_fields(commit: str | None, ref: str | None) -> str:
+    """The lock value's audit suffix: ``;commit=…;ref=…`` (``;`` and ``=`` cannot occur in
+    a value: they are replaced, and a value is cut at 200 characters)."""
+    out = ""
+    for key, value in (("commit", commit), ("ref", ref)):
+        if value:
+            clean = "".join("_" if ch in ";=\r\n" or ord(ch) < 32 else ch for ch in value)
+            out += f";{key}={clean[:200]}"
+    return out
+
+
 def _stamp(t: float) -> str:
     return datetime.fromtimestamp(int(t), UTC).isoformat()
 
@@ -108,7 +124,7 @@ class ReconcileLock:
     def __init__(self, conn: Connection, base_dn: str, *, owner: str | None = None,
                  ttl: int = DEFAULT_TTL, wait: float = 0, poll: float = 1.0,
                  clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, audit: str = "") -> None:
         self.conn = conn
         self.dn = f"{LOCK_RDN},ou=services,{base_dn}"
         self.owner = owner or default_owner()
@@ -118,6 +134,7 @@ class ReconcileLock:
         self._clock = clock
         self._sleep = sleep
         self._token = secrets.token_hex(8)
+        self.audit = audit  # ";commit=…;ref=…" or "" (see audit_fields)
         self._value: str | None = None  # what we stored, while held
         self._since = 0.0
 
@@ -126,7 +143,7 @@ class ReconcileLock:
         now = self._clock()
         since = self._since or now
         return (f"owner={self.owner};since={_stamp(since)};"
-                f"expires={_stamp(now + self.ttl)};token={self._token}")
+                f"expires={_stamp(now + self.ttl)};token={self._token}{self.audit}")
 
     def _error(self) -> str:
         res = self.conn.result or {}

@@ -77,6 +77,8 @@ class Policy:
     backup_schedule: str
     remove_drift: bool = False  # safety.remove_drift: plans delete entries the data lacks
     admin_ssh: AdminSsh = field(default_factory=AdminSsh)
+    #: The IT department's git users/groups: CODEOWNERS of everything no unit owns.
+    approvers: tuple[str, ...] = ()
 
 
 
@@ -106,6 +108,8 @@ class Unit:
     head: str | None = None
     abbreviation: str | None = None  # as written; see `abbr`
     focal_point: FocalPoint | None = None
+    #: Git users/groups who approve changes to this unit's per-unit file (CODEOWNERS).
+    approvers: tuple[str, ...] = ()
 
     @property
     def abbr(self) -> str:
@@ -212,6 +216,7 @@ def _policy(p: Mapping[str, Any]) -> Policy:
         backup_schedule=p["backups"]["schedule"],
         remove_drift=p["safety"].get("remove_drift", False),
         admin_ssh=AdminSsh(**p.get("admin_ssh", {})),
+        approvers=tuple(p.get("approvers", ())),
     )
 
 
@@ -242,6 +247,7 @@ def build(data: Mapping[str, Any]) -> Directory:
                 u.get("abbr"),
                 None if (fp := u.get("focal_point")) is None
                 else FocalPoint(fp["name"], fp["age_recipient"]),
+                tuple(u.get("approvers", ())),
             )
         )
     defaults = {kind: q.default for kind, q in policy.quotas.items()}

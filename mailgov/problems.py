@@ -5,7 +5,8 @@ rule ids below. The ids are stable: docs/rules.md documents each one with an exa
 logs and review comments refer to them, so never renumber; retire an id instead of reusing it.
 
 Numbering: MG0xx reading the file, MG1xx shape (schema), MG2xx units and addresses,
-MG3xx lifecycle, MG4xx policy, quotas and forwarding; MG6xx the refusals of a plan
+MG3xx lifecycle, MG4xx policy, quotas and forwarding, MG5xx the repository around the
+data (CODEOWNERS); MG6xx the refusals of a plan
 (``PLAN_RULES``: the data against the live directory).
 """
 
@@ -28,6 +29,11 @@ RULES: dict[str, str] = {
     "MG009": "the file holds a control character or a Unicode non-character",
     "MG010": "the file nests too deep, or an alias is inside the node it names",
     "MG011": "the file is too big to read safely: aliases expand too much, a number too long",
+    "MG012": "an included per-unit file does not exist or cannot be read",
+    "MG013": "an include leaves the data directory (absolute path, .., a symbolic link out)",
+    "MG014": "includes form a cycle (a file includes itself, directly or through others)",
+    "MG015": "an include item is not `include: PATH` alone, or the included file is not a "
+             "mapping with a `mailboxes` list",
     # --- shape (schema/mailboxes.schema.json) ---
     "MG101": "a required field is missing",
     "MG102": "a field is not known at this place (typo or misplaced key)",
@@ -74,7 +80,16 @@ RULES: dict[str, str] = {
     "MG405": "policy quotas are not ordered min <= default <= max",
     "MG406": "policy.safety.max_disable_share is not between 0 and 1",
     "MG407": "policy.password.administrators.lockout_duration_minutes is 0 (never ends)",
+    # --- the repository around the data (mailgov/codeowners.py; `mailgov validate` only) ---
+    "MG501": "the data names approvers but the repository has no CODEOWNERS file",
+    "MG502": "the CODEOWNERS file is stale (not what `mailgov codeowners` writes now)",
+    "MG503": "a unit names approvers but its records are not in a file of their own",
+    "MG504": "units name approvers but policy.approvers (the IT department) is missing",
 }
+
+#: Rules about the repository rather than the file (the CODEOWNERS beside it): checked by the
+#: `mailgov validate` command, covered by tests/unit/test_codeowners.py, not by a corpus file.
+REPO_RULES = frozenset({"MG501", "MG502", "MG503", "MG504"})
 
 #: Refusals of a plan (mailgov/plan.py, mailgov/reconcile.py): nothing of it is applied. They
 #: judge the data against the live directory, so they are found when planning, not by

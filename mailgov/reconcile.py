@@ -72,6 +72,9 @@ class Settings:
     # The plan that was reviewed (mailgov.reviewed.Reviewed): the data file must be the one
     # reviewed, and nothing is written unless the plan made under the lock is that plan.
     reviewed: Any = None
+    #: The request this apply carries out (a merge request's URL, a pipeline, a decision
+    #: number); recorded with the data commit in the lock, hence in the access log.
+    request_ref: str | None = None
 
 
 class ContextError(ValueError):
@@ -324,7 +327,11 @@ def reconcile(settings: Settings, *, confirm: bool = False) -> Outcome:
                     + _pending_note(out))
 
     first = _signature(out.writes)
-    lock = ReconcileLock(conn, base_dn, wait=s.lock_wait, ttl=s.lock_ttl)
+    from mailgov.lock import audit_fields
+    from mailgov.reviewed import git_commit
+
+    lock = ReconcileLock(conn, base_dn, wait=s.lock_wait, ttl=s.lock_ttl,
+                         audit=audit_fields(git_commit(s.data), s.request_ref))
     try:
         lock.acquire()
     except LockError as exc:

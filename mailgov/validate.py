@@ -57,9 +57,15 @@ class Result:
     #: part of its unit mailbox. Never computed a second time per run.
     naming: NamingPolicy | None = field(default=None, repr=False)
     unit_locals: dict[str, str] = field(default_factory=dict, repr=False)
+    #: The data as read, when it came from several files (per-unit includes): positions
+    #: and digests then cover every file.
+    loaded: Loaded | None = field(default=None, repr=False)
 
     def locate(self, where: tuple[str | int, ...]) -> str:
         """FILE:LINE:COL of a data path (for the plan's refusals about records)."""
+        if self.loaded is not None:
+            file, line, col = self.loaded.where(where)
+            return f"{file}:{line}:{col}"
         if self.source is None:
             return self.path
         line, col = Locator(self.source).locate(where)
@@ -849,4 +855,5 @@ def check(loaded: Loaded, *, today: date | None = None) -> Result:
     problems = checker.run()
     if problems:
         return Result(name, _sorted(problems))
-    return Result(name, [], directory, loaded.source, checker.naming, checker.unit_locals)
+    return Result(name, [], directory, loaded.source, checker.naming, checker.unit_locals,
+                  loaded if loaded.parts is not None else None)
