@@ -106,6 +106,7 @@ class Unit:
     head: str | None = None
     abbreviation: str | None = None  # as written; see `abbr`
     focal_point: FocalPoint | None = None
+    headcount: int | None = None  # HR's staff count (the y of "x of y have a mailbox")
 
     @property
     def abbr(self) -> str:
@@ -242,6 +243,7 @@ def build(data: Mapping[str, Any]) -> Directory:
                 u.get("abbr"),
                 None if (fp := u.get("focal_point")) is None
                 else FocalPoint(fp["name"], fp["age_recipient"]),
+                u.get("headcount"),
             )
         )
     defaults = {kind: q.default for kind, q in policy.quotas.items()}
