@@ -91,6 +91,10 @@ def _people(f: Figures, conceal: bool) -> list[tuple[str, str, Person]]:
     return [(f"#{i}", "–", p) for i, p in enumerate(rows, 1)]
 
 
+def _pct(share: float | None) -> str:
+    return "–" if share is None else percent(share) + " %"
+
+
 def _trend(now: Figures, before: Figures | None, window: int) -> str:
     if before is None:
         return "–"
@@ -195,11 +199,11 @@ def _charts(ev: Evaluation, before: Evaluation | None, units: list[Figures], opt
     charts = []
     if not opts.unit:
         adoption = [Bar(_label(f, opts.lang), round((f.adoption or 0) * 100, 1),
-                        percent(f.adoption) + " %") for f in units if f.adoption is not None]
+                        _pct(f.adoption)) for f in units if f.adoption is not None]
         charts.append(bar_chart("chart-adoption", _("Staff with a mailbox, % of headcount"),
                                 adoption, 100))
         activity = [Bar(_label(f, opts.lang), round((f.regular_share(w) or 0) * 100, 1),
-                        percent(f.regular_share(w)) + " %") for f in units]
+                        _pct(f.regular_share(w))) for f in units]
         charts.append(bar_chart("chart-activity",
                                 _("Regular users, % (last {days} days)").format(days=w),
                                 activity, 100))

@@ -1,0 +1,159 @@
+"""`mailgov report`, `mailgov propose`, `mailgov publish` and `mailgov collect` (issue 17).
+
+Each reads the data file (validated first: a data file with problems is refused, exit 1) and
+writes files or standard output; none of them changes the data file or a server. User errors
+are one line, `mailgov: error: …`, exit 2, and nothing is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from mailgov import usage
+from mailgov.i18n import LANGUAGES
+
+DEFAULT_DATA = "data/mailboxes.yaml"
+SubParsers = argparse._SubParsersAction  # type: ignore[type-arg]
+
+
+class UsageCliError(Exception):
+    pass
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
+
+
+def _checked(path: str, today: date | None = None) -> Any:
+    from mailgov.validate import validate
+
+    result = validate(path, today=today)
+    if not result.ok or result.directory is None:
+        for p in result.problems:
+            print(p.format())
+        raise UsageCliError(f"fix {path} first ({len(result.problems)} problems)")
+    return result
+
+
+def _unit(result: Any, unit: str | None, path: str) -> None:
+    if unit is None:
+        return
+    ids = [u.id for u in result.directory.units]
+    if unit not in ids:
+        near = difflib.get_close_matches(unit, ids, n=3)
+        hint = f"; did you mean {', '.join(near)}?" if near else ""
+        raise UsageCliError(f"--unit {unit!r} names no unit in {path}{hint}")
+
+
+def _snapshots(args: argparse.Namespace, result: Any, today: date
+               ) -> tuple[usage.Snapshot, usage.Snapshot | None]:
+    if args.snapshot:
+        current = usage.load(args.snapshot)
+        previous = usage.load(args.previous) if args.previous else None
+    else:
+        folder = Path(args.snapshot_dir)
+        if not folder.is_dir():
+            raise UsageCliError(f"--snapshot-dir {folder}: no such folder (mailgov collect "
+                                "writes snapshots there)")
+        files = [p for d, p in usage.snapshots_in(folder) if d <= today]
+        if not files:
+            raise UsageCliError(f"{folder}: no snapshot usage-YYYY-MM-DD.json up to {today}")
+        current = usage.load(files[-1])
+        previous = (usage.load(args.previous) if args.previous
+                    else usage.load(files[-2]) if len(files) > 1 else None)
+    for snap in (current, previous):
+        if snap is not None:
+            usage.check_against(snap, result.directory, today)
+    if previous is not None and previous.day >= current.day:
+        raise UsageCliError(f"--previous {previous.path} ({previous.day}) is not older than "
+                            f"the snapshot ({current.day})")
+    return current, previous
+
+
+def _write(out: str | None, text: str) -> None:
+    if out is None or out == "-":
+        sys.stdout.write(text)
+        return
+    target = Path(out)
+    if not target.parent.is_dir():
+        raise UsageCliError(f"--out {out}: folder {target.parent} does not exist")
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(target)  # whole or nothing: a reader never sees half a report
+
+
+def _run(func: Any, args: argparse.Namespace) -> int:
+    try:
+        code: int = func(args)
+    except (UsageCliError, usage.SnapshotError) as exc:
+        print(f"mailgov: error: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+# --------------------------------------------------------------------------- report
+
+
+def add_report(sub: SubParsers) -> None:
+    p = sub.add_parser(
+        "report", help="the usage evaluation report (HTML, CSV, Markdown)",
+        description="The yearly evaluation of official e-mail use from a usage snapshot "
+        "(mailgov collect): staff with a mailbox of the headcount, regular users (logged in "
+        "and sent within the window), inactive mailboxes, storage buckets, initial passwords "
+        "overdue, unit mailbox read, directory published, ranking; docs/usage.md.")
+    p.add_argument("data", nargs="?", default=DEFAULT_DATA,
+                   help=f"the data file (default {DEFAULT_DATA})")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--snapshot", metavar="FILE", help="one snapshot file")
+    src.add_argument("--snapshot-dir", metavar="DIR", default=usage.DEFAULT_DIR,
+                     help=f"the newest snapshot of DIR (default {usage.DEFAULT_DIR}); the "
+                     "one before it is the previous")
+    p.add_argument("--previous", metavar="FILE",
+                   help="compare with this snapshot (trend) instead")
+    p.add_argument("--format", choices=("html", "csv", "md"), default="html")
+    p.add_argument("--lang", choices=LANGUAGES, default="vi")
+    p.add_argument("--unit", metavar="ID",
+                   help="a unit's own report: its figures and one row per mailbox")
+    p.add_argument("--conceal-names", action="store_true",
+                   help="numbers instead of names and addresses in per-mailbox rows")
+    p.add_argument("--window", type=int, choices=usage.WINDOWS, default=usage.DEFAULT_WINDOW,
+                   help="days of the regular-use window (default 30)")
+    p.add_argument("--out", metavar="FILE", help="write here instead of standard output")
+    p.add_argument("--today", type=_date, default=None, metavar="YYYY-MM-DD",
+                   help="today's date (a snapshot after it is refused)")
+    p.set_defaults(func=lambda a: _run(cmd_report, a))
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from mailgov import usage_report
+
+    today = args.today or date.today()
+    result = _checked(args.data, today)
+    _unit(result, args.unit, args.data)
+    current, previous = _snapshots(args, result, today)
+    ev = usage.evaluate(result.directory, current, result.unit_locals, args.window)
+    before = None if previous is None else usage.evaluate(
+        result.directory, previous, result.unit_locals, args.window)
+    opts = usage_report.Options(args.lang, args.unit, args.conceal_names)
+    if args.format == "html":
+        text = usage_report.render_html(ev, before, opts)
+    elif args.format == "csv":
+        text = usage_report.render_csv(ev, opts)
+    else:
+        text = usage_report.render_markdown(ev, before, opts)
+    _write(args.out, text)
+    for gap in ev.gaps:
+        print(f"mailgov: warning: not collected: {gap}", file=sys.stderr)
+    return 0
+
+
+def add_parsers(sub: SubParsers) -> None:
+    add_report(sub)
