@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import os
 import sys
 from datetime import date
 from pathlib import Path
@@ -155,5 +156,51 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+
+
+# --------------------------------------------------------------------------- propose
+
+
+def add_propose(sub: SubParsers) -> None:
+    p = sub.add_parser(
+        "propose", help="propose suspending inactive mailboxes (a patch, never an apply)",
+        description="From a usage snapshot, write a patch against the data file that "
+        "suspends the mailboxes inactive beyond policy.inactivity_lock_days and those whose "
+        "initial password is unchanged past the deadline. The approving document is left "
+        "as SỐ-VĂN-BẢN for the admin: the data file does not validate until it is filled "
+        "in. Nothing is applied; apply the patch with `git apply` on a branch.")
+    p.add_argument("data", nargs="?", default=DEFAULT_DATA,
+                   help=f"the data file (default {DEFAULT_DATA})")
+    p.add_argument("--snapshot", metavar="FILE", required=True, help="the usage snapshot")
+    p.add_argument("--out", metavar="PATCH", help="write the patch here (default: stdout)")
+    p.add_argument("--today", type=_date, default=None, metavar="YYYY-MM-DD")
+    p.set_defaults(func=lambda a: _run(cmd_propose, a))
+
+
+def cmd_propose(args: argparse.Namespace) -> int:
+    from mailgov import proposals
+
+    today = args.today or date.today()
+    result = _checked(args.data, today)
+    snap = usage.load(args.snapshot)
+    usage.check_against(snap, result.directory, today)
+    found = proposals.find(result.directory, snap)
+    text = Path(args.data).read_text(encoding="utf-8")
+    # Paths in the patch relative to where the admin runs it (the repository root).
+    rel = os.path.relpath(args.data)
+    diff, skipped = proposals.patch(text, args.data if rel.startswith("..") else rel, found,
+                                    snap.day)
+    if diff:
+        _write(args.out, diff)
+    s = proposals.summary(found)
+    print(f"mailgov: {len(s['inactive'])} inactive, {len(s['initial_password'])} initial "
+          f"password overdue; {len(found) - len(skipped)} in the patch"
+          + (f" ({args.out})" if args.out and diff else ""), file=sys.stderr)
+    for p in [*skipped, *(p for p in found if p.note and p not in skipped)]:
+        print(f"mailgov: warning: {p.address}: {p.note}", file=sys.stderr)
+    return 0
+
+
 def add_parsers(sub: SubParsers) -> None:
     add_report(sub)
+    add_propose(sub)
