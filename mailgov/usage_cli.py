@@ -201,6 +201,38 @@ def cmd_propose(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- publish
+
+
+def add_publish(sub: SubParsers) -> None:
+    p = sub.add_parser(
+        "publish", help="the public directory for the portal (HTML, CSV, vCard 4.0)",
+        description="Write the published directory: index.html (searchable in the page, no "
+        "network), danh-ba.csv and danh-ba.vcf, and units/<id>.csv and .vcf per unit. "
+        "Public fields only (name, title, unit, address; unit mailboxes); active mailboxes "
+        "only. docs/usage.md, 'Published directory'.")
+    p.add_argument("data", nargs="?", default=DEFAULT_DATA,
+                   help=f"the data file (default {DEFAULT_DATA})")
+    p.add_argument("--out", metavar="DIR", required=True, help="folder to write (created)")
+    p.add_argument("--lang", choices=LANGUAGES, default="vi")
+    p.set_defaults(func=lambda a: _run(cmd_publish, a))
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from mailgov import publish
+
+    result = _checked(args.data)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageCliError(f"--out {out}: not a folder")
+    if not out.parent.is_dir():
+        raise UsageCliError(f"--out {out}: folder {out.parent} does not exist")
+    n = publish.write(result.directory, result.unit_locals, out, args.lang)
+    print(f"mailgov: {n['entries']} entries, {n['files']} files in {out}", file=sys.stderr)
+    return 0
+
+
 def add_parsers(sub: SubParsers) -> None:
     add_report(sub)
     add_propose(sub)
+    add_publish(sub)
