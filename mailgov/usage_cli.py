@@ -232,7 +232,63 @@ def cmd_publish(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- collect
+
+
+def add_collect(sub: SubParsers) -> None:
+    p = sub.add_parser(
+        "collect", help="read the mail hosts' usage figures into a dated snapshot",
+        description="Run playbooks/usage.yml against the inventory's mail hosts (ANSIBLE_"
+        "INVENTORY or ansible.cfg's) and write DIR/usage-DAY.json: logins, messages sent "
+        "and received per day, storage against quota, initial passwords unchanged, locks. "
+        "A host that cannot be read is named in the snapshot (and here); the others are "
+        "still collected. Arguments after -- go to ansible-playbook. docs/usage.md.")
+    p.add_argument("data", nargs="?", default=DEFAULT_DATA,
+                   help=f"the data file (default {DEFAULT_DATA})")
+    p.add_argument("--snapshot-dir", metavar="DIR", default=usage.DEFAULT_DIR,
+                   help=f"where snapshots are kept (default {usage.DEFAULT_DIR})")
+    p.add_argument("--day", type=_date, default=None, metavar="YYYY-MM-DD",
+                   help="the last day the snapshot covers (default today)")
+    p.add_argument("--prune", action="store_true",
+                   help=f"also delete snapshots older than {usage.RETENTION_DAYS} days")
+    p.add_argument("ansible_args", nargs=argparse.REMAINDER,
+                   help="-- then options for ansible-playbook (e.g. --limit)")
+    p.set_defaults(func=lambda a: _run(cmd_collect, a))
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    from mailgov import collect
+
+    day = args.day or date.today()
+    if day > date.today():
+        raise UsageCliError(f"--day {day} is in the future")
+    result = _checked(args.data)
+    folder = Path(args.snapshot_dir)
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise UsageCliError(f"--snapshot-dir {folder}: not a writable folder (create it "
+                            "0750, outside the git checkout)")
+    extra = [a for a in args.ansible_args if a != "--"]
+    try:
+        target, doc = collect.collect(folder, result.directory.organization.domain, day, extra,
+                                      [])
+    except collect.CollectError as exc:
+        raise UsageCliError(str(exc)) from None
+    gaps = usage.parse(doc, str(target)).gaps
+    print(f"mailgov: {len(doc['mailboxes'])} mailboxes from "
+          f"{sum(1 for h in doc['hosts'].values() if h.get('ok'))} of {len(doc['hosts'])} "
+          f"hosts into {target}", file=sys.stderr)
+    for gap in gaps:
+        print(f"mailgov: warning: not collected: {gap}", file=sys.stderr)
+    if args.prune:
+        for old in usage.expired(folder, day):
+            old.unlink()
+            print(f"mailgov: removed {old} (older than {usage.RETENTION_DAYS} days)",
+                  file=sys.stderr)
+    return 0
+
+
 def add_parsers(sub: SubParsers) -> None:
     add_report(sub)
     add_propose(sub)
     add_publish(sub)
+    add_collect(sub)
