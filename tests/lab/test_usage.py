@@ -37,7 +37,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from conftest import DATA_FILE, LAB_ID, REPO, Result, ldapi
 
 pytestmark = pytest.mark.lab
