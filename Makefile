@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 DATA ?= data/mailboxes.yaml
 
 
-.PHONY: run validate test lint bootstrap bench bench-reconcile clean lab-up lab-down lab-status converge test-lab-future
+.PHONY: run validate test lint bootstrap bench bench-usage bench-reconcile clean lab-up lab-down lab-status converge test-lab-future
 run: bootstrap
 	$(VENV)/bin/mailgov validate $(DATA)
 	lab/lab up
@@ -41,6 +41,9 @@ bench: bootstrap
 
 # Reconcile vs bare ldap3 vs community.general.ldap_entry, on a converged lab (MAILGOV_LAB_ID):
 # scripts/bench_deps installs what its ldap_entry figure needs (Debian's python3-ldap).
+bench-usage: bootstrap
+	$(PY) benchmarks/bench_usage.py $(BENCH_ARGS)
+
 bench-reconcile: bootstrap
 	scripts/bench_deps
 	$(PY) benchmarks/bench_reconcile.py $(BENCH_ARGS)

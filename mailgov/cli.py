@@ -24,7 +24,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from mailgov import __version__, codeowners, comment, layout, role_vars
+from mailgov import __version__, codeowners, comment, layout, role_vars, usage_cli
 from mailgov import dns as dns_command
 from mailgov.naming import NamingError, Person
 from mailgov.validate import Result, taken_locals, validate
@@ -685,6 +685,7 @@ def build_parser() -> argparse.ArgumentParser:
     dns_command.add_parser(sub)
     role_vars.add_parser(sub)
     comment.add_parser(sub)
+    usage_cli.add_parsers(sub)
     return parser
 
 

@@ -110,6 +110,7 @@ class Unit:
     focal_point: FocalPoint | None = None
     #: Git users/groups who approve changes to this unit's per-unit file (CODEOWNERS).
     approvers: tuple[str, ...] = ()
+    headcount: int | None = None  # HR's staff count (the y of "x of y have a mailbox")
 
     @property
     def abbr(self) -> str:
@@ -248,6 +249,7 @@ def build(data: Mapping[str, Any]) -> Directory:
                 None if (fp := u.get("focal_point")) is None
                 else FocalPoint(fp["name"], fp["age_recipient"]),
                 tuple(u.get("approvers", ())),
+                u.get("headcount"),
             )
         )
     defaults = {kind: q.default for kind, q in policy.quotas.items()}

@@ -1,0 +1,1 @@
+../mailgov/usage_sources.py
