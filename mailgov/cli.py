@@ -201,8 +201,10 @@ def _add_planning_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--archived", metavar="MANIFEST",
                    help="archive manifest (JSON): mailboxes listed there may be purged")
     p.add_argument("--format", choices=("markdown", "json"), default="markdown")
-    p.add_argument("--allow-mass-change", action="store_true",
-                   help="accept a plan that disables more than policy.safety.max_disable_share")
+    p.add_argument("--allow-mass-change", nargs="?", const=True, default=False,
+                   metavar="REASON",
+                   help="override the mass-change caps, naming the decision that makes it "
+                   "right (shown in the plan); without REASON only MG601 (disables) is passed")
     p.add_argument("--remove-drift", action="store_true",
                    help="delete entries the data does not explain (default: report them)")
     p.add_argument("--today", type=_date_arg, default=None, metavar="YYYY-MM-DD",
@@ -432,6 +434,11 @@ def _is_reviewed_plan(path: str) -> bool:
     return head.startswith("{") and '"format"' in head
 
 
+def _override(value: object) -> bool | str:
+    """A recorded override: its reason (str), True (legacy: no reason) or False."""
+    return value.strip() or False if isinstance(value, str) else bool(value)
+
+
 def _reviewed_settings(args: argparse.Namespace, base: Any) -> Any:
     """The Settings of a reviewed plan: its data file, base and planning settings. Flags that
     would plan differently are refused: the reviewed plan's are the ones that were reviewed."""
@@ -453,7 +460,7 @@ def _reviewed_settings(args: argparse.Namespace, base: Any) -> Any:
         raise CliError(str(exc)) from None
     return dataclasses.replace(
         base, data=r.data_path, base=r.base_path, today=today, archived=dict(r.archived),
-        allow_mass_change=bool(r.settings.get("allow_mass_change")),
+        allow_mass_change=_override(r.settings.get("allow_mass_change")),
         remove_drift=bool(r.settings.get("remove_drift")),
         today_max_ahead_days=int(r.settings.get("today_max_ahead_days") or 0), reviewed=r)
 

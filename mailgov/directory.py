@@ -17,10 +17,11 @@ import json
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from functools import lru_cache
 from typing import Any
 
-from mailgov.model import Directory, Mailbox, Unit, build
+from mailgov.model import Directory, Mailbox, PreviousAddress, Unit, build
 from mailgov.naming import NamingError, NamingPolicy, unit_locals
 
 # Auxiliary classes from the postfix-book schema (docs/directory.md says why this schema).
@@ -154,8 +155,9 @@ def _as_directory(d: Directory | Mapping[str, Any]) -> Directory:
                              ) from None
 
 
-def desired_entries(d: Directory | Mapping[str, Any]) -> list[Entry]:
-    """All entries the data asks for, parents before children, groups last.
+def desired_entries(d: Directory | Mapping[str, Any], today: date | None = None) -> list[Entry]:
+    """All entries the data asks for, parents before children, groups last. ``today`` (the
+    planning day) ends the alias period of dated previous addresses; None keeps them all.
 
     The order is an add order: containers, units, people, then groups (groups reference
     people and sub-unit groups, and the memberof overlay fills memberOf as groups are added).
@@ -170,7 +172,8 @@ def desired_entries(d: Directory | Mapping[str, Any]) -> list[Entry]:
     entries = [Entry(layout.container(c), CONTAINER_CLASSES, {"ou": (c,)}, "container")
                for c in CONTAINERS]
     entries += [_unit_entry(u, layout, locals_) for u in d.units]
-    people = [_mailbox_entry(m, layout) for m in d.mailboxes]
+    days = d.policy.previous_alias_days
+    people = [_mailbox_entry(m, layout, days, today) for m in d.mailboxes]
     entries += people
     entries += _group_entries(d, people, layout, locals_)
     return entries
@@ -192,15 +195,26 @@ def _unit_entry(unit: Unit, layout: Layout, locals_: Mapping[str, str]) -> Entry
     return Entry(layout.unit_dn(unit.id), UNIT_CLASSES, attrs, "unit", unit.id, unit)
 
 
-def _mailbox_entry(m: Mailbox, layout: Layout) -> Entry:
+def previous_delivers(p: PreviousAddress, alias_days: int | None, today: date | None) -> bool:
+    """Whether a previous address is still an alias: for ever without a date, without
+    policy.history or without a planning day; else until its date + alias_days."""
+    if p.date is None or alias_days is None or today is None:
+        return True
+    day = p.date if isinstance(p.date, date) else date.fromisoformat(str(p.date))
+    return today < day + timedelta(days=alias_days)
+
+
+def _mailbox_entry(m: Mailbox, layout: Layout, alias_days: int | None = None,
+                   today: date | None = None) -> Entry:
     # The hot loop for 50k mailboxes: plain f-strings, no helper calls where avoidable.
     local = m.address.lower()
     name = _nfc(m.name)
     words = name.split()
     mail = f"{local}@{layout.domain}"
     aliases = [layout.address(a) for a in m.aliases] if m.aliases else []
-    if m.renamed_from is not None:  # the old address keeps delivering after a rename
-        aliases.append(layout.address(m.renamed_from))
+    if m.previous:  # old addresses keep delivering after a rename, for the policy period
+        aliases += [layout.address(p.address) for p in m.previous
+                    if previous_delivers(p, alias_days, today)]
     attrs: dict[str, tuple[str, ...]] = {
         "uid": (local,),
         "cn": (name,),
