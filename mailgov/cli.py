@@ -484,7 +484,48 @@ def build_parser() -> argparse.ArgumentParser:
     dns_command.add_parser(sub)
     role_vars.add_parser(sub)
     comment.add_parser(sub)
+    _add_edits(sub)
     return parser
+
+
+# --------------------------------------------------------------------------- edits
+
+
+def _add_edits(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("domain", help="change the organisation's domains (an edit of the data)")
+    dsub = p.add_subparsers(dest="domain_command", metavar="ACTION", required=True)
+    m = dsub.add_parser(
+        "migrate", help="make NEW the primary domain, OLD an alias domain",
+        description="Edit the data file: organization.domain OLD -> NEW, and OLD kept as an "
+        "alias domain (until --keep-until, or for ever): every mailbox, unit mailbox and list "
+        "receives at both. One reviewable edit: the rest of the file is untouched, and the "
+        "result must validate or nothing is written. The plan of the change trips MG609 by "
+        "design: apply it with --allow-mass-change naming the decision.")
+    m.add_argument("old")
+    m.add_argument("new")
+    m.add_argument("--keep-until", type=_date_arg, metavar="YYYY-MM-DD",
+                   help="the first day the old domain no longer receives")
+    m.add_argument("--request", help="the decision (cited in the plan), e.g. 35/2025/NĐ-CP")
+    m.add_argument("--data", default=DEFAULT_DATA, help=f"the data file ({DEFAULT_DATA})")
+    m.add_argument("--dry-run", action="store_true", help="print the edited file, write nothing")
+    m.set_defaults(func=cmd_domain_migrate)
+
+
+def cmd_domain_migrate(args: argparse.Namespace) -> int:
+    from mailgov import edit
+
+    try:
+        text = edit.domain_migrate(args.data, args.old, args.new, args.keep_until,
+                                   request=args.request, dry_run=args.dry_run)
+    except edit.EditError as exc:
+        raise CliError(str(exc), 1) from None
+    if args.dry_run:
+        print(text, end="")
+    else:
+        print(f"{args.data}: {args.old} -> {args.new}"
+              + (f", {args.old} receives until {args.keep_until}" if args.keep_until else "")
+              + "; review with git diff, then plan", file=sys.stderr)
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -94,6 +94,19 @@ class Layout:
 
     base_dn: str
     domain: str
+    # Live alias domains (organization.alias_domains on the planning day): every address at
+    # the primary domain also receives there (issue 14).
+    alias_domains: tuple[str, ...] = ()
+
+    def everywhere(self, addresses: Iterable[str]) -> tuple[str, ...]:
+        """``addresses`` followed by their copies at each live alias domain (only those at
+        the primary domain are copied), without repeats."""
+        out = list(addresses)
+        if self.alias_domains:
+            suffix = "@" + self.domain
+            local = [a[: -len(suffix)] for a in out if a.endswith(suffix)]
+            out += [f"{x}@{dom}" for dom in self.alias_domains for x in local]
+        return tuple(dict.fromkeys(out))
 
     @property
     def people(self) -> str:
@@ -126,8 +139,11 @@ def store_of(mailbox_id: int) -> str:
     return f"{STORE_BY_ID}/{mailbox_id}"
 
 
-def layout_of(d: Directory) -> Layout:
-    return Layout(d.organization.base_dn.strip(), d.organization.domain.strip().lower())
+def layout_of(d: Directory, today: date | None = None) -> Layout:
+    """The layout of ``d``; its alias domains are those live on ``today`` (None: all)."""
+    org = d.organization
+    return Layout(org.base_dn.strip(), org.domain.strip().lower(),
+                  org.live_alias_domains(today))
 
 
 @lru_cache(maxsize=1 << 16)  # titles and many names repeat across 50,000 mailboxes
@@ -163,7 +179,7 @@ def desired_entries(d: Directory | Mapping[str, Any], today: date | None = None)
     people and sub-unit groups, and the memberof overlay fills memberOf as groups are added).
     """
     d = _as_directory(d)
-    layout = layout_of(d)
+    layout = layout_of(d, today)
     try:
         naming = NamingPolicy.from_dict(d.policy.naming)
         locals_ = unit_locals(d.units, naming)
@@ -185,7 +201,7 @@ def _unit_entry(unit: Unit, layout: Layout, locals_: Mapping[str, str]) -> Entry
         "ou": (unit.id,),
         "description": (_nfc(unit.name),),
         "mail": (mail,),
-        "mailAlias": (mail,),
+        "mailAlias": layout.everywhere((mail,)),
         "mailEnabled": ("TRUE",),
         "mailQuota": (str(unit.mailbox.quota_mb * 1024),),  # postfix-book: KiB
         "mailHomeDirectory": (layout.home(locals_[unit.id]),),
@@ -226,7 +242,8 @@ def _mailbox_entry(m: Mailbox, layout: Layout, alias_days: int | None = None,
         "ou": (m.unit,),
         "mail": (mail,),
         # The primary address too: one attribute answers "which entry takes this address".
-        "mailAlias": _unique([mail, *aliases]) if aliases else (mail,),
+        "mailAlias": (layout.everywhere(_unique([mail, *aliases])) if layout.alias_domains
+                      else _unique([mail, *aliases]) if aliases else (mail,)),
         "mailEnabled": ("FALSE" if m.state == "cancelled" else "TRUE",),
         "mailQuota": (str(m.quota_mb * 1024),),  # postfix-book: KiB
         "mailHomeDirectory": (f"{MAIL_ROOT}/{layout.domain}/{local}" if m.id is None
@@ -275,7 +292,7 @@ def _group_entries(
             "cn": (name,),
             "description": (f"Mọi hộp thư của đơn vị {uid}",),
             "mail": (mail,),
-            "mailAlias": (mail,),
+            "mailAlias": layout.everywhere((mail,)),
             # groupOfNames needs a member: an empty unit's list reaches its mailbox.
             "member": tuple(member) or (layout.unit_dn(uid),),
         }

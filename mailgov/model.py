@@ -37,12 +37,37 @@ class PasswordRules:
 
 
 @dataclass(frozen=True, slots=True)
+class AliasDomain:
+    """organization.alias_domains[]: a domain every address also receives at, until ``until``
+    (the day it stops; None: for ever). Typically the old domain after a migration."""
+
+    index: int
+    domain: str
+    until: str | None = None  # YYYY-MM-DD
+    request: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Organization:
     name: str
     domain: str
     base_dn: str
     it_unit: str
     name_en: str | None = None
+    alias_domains: tuple[AliasDomain, ...] = ()
+
+    def live_alias_domains(self, today: object = None) -> tuple[str, ...]:
+        """The alias domains still receiving on ``today`` (a date; None: all listed)."""
+        from datetime import date
+
+        out = []
+        for a in self.alias_domains:
+            if a.until is not None and today is not None:
+                end = a.until if isinstance(a.until, date) else date.fromisoformat(str(a.until))
+                if not today < end:  # type: ignore[operator]
+                    continue
+            out.append(a.domain.lower())
+        return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,7 +354,9 @@ def build(data: Mapping[str, Any]) -> Directory:
     return Directory(
         data["version"],
         Organization(org["name"], org["domain"], org["base_dn"], org["it_unit"],
-                     org.get("name_en")),
+                     org.get("name_en"),
+                     tuple(AliasDomain(i, a["domain"], a.get("until"), a.get("request"))
+                           for i, a in enumerate(org.get("alias_domains") or ()))),
         policy,
         tuple(units),
         tuple(mailboxes),

@@ -60,6 +60,8 @@ RULES: dict[str, str] = {
     "MG219": "a renamed mailbox's old address is another current address or alias",
     "MG220": "two mailboxes have the same id (an id is one person's, never reused)",
     "MG221": "a reserved address (once used) is given to someone new",
+    "MG222": "an alias domain is the primary domain or listed twice",
+    "MG223": "an alias domain's end date is before today",
     # --- lifecycle ---
     "MG301": "a suspended mailbox has no `suspended` block",
     "MG302": "a cancelled mailbox has no `cancelled` block",

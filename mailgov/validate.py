@@ -353,6 +353,7 @@ class _Checker:
         self.today = today
         self.found: list[tuple[str, PathT, str]] = []
         self.domain = d.organization.domain.lower()
+        self.alias_domains = frozenset(a.domain.lower() for a in d.organization.alias_domains)
         self._cyclic: set[str] = set()
         self._cands: dict[tuple[str | None, ...], tuple[str, ...] | NamingError] = {}
 
@@ -361,6 +362,7 @@ class _Checker:
 
     def run(self) -> list[Problem]:
         self.check_policy()
+        self.check_domains()
         naming = self.check_naming()
         units = self.check_units()
         unit_locals = self.unit_addresses(naming, units)
@@ -392,6 +394,32 @@ class _Checker:
                 self.report("MG406", ("policy", "safety", name),
                             f"policy.safety.{name}: {share} must be between 0 and 1 "
                             "(a share: 0.05 = 5 %)")
+
+    def check_domains(self) -> None:
+        """organization.alias_domains: never the primary nor twice (MG222), a real end date
+        not before today (MG223: the period is over, remove the entry)."""
+        org = self.d.organization
+        seen = {org.domain.lower(): "organization.domain"}
+        for a in org.alias_domains:
+            path: PathT = ("organization", "alias_domains", a.index, "domain")
+            first = seen.get(a.domain.lower())
+            if first is not None:
+                self.report("MG222", path, f"alias domain {a.domain!r} is already "
+                            f"{first}; an alias domain is another domain than the primary, "
+                            "listed once")
+                continue
+            seen[a.domain.lower()] = f"alias_domains[{a.index}]"
+            if a.until is None:
+                continue
+            upath: PathT = ("organization", "alias_domains", a.index, "until")
+            end = _parse_date(a.until)
+            if end is None:
+                self.report("MG306", upath, f"alias domain {a.domain!r}: {a.until!r} is not a "
+                            "real date (YYYY-MM-DD)")
+            elif end < self.today:
+                self.report("MG223", upath, f"alias domain {a.domain!r} ended on {a.until} "
+                            f"(today is {self.today.isoformat()}); its addresses no longer "
+                            "deliver (they stay reserved): remove the entry, or correct the date")
 
     def check_naming(self) -> NamingPolicy | None:
         try:
@@ -551,7 +579,7 @@ class _Checker:
         if "@" not in alias:
             return alias
         local, _, dom = alias.partition("@")
-        if dom.lower() != self.domain:
+        if dom.lower() != self.domain and dom.lower() not in self.alias_domains:
             self.report("MG202", ("mailboxes", m.index, "aliases", j),
                         f"alias {alias!r} of {m.address!r} is at {dom!r}; aliases must be "
                         f"local parts or addresses at {self.domain}")
