@@ -66,6 +66,14 @@ options:
         mailboxes (the safety rail of C(policy.safety.max_disable_share)).
     type: bool
     default: false
+  override_reason:
+    description:
+      - With I(allow_mass_change), the decision that makes the mass change right (e.g. the
+        merger's decree). It is shown in the plan, and only an override with a reason passes
+        the caps on address changes (MG609) and modifications (MG610); without one only the
+        disable cap (MG601) is passed.
+    type: str
+    default: ""
   remove_drift:
     description:
       - Also remove what the live directory has and the data does not explain - never an

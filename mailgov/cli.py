@@ -367,8 +367,10 @@ def _add_planning_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--archived", metavar="MANIFEST",
                    help="archive manifest (JSON): mailboxes listed there may be purged")
     p.add_argument("--format", choices=("markdown", "json"), default="markdown")
-    p.add_argument("--allow-mass-change", action="store_true",
-                   help="accept a plan that disables more than policy.safety.max_disable_share")
+    p.add_argument("--allow-mass-change", nargs="?", const=True, default=False,
+                   metavar="REASON",
+                   help="override the mass-change caps, naming the decision that makes it "
+                   "right (shown in the plan); without REASON only MG601 (disables) is passed")
     p.add_argument("--remove-drift", action="store_true",
                    help="delete entries the data does not explain (default: report them)")
     p.add_argument("--today", type=_date_arg, default=None, metavar="YYYY-MM-DD",
@@ -638,6 +640,11 @@ def _is_reviewed_plan(path: str) -> bool:
     return head.startswith("{") and '"format"' in head
 
 
+def _override(value: object) -> bool | str:
+    """A recorded override: its reason (str), True (legacy: no reason) or False."""
+    return value.strip() or False if isinstance(value, str) else bool(value)
+
+
 def _reviewed_settings(args: argparse.Namespace, base: Any) -> Any:
     """The Settings of a reviewed plan: its data file, base and planning settings. Flags that
     would plan differently are refused: the reviewed plan's are the ones that were reviewed."""
@@ -659,7 +666,7 @@ def _reviewed_settings(args: argparse.Namespace, base: Any) -> Any:
         raise CliError(str(exc)) from None
     return dataclasses.replace(
         base, data=r.data_path, base=r.base_path, today=today, archived=dict(r.archived),
-        allow_mass_change=bool(r.settings.get("allow_mass_change")),
+        allow_mass_change=_override(r.settings.get("allow_mass_change")),
         remove_drift=bool(r.settings.get("remove_drift")),
         today_max_ahead_days=int(r.settings.get("today_max_ahead_days") or 0), reviewed=r)
 
@@ -686,7 +693,48 @@ def build_parser() -> argparse.ArgumentParser:
     role_vars.add_parser(sub)
     comment.add_parser(sub)
     usage_cli.add_parsers(sub)
+    _add_edits(sub)
     return parser
+
+
+# --------------------------------------------------------------------------- edits
+
+
+def _add_edits(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("domain", help="change the organisation's domains (an edit of the data)")
+    dsub = p.add_subparsers(dest="domain_command", metavar="ACTION", required=True)
+    m = dsub.add_parser(
+        "migrate", help="make NEW the primary domain, OLD an alias domain",
+        description="Edit the data file: organization.domain OLD -> NEW, and OLD kept as an "
+        "alias domain (until --keep-until, or for ever): every mailbox, unit mailbox and list "
+        "receives at both. One reviewable edit: the rest of the file is untouched, and the "
+        "result must validate or nothing is written. The plan of the change trips MG609 by "
+        "design: apply it with --allow-mass-change naming the decision.")
+    m.add_argument("old")
+    m.add_argument("new")
+    m.add_argument("--keep-until", type=_date_arg, metavar="YYYY-MM-DD",
+                   help="the first day the old domain no longer receives")
+    m.add_argument("--request", help="the decision (cited in the plan), e.g. 35/2025/NĐ-CP")
+    m.add_argument("--data", default=DEFAULT_DATA, help=f"the data file ({DEFAULT_DATA})")
+    m.add_argument("--dry-run", action="store_true", help="print the edited file, write nothing")
+    m.set_defaults(func=cmd_domain_migrate)
+
+
+def cmd_domain_migrate(args: argparse.Namespace) -> int:
+    from mailgov import edit
+
+    try:
+        text = edit.domain_migrate(args.data, args.old, args.new, args.keep_until,
+                                   request=args.request, dry_run=args.dry_run)
+    except edit.EditError as exc:
+        raise CliError(str(exc), 1) from None
+    if args.dry_run:
+        print(text, end="")
+    else:
+        print(f"{args.data}: {args.old} -> {args.new}"
+              + (f", {args.old} receives until {args.keep_until}" if args.keep_until else "")
+              + "; review with git diff, then plan", file=sys.stderr)
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,10 +17,11 @@ import json
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from functools import lru_cache
 from typing import Any
 
-from mailgov.model import Directory, Mailbox, Unit, build
+from mailgov.model import Directory, Mailbox, PreviousAddress, Unit, build
 from mailgov.naming import NamingError, NamingPolicy, unit_locals
 
 # Auxiliary classes from the postfix-book schema (docs/directory.md says why this schema).
@@ -93,6 +94,19 @@ class Layout:
 
     base_dn: str
     domain: str
+    # Live alias domains (organization.alias_domains on the planning day): every address at
+    # the primary domain also receives there (issue 14).
+    alias_domains: tuple[str, ...] = ()
+
+    def everywhere(self, addresses: Iterable[str]) -> tuple[str, ...]:
+        """``addresses`` followed by their copies at each live alias domain (only those at
+        the primary domain are copied), without repeats."""
+        out = list(addresses)
+        if self.alias_domains:
+            suffix = "@" + self.domain
+            local = [a[: -len(suffix)] for a in out if a.endswith(suffix)]
+            out += [f"{x}@{dom}" for dom in self.alias_domains for x in local]
+        return tuple(dict.fromkeys(out))
 
     @property
     def people(self) -> str:
@@ -125,8 +139,11 @@ def store_of(mailbox_id: int) -> str:
     return f"{STORE_BY_ID}/{mailbox_id}"
 
 
-def layout_of(d: Directory) -> Layout:
-    return Layout(d.organization.base_dn.strip(), d.organization.domain.strip().lower())
+def layout_of(d: Directory, today: date | None = None) -> Layout:
+    """The layout of ``d``; its alias domains are those live on ``today`` (None: all)."""
+    org = d.organization
+    return Layout(org.base_dn.strip(), org.domain.strip().lower(),
+                  org.live_alias_domains(today))
 
 
 @lru_cache(maxsize=1 << 16)  # titles and many names repeat across 50,000 mailboxes
@@ -154,14 +171,15 @@ def _as_directory(d: Directory | Mapping[str, Any]) -> Directory:
                              ) from None
 
 
-def desired_entries(d: Directory | Mapping[str, Any]) -> list[Entry]:
-    """All entries the data asks for, parents before children, groups last.
+def desired_entries(d: Directory | Mapping[str, Any], today: date | None = None) -> list[Entry]:
+    """All entries the data asks for, parents before children, groups last. ``today`` (the
+    planning day) ends the alias period of dated previous addresses; None keeps them all.
 
     The order is an add order: containers, units, people, then groups (groups reference
     people and sub-unit groups, and the memberof overlay fills memberOf as groups are added).
     """
     d = _as_directory(d)
-    layout = layout_of(d)
+    layout = layout_of(d, today)
     try:
         naming = NamingPolicy.from_dict(d.policy.naming)
         locals_ = unit_locals(d.units, naming)
@@ -170,7 +188,8 @@ def desired_entries(d: Directory | Mapping[str, Any]) -> list[Entry]:
     entries = [Entry(layout.container(c), CONTAINER_CLASSES, {"ou": (c,)}, "container")
                for c in CONTAINERS]
     entries += [_unit_entry(u, layout, locals_) for u in d.units]
-    people = [_mailbox_entry(m, layout) for m in d.mailboxes]
+    days = d.policy.previous_alias_days
+    people = [_mailbox_entry(m, layout, days, today) for m in d.mailboxes]
     entries += people
     entries += _group_entries(d, people, layout, locals_)
     return entries
@@ -182,7 +201,7 @@ def _unit_entry(unit: Unit, layout: Layout, locals_: Mapping[str, str]) -> Entry
         "ou": (unit.id,),
         "description": (_nfc(unit.name),),
         "mail": (mail,),
-        "mailAlias": (mail,),
+        "mailAlias": layout.everywhere((mail,)),
         "mailEnabled": ("TRUE",),
         "mailQuota": (str(unit.mailbox.quota_mb * 1024),),  # postfix-book: KiB
         "mailHomeDirectory": (layout.home(locals_[unit.id]),),
@@ -192,15 +211,26 @@ def _unit_entry(unit: Unit, layout: Layout, locals_: Mapping[str, str]) -> Entry
     return Entry(layout.unit_dn(unit.id), UNIT_CLASSES, attrs, "unit", unit.id, unit)
 
 
-def _mailbox_entry(m: Mailbox, layout: Layout) -> Entry:
+def previous_delivers(p: PreviousAddress, alias_days: int | None, today: date | None) -> bool:
+    """Whether a previous address is still an alias: for ever without a date, without
+    policy.history or without a planning day; else until its date + alias_days."""
+    if p.date is None or alias_days is None or today is None:
+        return True
+    day = p.date if isinstance(p.date, date) else date.fromisoformat(str(p.date))
+    return today < day + timedelta(days=alias_days)
+
+
+def _mailbox_entry(m: Mailbox, layout: Layout, alias_days: int | None = None,
+                   today: date | None = None) -> Entry:
     # The hot loop for 50k mailboxes: plain f-strings, no helper calls where avoidable.
     local = m.address.lower()
     name = _nfc(m.name)
     words = name.split()
     mail = f"{local}@{layout.domain}"
     aliases = [layout.address(a) for a in m.aliases] if m.aliases else []
-    if m.renamed_from is not None:  # the old address keeps delivering after a rename
-        aliases.append(layout.address(m.renamed_from))
+    if m.previous:  # old addresses keep delivering after a rename, for the policy period
+        aliases += [layout.address(p.address) for p in m.previous
+                    if previous_delivers(p, alias_days, today)]
     attrs: dict[str, tuple[str, ...]] = {
         "uid": (local,),
         "cn": (name,),
@@ -212,7 +242,8 @@ def _mailbox_entry(m: Mailbox, layout: Layout) -> Entry:
         "ou": (m.unit,),
         "mail": (mail,),
         # The primary address too: one attribute answers "which entry takes this address".
-        "mailAlias": _unique([mail, *aliases]) if aliases else (mail,),
+        "mailAlias": (layout.everywhere(_unique([mail, *aliases])) if layout.alias_domains
+                      else _unique([mail, *aliases]) if aliases else (mail,)),
         "mailEnabled": ("FALSE" if m.state == "cancelled" else "TRUE",),
         "mailQuota": (str(m.quota_mb * 1024),),  # postfix-book: KiB
         "mailHomeDirectory": (f"{MAIL_ROOT}/{layout.domain}/{local}" if m.id is None
@@ -261,7 +292,7 @@ def _group_entries(
             "cn": (name,),
             "description": (f"Mọi hộp thư của đơn vị {uid}",),
             "mail": (mail,),
-            "mailAlias": (mail,),
+            "mailAlias": layout.everywhere((mail,)),
             # groupOfNames needs a member: an empty unit's list reaches its mailbox.
             "member": tuple(member) or (layout.unit_dn(uid),),
         }

@@ -20,7 +20,7 @@ import hashlib
 import json
 import re
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 # One selector: letters, digits, hyphen (RFC 6376 allows dots too; we never make those).
@@ -252,6 +252,11 @@ def cmd_dns(args: argparse.Namespace) -> int:
         key_dir = args.dkim_public_key_dir
         keys = read_dkim_keys(key_dir)
         recs = records(opts, keys)
+        # Alias domains (issue 14): the same MX hosts, keys and reports; each domain its own
+        # zone, SPF, DKIM (d= that domain, the hosts' selectors), DMARC, MTA-STS and TLS-RPT.
+        extra = [(o, records(o, keys)) for o in
+                 (replace(opts, domain=a.domain.lower())
+                  for a in result.directory.organization.alias_domains)]
     except DnsError as exc:
         print(f"mailgov: error: {exc}", file=sys.stderr)
         return 2
@@ -259,7 +264,12 @@ def cmd_dns(args: argparse.Namespace) -> int:
         print(f"mailgov: warning: no DKIM public keys in {key_dir} (converge the mailauth "
               "role first); no DKIM records printed", file=sys.stderr)
     if args.format == "json":
-        print(json.dumps(render_json(opts, recs, args.ttl), ensure_ascii=False, indent=2))
+        doc = render_json(opts, recs, args.ttl)
+        if extra:
+            doc["alias_domains"] = [render_json(o, r, args.ttl) for o, r in extra]
+        print(json.dumps(doc, ensure_ascii=False, indent=2))
     else:
         print(render_zone(opts, recs, args.ttl), end="")
+        for o, r in extra:
+            print("\n" + render_zone(o, r, args.ttl), end="")
     return 0

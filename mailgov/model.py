@@ -37,12 +37,37 @@ class PasswordRules:
 
 
 @dataclass(frozen=True, slots=True)
+class AliasDomain:
+    """organization.alias_domains[]: a domain every address also receives at, until ``until``
+    (the day it stops; None: for ever). Typically the old domain after a migration."""
+
+    index: int
+    domain: str
+    until: str | None = None  # YYYY-MM-DD
+    request: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Organization:
     name: str
     domain: str
     base_dn: str
     it_unit: str
     name_en: str | None = None
+    alias_domains: tuple[AliasDomain, ...] = ()
+
+    def live_alias_domains(self, today: object = None) -> tuple[str, ...]:
+        """The alias domains still receiving on ``today`` (a date; None: all listed)."""
+        from datetime import date
+
+        out = []
+        for a in self.alias_domains:
+            if a.until is not None and today is not None:
+                end = a.until if isinstance(a.until, date) else date.fromisoformat(str(a.until))
+                if not today < end:  # type: ignore[operator]
+                    continue
+            out.append(a.domain.lower())
+        return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,9 +101,16 @@ class Policy:
     logs_retention_days: int
     backup_schedule: str
     remove_drift: bool = False  # safety.remove_drift: plans delete entries the data lacks
+    # safety caps on the other kinds of change (mailgov.plan.Guards; defaults there)
+    max_address_change_share: float = 0.30
+    max_modify_share: float = 0.30
+    cap_floor: int = 10
     admin_ssh: AdminSsh = field(default_factory=AdminSsh)
     #: The IT department's git users/groups: CODEOWNERS of everything no unit owns.
     approvers: tuple[str, ...] = ()
+    # policy.history.alias_days: how long a dated previous address keeps delivering
+    # (None: for ever, as before issue 14)
+    previous_alias_days: int | None = None
 
 
 
@@ -128,6 +160,25 @@ class Lifecycle:
 
 
 @dataclass(frozen=True, slots=True)
+class PreviousAddress:
+    """One address a mailbox had before a rename (``renamed_from``), oldest first."""
+
+    address: str  # local part
+    date: str | None = None  # YYYY-MM-DD the rename took effect; None = long ago
+    request: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reserved:
+    """An address never given to anyone else (top-level ``reserved``)."""
+
+    index: int
+    address: str  # local part
+    reason: str
+    id: int | None = None  # the mailbox that held it: it alone may have it back
+
+
+@dataclass(frozen=True, slots=True)
 class Exemption:
     reason: str
     request: str
@@ -155,11 +206,18 @@ class Mailbox:
     birth: str | None = None
     id_digits: str | None = None
     explicit_quota: bool = False  # quota_mb written in the file (not the policy default)
-    renamed_from: str | None = None  # previous local part (kept as an alias; DN is renamed)
+    # Previous local parts, oldest first (renamed_from: a scalar or a list). Aliases while
+    # their policy period lasts, reserved for this mailbox for ever.
+    previous: tuple[PreviousAddress, ...] = ()
     # The identity (schema: required; None only for data built without validation, which
     # the planner matches by address, as before ids). Recorded as mailUidNumber; names the
     # store. Never the address: see docs/reconcile.md, "Invariants".
     id: int | None = None
+
+    @property
+    def renamed_from(self) -> str | None:
+        """The address just before the current one (the last rename), or None."""
+        return self.previous[-1].address if self.previous else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +227,7 @@ class Directory:
     policy: Policy
     units: tuple[Unit, ...]
     mailboxes: tuple[Mailbox, ...]
+    reserved: tuple[Reserved, ...] = ()
 
     def address(self, local: str) -> str:
         return f"{local}@{self.organization.domain}"
@@ -216,13 +275,26 @@ def _policy(p: Mapping[str, Any]) -> Policy:
         logs_retention_days=p["logs_retention_days"],
         backup_schedule=p["backups"]["schedule"],
         remove_drift=p["safety"].get("remove_drift", False),
+        max_address_change_share=p["safety"].get("max_address_change_share", 0.30),
+        max_modify_share=p["safety"].get("max_modify_share", 0.30),
+        cap_floor=p["safety"].get("floor", 10),
         admin_ssh=AdminSsh(**p.get("admin_ssh", {})),
         approvers=tuple(p.get("approvers", ())),
+        previous_alias_days=(p.get("history") or {}).get("alias_days"),
     )
 
 
 def _lifecycle(d: Mapping[str, Any] | None) -> Lifecycle | None:
     return None if d is None else Lifecycle(d["date"], d["reason"], d["request"])
+
+
+def _previous(value: Any) -> tuple[PreviousAddress, ...]:
+    """renamed_from: one local part (the form before issue 14) or a list of local parts and
+    {address, date, request} records."""
+    items = [value] if isinstance(value, str) else value
+    return tuple(PreviousAddress(v) if isinstance(v, str)
+                 else PreviousAddress(v["address"], v.get("date"), v.get("request"))
+                 for v in items)
 
 
 def build(data: Mapping[str, Any]) -> Directory:
@@ -283,15 +355,19 @@ def build(data: Mapping[str, Any]) -> Directory:
                 m.get("birth"),
                 m.get("id_digits"),
                 quota is not None,
-                m.get("renamed_from"),
+                () if (prev := m.get("renamed_from")) is None else _previous(prev),
                 m.get("id"),
             )
         )
     return Directory(
         data["version"],
         Organization(org["name"], org["domain"], org["base_dn"], org["it_unit"],
-                     org.get("name_en")),
+                     org.get("name_en"),
+                     tuple(AliasDomain(i, a["domain"], a.get("until"), a.get("request"))
+                           for i, a in enumerate(org.get("alias_domains") or ()))),
         policy,
         tuple(units),
         tuple(mailboxes),
+        tuple(Reserved(i, r["address"], r["reason"], r.get("id"))
+              for i, r in enumerate(data.get("reserved") or ())),
     )

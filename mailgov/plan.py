@@ -126,6 +126,13 @@ class Plan:
 
 
 DEFAULT_MAX_DISABLE_SHARE = 0.05  # what a file without a base may never loosen
+# Caps on the other kinds of change, in the spirit of octoDNS (MAX_SAFE_UPDATE_PCENT and
+# MAX_SAFE_DELETE_PCENT 30 %, not checked below 10 existing records) and peribolos
+# (--maximum-removal-delta 0.25): a cap fires when more than max(floor, share x total)
+# entries change that way. The floor keeps a small directory workable.
+DEFAULT_MAX_ADDRESS_CHANGE_SHARE = 0.30
+DEFAULT_MAX_MODIFY_SHARE = 0.30
+DEFAULT_CAP_FLOOR = 10
 
 
 @dataclass(frozen=True)
@@ -138,21 +145,31 @@ class Guards:
     protected: frozenset[str] = frozenset()  # local parts
     remove_drift: bool = False
     source: str = "defaults"  # where they were read, for the plan's notes
+    max_address_change_share: float = DEFAULT_MAX_ADDRESS_CHANGE_SHARE
+    max_modify_share: float = DEFAULT_MAX_MODIFY_SHARE
+    cap_floor: int = DEFAULT_CAP_FLOOR
 
     @classmethod
     def of(cls, policy: Policy, source: str) -> Guards:
         return cls(policy.max_disable_share, frozenset(p.lower() for p in policy.protected),
-                   policy.remove_drift, source)
+                   policy.remove_drift, source, policy.max_address_change_share,
+                   policy.max_modify_share, policy.cap_floor)
 
     def tightened(self, policy: Policy) -> Guards:
         """These guards, made stricter (never looser) by the file being planned."""
         return Guards(min(self.max_disable_share, policy.max_disable_share),
                       self.protected | {p.lower() for p in policy.protected},
-                      self.remove_drift and policy.remove_drift, self.source)
+                      self.remove_drift and policy.remove_drift, self.source,
+                      min(self.max_address_change_share, policy.max_address_change_share),
+                      min(self.max_modify_share, policy.max_modify_share),
+                      min(self.cap_floor, policy.cap_floor))
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.max_disable_share, self.protected, self.remove_drift,
+                self.max_address_change_share, self.max_modify_share, self.cap_floor)
 
     def same_as(self, other: Guards) -> bool:
-        return (self.max_disable_share, self.protected, self.remove_drift) == (
-            other.max_disable_share, other.protected, other.remove_drift)
+        return self._key() == other._key()
 
 
 LiveState = Mapping[str, Attrs]  # normalised DN -> attributes, as read by mailgov/live.py
@@ -389,7 +406,7 @@ class _Planner:
         self.refusals.append(f"{where}{rule} {message}")
 
     def run(self) -> list[Change]:
-        for e in desired_entries(self.d):
+        for e in desired_entries(self.d, self.today):
             key = normalise_dn(e.dn)
             if e.kind == "person":
                 self.person(e, key)
@@ -506,8 +523,8 @@ class _Planner:
                             "archive), choose another address", path)
                 return None, None, True
             return key, here, False  # made before ids: taken over by its address
-        if m.renamed_from is not None:
-            old_key = normalise_dn(self.layout.person_dn(m.renamed_from.lower()))
+        for prev in reversed(m.previous):  # the latest rename first
+            old_key = normalise_dn(self.layout.person_dn(prev.address.lower()))
             old = self.live.get(old_key)
             if old is not None and not _vals(old, IDENTITY):
                 return old_key, old, False
@@ -803,7 +820,7 @@ def _holders(planner: _Planner, deleted: set[str]) -> None:
 
 
 def _refusals(planner: _Planner, guards: Guards, changes: list[Change],
-              allow_mass_change: bool) -> list[str]:
+              allow_mass_change: bool | str) -> list[str]:
     d = planner.d
     live = planner.live
     out: list[str] = []
@@ -829,13 +846,60 @@ def _refusals(planner: _Planner, guards: Guards, changes: list[Change],
         out.append(f"MG601 mass change: the plan suspends, cancels, archives or removes "
                    f"{disabling} of {total} mailboxes ({disabling / total:.1%}), more than "
                    f"max_disable_share {share:.0%} ({guards.source}); check the data, or pass "
-                   "--allow-mass-change")
+                   "--allow-mass-change REASON")
+    if _reason(allow_mass_change):
+        return out  # an override that names its reason passes every cap (noted in the plan)
+    addressed, total_addressed, modified, total_entries = change_counts(changes, live)
+    for rule, what, count, of, cap in (
+            ("MG609", "changes the addresses (mail, aliases) of", addressed, total_addressed,
+             guards.max_address_change_share),
+            ("MG610", "modifies", modified, total_entries, guards.max_modify_share)):
+        limit = max(guards.cap_floor, cap * of)
+        if count > limit:
+            name = "max_address_change_share" if rule == "MG609" else "max_modify_share"
+            out.append(f"{rule} mass change: the plan {what} {count} of {of} entries "
+                       f"({count / max(of, 1):.1%}), more than {name} {cap:.0%} (floor "
+                       f"{guards.cap_floor}, {guards.source}); check the data, or pass "
+                       "--allow-mass-change REASON naming the decision (shown in the plan)")
     return out
+
+
+_MODIFYING = frozenset({"modify", "move", "rename", "restore", "add_member", "remove_member"})
+_ADDRESS_ATTRS = ("mail", "mailAlias")
+_BOOKKEEPING = frozenset({IDENTITY, FORMER, "objectClass"})
+
+
+def change_counts(changes: Iterable[Change], live: Mapping[str, Attrs]
+                  ) -> tuple[int, int, int, int]:
+    """(entries whose addresses change, live entries with an address, entries modified,
+    live entries with an address or members): what MG609 and MG610 count. Creates are not
+    counted (nothing existing changes); disables are MG601's."""
+    addressed: set[str] = set()
+    modified: set[str] = set()
+    for c in changes:
+        if c.kind not in _MODIFYING:
+            continue
+        key = normalise_dn(c.dn)
+        touched = {a for part in (c.add, c.delete, c.replace) for a in part}
+        if c.kind in ("modify", "move") and touched <= _BOOKKEEPING:
+            continue  # mailgov's own records (an id taken over, a former address kept)
+        modified.add(key)
+        if c.kind == "rename" or any(a in part for part in (c.add, c.delete, c.replace)
+                                     for a in _ADDRESS_ATTRS):
+            addressed.add(key)
+    with_mail = sum(1 for a in live.values() if a.get("mail"))
+    with_members = sum(1 for a in live.values() if a.get("mail") or a.get("member"))
+    return len(addressed), with_mail, len(modified), with_members
+
+
+def _reason(allow: bool | str) -> str:
+    """The reason an override names ('' for none: a bare True passes MG601 only)."""
+    return allow.strip() if isinstance(allow, str) else ""
 
 
 def plan(desired: Directory, live: LiveState, *, today: date,
          archived: Mapping[str, str] | None = None,
-         allow_mass_change: bool = False, remove_drift: bool = False,
+         allow_mass_change: bool | str = False, remove_drift: bool = False,
          guards: Guards | None = None, base: Directory | None = None,
          locate: Locate | None = None, recorded: date | None = None) -> Plan:
     """Changes that make ``live`` match ``desired``, in apply order, with safety rails.
@@ -844,13 +908,16 @@ def plan(desired: Directory, live: LiveState, *, today: date,
     address to the sha256 of its verified archive; a cancelled mailbox past the retention
     recorded in the directory is purged only when its address is there.
 
-    The guards (max_disable_share, protected, remove_drift) are ``guards`` (the inventory's),
-    else ``base``'s policy (the data file at the base of the review), else the defaults; the
-    file being planned can only tighten them. When ``base`` is given and its guards differ
-    from the file's, the plan may hold no other change (MG607). ``locate`` turns a data path
-    into FILE:LINE:COL for the refusals about records. ``recorded`` is the day a cancel made
-    now is recorded as (the clock; default ``today``): a ``today`` in the past or future
-    moves what is due, never the retention a cancel starts.
+    ``allow_mass_change`` is the override of the caps: a string is its reason (shown in the
+    plan's notes) and passes MG601, MG609 and MG610; a bare True passes MG601 only.
+
+    The guards (max_disable_share, the caps, protected, remove_drift) are ``guards`` (the
+    inventory's), else ``base``'s policy (the data file at the base of the review), else the
+    defaults; the file being planned can only tighten them. When ``base`` is given and its
+    guards differ from the file's, the plan may hold no other change (MG607). ``locate`` turns a
+    data path into FILE:LINE:COL for the refusals about records. ``recorded`` is the day a
+    cancel made now is recorded as (the clock; default ``today``): a ``today`` in the past or
+    future moves what is due, never the retention a cancel starts.
     """
     planner = _Planner(desired, live, today, archived or {}, locate, recorded or today)
     changes = planner.run()
@@ -865,7 +932,15 @@ def plan(desired: Directory, live: LiveState, *, today: date,
     _holders(planner, deleted)
     refusals = planner.refusals + _refusals(planner, effective, changes, allow_mass_change)
     notes = [f"guards from {effective.source}: max_disable_share "
-             f"{effective.max_disable_share:.0%}, protected {len(effective.protected)}"]
+             f"{effective.max_disable_share:.0%}, max_address_change_share "
+             f"{effective.max_address_change_share:.0%}, max_modify_share "
+             f"{effective.max_modify_share:.0%} (floor {effective.cap_floor}), protected "
+             f"{len(effective.protected)}"]
+    if allow_mass_change:
+        reason = _reason(allow_mass_change)
+        notes.insert(0, f"OVERRIDE of the mass-change caps: {reason}" if reason else
+                     "OVERRIDE of MG601 without a reason (the caps MG609/MG610 still apply: "
+                     "name a reason to pass them)")
     if base is not None and not Guards.of(base.policy, "").same_as(
             Guards.of(desired.policy, "")):
         if changes:

@@ -65,6 +65,9 @@ RULES: dict[str, str] = {
     "MG218": "a protected local part is not any address, alias or unit mailbox",
     "MG219": "a renamed mailbox's old address is another current address or alias",
     "MG220": "two mailboxes have the same id (an id is one person's, never reused)",
+    "MG221": "a reserved address (once used) is given to someone new",
+    "MG222": "an alias domain is the primary domain or listed twice",
+    "MG223": "an alias domain's end date is before today",
     # --- lifecycle ---
     "MG301": "a suspended mailbox has no `suspended` block",
     "MG302": "a cancelled mailbox has no `cancelled` block",
@@ -78,7 +81,7 @@ RULES: dict[str, str] = {
     "MG403": "forwarding to a domain the policy does not allow",
     "MG404": "a mailbox forwards to itself",
     "MG405": "policy quotas are not ordered min <= default <= max",
-    "MG406": "policy.safety.max_disable_share is not between 0 and 1",
+    "MG406": "a policy.safety share is not between 0 and 1",
     "MG407": "policy.password.administrators.lockout_duration_minutes is 0 (never ends)",
     # --- the repository around the data (mailgov/codeowners.py; `mailgov validate` only) ---
     "MG501": "the data names approvers but the repository has no CODEOWNERS file",
@@ -103,6 +106,8 @@ PLAN_RULES: dict[str, str] = {
     "MG606": "two entries would share an address or a mail store",
     "MG607": "the guards (policy.safety, policy.protected) change with other changes",
     "MG608": "the planning date is ahead of the clock by more than allowed",
+    "MG609": "mass change: the plan changes the addresses of more entries than the caps allow",
+    "MG610": "mass change: the plan modifies more entries than the caps allow",
 }
 
 #: severity is always "error" today; the field exists so warnings can come later

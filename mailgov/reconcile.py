@@ -58,7 +58,7 @@ class Settings:
     timeout: float = 10
     today: date | None = None
     archived: Mapping[str, str] = field(default_factory=dict)  # address -> archive sha256
-    allow_mass_change: bool = False
+    allow_mass_change: bool | str = False  # a str is the override's reason (mailgov.plan)
     remove_drift: bool = False
     scope: str = "all"
     # Only these change kinds are applied (empty: all). The lifecycle applies only "purge":

@@ -74,6 +74,9 @@ def facts(d: Directory, data_file: str) -> dict[str, Any]:
             "name": org.name,
             "name_en": org.name_en or "",
             "domain": org.domain,
+            # issue 14: further domains every address receives at (validate refuses an ended
+            # one, MG223, so the listed ones are live)
+            "alias_domains": [a.domain.lower() for a in org.alias_domains],
             "base_dn": org.base_dn,
         },
         "policy": {

@@ -383,6 +383,7 @@ class _Checker:
         self.today = today
         self.found: list[tuple[str, PathT, str]] = []
         self.domain = d.organization.domain.lower()
+        self.alias_domains = frozenset(a.domain.lower() for a in d.organization.alias_domains)
         self._cyclic: set[str] = set()
         self._cands: dict[tuple[str | None, ...], tuple[str, ...] | NamingError] = {}
 
@@ -391,6 +392,7 @@ class _Checker:
 
     def run(self) -> list[Problem]:
         self.check_policy()
+        self.check_domains()
         naming = self.check_naming()
         units = self.check_units()
         unit_locals = self.unit_addresses(naming, units)
@@ -414,11 +416,40 @@ class _Checker:
                         "policy.password.administrators.lockout_duration_minutes: 0 would lock "
                         "an administrator until another one unlocks them, and anyone who knows "
                         "the addresses can lock them all; give minutes (default 30)")
-        share = self.d.policy.max_disable_share
-        if not 0 <= share <= 1:
-            self.report("MG406", ("policy", "safety", "max_disable_share"),
-                        f"policy.safety.max_disable_share: {share} must be between 0 and 1 "
-                        "(a share: 0.05 = 5 %)")
+        pol = self.d.policy
+        for name, share in (("max_disable_share", pol.max_disable_share),
+                            ("max_address_change_share", pol.max_address_change_share),
+                            ("max_modify_share", pol.max_modify_share)):
+            if not 0 <= share <= 1:
+                self.report("MG406", ("policy", "safety", name),
+                            f"policy.safety.{name}: {share} must be between 0 and 1 "
+                            "(a share: 0.05 = 5 %)")
+
+    def check_domains(self) -> None:
+        """organization.alias_domains: never the primary nor twice (MG222), a real end date
+        not before today (MG223: the period is over, remove the entry)."""
+        org = self.d.organization
+        seen = {org.domain.lower(): "organization.domain"}
+        for a in org.alias_domains:
+            path: PathT = ("organization", "alias_domains", a.index, "domain")
+            first = seen.get(a.domain.lower())
+            if first is not None:
+                self.report("MG222", path, f"alias domain {a.domain!r} is already "
+                            f"{first}; an alias domain is another domain than the primary, "
+                            "listed once")
+                continue
+            seen[a.domain.lower()] = f"alias_domains[{a.index}]"
+            if a.until is None:
+                continue
+            upath: PathT = ("organization", "alias_domains", a.index, "until")
+            end = _parse_date(a.until)
+            if end is None:
+                self.report("MG306", upath, f"alias domain {a.domain!r}: {a.until!r} is not a "
+                            "real date (YYYY-MM-DD)")
+            elif end < self.today:
+                self.report("MG223", upath, f"alias domain {a.domain!r} ended on {a.until} "
+                            f"(today is {self.today.isoformat()}); its addresses no longer "
+                            "deliver (they stay reserved): remove the entry, or correct the date")
 
     def check_naming(self) -> NamingPolicy | None:
         try:
@@ -513,28 +544,51 @@ class _Checker:
                 if local is not None:
                     claim(local, ("mailboxes", m.index, "aliases", j),
                           f"an alias of mailboxes[{m.index}] {m.address}")
-        # A renamed mailbox keeps its old address as an alias: it must be free (MG219).
+        # A renamed mailbox keeps its old addresses (aliases for the policy period, reserved
+        # for ever): each must be free (MG219).
         for m in self.d.mailboxes:
-            if m.renamed_from is None:
+            if not m.previous:
                 continue
-            path = ("mailboxes", m.index, "renamed_from")
-            first = owners.get(m.renamed_from.casefold())
-            if m.renamed_from.casefold() == m.address.casefold():
-                self.report("MG219", path, f"mailbox {m.address!r}: renamed_from is its own "
-                            "address; remove renamed_from or give the old address")
-            elif first is not None:
-                line, _ = self.loaded.locator.locate(first[0])
-                self.report("MG219", path, f"mailbox {m.address!r}: old address "
-                            f"{m.renamed_from!r} is used by {first[1]} (line {line}); the old "
-                            "address stays an alias of the renamed mailbox, so it must be free")
-            else:
-                owners[m.renamed_from.casefold()] = (path, f"the old address of {m.address}")
+            raw = self.loaded.data["mailboxes"][m.index].get("renamed_from")
+            for k, prev in enumerate(m.previous):
+                path: PathT = ("mailboxes", m.index, "renamed_from") if isinstance(raw, str) \
+                    else ("mailboxes", m.index, "renamed_from", k)
+                old = prev.address
+                first = owners.get(old.casefold())
+                if old.casefold() == m.address.casefold():
+                    self.report("MG219", path, f"mailbox {m.address!r}: renamed_from is its own "
+                                "address; remove renamed_from or give the old address")
+                elif first is not None:
+                    line, _ = self.loaded.locator.locate(first[0])
+                    self.report("MG219", path, f"mailbox {m.address!r}: old address {old!r} is "
+                                f"used by {first[1]} (line {line}); the old address stays an "
+                                "alias of the renamed mailbox, so it must be free")
+                else:
+                    owners[old.casefold()] = (path, f"the old address of {m.address}")
+        self.check_reserved(owners)
         self.check_ids()
         for k, p in enumerate(self.d.policy.protected):
             if p.casefold() not in owners:
                 self.report("MG218", ("policy", "protected", k),
                             f"protected local part {p!r} is not an address, alias or unit "
                             "mailbox; add it (usually as an alias of an IT mailbox)")
+
+    def check_reserved(self, owners: dict[str, tuple[PathT, str]]) -> None:
+        """An address once used is never given to someone else (MG221): the ``reserved``
+        list (filled by purging) may be used again only by the mailbox whose id it names."""
+        for r in self.d.reserved:
+            first = owners.get(r.address.casefold())
+            if first is None:
+                continue
+            path = first[0]
+            if r.id is not None and path[0] == "mailboxes":
+                holder = self.d.mailboxes[int(path[1])]
+                if holder.id == r.id:
+                    continue  # its own address given back (a restore)
+            line, _ = self.loaded.locator.locate(("reserved", r.index, "address"))
+            self.report("MG221", path, f"{r.address!r} ({first[1]}) is reserved (line {line}: "
+                        f"{r.reason}); an address once used is never given to anyone else, "
+                        "choose another (`mailgov address` proposes one)")
 
     def check_ids(self) -> None:
         """A mailbox id names one person's entry and store, for ever: never two records."""
@@ -555,7 +609,7 @@ class _Checker:
         if "@" not in alias:
             return alias
         local, _, dom = alias.partition("@")
-        if dom.lower() != self.domain:
+        if dom.lower() != self.domain and dom.lower() not in self.alias_domains:
             self.report("MG202", ("mailboxes", m.index, "aliases", j),
                         f"alias {alias!r} of {m.address!r} is at {dom!r}; aliases must be "
                         f"local parts or addresses at {self.domain}")
@@ -749,8 +803,9 @@ def taken_locals(d: Directory, naming: NamingPolicy,
             local, _, dom = a.partition("@")
             if not dom or dom.lower() == domain:
                 taken.add(local.casefold())
-        if m.renamed_from is not None:  # still delivers (an alias of the renamed mailbox)
-            taken.add(m.renamed_from.casefold())
+        for prev in m.previous:  # delivers for the policy period, reserved for ever
+            taken.add(prev.address.casefold())
+    taken.update(r.address.casefold() for r in d.reserved)
     return taken
 
 

@@ -40,6 +40,7 @@ COMMON_ARGS: dict[str, dict[str, Any]] = {
     "base": {"type": "path"},
     "archived": {"type": "dict", "default": {}},
     "allow_mass_change": {"type": "bool", "default": False},
+    "override_reason": {"type": "str", "default": ""},
     "remove_drift": {"type": "bool", "default": False},
 }
 APPLY_ARGS: dict[str, dict[str, Any]] = {
@@ -87,7 +88,8 @@ def _settings(module: Any, scope: str) -> Any:
     return Settings(data=p["data"], uri=p["uri"], password=p["bind_password"],
                     bind_dn=p.get("bind_dn"), ca_file=p.get("ca_file"), timeout=p["timeout"],
                     today=today, archived=p.get("archived") or {},
-                    allow_mass_change=p["allow_mass_change"], remove_drift=p["remove_drift"],
+                    allow_mass_change=(p.get("override_reason") or "").strip() or True
+                    if p["allow_mass_change"] else False, remove_drift=p["remove_drift"],
                     scope=scope, kinds=tuple(p.get("kinds") or ()),
                     lock_wait=p.get("lock_wait") or 0,
                     lock_ttl=p.get("lock_ttl") or DEFAULT_TTL, base=p.get("base"),

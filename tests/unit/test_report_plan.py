@@ -170,6 +170,18 @@ def test_cli_refused(files: tuple[Path, Path], capsys: pytest.CaptureFixture[str
     assert cli(str(data), "--live-json", str(live)) == EXIT_REFUSED
     assert "**Refused: MG601 mass change" in capsys.readouterr().out
     assert cli(str(data), "--live-json", str(live), "--allow-mass-change") == EXIT_CHANGES
+    assert "OVERRIDE of MG601 without a reason" in capsys.readouterr().out
+
+
+def test_cli_override_names_its_reason_in_the_plan_text(
+        files: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    data, live = files
+    for i in range(3):
+        _edit(data, cancel(f"nv{i}"))
+    assert cli(str(data), "--live-json", str(live), "--allow-mass-change",
+               "QĐ 12/QĐ-BNNMT: unit closed") == EXIT_CHANGES
+    assert "_Note: OVERRIDE of the mass-change caps: QĐ 12/QĐ-BNNMT: unit closed_" in \
+        capsys.readouterr().out
 
 
 def test_cli_bad_data_never_reaches_the_planner(files: tuple[Path, Path],
