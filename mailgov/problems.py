@@ -27,7 +27,8 @@ RULES: dict[str, str] = {
     "MG008": "the top level of the file is not a mapping",
     "MG009": "the file holds a control character or a Unicode non-character",
     "MG010": "the file nests too deep, or an alias is inside the node it names",
-    "MG011": "the file is too big to read safely: aliases expand too much, a number too long",
+    "MG011": ("the file is too big to read safely: aliases expand too much, a number too "
+              "long, a mapping of too many keys"),
     # --- shape (schema/mailboxes.schema.json) ---
     "MG101": "a required field is missing",
     "MG102": "a field is not known at this place (typo or misplaced key)",
