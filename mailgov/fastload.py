@@ -45,6 +45,10 @@ except ImportError:  # pragma: no cover - exercised by forcing _ryml = None in t
 #: Integers longer than this are refused (MG011) on both paths: no field needs them, and
 #: Python refuses to convert integers of more than 4300 digits anyway.
 MAX_INT_DIGITS = 100
+#: Mappings with more keys are refused (MG011) on both paths: the biggest mapping of a data
+#: file has a few dozen keys, and a hostile one of 800,000 keys (non-text or repeated) would
+#: otherwise be built key by key by PyYAML's constructor (10 s and 800 MB for 8 MB).
+MAX_KEYS = 10_000
 
 # PyYAML's implicit resolvers (yaml/resolver.py, YAML 1.1), without the timestamp one.
 _BOOL = r"yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF"
@@ -216,6 +220,8 @@ def _parse_float(text: str) -> float | str:
 
 
 def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    if len(pairs) > MAX_KEYS:
+        raise _NotFast  # the precise path refuses it, located, before building it (MG011)
     out = dict(pairs)
     if len(out) != len(pairs):
         raise _NotFast  # a duplicate key: the precise path names both lines (MG007)

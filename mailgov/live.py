@@ -16,6 +16,7 @@ import json
 import math
 import ssl
 from collections.abc import Mapping
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -196,10 +197,16 @@ def load_json(path: str | Path) -> LiveState:
     if not isinstance(entries, Mapping):
         raise LiveError(f"{path}: expected {{dn: {{attribute: [values]}}}}")
     out: dict[str, Attrs] = {}
+    only_lists = {list}
     for dn, attrs in entries.items():
-        if not isinstance(attrs, Mapping) or not all(
-                isinstance(v, list) and all(isinstance(x, str) for x in v)
-                for v in attrs.values()):
+        # The checks and the copy run at C speed (a no-op plan of 50,000 entries reads
+        # 800,000 values here): map/set for the lists, str.join refuses any value not text.
+        if attrs.__class__ is not dict or not set(map(type, attrs.values())) <= only_lists:
             raise LiveError(f"{path}: entry {dn!r} must map attribute names to lists of text")
-        out[normalise_dn(str(dn))] = {str(k): tuple(v) for k, v in attrs.items()}
+        try:
+            "".join(chain.from_iterable(attrs.values()))
+        except TypeError:
+            raise LiveError(f"{path}: entry {dn!r} must map attribute names to lists of "
+                            "text") from None
+        out[normalise_dn(str(dn))] = dict(zip(attrs, map(tuple, attrs.values()), strict=True))
     return out

@@ -32,7 +32,7 @@ from typing import Any
 import yaml
 
 from mailgov import fastload, include
-from mailgov.fastload import MAX_INT_DIGITS
+from mailgov.fastload import MAX_INT_DIGITS, MAX_KEYS
 from mailgov.problems import Problem
 
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
@@ -423,7 +423,7 @@ def _limits(raw: bytes, name: str) -> list[Problem]:
     Runs over libyaml's events (iterative, in C): no recursion and no expansion here. A
     malformed file is left to the real load, which reports it (MG006)."""
     loader = yaml.CSafeLoader(raw)
-    stack: list[list[Any]] = []  # [anchor, values inside]
+    stack: list[list[Any]] = []  # [anchor, values inside, nodes inside if a mapping else -1]
     sizes: dict[str, int] = {}
     expanded = 0
 
@@ -436,10 +436,17 @@ def _limits(raw: bytes, name: str) -> list[Problem]:
             if len(stack) > MAX_DEPTH and isinstance(ev, yaml.NodeEvent):
                 return problem("MG010", f"nesting deeper than {MAX_DEPTH} levels; the data "
                                "file needs fewer than 10", ev.start_mark)
+            if stack and stack[-1][2] >= 0 and isinstance(ev, yaml.NodeEvent):
+                stack[-1][2] += 1  # keys and values alternate: an odd count is a key
+                if stack[-1][2] > 2 * MAX_KEYS:
+                    return problem("MG011", f"a mapping of more than {MAX_KEYS:,} keys; the "
+                                   "biggest mapping of the data file needs a few dozen",
+                                   ev.start_mark)
             if isinstance(ev, yaml.CollectionStartEvent):
-                stack.append([ev.anchor, 1])
+                stack.append([ev.anchor, 1,
+                              0 if isinstance(ev, yaml.MappingStartEvent) else -1])
             elif isinstance(ev, yaml.CollectionEndEvent):
-                anchor, size = stack.pop()
+                anchor, size, _ = stack.pop()
                 if anchor is not None:
                     sizes[anchor] = size
                 if stack:

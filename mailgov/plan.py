@@ -569,6 +569,8 @@ class _Planner:
                 reason=m.request or ""))
             # After the modrdn the entry has the new uid; the rest is compared as usual.
             have = {**have, "uid": e.attributes["uid"]}
+        if _unchanged(e, have, m):
+            return  # the bulk of any plan
         due = m.state == "cancelled" and self._live_due(m, have)
         if due and self._archive_sum(m) is not None:
             self.purges.append(self._purge(e, have, m))
@@ -694,6 +696,18 @@ class _Planner:
             self.removals.append(Change("remove_member", e.dn, self._subject(e), e.unit,
                                         delete={"member": minus}, before={"member": minus},
                                         after=None))
+
+
+def _unchanged(e: Entry, have: Attrs, m: Mailbox) -> bool:
+    """Is the live entry of a (not cancelled) person exactly what the data asks for: every
+    value a tuple equal to the wanted one, objectClass included, nothing more? Then the
+    lifecycle matches too (mailEnabled and the lock are among the wanted values; a cancel's
+    dates are not, hence not for cancelled ones), no address is lost (no former addresses)
+    and the full comparison (_person_update) would find nothing. Anything else takes it."""
+    want = e.attributes
+    return (m.state != "cancelled" and len(have) == len(want) + 1
+            and have.get("objectClass") == e.object_classes
+            and all(have.get(a) == w for a, w in want.items()))
 
 
 def _former(e: Entry, have: Attrs) -> dict[str, tuple[str, ...]]:

@@ -28,7 +28,8 @@ RULES: dict[str, str] = {
     "MG008": "the top level of the file is not a mapping",
     "MG009": "the file holds a control character or a Unicode non-character",
     "MG010": "the file nests too deep, or an alias is inside the node it names",
-    "MG011": "the file is too big to read safely: aliases expand too much, a number too long",
+    "MG011": ("the file is too big to read safely: aliases expand too much, a number too "
+              "long, a mapping of too many keys"),
     "MG012": "an included per-unit file does not exist or cannot be read",
     "MG013": "an include leaves the data directory (absolute path, .., a symbolic link out)",
     "MG014": "includes form a cycle (a file includes itself, directly or through others)",

@@ -338,3 +338,47 @@ def test_repeated_items_are_checked_once_and_every_bad_one_is_still_reported() -
     assert got == errors(plain)
     bad = [p for p, kind, _ in got if kind == "pattern"]
     assert len([p for p in bad if p[-1] in (1, 3)]) == 2  # both copies of the bad one
+
+
+@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize(("where", "key"), [
+    ("top", "{i}"),           # non-text keys (integers) at the top level
+    ("top", "x-k{i}"),        # text keys, all different
+    ("nested", "k{i}"),       # a mapping under an x- key, with a repeated key at its end
+])
+def test_a_mapping_of_more_than_max_keys_is_refused_located(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fast: bool, where: str,
+        key: str) -> None:
+    from mailgov import fastload
+    from mailgov.fastload import MAX_KEYS
+
+    if not fast:
+        monkeypatch.setattr(fastload, "_ryml", None)
+    keys = "".join(f"{'  ' if where == 'nested' else ''}{key.format(i=i)}: 1\n"
+                   for i in range(MAX_KEYS + 5))
+    if where == "nested":
+        keys = "x-d:\n" + keys + "  k0: 2\n"
+    text = _with("units:\n", keys + "units:\n")
+    p = _only(_problems(tmp_path, text), "MG011")
+    assert p.message == ("a mapping of more than 10,000 keys; the biggest mapping of the data "
+                         "file needs a few dozen")
+    # At the top, the file's own keys before `units:` count too: the key past the limit is
+    # the (MAX_KEYS + 1)th of its mapping.
+    before = 0 if where == "nested" else sum(
+        1 for line in MINIMAL[:MINIMAL.index("units:\n")].splitlines() if line[:1].isalpha())
+    first = _line_of(text, keys.splitlines()[1 if where == "nested" else 0])
+    assert (p.line, p.col) == (first + MAX_KEYS - before, 3 if where == "nested" else 1)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_mapping_of_max_keys_is_still_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             fast: bool) -> None:
+    from mailgov import fastload
+    from mailgov.fastload import MAX_KEYS
+
+    if not fast:
+        monkeypatch.setattr(fastload, "_ryml", None)
+    keys = "".join(f"x-k{i}: 1\n" for i in range(MAX_KEYS - 5))  # + the file's own keys
+    p = tmp_path / "m.yaml"
+    p.write_text(_with("units:\n", keys + "units:\n"), encoding="utf-8")
+    assert validate(p, today=TODAY).ok

@@ -174,6 +174,12 @@ def test_saved_state_round_trip(tmp_path: Path) -> None:
     ("{", "not JSON"),
     ("[1]", "expected"),
     ('{"uid=x": {"mail": "x@y"}}', "lists of text"),
+    # Each kind of wrong value (the checks run at C speed: map/set, str.join).
+    ('{"uid=x": {"mail": ["x@y", 1]}}', "lists of text"),
+    ('{"uid=x": {"mail": [null]}}', "lists of text"),
+    ('{"uid=x": {"mail": [["x@y"]]}}', "lists of text"),
+    ('{"uid=x": {"cn": ["a"], "mail": {"x": "y"}}}', "lists of text"),
+    ('{"uid=x": ["mail"]}', "lists of text"),
 ])
 def test_bad_saved_state(tmp_path: Path, text: str, needle: str) -> None:
     path = tmp_path / "live.json"

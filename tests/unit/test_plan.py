@@ -566,3 +566,86 @@ def test_planner_manages_every_attribute_the_mapping_produces() -> None:
         unmanaged = set(e.attributes) - set(ATTRS_BY_KIND[e.kind]) - {LOCK}
         assert not unmanaged, (e.kind, unmanaged)
         assert set(e.attributes) <= set(READ_ATTRS)
+
+
+# --- the no-op fast pass (plan._unchanged) ----------------------------------------------------
+
+def _perturb(attr: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    def edit(entry: dict[str, Any]) -> None:
+        if value is None:
+            entry.pop(attr, None)
+        else:
+            entry[attr] = value
+    return edit
+
+
+_LIVE_EDITS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "none": lambda e: None,
+    "cn changed": _perturb("cn", ("Nguyễn Anh Tuân",)),
+    "aliases reordered": lambda e: e.update(mailAlias=tuple(reversed(e["mailAlias"]))),
+    "values as lists": lambda e: e.update(mailAlias=list(e["mailAlias"])),
+    "mail upper case": lambda e: e.update(mail=(e["mail"][0].upper(),)),
+    "admin lock on an active entry": _perturb(LOCK_ATTR := "pwdAccountLockedTime",
+                                              (ADMIN_LOCK,)),
+    "disabled time left over": _perturb(DISABLED_AT, ("20260101000000Z",)),
+    "disabled": _perturb("mailEnabled", ("FALSE",)),
+    "no objectClass": _perturb("objectClass", None),
+    "an extra managed value": _perturb("title", ("Vụ trưởng",)),
+    "an alias gone": lambda e: e.update(mailAlias=e["mail"]),
+}
+
+
+@pytest.mark.parametrize("data_edit", ["none", "suspend", "cancel", "rename"])
+@pytest.mark.parametrize("live_edit", sorted(_LIVE_EDITS))
+def test_the_no_op_fast_pass_plans_exactly_what_the_full_comparison_plans(
+        monkeypatch: pytest.MonkeyPatch, data_edit: str, live_edit: str) -> None:
+    """A live entry the fast pass skips must be one the full comparison finds nothing in:
+    the same plan with the pass switched off, for each way a live entry can differ."""
+    import mailgov.plan as plan_mod
+
+    data = _base()
+    live = live_of(data)
+    _LIVE_EDITS[live_edit](live[person("natuan")])
+    edits = {"none": lambda d: None, "suspend": suspend("natuan"),
+             "cancel": cancel("natuan"),
+             "rename": lambda d: _box(d, "natuan").update(address="tuan.na2")}
+    edits[data_edit](data)
+    taken: list[bool] = []
+    real = plan_mod._unchanged
+
+    def spy(*args: Any) -> bool:
+        taken.append(real(*args))
+        return taken[-1]
+
+    monkeypatch.setattr(plan_mod, "_unchanged", spy)
+    fast = plan(build(data), live, today=TODAY).to_dict()
+    assert taken.count(True) >= 40  # the fillers: the pass is really used
+    monkeypatch.setattr(plan_mod, "_unchanged", lambda *args: False)
+    full = plan(build(data), live, today=TODAY).to_dict()
+    assert fast == full
+    if data_edit == "none" and live_edit == "none":
+        assert full["changes"] == [] and full["refusals"] == []
+    elif (data_edit in ("suspend", "cancel") or live_edit in _REAL_CHANGES) and (
+            data_edit, live_edit) != ("suspend", "admin lock on an active entry"):
+        # (that pair: the live entry is suspended already)
+        assert fast["changes"] or fast["refusals"]
+    elif data_edit == "none":  # equal for the full comparison too (case, order, lists …)
+        assert fast["changes"] == [] and fast["refusals"] == []
+
+
+_REAL_CHANGES = {"cn changed", "admin lock on an active entry", "disabled time left over",
+                 "disabled", "an alias gone"}
+
+
+def test_a_cancelled_entry_without_its_dates_is_never_skipped() -> None:
+    # Exactly the wanted values, but the dates a cancel records are missing: the full
+    # comparison writes them (the retention counts from them), so the fast pass must not skip.
+    data = _base()
+    cancel("natuan")(data)
+    live = live_of(data)
+    for name in (DISABLED_AT, RETAIN_UNTIL):
+        del live[person("natuan")][name]
+    made = plan(build(data), live, today=TODAY)
+    (change,) = made.changes
+    assert change.dn.startswith("uid=natuan,") and set(change.replace) == {
+        DISABLED_AT, RETAIN_UNTIL}
