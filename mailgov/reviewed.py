@@ -77,12 +77,17 @@ def live_sha256(live: Mapping[str, Mapping[str, Sequence[str]]]) -> str:
 
 def git_commit(path: str | Path) -> str | None:
     """The commit of the work tree holding ``path`` ("+dirty" when the file differs from it);
-    None outside git or without git."""
+    None outside git, without git, or for a file git does not track."""
     where = Path(path).resolve().parent
     try:
         head = subprocess.run(["git", "-C", str(where), "rev-parse", "HEAD"],
                               capture_output=True, text=True, timeout=10, check=False)
         if head.returncode != 0:
+            return None
+        tracked = subprocess.run(["git", "-C", str(where), "ls-files", "--error-unmatch", "--",
+                                  str(Path(path).resolve())],
+                                 capture_output=True, text=True, timeout=10, check=False)
+        if tracked.returncode != 0:  # untracked or ignored (a lab's copy): no commit has it
             return None
         dirty = subprocess.run(["git", "-C", str(where), "status", "--porcelain", "--",
                                 str(Path(path).resolve())],
