@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -61,9 +62,29 @@ def checksum(changes: Sequence[Any]) -> str:
     return hashlib.sha256(canonical([c.to_dict() for c in changes])).hexdigest()
 
 
+_INCLUDE_LINE = re.compile(rb"^ *- include: *([^\s#'\"]+) *$", re.MULTILINE)
+
+
 def file_sha256(path: str | Path) -> str:
+    """sha256 of the data file; with per-unit files (``- include: PATH``), of it and every file
+    it includes, in order, each with its length (the single-file digest is unchanged)."""
     try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        raw = Path(path).read_bytes()
+        if not _INCLUDE_LINE.search(raw):
+            return hashlib.sha256(raw).hexdigest()
+        h = hashlib.sha256()
+        seen: set[Path] = set()
+
+        def feed(p: Path, data: bytes) -> None:
+            seen.add(p.resolve())
+            h.update(b"%d:" % len(data) + data)
+            for m in _INCLUDE_LINE.finditer(data):
+                sub = (p.parent / m.group(1).decode("utf-8", "replace")).resolve()
+                if sub not in seen and sub.is_file():  # the loader refuses the rest
+                    feed(sub, sub.read_bytes())
+
+        feed(Path(path), raw)
+        return h.hexdigest()
     except OSError as exc:
         raise ReviewedPlanError(f"cannot read {path}: {exc.strerror or exc}") from None
 

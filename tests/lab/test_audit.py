@@ -126,7 +126,7 @@ def test_only_the_reconcilers_accounts_read_the_log(provider: str, account: str)
         conn.search("cn=accesslog", "(objectClass=*)", BASE, attributes=["*"])
         assert conn.entries == [] and conn.result["description"] == "noSuchObject", conn.result
         planner = (LAB_DIR / "secrets" / "ldap-planner").read_text().strip()
-        conn.rebind(f"cn=planner,ou=services,dc=monre,dc=gov,dc=vn", planner)
+        conn.rebind("cn=planner,ou=services,dc=monre,dc=gov,dc=vn", planner)
         conn.search("cn=accesslog", "(objectClass=*)", BASE, attributes=["*"])
         assert len(conn.entries) == 1, conn.result
     finally:
