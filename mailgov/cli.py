@@ -465,7 +465,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if outside:
         from mailgov.audit import drift_section
 
-        markdown += drift_section(the_plan, outside, d.organization.domain)
+        markdown += drift_section(the_plan, outside)
     if args.format == "json" and outside:
         doc = json.loads(render_json(the_plan))
         doc["outside_git"] = [w.to_dict() for w in outside.values()]

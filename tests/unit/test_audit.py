@@ -94,10 +94,10 @@ def test_drift_section_names_the_author() -> None:
                              kind="modify")
     plan = SimpleNamespace(changes=[change], drift=[])
     w = audit.Write(t(8), "modify", DN, ROOT_DN, ("mailQuota:= 999",))
-    text = audit.drift_section(plan, {DN.lower(): w}, "monre.gov.vn")
+    text = audit.drift_section(plan, {DN.lower(): w})
     assert f"last written outside git by `{ROOT_DN}` at 2026-12-07 03:08:00 UTC" in text
     assert "mailQuota=999" in text
-    assert audit.drift_section(plan, {}, "monre.gov.vn") == ""
+    assert audit.drift_section(plan, {}) == ""
 
 
 # --------------------------------------------------------------------------- git history
