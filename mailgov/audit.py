@@ -226,7 +226,7 @@ def last_outside(conn: Connection, dns: Iterable[str], base_dn: str,
     return {dn: w for dn, w in latest.items() if not w.in_git}
 
 
-def drift_section(plan: Any, outside: Mapping[str, Write], domain: str) -> str:
+def drift_section(plan: Any, outside: Mapping[str, Write]) -> str:
     """Markdown listing the plan's changes that undo a write made outside git."""
     rows = []
     for c in [*plan.changes, *plan.drift]:

@@ -474,11 +474,13 @@ def _plan(args: argparse.Namespace) -> int:
     if outside:
         from mailgov.audit import drift_section
 
-        markdown += drift_section(the_plan, outside, d.organization.domain)
-    if args.format == "json":
+        markdown += drift_section(the_plan, outside)
+    if args.format == "json" and outside:
         doc = json.loads(render_json(the_plan))
         doc["outside_git"] = [w.to_dict() for w in outside.values()]
         print(json.dumps(doc, ensure_ascii=False, indent=2))
+    elif args.format == "json":
+        print(render_json(the_plan))
     else:
         print(markdown, end="")
     if args.comment_parts:

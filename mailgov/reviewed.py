@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -61,9 +62,29 @@ def checksum(changes: Sequence[Any]) -> str:
     return hashlib.sha256(canonical([c.to_dict() for c in changes])).hexdigest()
 
 
+_INCLUDE_LINE = re.compile(rb"^ *- include: *([^\s#'\"]+) *$", re.MULTILINE)
+
+
 def file_sha256(path: str | Path) -> str:
+    """sha256 of the data file; with per-unit files (``- include: PATH``), of it and every file
+    it includes, in order, each with its length (the single-file digest is unchanged)."""
     try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        raw = Path(path).read_bytes()
+        if not _INCLUDE_LINE.search(raw):
+            return hashlib.sha256(raw).hexdigest()
+        h = hashlib.sha256()
+        seen: set[Path] = set()
+
+        def feed(p: Path, data: bytes) -> None:
+            seen.add(p.resolve())
+            h.update(b"%d:" % len(data) + data)
+            for m in _INCLUDE_LINE.finditer(data):
+                sub = (p.parent / m.group(1).decode("utf-8", "replace")).resolve()
+                if sub not in seen and sub.is_file():  # the loader refuses the rest
+                    feed(sub, sub.read_bytes())
+
+        feed(Path(path), raw)
+        return h.hexdigest()
     except OSError as exc:
         raise ReviewedPlanError(f"cannot read {path}: {exc.strerror or exc}") from None
 
@@ -77,12 +98,17 @@ def live_sha256(live: Mapping[str, Mapping[str, Sequence[str]]]) -> str:
 
 def git_commit(path: str | Path) -> str | None:
     """The commit of the work tree holding ``path`` ("+dirty" when the file differs from it);
-    None outside git or without git."""
+    None outside git, without git, or for a file git does not track."""
     where = Path(path).resolve().parent
     try:
         head = subprocess.run(["git", "-C", str(where), "rev-parse", "HEAD"],
                               capture_output=True, text=True, timeout=10, check=False)
         if head.returncode != 0:
+            return None
+        tracked = subprocess.run(["git", "-C", str(where), "ls-files", "--error-unmatch", "--",
+                                  str(Path(path).resolve())],
+                                 capture_output=True, text=True, timeout=10, check=False)
+        if tracked.returncode != 0:  # untracked or ignored (a lab's copy): no commit has it
             return None
         dirty = subprocess.run(["git", "-C", str(where), "status", "--porcelain", "--",
                                 str(Path(path).resolve())],

@@ -94,10 +94,10 @@ def test_drift_section_names_the_author() -> None:
                              kind="modify")
     plan = SimpleNamespace(changes=[change], drift=[])
     w = audit.Write(t(8), "modify", DN, ROOT_DN, ("mailQuota:= 999",))
-    text = audit.drift_section(plan, {DN.lower(): w}, "monre.gov.vn")
+    text = audit.drift_section(plan, {DN.lower(): w})
     assert f"last written outside git by `{ROOT_DN}` at 2026-12-07 03:08:00 UTC" in text
     assert "mailQuota=999" in text
-    assert audit.drift_section(plan, {}, "monre.gov.vn") == ""
+    assert audit.drift_section(plan, {}) == ""
 
 
 # --------------------------------------------------------------------------- git history
@@ -151,3 +151,23 @@ def test_git_history_outside_git_is_a_clear_error(tmp_path: Path) -> None:
     data.write_bytes(SAMPLE.read_bytes())
     with pytest.raises(audit.AuditError, match="git rev-parse"):
         audit.git_history(data, "natuan", 3)
+
+
+def test_history_command_from_git_alone(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mailgov.cli import main
+
+    edit(repo, "    title: Chuyên viên chính\n    created: 2016-10-03\n",
+         "    title: Trưởng phòng\n    created: 2016-10-03\n")
+    git(repo.parent.parent, "commit", "-qam", "natuan is promoted")
+    assert main(["history", "natuan@monre.gov.vn", "--data", str(repo)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "natuan@monre.gov.vn (id 3)"
+    assert out[3].endswith('Lê Văn An: title: "Chuyên viên chính" → "Trưởng phòng"  '
+                           "[natuan is promoted]")
+    assert out[-1] == ("  access log not read: give --ldap-uri (with --password-file, "
+                       "--ca-file)")
+    # Bad input: a clear error, exit 2, no traceback.
+    assert main(["history", "nobody", "--data", str(repo)]) == 2
+    assert "nobody: no such mailbox" in capsys.readouterr().err
+    assert main(["history", "natuan@example.org", "--data", str(repo)]) == 2
+    assert "not at monre.gov.vn" in capsys.readouterr().err

@@ -323,3 +323,17 @@ def test_bad_approver_name_is_a_shape_problem(tmp_path: Path,
         "approvers: [tcmt-it]", "approvers: ['@tcmt it']"), encoding="utf-8")
     code, out = _validate(data, capsys)
     assert code == 1 and " MG105 " in out and "approvers" in out
+
+
+def test_reviewed_plan_digest_covers_the_per_unit_files(tmp_path: Path) -> None:
+    from mailgov.reviewed import file_sha256
+
+    data = _repo(tmp_path)
+    single = file_sha256(data)
+    assert single == __import__("hashlib").sha256(SAMPLE.read_bytes()).hexdigest()
+    layout.split(data)
+    before = file_sha256(data)
+    unit_file = data.parent / "units" / "ttb.yaml"
+    unit_file.write_text(unit_file.read_text(encoding="utf-8").replace(
+        "unit: ttb", "unit: ttb  # reviewed?", 1), encoding="utf-8")
+    assert file_sha256(data) != before  # an edit in a unit's file changes the data digest
