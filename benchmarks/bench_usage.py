@@ -10,8 +10,11 @@
    child). Targets: ≤ 10 s and ≤ 1 GiB each.
 2. **Collection, the controller's part**: merging two hosts' results of that size into the
    snapshot (mailgov.collect.merge) and the host's log parse per line (usage_sources), per
-   mailbox. The part on the hosts (module vs a bare ``doveadm`` loop) needs the lab:
-   tests/lab/test_usage.py prints it.
+   mailbox.
+3. ``--lab``: on the running lab (MAILGOV_LAB_ID, ANSIBLE_INVENTORY, MAILGOV_DATA as after
+   ``lab up``), the cost per mailbox of one whole ``mailgov collect`` (both hosts: logs,
+   dicts, directory, ``doveadm quota get -A``, fetch, merge) next to a bare loop of
+   ``doveadm quota get -u`` over the same mailboxes on mail1, run over one SSH command.
 """
 
 from __future__ import annotations
@@ -84,10 +87,40 @@ def child(argv: list[str]) -> tuple[float, float, float]:
     return wall, cpu, after.ru_maxrss / 1024
 
 
+def lab() -> int:
+    data = os.environ.get("MAILGOV_DATA", str(REPO / "data" / "mailboxes.yaml"))
+    ssh = [str(REPO / "lab" / "lab"), "ssh", "mail1"]
+    users = subprocess.run([*ssh, "doveadm user '*'"], capture_output=True, text=True,
+                           check=True).stdout.split()
+    loop = ("t0=$(date +%s.%N); for u in $(doveadm user '*'); do doveadm quota get -u \"$u\" "
+            ">/dev/null; done; t1=$(date +%s.%N); echo \"$t0 $t1\"")
+    t0, t1 = map(float, subprocess.run([*ssh, loop], capture_output=True, text=True,
+                                       check=True).stdout.split()[-2:])
+    bare = (t1 - t0) / len(users)
+    with tempfile.TemporaryDirectory(prefix="bench-usage-lab-") as tmp:
+        start = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "mailgov.cli", "collect", data,
+                               "--snapshot-dir", tmp], cwd=REPO, capture_output=True,
+                              text=True, check=False)
+        whole = time.perf_counter() - start
+        if proc.returncode != 0:
+            raise SystemExit(proc.stderr[-2000:])
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; "
+          f"{len(users)} mailboxes on mail1")
+    print(f"{'bare doveadm quota get -u loop (mail1)':45s} {bare * 1e3:8.1f} ms per mailbox "
+          f"({t1 - t0:.1f} s)")
+    print(f"{'mailgov collect (2 hosts, all sources)':45s} {whole / len(users) * 1e3:8.1f} ms "
+          f"per mailbox ({whole:.1f} s)")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--count", type=int, default=50_000)
+    ap.add_argument("--lab", action="store_true", help="the collection figures on the lab")
     args = ap.parse_args()
+    if args.lab:
+        return lab()
     py = sys.executable
     with tempfile.TemporaryDirectory(prefix="bench-usage-") as tmp:
         t = Path(tmp)

@@ -65,7 +65,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 users: {description: Mailboxes with any figure., type: int, returned: always}
-errors: {description: Sources that could not be read, one line each., type: list, returned: always}
+errors: {description: "Sources not read, one line each.", type: list, returned: always}
 sources: {description: Sources read., type: list, returned: always}
 """
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import os
+import shlex
 import sys
 from datetime import date
 from pathlib import Path
@@ -242,7 +243,7 @@ def add_collect(sub: SubParsers) -> None:
         "INVENTORY or ansible.cfg's) and write DIR/usage-DAY.json: logins, messages sent "
         "and received per day, storage against quota, initial passwords unchanged, locks. "
         "A host that cannot be read is named in the snapshot (and here); the others are "
-        "still collected. Arguments after -- go to ansible-playbook. docs/usage.md.")
+        "still collected. docs/usage.md.")
     p.add_argument("data", nargs="?", default=DEFAULT_DATA,
                    help=f"the data file (default {DEFAULT_DATA})")
     p.add_argument("--snapshot-dir", metavar="DIR", default=usage.DEFAULT_DIR,
@@ -251,8 +252,9 @@ def add_collect(sub: SubParsers) -> None:
                    help="the last day the snapshot covers (default today)")
     p.add_argument("--prune", action="store_true",
                    help=f"also delete snapshots older than {usage.RETENTION_DAYS} days")
-    p.add_argument("ansible_args", nargs=argparse.REMAINDER,
-                   help="-- then options for ansible-playbook (e.g. --limit)")
+    p.add_argument("--ansible-args", metavar="ARGS", default="",
+                   help='options for ansible-playbook, one string (e.g. "--limit mail1 -i '
+                   'inventory/production")')
     p.set_defaults(func=lambda a: _run(cmd_collect, a))
 
 
@@ -267,7 +269,10 @@ def cmd_collect(args: argparse.Namespace) -> int:
     if not folder.is_dir() or not os.access(folder, os.W_OK):
         raise UsageCliError(f"--snapshot-dir {folder}: not a writable folder (create it "
                             "0750, outside the git checkout)")
-    extra = [a for a in args.ansible_args if a != "--"]
+    try:
+        extra = shlex.split(args.ansible_args)
+    except ValueError as exc:
+        raise UsageCliError(f"--ansible-args: {exc}") from None
     try:
         target, doc = collect.collect(folder, result.directory.organization.domain, day, extra,
                                       [])

@@ -83,7 +83,7 @@ def _local(address: str, domain: str) -> str | None:
     address = address.strip().lower()
     if "@" not in address:
         return None  # a login without the domain is not one of ours (service accounts)
-    local, _, dom = address.rpartition("@")
+    local, dom = address.rsplit("@", 1)
     return local if dom == domain else None
 
 
@@ -250,8 +250,8 @@ def read_directory(conn: Any, base_dn: str, domain: str) -> dict[str, dict[str, 
         locked_raw = (entry.get("pwdAccountLockedTime") or [None])[0]
         locked_at = None if locked_raw in (None, PERMANENT_LOCK.encode()) else _gt(locked_raw)
         out[local] = {
-            "pwd_last_success": None if last is None else int(last.replace(tzinfo=UTC)
-                                                               .timestamp()),
+            "pwd_last_success": (None if last is None
+                                 else int(last.replace(tzinfo=UTC).timestamp())),
             "initial_unchanged": (entry.get("pwdReset") or [b""])[0] == b"TRUE",
             "password_since": None if changed is None else changed.date().isoformat(),
             "locked": locked_raw is not None,

@@ -52,7 +52,7 @@ def _inventory_args(tmp: Path) -> list[str]:
         "mail9": {"ansible_host": GHOST,
                   "ansible_ssh_common_args": "-o ConnectTimeout=5 -o BatchMode=yes"}}}}}}))
     main = os.environ.get("ANSIBLE_INVENTORY") or str(REPO / "inventory" / "lab")
-    return ["--", "-i", main, "-i", str(ghost)]
+    return ["--ansible-args", f"-i {shlex.quote(main)} -i {shlex.quote(str(ghost))}"]
 
 
 def collect(folder: Path, tmp: Path) -> dict[str, Any]:

@@ -176,3 +176,52 @@ def test_failures_from_the_json_callback() -> None:
     assert why["mail3"] == "Read this host's usage figures failed: usage facts: boom"
     with pytest.raises(collect.CollectError, match="no JSON result"):
         collect.failures_from_json_callback("ERROR! the playbook could not be found")
+
+
+# --------------------------------------------------------------------------- mailgov collect
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "usage" / "data.yaml"
+
+
+def test_collect_bad_input_changes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from mailgov.cli import main
+
+    def never(*_: Any) -> Any:
+        raise AssertionError("no playbook may run on bad input")
+
+    monkeypatch.setattr(collect, "run_playbook", never)
+    for argv, message in (
+        (["--snapshot-dir", str(tmp_path / "none")], "not a writable folder"),
+        (["--snapshot-dir", str(tmp_path), "--day", "2999-01-01"], "is in the future"),
+    ):
+        assert main(["collect", str(DATA), *argv]) == 2
+        assert message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_collect_writes_the_snapshot_with_the_gap_and_prunes(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from mailgov.cli import main
+
+    def fake(raw: Path, first: date, last: date, extra: list[str]
+             ) -> tuple[list[str], dict[str, str]]:
+        assert (first, last) == (date(2026, 6, 11), date(2026, 12, 7))
+        assert extra == ["--limit", "mail1,mail2"]
+        (raw / "mail1.json").write_text(json.dumps(host(read())))
+        return ["mail1", "mail2"], {"mail2": "unreachable: No route to host"}
+
+    monkeypatch.setattr(collect, "run_playbook", fake)
+    old = tmp_path / "usage-2025-10-01.json"  # beyond the 400 days: --prune removes it
+    old.write_text(json.dumps({"format": usage.FORMAT, "version": 1, "date": "2025-10-01",
+                               "organization": {"domain": D}, "mailboxes": {}}))
+    code = main(["collect", str(DATA), "--snapshot-dir", str(tmp_path), "--day", "2026-12-07",
+                 "--prune", "--ansible-args", "--limit mail1,mail2"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "mailgov: warning: not collected: mail2: unreachable: No route to host" in err
+    snap = usage.load(tmp_path / "usage-2026-12-07.json")
+    assert snap.mailboxes["natuan"].sent == {date(2026, 12, 6): 2}
+    assert snap.gaps == ["mail2: unreachable: No route to host"]
+    assert not old.exists() and f"removed {old}" in err
