@@ -109,6 +109,7 @@ class Policy:
     # policy.history.alias_days: how long a dated previous address keeps delivering
     # (None: for ever, as before issue 14)
     previous_alias_days: int | None = None
+    unit_alias_days: int | None = None  # policy.history.unit_alias_days
 
 
 
@@ -128,6 +129,24 @@ class FocalPoint:
 
 
 @dataclass(frozen=True, slots=True)
+class FormerAbbr:
+    """units[].formerly[]: an abbreviation the unit had before a rename."""
+
+    abbr: str
+    date: str | None = None
+    request: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Dissolved:
+    """units[].dissolved: merged into or replaced by ``successor`` on ``date``."""
+
+    date: str
+    successor: str
+    request: str
+
+
+@dataclass(frozen=True, slots=True)
 class Unit:
     index: int  # position in `units`
     id: str
@@ -138,6 +157,8 @@ class Unit:
     head: str | None = None
     abbreviation: str | None = None  # as written; see `abbr`
     focal_point: FocalPoint | None = None
+    formerly: tuple[FormerAbbr, ...] = ()
+    dissolved: Dissolved | None = None
 
     @property
     def abbr(self) -> str:
@@ -204,6 +225,9 @@ class Mailbox:
     # Previous local parts, oldest first (renamed_from: a scalar or a list). Aliases while
     # their policy period lasts, reserved for this mailbox for ever.
     previous: tuple[PreviousAddress, ...] = ()
+    # change.request: the request of the record's latest edit (a move, a new title …), cited
+    # by the plan for that change instead of the record's original request (issue 14).
+    change_request: str | None = None
     # The identity (schema: required; None only for data built without validation, which
     # the planner matches by address, as before ids). Recorded as mailUidNumber; names the
     # store. Never the address: see docs/reconcile.md, "Invariants".
@@ -275,6 +299,7 @@ def _policy(p: Mapping[str, Any]) -> Policy:
         cap_floor=p["safety"].get("floor", 10),
         admin_ssh=AdminSsh(**p.get("admin_ssh", {})),
         previous_alias_days=(p.get("history") or {}).get("alias_days"),
+        unit_alias_days=(p.get("history") or {}).get("unit_alias_days"),
     )
 
 
@@ -314,6 +339,10 @@ def build(data: Mapping[str, Any]) -> Directory:
                 u.get("abbr"),
                 None if (fp := u.get("focal_point")) is None
                 else FocalPoint(fp["name"], fp["age_recipient"]),
+                tuple(FormerAbbr(f["abbr"], f.get("date"), f.get("request"))
+                      for f in u.get("formerly") or ()),
+                None if (ds := u.get("dissolved")) is None
+                else Dissolved(ds["date"], ds["successor"], ds["request"]),
             )
         )
     defaults = {kind: q.default for kind, q in policy.quotas.items()}
@@ -348,6 +377,7 @@ def build(data: Mapping[str, Any]) -> Directory:
                 m.get("id_digits"),
                 quota is not None,
                 () if (prev := m.get("renamed_from")) is None else _previous(prev),
+                (m.get("change") or {}).get("request"),
                 m.get("id"),
             )
         )

@@ -62,6 +62,9 @@ RULES: dict[str, str] = {
     "MG221": "a reserved address (once used) is given to someone new",
     "MG222": "an alias domain is the primary domain or listed twice",
     "MG223": "an alias domain's end date is before today",
+    "MG224": "a dissolved unit's successor is unknown, itself or dissolved",
+    "MG225": "dissolved units name each other as successors (a cycle)",
+    "MG226": "a mailbox or sub-unit is still in a dissolved unit",
     # --- lifecycle ---
     "MG301": "a suspended mailbox has no `suspended` block",
     "MG302": "a cancelled mailbox has no `cancelled` block",

@@ -27,6 +27,7 @@ from typing import Any
 import fastjsonschema
 import jsonschema
 
+from mailgov.directory import former_unit_locals
 from mailgov.loader import MAX_REPORTED, Loaded, LoadError, Locator, char_name, load
 from mailgov.model import Directory, Mailbox, Unit, build
 from mailgov.naming import NamingError, NamingPolicy, Person, unit_locals
@@ -355,6 +356,7 @@ class _Checker:
         self.domain = d.organization.domain.lower()
         self.alias_domains = frozenset(a.domain.lower() for a in d.organization.alias_domains)
         self._cyclic: set[str] = set()
+        self.naming: NamingPolicy | None = None
         self._cands: dict[tuple[str | None, ...], tuple[str, ...] | NamingError] = {}
 
     def report(self, rule: str, path: PathT, message: str) -> None:
@@ -364,7 +366,9 @@ class _Checker:
         self.check_policy()
         self.check_domains()
         naming = self.check_naming()
+        self.naming = naming
         units = self.check_units()
+        self.check_unit_history(units)
         unit_locals = self.unit_addresses(naming, units)
         self.check_addresses(units, unit_locals)
         self.check_mailboxes(naming, units, unit_locals)
@@ -394,6 +398,63 @@ class _Checker:
                 self.report("MG406", ("policy", "safety", name),
                             f"policy.safety.{name}: {share} must be between 0 and 1 "
                             "(a share: 0.05 = 5 %)")
+
+    def check_unit_history(self, units: dict[str, Unit]) -> None:
+        """Dissolved units (issue 14): a live successor (MG224), no cycle (MG225), nobody and
+        no sub-unit left in them (MG226); real dates, not in the future (MG306, MG304)."""
+        dissolved = {u.id: u for u in units.values() if u.dissolved is not None}
+        in_cycle: set[str] = set()
+        for u in dissolved.values():
+            chain = [u.id]
+            cur = u
+            while cur.dissolved is not None and cur.dissolved.successor in dissolved \
+                    and cur.dissolved.successor != cur.id:  # itself: MG224 below
+                nxt = cur.dissolved.successor
+                if nxt in chain:
+                    loop = chain[chain.index(nxt):]
+                    if not in_cycle.intersection(loop):
+                        in_cycle.update(loop)
+                        self.report("MG225", ("units", u.index, "dissolved", "successor"),
+                                    f"unit {u.id!r}: the successors loop "
+                                    f"({' -> '.join([*loop, nxt])}); a dissolved unit's "
+                                    "successor is a unit that goes on")
+                    break
+                chain.append(nxt)
+                cur = dissolved[nxt]
+        for u in dissolved.values():
+            assert u.dissolved is not None
+            path: PathT = ("units", u.index, "dissolved", "successor")
+            succ = u.dissolved.successor
+            if u.id not in in_cycle:
+                if succ not in units or succ == u.id:
+                    self.report("MG224", path, f"unit {u.id!r}: successor {succ!r} is not "
+                                "another unit id")
+                elif succ in dissolved:
+                    self.report("MG224", path, f"unit {u.id!r}: successor {succ!r} is "
+                                "dissolved itself; merge into the unit that goes on "
+                                f"({dissolved[succ].dissolved.successor!r}?)")  # type: ignore[union-attr]
+            day = _parse_date(u.dissolved.date)
+            dpath: PathT = ("units", u.index, "dissolved", "date")
+            if day is None:
+                self.report("MG306", dpath, f"unit {u.id!r}: {u.dissolved.date!r} is not a "
+                            "real date (YYYY-MM-DD)")
+            elif day > self.today:
+                self.report("MG304", dpath, f"unit {u.id!r}: dissolved on {u.dissolved.date}, "
+                            f"in the future (today is {self.today.isoformat()}); a merger is "
+                            "recorded on its day")
+        if not dissolved:
+            return
+        for other in units.values():
+            if other.parent in dissolved:
+                self.report("MG226", ("units", other.index, "parent"),
+                            f"unit {other.id!r} is under {other.parent!r}, which is dissolved; "
+                            "move it to the successor (mailgov unit merge does)")
+        for m in self.d.mailboxes:
+            if m.unit in dissolved:
+                self.report("MG226", ("mailboxes", m.index, "unit"),
+                            f"mailbox {m.address!r} is in unit {m.unit!r}, which is dissolved; "
+                            f"move it to {dissolved[m.unit].dissolved.successor!r} "  # type: ignore[union-attr]
+                            "(mailgov unit merge does)")
 
     def check_domains(self) -> None:
         """organization.alias_domains: never the primary nor twice (MG222), a real end date
@@ -506,6 +567,14 @@ class _Checker:
                 # The unit's list (mailgov/directory.py): Postfix reads aliases before
                 # groups, so an alias or mailbox of this name would capture the list's mail.
                 claim(f"{ul}-all", ("units", u.index, field), f"the list of unit {u.id!r}")
+        # A renamed unit's old addresses stay its own (aliases for the period, then reserved).
+        if self.naming is not None and any(u.formerly for u in units.values()):
+            old = former_unit_locals(self.d, self.naming, None)
+            for u in units.values():
+                for k, local in enumerate(old.get(u.id, ())):
+                    path = ("units", u.index, "formerly", k, "abbr")
+                    claim(local, path, f"the former unit mailbox of {u.id!r}")
+                    claim(f"{local}-all", path, f"the former list of unit {u.id!r}")
         for m in self.d.mailboxes:
             claim(m.address, ("mailboxes", m.index, "address"),
                   f"mailboxes[{m.index}] {m.name}")
