@@ -173,6 +173,7 @@ class Lifecycle:
     date: str  # YYYY-MM-DD
     reason: str
     request: str
+    until: str | None = None  # suspended only: the first day it no longer holds (the restore)
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,7 +305,7 @@ def _policy(p: Mapping[str, Any]) -> Policy:
 
 
 def _lifecycle(d: Mapping[str, Any] | None) -> Lifecycle | None:
-    return None if d is None else Lifecycle(d["date"], d["reason"], d["request"])
+    return None if d is None else Lifecycle(d["date"], d["reason"], d["request"], d.get("until"))
 
 
 def _previous(value: Any) -> tuple[PreviousAddress, ...]:

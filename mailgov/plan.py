@@ -34,6 +34,7 @@ from functools import cache
 from typing import Literal
 
 from mailgov.archive import retention_days, retention_end
+from mailgov.dated import as_of
 from mailgov.directory import (
     ADMIN_LOCK,
     CONTAINERS,
@@ -100,6 +101,9 @@ class Plan:
     drift: tuple[Change, ...]  # live things the data does not explain (kind "drift")
     refusals: tuple[str, ...]  # safety rails tripped ("MG6xx …", PLAN_RULES)
     notes: tuple[str, ...] = ()  # what a reviewer should know (guards used, today's date)
+    # Dated changes still to come ("YYYY-MM-DD what (why)"): not in this plan, applied by the
+    # plan of their day (mailgov.dated).
+    scheduled: tuple[str, ...] = ()
 
     def counts(self) -> dict[str, int]:
         """Change kind -> number, in CHANGE_KINDS order; drift counted once (reported)."""
@@ -117,7 +121,7 @@ class Plan:
 
     def to_dict(self) -> dict[str, object]:
         return {"ok": self.ok, "refusals": list(self.refusals), "counts": self.counts(),
-                "notes": list(self.notes),
+                "notes": list(self.notes), "scheduled": list(self.scheduled),
                 "changes": [c.to_dict() for c in self.changes],
                 "drift": [c.to_dict() for c in self.drift]}
 
@@ -964,6 +968,7 @@ def plan(desired: Directory, live: LiveState, *, today: date,
     cancel made now is recorded as (the clock; default ``today``): a ``today`` in the past or
     future moves what is due, never the retention a cancel starts.
     """
+    desired, scheduled = as_of(desired, today)  # dated changes: as the data is on `today`
     planner = _Planner(desired, live, today, archived or {}, locate, recorded or today)
     changes = planner.run()
     drift = _drift(planner)
@@ -995,7 +1000,7 @@ def plan(desired: Directory, live: LiveState, *, today: date,
         else:
             notes.append("the guards change (policy.safety / policy.protected); alone, as "
                          "they must")
-    return Plan(tuple(changes), tuple(drift), tuple(refusals), tuple(notes))
+    return Plan(tuple(changes), tuple(drift), tuple(refusals), tuple(notes), scheduled)
 
 
 def render_markdown(the_plan: Plan, **kwargs: object) -> str:

@@ -593,6 +593,10 @@ class _Checker:
                 path: PathT = ("mailboxes", m.index, "renamed_from") if isinstance(raw, str) \
                     else ("mailboxes", m.index, "renamed_from", k)
                 old = prev.address
+                if prev.date is not None and _parse_date(prev.date) is None:
+                    self.report("MG306", (*path, "date") if len(path) == 4 else path,
+                                f"mailbox {m.address!r}: {prev.date!r} is not a real date "
+                                "(YYYY-MM-DD)")
                 first = owners.get(old.casefold())
                 if old.casefold() == m.address.casefold():
                     self.report("MG219", path, f"mailbox {m.address!r}: renamed_from is its own "
@@ -734,11 +738,18 @@ class _Checker:
             self.report("MG302", ("mailboxes", i, "state"),
                         f"mailbox {m.address!r} is cancelled but has no `cancelled: "
                         "{date, reason, request}` block")
-        # A cancelled mailbox may keep the history of an earlier suspension.
-        if m.suspended is not None and m.state == "active":
+        # A cancelled mailbox may keep the history of an earlier suspension; an active one
+        # one that has ended (or ends: a scheduled restore), i.e. with `until` (issue 14).
+        if m.suspended is not None and m.state == "active" and m.suspended.until is None:
             self.report("MG303", ("mailboxes", i, "suspended"),
                         f"mailbox {m.address!r} is active but carries a `suspended` block; "
-                        "remove it or set state: suspended")
+                        "end the suspension with `until: DATE` (it stays as history), or set "
+                        "state: suspended")
+        if m.suspended is not None and m.state == "suspended" and m.suspended.until is not None:
+            self.report("MG303", ("mailboxes", i, "suspended", "until"),
+                        f"mailbox {m.address!r} is suspended but its suspension ends "
+                        f"({m.suspended.until}); set state: active (the suspension stays as "
+                        "history and ends on that day)")
         if m.cancelled is not None and m.state != "cancelled":
             self.report("MG303", ("mailboxes", i, "cancelled"),
                         f"mailbox {m.address!r} is {m.state} but carries a `cancelled` block; "
@@ -749,21 +760,32 @@ class _Checker:
         for key, block in (("suspended", m.suspended), ("cancelled", m.cancelled)):
             if block is None:
                 continue
-            when = self._date(block.date, ("mailboxes", i, key, "date"), today, m)
+            # a future date schedules the change (issue 14): the plan lists it, the plan of
+            # that day applies it
+            when = self._date(block.date, ("mailboxes", i, key, "date"), None, m)
+            if block.until is not None:
+                end = self._date(block.until, ("mailboxes", i, key, "until"), None, m)
+                if end is not None and when is not None and end <= when:
+                    self.report("MG227", ("mailboxes", i, key, "until"),
+                                f"mailbox {m.address!r}: the suspension ends ({block.until}) "
+                                f"before or when it starts ({block.date})")
             if when is not None and created is not None and when < created:
                 self.report("MG305", ("mailboxes", i, key, "date"),
                             f"mailbox {m.address!r}: {key} on {block.date} is before it was "
                             f"created ({m.created})")
 
-    def _date(self, value: str, path: PathT, today: date, m: Mailbox) -> date | None:
+    def _date(self, value: str, path: PathT, today: date | None, m: Mailbox) -> date | None:
+        """A real date (MG306), not after ``today`` (MG304; None: a date that may be in the
+        future, because the change can be scheduled)."""
         d = _parse_date(value)
         if d is None:
             self.report("MG306", path, f"mailbox {m.address!r}: {value!r} is not a real date "
                         "(YYYY-MM-DD)")
             return None
-        if d > today:
+        if today is not None and d > today:
             self.report("MG304", path, f"mailbox {m.address!r}: {value} is in the future "
-                        f"(today is {today.isoformat()}); record changes when they happen")
+                        f"(today is {today.isoformat()}); this date cannot be scheduled: record "
+                        "it when it happens (a suspension, cancel or rename may be dated ahead)")
         return d
 
     def _check_forwarding(self, m: Mailbox, allowed: tuple[str, ...]) -> None:
