@@ -728,6 +728,65 @@ def _add_edits(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     m.add_argument("--dry-run", action="store_true", help="print the edited file, write nothing")
     m.set_defaults(func=cmd_domain_migrate)
 
+    p = sub.add_parser("unit", help="rename or merge units (an edit of the data)")
+    usub = p.add_subparsers(dest="unit_command", metavar="ACTION", required=True)
+    r = usub.add_parser(
+        "rename", help="give a unit a new abbreviation (unit mailbox and list address)",
+        description="Edit the data file: units[ID].abbr becomes NEW and the old one is "
+        "appended to formerly, so the old unit address and list keep delivering to the unit "
+        "for policy.history.unit_alias_days. The result must validate or nothing is written.")
+    r.add_argument("id")
+    r.add_argument("--abbr", required=True)
+    r.add_argument("--request", help="the decision (cited in the plan)")
+    r.add_argument("--date", type=_date_arg, metavar="YYYY-MM-DD", help="default: today")
+    r.add_argument("--data", default=DEFAULT_DATA, help=f"the data file ({DEFAULT_DATA})")
+    r.add_argument("--dry-run", action="store_true", help="print the edited file, write nothing")
+    r.set_defaults(func=cmd_unit_rename)
+    g = usub.add_parser(
+        "merge", help="dissolve SRC into DST: its people and sub-units move to DST",
+        description="Edit the data file: every mailbox of SRC (and its sub-units, sponsored "
+        "affiliates, units dissolved into it) moves to DST, and SRC records dissolved {date, "
+        "successor: DST, request}: it keeps its entry and mail store, its unit address and "
+        "list deliver to DST's for policy.history.unit_alias_days. The plan shows moves, not "
+        "drift. The result must validate or nothing is written.")
+    g.add_argument("src")
+    g.add_argument("dst")
+    g.add_argument("--request", required=True, help="the decision (cited in the plan)")
+    g.add_argument("--date", type=_date_arg, metavar="YYYY-MM-DD", help="default: today")
+    g.add_argument("--data", default=DEFAULT_DATA, help=f"the data file ({DEFAULT_DATA})")
+    g.add_argument("--dry-run", action="store_true", help="print the edited file, write nothing")
+    g.set_defaults(func=cmd_unit_merge)
+
+
+def _edited(args: argparse.Namespace, run: Any, what: str) -> int:
+    from mailgov import edit
+
+    try:
+        text = run()
+    except edit.EditError as exc:
+        raise CliError(str(exc), 1) from None
+    if args.dry_run:
+        print(text, end="")
+    else:
+        print(f"{args.data}: {what}; review with git diff, then plan", file=sys.stderr)
+    return 0
+
+
+def cmd_unit_rename(args: argparse.Namespace) -> int:
+    from mailgov import edit
+
+    return _edited(args, lambda: edit.unit_rename(
+        args.data, args.id, args.abbr, request=args.request, on=args.date,
+        dry_run=args.dry_run), f"unit {args.id} abbr -> {args.abbr}")
+
+
+def cmd_unit_merge(args: argparse.Namespace) -> int:
+    from mailgov import edit
+
+    return _edited(args, lambda: edit.unit_merge(
+        args.data, args.src, args.dst, request=args.request, on=args.date,
+        dry_run=args.dry_run), f"unit {args.src} merged into {args.dst}")
+
 
 def cmd_domain_migrate(args: argparse.Namespace) -> int:
     from mailgov import edit

@@ -16,7 +16,7 @@ import contextlib
 import json
 import unicodedata
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from functools import lru_cache
 from typing import Any
@@ -187,28 +187,108 @@ def desired_entries(d: Directory | Mapping[str, Any], today: date | None = None)
         raise DirectoryError(str(exc)) from None
     entries = [Entry(layout.container(c), CONTAINER_CLASSES, {"ou": (c,)}, "container")
                for c in CONTAINERS]
-    entries += [_unit_entry(u, layout, locals_) for u in d.units]
+    history = _history(d, naming, locals_, layout, today)
+    entries += [_unit_entry(u, layout, locals_, history) for u in d.units]
     days = d.policy.previous_alias_days
     people = [_mailbox_entry(m, layout, days, today) for m in d.mailboxes]
     entries += people
-    entries += _group_entries(d, people, layout, locals_)
+    entries += _group_entries(d, people, layout, locals_, history)
     return entries
 
 
-def _unit_entry(unit: Unit, layout: Layout, locals_: Mapping[str, str]) -> Entry:
+def _period_live(day: object, days: int | None, today: date | None) -> bool:
+    """Whether a history period that began on ``day`` still runs on ``today``."""
+    if day is None or days is None or today is None:
+        return True
+    start = day if isinstance(day, date) else date.fromisoformat(str(day))
+    return today < start + timedelta(days=days)
+
+
+def former_unit_locals(d: Directory, naming: NamingPolicy, today: date | None = None
+                       ) -> dict[str, list[str]]:
+    """Unit id -> the local parts of its unit mailbox under each former abbreviation whose
+    period still runs on ``today`` (None: all), oldest first (issue 14: unit renames)."""
+    out: dict[str, list[str]] = {}
+    days = d.policy.unit_alias_days
+    now: dict[str, str] | None = None
+    for u in d.units:
+        for f in u.formerly:
+            if not _period_live(f.date, days, today):
+                continue
+            if now is None:
+                now = unit_locals(d.units, naming)
+            units = [replace(x, abbreviation=f.abbr) if x.id == u.id else x for x in d.units]
+            with contextlib.suppress(NamingError):
+                # the unit and its sub-units (vp.tcmt@ -> vp.mt@): every address that changed
+                for uid, local in unit_locals(units, naming).items():
+                    if local != now.get(uid) and local not in out.get(uid, ()):
+                        out.setdefault(uid, []).append(local)
+    return out
+
+
+def successor_of(d: Directory, unit_id: str) -> str:
+    """The live unit a dissolved unit's addresses go to (following a chain; validation
+    refuses cycles and unknown successors)."""
+    by_id = {u.id: u for u in d.units}
+    seen = {unit_id}
+    cur = by_id[unit_id]
+    while cur.dissolved is not None and cur.dissolved.successor in by_id \
+            and cur.dissolved.successor not in seen:
+        seen.add(cur.dissolved.successor)
+        cur = by_id[cur.dissolved.successor]
+    return cur.id
+
+
+def _unit_entry(unit: Unit, layout: Layout, locals_: Mapping[str, str],
+                history: _History | None = None) -> Entry:
     mail = layout.address(locals_[unit.id])
+    old = [layout.address(x) for x in history.former.get(unit.id, ())] if history else []
     attrs: dict[str, tuple[str, ...]] = {
         "ou": (unit.id,),
         "description": (_nfc(unit.name),),
         "mail": (mail,),
-        "mailAlias": layout.everywhere((mail,)),
+        "mailAlias": layout.everywhere((mail, *old)),
         "mailEnabled": ("TRUE",),
         "mailQuota": (str(unit.mailbox.quota_mb * 1024),),  # postfix-book: KiB
         "mailHomeDirectory": (layout.home(locals_[unit.id]),),
     }
     if unit.parent is not None:
         attrs["seeAlso"] = (layout.unit_dn(unit.parent),)
+    if unit.dissolved is not None and history is not None:
+        # Its store stays; its address forwards to the successor's unit mailbox for the
+        # period, then closes (answered as cancelled), never bounces as unknown.
+        if unit.id in history.forwarding:
+            attrs["mailForwardingAddress"] = (history.forwarding[unit.id],)
+        else:
+            attrs["mailEnabled"] = ("FALSE",)
     return Entry(layout.unit_dn(unit.id), UNIT_CLASSES, attrs, "unit", unit.id, unit)
+
+
+@dataclass(frozen=True)
+class _History:
+    """What unit history adds to the entries on the planning day."""
+
+    former: Mapping[str, list[str]]  # unit id -> former locals still delivering
+    forwarding: Mapping[str, str]  # dissolved unit id (period running) -> successor address
+    closed: frozenset[str]  # dissolved units whose period is over: no list any more
+
+
+def _history(d: Directory, naming: NamingPolicy, locals_: Mapping[str, str], layout: Layout,
+             today: date | None) -> _History | None:
+    if not any(u.formerly or u.dissolved for u in d.units):
+        return None  # the common case: nothing to compute
+    forwarding: dict[str, str] = {}
+    closed: set[str] = set()
+    for u in d.units:
+        if u.dissolved is None:
+            continue
+        if _period_live(u.dissolved.date, d.policy.unit_alias_days, today):
+            succ = successor_of(d, u.id)
+            if succ in locals_:
+                forwarding[u.id] = layout.address(locals_[succ])
+        else:
+            closed.add(u.id)
+    return _History(former_unit_locals(d, naming, today), forwarding, frozenset(closed))
 
 
 def previous_delivers(p: PreviousAddress, alias_days: int | None, today: date | None) -> bool:
@@ -266,7 +346,8 @@ def _mailbox_entry(m: Mailbox, layout: Layout, alias_days: int | None = None,
 
 
 def _group_entries(
-    d: Directory, people: list[Entry], layout: Layout, locals_: Mapping[str, str]
+    d: Directory, people: list[Entry], layout: Layout, locals_: Mapping[str, str],
+    history: _History | None = None,
 ) -> list[Entry]:
     members: dict[str, list[str]] = {u.id: [] for u in d.units}
     for entry in people:
@@ -283,10 +364,15 @@ def _group_entries(
     depth = {uid: _depth(uid, parent_of) for uid in locals_}
     out: list[Entry] = []
     for uid in sorted(locals_, key=lambda x: (-depth[x], x)):
+        if history is not None and uid in history.closed:
+            continue  # a dissolved unit's list after its period: left as drift
         name = f"{locals_[uid]}-all"
         member = sorted(members[uid]) + sorted(
             layout.group_dn(f"{locals_[c]}-all") for c in children[uid]
         )
+        if history is not None and uid in history.forwarding:
+            # a dissolved unit's list reaches everyone of the successor's
+            member = [layout.group_dn(f"{locals_[successor_of(d, uid)]}-all")]
         mail = layout.address(name)
         attrs = {
             "cn": (name,),
@@ -297,6 +383,17 @@ def _group_entries(
             "member": tuple(member) or (layout.unit_dn(uid),),
         }
         out.append(Entry(layout.group_dn(name), LIST_CLASSES, attrs, "list", uid))
+        for old in (history.former.get(uid, ()) if history is not None else ()):
+            # a renamed unit's old list: holds the new one for the period (not drift)
+            oname = f"{old}-all"
+            omail = layout.address(oname)
+            out.append(Entry(layout.group_dn(oname), LIST_CLASSES, {
+                "cn": (oname,),
+                "description": (f"Tên cũ của {name} (đơn vị {uid} đổi tên)",),
+                "mail": (omail,),
+                "mailAlias": layout.everywhere((omail,)),
+                "member": (layout.group_dn(name),),
+            }, "list", uid))
     for unit in d.units:
         if not unit.mailbox.delegates:
             continue

@@ -14,12 +14,12 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
 from mailgov.loader import Loaded, LoadError, load
-from mailgov.model import Directory, build
+from mailgov.model import Directory, Mailbox, build
 
 
 class EditError(ValueError):
@@ -35,6 +35,9 @@ class Edit:
     lines: list[str]
     loaded: Loaded
     directory: Directory
+    # Insertions wait until the end (applied bottom-up), so every line number the locator
+    # gives stays the file's own while the edit is being made.
+    inserts: list[tuple[int, int, list[str]]] = field(default_factory=list)
 
     @classmethod
     def open(cls, path: str | Path) -> Edit:
@@ -66,10 +69,14 @@ class Edit:
         self.lines[n - 1] = edited
 
     def insert_after(self, n: int, new_lines: list[str]) -> None:
-        self.lines[n:n] = new_lines
+        self.inserts.append((n, len(self.inserts), new_lines))
 
     def text(self) -> str:
-        return "".join(self.lines)
+        lines = list(self.lines)
+        # bottom-up; at one line, the later call's lines go first (as immediate inserts did)
+        for n, _, new in sorted(self.inserts, key=lambda t: (-t[0], t[1])):
+            lines[n:n] = new
+        return "".join(lines)
 
     def write(self, *, today: date | None = None, dry_run: bool = False) -> str:
         """Validate the edited text, then replace the file atomically; returns the text.
@@ -140,3 +147,120 @@ def domain_migrate(path: str | Path, old: str, new: str, keep_until: date | None
         e.insert_after(domain_line, [f"{indent}alias_domains:  # every address receives here too\n",
                                      f"{indent}  - {item}\n"])
     return e.write(today=today, dry_run=dry_run)
+
+
+# --------------------------------------------------------------------------- units
+
+
+def _unit_index(e: Edit, unit_id: str) -> int:
+    for u in e.directory.units:
+        if u.id == unit_id:
+            return u.index
+    raise EditError(f"there is no unit {unit_id!r}")
+
+
+def _block_item(e: Edit, index: int) -> tuple[int, str]:
+    """(line of units[index]'s first key, the indentation of its keys); a unit written in
+    flow style ({ id: …, name: … }) is refused: edit it by hand."""
+    n, col = e.loaded.locator.locate(("units", index))
+    line = e.lines[n - 1]
+    if "{" in line.split("#", 1)[0]:
+        raise EditError(f"{e.path}:{n}: unit written in flow style; edit it by hand")
+    return n, " " * (col - 1)
+
+
+def _append_to_list(e: Edit, path: tuple[str | int, ...], count: int, key: str,
+                    after_line: int, indent: str, item: str) -> None:
+    """Append ``item`` to the block list ``key`` (``count`` items so far) of the mapping at
+    ``path``, or start the list after ``after_line``."""
+    if count:
+        last = e.line_of(*path, key, count - 1)
+        text = e.lines[last - 1]
+        if not text.lstrip().startswith("-"):
+            raise EditError(f"{e.path}:{last}: {key} is not a block list; add '{item}' by hand")
+        e.insert_after(last, [f"{text[: text.index('-')]}- {item}\n"])
+    else:
+        e.insert_after(after_line, [f"{indent}{key}:\n", f"{indent}  - {item}\n"])
+
+
+def _fields(**values: object) -> str:
+    return "{ " + ", ".join(f"{k}: {v}" for k, v in values.items() if v is not None) + " }"
+
+
+def unit_rename(path: str | Path, unit_id: str, new_abbr: str, *, request: str | None = None,
+                on: date | None = None, dry_run: bool = False) -> str:
+    """The unit's abbreviation (its unit mailbox and list address) becomes ``new_abbr``; the
+    old one is appended to ``formerly`` so its address and list keep delivering."""
+    e = Edit.open(path)
+    i = _unit_index(e, unit_id)
+    u = e.directory.units[i]
+    if u.dissolved is not None:
+        raise EditError(f"unit {unit_id!r} is dissolved")
+    if new_abbr == u.abbr:
+        raise EditError(f"unit {unit_id!r} already has abbr {new_abbr!r}")
+    first, indent = _block_item(e, i)
+    item = _fields(abbr=u.abbr, date=(on or date.today()).isoformat(), request=request)
+    # In-place changes first, insertions last (the locator's line numbers are the file's).
+    if u.abbreviation:
+        anchor = e.line_of("units", i, "abbr")
+        e.set_scalar(("units", i, "abbr"), "abbr", u.abbreviation, new_abbr)
+    else:
+        anchor = first
+    _append_to_list(e, ("units", i), len(u.formerly), "formerly", anchor, indent, item)
+    if not u.abbreviation:
+        e.insert_after(first, [f"{indent}abbr: {new_abbr}\n"])
+    return e.write(dry_run=dry_run)
+
+
+def _cite(e: Edit, m: Mailbox, request: str) -> None:
+    """The mailbox's ``change.request`` becomes ``request`` (the plan cites it)."""
+    if m.change_request is not None:
+        e.set_scalar(("mailboxes", m.index, "change"), "request", m.change_request, request)
+        return
+    n = e.line_of("mailboxes", m.index, "unit")
+    line = e.lines[n - 1]
+    if not line.lstrip().startswith("unit:"):
+        raise EditError(f"{e.path}:{n}: mailbox {m.address!r} is written in flow style; "
+                        "edit it by hand")
+    e.insert_after(n, [f"{_indent_of(line)}change: {{ request: {request} }}\n"])
+
+
+def unit_merge(path: str | Path, src: str, dst: str, *, request: str,
+               on: date | None = None, dry_run: bool = False) -> str:
+    """SRC is dissolved into DST: its people, sub-units and sponsored affiliates move to DST,
+    earlier units dissolved into SRC now name DST, and SRC records ``dissolved`` (its address
+    and list deliver to DST's for the policy period; its store stays)."""
+    e = Edit.open(path)
+    d = e.directory
+    i = _unit_index(e, src)
+    j = _unit_index(e, dst)
+    if src == dst:
+        raise EditError("a unit cannot be merged into itself")
+    if d.units[i].dissolved is not None:
+        raise EditError(f"unit {src!r} is dissolved already")
+    if d.units[j].dissolved is not None:
+        raise EditError(f"unit {dst!r} is dissolved (into "
+                        f"{d.units[j].dissolved.successor!r}); merge into a unit that goes on")
+    if d.organization.it_unit == src:
+        raise EditError(f"unit {src!r} is organization.it_unit: name another one first")
+    for m in d.mailboxes:
+        if m.unit == src:
+            e.set_scalar(("mailboxes", m.index, "unit"), "unit", src, dst)
+            _cite(e, m, request)
+        if m.sponsor == src:
+            e.set_scalar(("mailboxes", m.index, "sponsor"), "sponsor", src, dst)
+    for u in d.units:
+        if u.parent == src:
+            e.set_scalar(("units", u.index, "parent"), "parent", src, dst)
+        if u.dissolved is not None and u.dissolved.successor == src:
+            e.set_scalar(("units", u.index, "dissolved"), "successor", src, dst)
+    first, indent = _block_item(e, i)
+    if d.units[i].head is not None:  # the head moves with the others; DST has its own
+        n = e.line_of("units", i, "head")
+        if not e.lines[n - 1].lstrip().startswith("head:"):
+            raise EditError(f"{e.path}:{n}: cannot remove the head of {src!r}; edit by hand")
+        e.lines[n - 1] = ""
+    when = (on or date.today()).isoformat()
+    block = _fields(date=when, successor=dst, request=request)
+    e.insert_after(first, [f"{indent}dissolved: {block}\n"])
+    return e.write(dry_run=dry_run)

@@ -111,6 +111,7 @@ class Policy:
     # policy.history.alias_days: how long a dated previous address keeps delivering
     # (None: for ever, as before issue 14)
     previous_alias_days: int | None = None
+    unit_alias_days: int | None = None  # policy.history.unit_alias_days
 
 
 
@@ -130,6 +131,24 @@ class FocalPoint:
 
 
 @dataclass(frozen=True, slots=True)
+class FormerAbbr:
+    """units[].formerly[]: an abbreviation the unit had before a rename."""
+
+    abbr: str
+    date: str | None = None
+    request: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Dissolved:
+    """units[].dissolved: merged into or replaced by ``successor`` on ``date``."""
+
+    date: str
+    successor: str
+    request: str
+
+
+@dataclass(frozen=True, slots=True)
 class Unit:
     index: int  # position in `units`
     id: str
@@ -143,6 +162,8 @@ class Unit:
     #: Git users/groups who approve changes to this unit's per-unit file (CODEOWNERS).
     approvers: tuple[str, ...] = ()
     headcount: int | None = None  # HR's staff count (the y of "x of y have a mailbox")
+    formerly: tuple[FormerAbbr, ...] = ()
+    dissolved: Dissolved | None = None
 
     @property
     def abbr(self) -> str:
@@ -157,6 +178,7 @@ class Lifecycle:
     date: str  # YYYY-MM-DD
     reason: str
     request: str
+    until: str | None = None  # suspended only: the first day it no longer holds (the restore)
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +231,9 @@ class Mailbox:
     # Previous local parts, oldest first (renamed_from: a scalar or a list). Aliases while
     # their policy period lasts, reserved for this mailbox for ever.
     previous: tuple[PreviousAddress, ...] = ()
+    # change.request: the request of the record's latest edit (a move, a new title …), cited
+    # by the plan for that change instead of the record's original request (issue 14).
+    change_request: str | None = None
     # The identity (schema: required; None only for data built without validation, which
     # the planner matches by address, as before ids). Recorded as mailUidNumber; names the
     # store. Never the address: see docs/reconcile.md, "Invariants".
@@ -281,11 +306,12 @@ def _policy(p: Mapping[str, Any]) -> Policy:
         admin_ssh=AdminSsh(**p.get("admin_ssh", {})),
         approvers=tuple(p.get("approvers", ())),
         previous_alias_days=(p.get("history") or {}).get("alias_days"),
+        unit_alias_days=(p.get("history") or {}).get("unit_alias_days"),
     )
 
 
 def _lifecycle(d: Mapping[str, Any] | None) -> Lifecycle | None:
-    return None if d is None else Lifecycle(d["date"], d["reason"], d["request"])
+    return None if d is None else Lifecycle(d["date"], d["reason"], d["request"], d.get("until"))
 
 
 def _previous(value: Any) -> tuple[PreviousAddress, ...]:
@@ -322,6 +348,10 @@ def build(data: Mapping[str, Any]) -> Directory:
                 else FocalPoint(fp["name"], fp["age_recipient"]),
                 tuple(u.get("approvers", ())),
                 u.get("headcount"),
+                tuple(FormerAbbr(f["abbr"], f.get("date"), f.get("request"))
+                      for f in u.get("formerly") or ()),
+                None if (ds := u.get("dissolved")) is None
+                else Dissolved(ds["date"], ds["successor"], ds["request"]),
             )
         )
     defaults = {kind: q.default for kind, q in policy.quotas.items()}
@@ -356,6 +386,7 @@ def build(data: Mapping[str, Any]) -> Directory:
                 m.get("id_digits"),
                 quota is not None,
                 () if (prev := m.get("renamed_from")) is None else _previous(prev),
+                (m.get("change") or {}).get("request"),
                 m.get("id"),
             )
         )

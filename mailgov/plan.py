@@ -34,6 +34,7 @@ from functools import cache
 from typing import Literal
 
 from mailgov.archive import retention_days, retention_end
+from mailgov.dated import as_of
 from mailgov.directory import (
     ADMIN_LOCK,
     CONTAINERS,
@@ -100,6 +101,9 @@ class Plan:
     drift: tuple[Change, ...]  # live things the data does not explain (kind "drift")
     refusals: tuple[str, ...]  # safety rails tripped ("MG6xx …", PLAN_RULES)
     notes: tuple[str, ...] = ()  # what a reviewer should know (guards used, today's date)
+    # Dated changes still to come ("YYYY-MM-DD what (why)"): not in this plan, applied by the
+    # plan of their day (mailgov.dated).
+    scheduled: tuple[str, ...] = ()
 
     def counts(self) -> dict[str, int]:
         """Change kind -> number, in CHANGE_KINDS order; drift counted once (reported)."""
@@ -117,7 +121,7 @@ class Plan:
 
     def to_dict(self) -> dict[str, object]:
         return {"ok": self.ok, "refusals": list(self.refusals), "counts": self.counts(),
-                "notes": list(self.notes),
+                "notes": list(self.notes), "scheduled": list(self.scheduled),
                 "changes": [c.to_dict() for c in self.changes],
                 "drift": [c.to_dict() for c in self.drift]}
 
@@ -182,7 +186,7 @@ _PERSON = ("uid", "cn", "sn", "givenName", "displayName", "employeeType", "busin
            "title", "ou", "mail", "mailAlias", "mailForwardingAddress", "mailEnabled",
            "mailQuota", "mailHomeDirectory", "seeAlso", "pwdPolicySubentry", IDENTITY)
 _UNIT = ("ou", "description", "seeAlso", "mail", "mailAlias", "mailEnabled", "mailQuota",
-         "mailHomeDirectory")
+         "mailHomeDirectory", "mailForwardingAddress")
 _LIST = ("cn", "description", "mail", "mailAlias", "member")
 _DELEGATES = ("cn", "description", "member")
 _CONTAINER = ("ou",)
@@ -339,6 +343,31 @@ def _as_date(value: object) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
+def _domain_reason(d: Directory, have: Attrs) -> str | None:
+    """When the live primary address is at another domain than the data's: the domain
+    switch caused the change; cite it (the alias domain's request, else the switch)."""
+    mail = _vals(have, "mail")
+    if not mail or "@" not in mail[0]:
+        return None
+    old = mail[0].rsplit("@", 1)[1].lower()
+    new = d.organization.domain.lower()
+    if old == new:
+        return None
+    alias = next((a for a in d.organization.alias_domains if a.domain.lower() == old), None)
+    what = f"domain {old} -> {new}"
+    return f"{alias.request}, {what}" if alias is not None and alias.request else what
+
+
+def _change_reason(m: Mailbox, kind: str) -> str:
+    """The request that caused this change (issue 14 item 6): the record's ``change``
+    request, a rename's own request, else the record's request."""
+    if m.change_request:
+        return m.change_request
+    if kind == "rename" and m.previous and m.previous[-1].request:
+        return m.previous[-1].request
+    return m.request or ""
+
+
 def _lifecycle_reason(m: Mailbox) -> str:
     block = m.cancelled if m.state == "cancelled" else m.suspended
     if block is None:
@@ -368,6 +397,7 @@ class _Planner:
     def __init__(self, d: Directory, live: LiveState, today: date,
                  archived: Mapping[str, str], locate: Locate | None, recorded: date) -> None:
         self.d = d
+        self.units_by_id = {u.id: u for u in d.units}
         self.layout = layout_of(d)
         self.live: dict[str, Attrs] = _index_live(live)
         self.today = today
@@ -477,11 +507,26 @@ class _Planner:
         moved = e.kind == "unit" and {_key("seeAlso", v) for v in want_parent} != {
             _key("seeAlso", v) for v in _vals(have, "seeAlso")}
         extra = ((_former(e, have), {}, {}),) if e.kind == "unit" else ()
-        change = self._update("move" if moved else "modify", e, have, "", extra)
+        reason = self._unit_reason(e.unit, have) if e.kind == "unit" else ""
+        change = self._update("move" if moved else "modify", e, have, reason, extra)
         if change is not None:
             phase.append(change)
 
     # -- mailboxes ----------------------------------------------------------------------
+
+    def _unit_reason(self, unit_id: str | None, have: Attrs | None) -> str:
+        """Why a unit's entry or list changes: its merger or rename (their request), else a
+        domain switch (issue 14 item 6)."""
+        u = self.units_by_id.get(unit_id or "")
+        if u is not None and u.dissolved is not None:
+            return f"{u.dissolved.request}, merged into {u.dissolved.successor}"
+        seen: set[str] = set()
+        while u is not None and u.id not in seen:  # a parent's rename renames its sub-units
+            seen.add(u.id)
+            if u.formerly and u.formerly[-1].request:
+                return f"{u.formerly[-1].request}, {u.id} renamed from {u.formerly[-1].abbr}"
+            u = self.units_by_id.get(u.parent or "")
+        return (_domain_reason(self.d, have) if have is not None else None) or ""
 
     def _describe(self, attrs: Attrs) -> str:
         name = _vals(attrs, "cn")
@@ -566,7 +611,7 @@ class _Planner:
             self.renames.append(Change(
                 "rename", e.dn, e.attributes["mail"][0], m.unit, old_dn=old_dn,
                 before={"uid": _vals(have, "uid")}, after={"uid": e.attributes["uid"]},
-                reason=m.request or ""))
+                reason=_change_reason(m, "rename")))
             # After the modrdn the entry has the new uid; the rest is compared as usual.
             have = {**have, "uid": e.attributes["uid"]}
         if _unchanged(e, have, m):
@@ -616,9 +661,11 @@ class _Planner:
                 kind = "restore"
             reason = _lifecycle_reason(m)
         elif {_key("ou", v) for v in _vals(have, "ou")} != {m.unit.lower()}:
-            kind, reason = "move", m.request or ""
+            kind, reason = "move", _change_reason(m, "move")
         else:
-            kind, reason = "modify", m.request or ""
+            kind = "modify"
+            reason = (None if m.change_request else _domain_reason(self.d, have)) or \
+                _change_reason(m, "modify")
         change = self._update(kind, e, have, reason, ((add, delete, replace),))
         if change is not None:
             if LOCK in delete or LOCK in replace:
@@ -675,7 +722,8 @@ class _Planner:
             self.groups.append(Change("modify", e.dn, self._subject(e), e.unit, add=add,
                                       delete=delete, replace=replace,
                                       before=_subset(have, names),
-                                      after=_subset(e.attributes, names)))
+                                      after=_subset(e.attributes, names),
+                                      reason=self._unit_reason(e.unit, have)))
         want = e.attributes["member"]
         live_members = _vals(have, "member")
         if self.renamed:
@@ -688,14 +736,15 @@ class _Planner:
         minus = tuple(v for k, v in kh.items() if k not in kw)
         # Adds first (a groupOfNames must never become empty), removals after the people
         # changes and before purges (a purged entry is no longer a member anywhere).
+        why = self._unit_reason(e.unit, None)
         if plus:
             self.groups.append(Change("add_member", e.dn, self._subject(e), e.unit,
                                       add={"member": plus}, before=None,
-                                      after={"member": plus}))
+                                      after={"member": plus}, reason=why))
         if minus:
             self.removals.append(Change("remove_member", e.dn, self._subject(e), e.unit,
                                         delete={"member": minus}, before={"member": minus},
-                                        after=None))
+                                        after=None, reason=why))
 
 
 def _unchanged(e: Entry, have: Attrs, m: Mailbox) -> bool:
@@ -933,6 +982,7 @@ def plan(desired: Directory, live: LiveState, *, today: date,
     cancel made now is recorded as (the clock; default ``today``): a ``today`` in the past or
     future moves what is due, never the retention a cancel starts.
     """
+    desired, scheduled = as_of(desired, today)  # dated changes: as the data is on `today`
     planner = _Planner(desired, live, today, archived or {}, locate, recorded or today)
     changes = planner.run()
     drift = _drift(planner)
@@ -964,7 +1014,7 @@ def plan(desired: Directory, live: LiveState, *, today: date,
         else:
             notes.append("the guards change (policy.safety / policy.protected); alone, as "
                          "they must")
-    return Plan(tuple(changes), tuple(drift), tuple(refusals), tuple(notes))
+    return Plan(tuple(changes), tuple(drift), tuple(refusals), tuple(notes), scheduled)
 
 
 def render_markdown(the_plan: Plan, **kwargs: object) -> str:

@@ -69,11 +69,15 @@ RULES: dict[str, str] = {
     "MG221": "a reserved address (once used) is given to someone new",
     "MG222": "an alias domain is the primary domain or listed twice",
     "MG223": "an alias domain's end date is before today",
+    "MG224": "a dissolved unit's successor is unknown, itself or dissolved",
+    "MG225": "dissolved units name each other as successors (a cycle)",
+    "MG226": "a mailbox or sub-unit is still in a dissolved unit",
+    "MG227": "a suspension ends before or when it starts",
     # --- lifecycle ---
     "MG301": "a suspended mailbox has no `suspended` block",
     "MG302": "a cancelled mailbox has no `cancelled` block",
     "MG303": "a mailbox carries a lifecycle block its state does not allow",
-    "MG304": "a date is in the future",
+    "MG304": "a date that cannot be scheduled is in the future",
     "MG305": "a lifecycle date is before the mailbox was created",
     "MG306": "a date has the right form but is not a real calendar date",
     # --- policy, quotas, forwarding ---

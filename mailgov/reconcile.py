@@ -133,7 +133,7 @@ class PlanContext:
                          f"({self.clock})")
         if self.base_path:
             notes.append(f"base of the review: {self.base_path}")
-        return Plan(made.changes, made.drift, tuple(refusals), tuple(notes))
+        return Plan(made.changes, made.drift, tuple(refusals), tuple(notes), made.scheduled)
 
 
 def in_scope(change: Change, scope: str, base_dn: str) -> bool:
@@ -188,7 +188,8 @@ class Outcome:
         if self.plan is None:
             return Plan(changes=(), drift=(), refusals=())
         return Plan(changes=tuple(self.scoped), drift=self.plan.drift,
-                    refusals=self.plan.refusals, notes=self.plan.notes)
+                    refusals=self.plan.refusals, notes=self.plan.notes,
+                    scheduled=self.plan.scheduled)
 
     def report(self) -> dict[str, Any]:
         """JSON-friendly summary: what ``mailgov apply --format json`` prints and the modules

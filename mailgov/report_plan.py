@@ -126,6 +126,12 @@ def render_markdown(plan: Plan, *, title: str = "mailgov plan",
     if plan.notes:  # what the plan was judged by (guards, date): a reviewer checks these
         out.append("")
         out += [f"_Note: {n}_  " for n in plan.notes]
+    if plan.scheduled:  # dated changes: applied by the plan of their day, not by this one
+        out += ["", f"**Scheduled** ({len(plan.scheduled)}; applied from their day):", ""]
+        out += [f"- {s}" for s in plan.scheduled[:FOLD_AFTER * 10]]
+        if len(plan.scheduled) > FOLD_AFTER * 10:
+            out.append(f"- … and {len(plan.scheduled) - FOLD_AFTER * 10} more "
+                       "(--format json lists them all)")
     if counts:
         out += ["", "| change | count |", "|---|---:|"]
         out += [f"| {_WORDS.get(k, k)} | {n} |" for k, n in counts.items()]

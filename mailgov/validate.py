@@ -27,6 +27,7 @@ from typing import Any
 import fastjsonschema
 import jsonschema
 
+from mailgov.directory import former_unit_locals
 from mailgov.loader import MAX_REPORTED, Loaded, LoadError, Locator, char_name, load
 from mailgov.model import Directory, Mailbox, Unit, build
 from mailgov.naming import NamingError, NamingPolicy, Person, unit_locals
@@ -385,6 +386,7 @@ class _Checker:
         self.domain = d.organization.domain.lower()
         self.alias_domains = frozenset(a.domain.lower() for a in d.organization.alias_domains)
         self._cyclic: set[str] = set()
+        self.naming: NamingPolicy | None = None
         self._cands: dict[tuple[str | None, ...], tuple[str, ...] | NamingError] = {}
 
     def report(self, rule: str, path: PathT, message: str) -> None:
@@ -394,7 +396,9 @@ class _Checker:
         self.check_policy()
         self.check_domains()
         naming = self.check_naming()
+        self.naming = naming
         units = self.check_units()
+        self.check_unit_history(units)
         unit_locals = self.unit_addresses(naming, units)
         self.check_addresses(units, unit_locals)
         self.check_mailboxes(naming, units, unit_locals)
@@ -424,6 +428,63 @@ class _Checker:
                 self.report("MG406", ("policy", "safety", name),
                             f"policy.safety.{name}: {share} must be between 0 and 1 "
                             "(a share: 0.05 = 5 %)")
+
+    def check_unit_history(self, units: dict[str, Unit]) -> None:
+        """Dissolved units (issue 14): a live successor (MG224), no cycle (MG225), nobody and
+        no sub-unit left in them (MG226); real dates, not in the future (MG306, MG304)."""
+        dissolved = {u.id: u for u in units.values() if u.dissolved is not None}
+        in_cycle: set[str] = set()
+        for u in dissolved.values():
+            chain = [u.id]
+            cur = u
+            while cur.dissolved is not None and cur.dissolved.successor in dissolved \
+                    and cur.dissolved.successor != cur.id:  # itself: MG224 below
+                nxt = cur.dissolved.successor
+                if nxt in chain:
+                    loop = chain[chain.index(nxt):]
+                    if not in_cycle.intersection(loop):
+                        in_cycle.update(loop)
+                        self.report("MG225", ("units", u.index, "dissolved", "successor"),
+                                    f"unit {u.id!r}: the successors loop "
+                                    f"({' -> '.join([*loop, nxt])}); a dissolved unit's "
+                                    "successor is a unit that goes on")
+                    break
+                chain.append(nxt)
+                cur = dissolved[nxt]
+        for u in dissolved.values():
+            assert u.dissolved is not None
+            path: PathT = ("units", u.index, "dissolved", "successor")
+            succ = u.dissolved.successor
+            if u.id not in in_cycle:
+                if succ not in units or succ == u.id:
+                    self.report("MG224", path, f"unit {u.id!r}: successor {succ!r} is not "
+                                "another unit id")
+                elif succ in dissolved:
+                    self.report("MG224", path, f"unit {u.id!r}: successor {succ!r} is "
+                                "dissolved itself; merge into the unit that goes on "
+                                f"({dissolved[succ].dissolved.successor!r}?)")  # type: ignore[union-attr]
+            day = _parse_date(u.dissolved.date)
+            dpath: PathT = ("units", u.index, "dissolved", "date")
+            if day is None:
+                self.report("MG306", dpath, f"unit {u.id!r}: {u.dissolved.date!r} is not a "
+                            "real date (YYYY-MM-DD)")
+            elif day > self.today:
+                self.report("MG304", dpath, f"unit {u.id!r}: dissolved on {u.dissolved.date}, "
+                            f"in the future (today is {self.today.isoformat()}); a merger is "
+                            "recorded on its day")
+        if not dissolved:
+            return
+        for other in units.values():
+            if other.parent in dissolved:
+                self.report("MG226", ("units", other.index, "parent"),
+                            f"unit {other.id!r} is under {other.parent!r}, which is dissolved; "
+                            "move it to the successor (mailgov unit merge does)")
+        for m in self.d.mailboxes:
+            if m.unit in dissolved:
+                self.report("MG226", ("mailboxes", m.index, "unit"),
+                            f"mailbox {m.address!r} is in unit {m.unit!r}, which is dissolved; "
+                            f"move it to {dissolved[m.unit].dissolved.successor!r} "  # type: ignore[union-attr]
+                            "(mailgov unit merge does)")
 
     def check_domains(self) -> None:
         """organization.alias_domains: never the primary nor twice (MG222), a real end date
@@ -536,6 +597,14 @@ class _Checker:
                 # The unit's list (mailgov/directory.py): Postfix reads aliases before
                 # groups, so an alias or mailbox of this name would capture the list's mail.
                 claim(f"{ul}-all", ("units", u.index, field), f"the list of unit {u.id!r}")
+        # A renamed unit's old addresses stay its own (aliases for the period, then reserved).
+        if self.naming is not None and any(u.formerly for u in units.values()):
+            old = former_unit_locals(self.d, self.naming, None)
+            for u in units.values():
+                for k, local in enumerate(old.get(u.id, ())):
+                    path = ("units", u.index, "formerly", k, "abbr")
+                    claim(local, path, f"the former unit mailbox of {u.id!r}")
+                    claim(f"{local}-all", path, f"the former list of unit {u.id!r}")
         for m in self.d.mailboxes:
             claim(m.address, ("mailboxes", m.index, "address"),
                   f"mailboxes[{m.index}] {m.name}")
@@ -554,6 +623,10 @@ class _Checker:
                 path: PathT = ("mailboxes", m.index, "renamed_from") if isinstance(raw, str) \
                     else ("mailboxes", m.index, "renamed_from", k)
                 old = prev.address
+                if prev.date is not None and _parse_date(prev.date) is None:
+                    self.report("MG306", (*path, "date") if len(path) == 4 else path,
+                                f"mailbox {m.address!r}: {prev.date!r} is not a real date "
+                                "(YYYY-MM-DD)")
                 first = owners.get(old.casefold())
                 if old.casefold() == m.address.casefold():
                     self.report("MG219", path, f"mailbox {m.address!r}: renamed_from is its own "
@@ -695,11 +768,18 @@ class _Checker:
             self.report("MG302", ("mailboxes", i, "state"),
                         f"mailbox {m.address!r} is cancelled but has no `cancelled: "
                         "{date, reason, request}` block")
-        # A cancelled mailbox may keep the history of an earlier suspension.
-        if m.suspended is not None and m.state == "active":
+        # A cancelled mailbox may keep the history of an earlier suspension; an active one
+        # one that has ended (or ends: a scheduled restore), i.e. with `until` (issue 14).
+        if m.suspended is not None and m.state == "active" and m.suspended.until is None:
             self.report("MG303", ("mailboxes", i, "suspended"),
                         f"mailbox {m.address!r} is active but carries a `suspended` block; "
-                        "remove it or set state: suspended")
+                        "end the suspension with `until: DATE` (it stays as history), or set "
+                        "state: suspended")
+        if m.suspended is not None and m.state == "suspended" and m.suspended.until is not None:
+            self.report("MG303", ("mailboxes", i, "suspended", "until"),
+                        f"mailbox {m.address!r} is suspended but its suspension ends "
+                        f"({m.suspended.until}); set state: active (the suspension stays as "
+                        "history and ends on that day)")
         if m.cancelled is not None and m.state != "cancelled":
             self.report("MG303", ("mailboxes", i, "cancelled"),
                         f"mailbox {m.address!r} is {m.state} but carries a `cancelled` block; "
@@ -710,21 +790,32 @@ class _Checker:
         for key, block in (("suspended", m.suspended), ("cancelled", m.cancelled)):
             if block is None:
                 continue
-            when = self._date(block.date, ("mailboxes", i, key, "date"), today, m)
+            # a future date schedules the change (issue 14): the plan lists it, the plan of
+            # that day applies it
+            when = self._date(block.date, ("mailboxes", i, key, "date"), None, m)
+            if block.until is not None:
+                end = self._date(block.until, ("mailboxes", i, key, "until"), None, m)
+                if end is not None and when is not None and end <= when:
+                    self.report("MG227", ("mailboxes", i, key, "until"),
+                                f"mailbox {m.address!r}: the suspension ends ({block.until}) "
+                                f"before or when it starts ({block.date})")
             if when is not None and created is not None and when < created:
                 self.report("MG305", ("mailboxes", i, key, "date"),
                             f"mailbox {m.address!r}: {key} on {block.date} is before it was "
                             f"created ({m.created})")
 
-    def _date(self, value: str, path: PathT, today: date, m: Mailbox) -> date | None:
+    def _date(self, value: str, path: PathT, today: date | None, m: Mailbox) -> date | None:
+        """A real date (MG306), not after ``today`` (MG304; None: a date that may be in the
+        future, because the change can be scheduled)."""
         d = _parse_date(value)
         if d is None:
             self.report("MG306", path, f"mailbox {m.address!r}: {value!r} is not a real date "
                         "(YYYY-MM-DD)")
             return None
-        if d > today:
+        if today is not None and d > today:
             self.report("MG304", path, f"mailbox {m.address!r}: {value} is in the future "
-                        f"(today is {today.isoformat()}); record changes when they happen")
+                        f"(today is {today.isoformat()}); this date cannot be scheduled: record "
+                        "it when it happens (a suspension, cancel or rename may be dated ahead)")
         return d
 
     def _check_forwarding(self, m: Mailbox, allowed: tuple[str, ...]) -> None:

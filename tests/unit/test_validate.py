@@ -186,9 +186,11 @@ def test_shape_problems_are_all_reported(tmp_path: Path, example_text: str) -> N
 def test_today_decides_future_dates(example_text: str) -> None:
     path = DATA / "good" / "example.yaml"
     assert validate(path, today=TODAY).ok
-    early = validate(path, today=date(2026, 7, 1))  # before the suspension date 2026-10-01
-    assert [p.rule for p in early.problems] == ["MG304"]
-    assert "2026-10-01" in early.problems[0].message
+    # before the suspension date 2026-10-01: a scheduled suspension (issue 14), valid
+    assert validate(path, today=date(2026, 7, 1)).ok
+    early = validate(path, today=date(2019, 3, 3))  # the day before a creation: not schedulable
+    assert {p.rule for p in early.problems} == {"MG304"}
+    assert any("2019-03-04" in p.message for p in early.problems)
 
 
 def test_dates_stay_strings(example_text: str) -> None:

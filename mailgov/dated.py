@@ -1,0 +1,92 @@
+"""Dated changes (issue 14 item 4): the data as of a planning day.
+
+A record says where it ends up (``state``) and when each step takes effect: a suspension from
+``suspended.date`` until ``suspended.until`` (kept as history once over), a cancel from
+``cancelled.date``, a rename from the last ``renamed_from`` entry's ``date``. A date after the
+planning day schedules the step: :func:`as_of` gives the directory as it must be on that day
+(the planner plans it) and the steps still to come (the plan lists them under "scheduled").
+A daily scheduled reconcile applies each step on its day (docs/reconcile.md, "Dated
+changes"). Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date
+
+from mailgov.model import Directory, Lifecycle, Mailbox
+
+
+def day(value: object) -> date | None:
+    if value is None:
+        return None
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+def _holds(block: Lifecycle | None, today: date) -> bool:
+    if block is None:
+        return False
+    start, end = day(block.date), day(block.until)
+    return start is not None and start <= today and (end is None or today < end)
+
+
+def effective_state(m: Mailbox, today: date) -> str:
+    """The lifecycle state of ``m`` on ``today``."""
+    if m.state == "cancelled" and m.cancelled is not None:
+        start = day(m.cancelled.date)
+        if start is not None and start <= today:
+            return "cancelled"
+    if m.state in ("suspended", "cancelled", "active") and _holds(m.suspended, today):
+        return "suspended"
+    return "active"
+
+
+def _steps(d: Directory, m: Mailbox, today: date) -> list[tuple[date, str]]:
+    out: list[tuple[date, str]] = []
+    full = d.address(m.address)
+    s, c = m.suspended, m.cancelled
+    if s is not None and (start := day(s.date)) is not None and start > today:
+        out.append((start, f"suspend {full} ({s.reason}, {s.request})"))
+    if s is not None and (end := day(s.until)) is not None and end > today:
+        out.append((end, f"end the suspension of {full} ({s.request})"))
+    if m.state == "cancelled" and c is not None and (start := day(c.date)) is not None \
+            and start > today:
+        out.append((start, f"cancel {full} ({c.reason}, {c.request})"))
+    if m.previous and (when := day(m.previous[-1].date)) is not None and when > today:
+        req = m.previous[-1].request
+        out.append((when, f"rename {d.address(m.previous[-1].address)} -> {full}"
+                    + (f" ({req})" if req else "")))
+    return out
+
+
+def as_of(d: Directory, today: date) -> tuple[Directory, tuple[str, ...]]:
+    """``d`` as it must be on ``today`` (future steps not yet taken), and the steps to come
+    as "YYYY-MM-DD what (why)" lines, by date."""
+    scheduled: list[tuple[date, str]] = []
+    boxes: list[Mailbox] | None = None
+    for i, m in enumerate(d.mailboxes):
+        if m.suspended is None and m.cancelled is None and not m.previous:
+            continue  # the common case, 50,000 times
+        steps = _steps(d, m, today)
+        state = effective_state(m, today)
+        if not steps and state == m.state:
+            continue
+        scheduled += steps
+        now = m
+        if state != m.state:
+            now = replace(now, state=state)
+        if m.previous and (when := day(m.previous[-1].date)) is not None and when > today:
+            # not renamed yet: the entry keeps the previous address until the day
+            now = replace(now, address=m.previous[-1].address, previous=m.previous[:-1])
+        if now is not m:
+            if boxes is None:
+                boxes = list(d.mailboxes)
+            boxes[i] = now
+    for a in d.organization.alias_domains:
+        if (end := day(a.until)) is not None and end > today:
+            scheduled.append((end, f"alias domain {a.domain} stops receiving"
+                              + (f" ({a.request})" if a.request else "")))
+    lines = tuple(f"{when.isoformat()} {what}" for when, what in sorted(scheduled))
+    if boxes is None:
+        return d, lines
+    return replace(d, mailboxes=tuple(boxes)), lines

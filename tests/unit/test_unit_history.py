@@ -1,0 +1,150 @@
+"""Unit history (issue 14, item 2): renamed, merged and dissolved units keep their old unit
+address and list as a way to the successor for the policy period; the edit commands."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mailgov.cli import main
+from mailgov.directory import desired_entries
+from mailgov.plan import normalise_dn, plan
+from mailgov.validate import validate
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "data" / "mailboxes.yaml"
+D = "@monre.gov.vn"
+DAY = date(2026, 12, 1)
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    path = tmp_path / "mailboxes.yaml"
+    shutil.copy(SAMPLE, path)
+    return path
+
+
+def _live(path: Path, today: date = DAY) -> dict[str, Any]:
+    d = validate(path, today=today).directory
+    assert d is not None
+    return {normalise_dn(e.dn): {**e.attributes, "objectClass": e.object_classes}
+            for e in desired_entries(d, today)}
+
+
+def _edit(*argv: str) -> int:
+    return main([*argv])
+
+
+def _entries(path: Path, today: date = DAY) -> dict[str, dict[str, tuple[str, ...]]]:
+    d = validate(path, today=today).directory
+    assert d is not None, validate(path, today=today).problems
+    return {e.dn.split(",")[0]: e.attributes for e in desired_entries(d, today)}
+
+
+def test_merge_moves_people_and_forwards_the_old_unit_address_and_list(
+        data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    live = _live(data)
+    before = data.read_text(encoding="utf-8")
+    assert _edit("unit", "merge", "ttb", "vpb", "--request", "5/QĐ-BNNMT", "--date",
+                 "2026-12-01", "--data", str(data)) == 0
+    after = data.read_text(encoding="utf-8")
+    assert "    dissolved: { date: 2026-12-01, successor: vpb, request: 5/QĐ-BNNMT }" in after
+    assert after.count("change: { request: 5/QĐ-BNNMT }") == before.count("unit: ttb\n") - 0
+    e = _entries(data)
+    assert e["ou=ttb"]["mailForwardingAddress"] == (f"vpb{D}",)  # the old unit address
+    assert e["ou=ttb"]["mailEnabled"] == ("TRUE",)
+    assert e["cn=ttb-all"]["member"] == ("cn=vpb-all,ou=groups,dc=monre,dc=gov,dc=vn",)
+    d = validate(data, today=DAY).directory
+    p = plan(d, live, today=DAY, allow_mass_change="5/QĐ-BNNMT")  # type: ignore[arg-type]
+    assert p.ok, p.refusals
+    assert p.drift == ()  # moves and modifications, never drift
+    moves = [c for c in p.changes if c.kind == "move"]
+    assert moves and {c.reason for c in moves} == {"5/QĐ-BNNMT"}
+    assert {c.kind for c in p.changes} <= {"move", "modify", "add_member", "remove_member"}
+    # after the policy period the old unit mailbox is closed (answered as cancelled) and its
+    # list is left (drift: reported, never deleted with mail)
+    text = data.read_text(encoding="utf-8").replace(
+        "  safety:", "  history: { unit_alias_days: 30 }\n  safety:", 1)
+    data.write_text(text, encoding="utf-8")
+    late = _entries(data, date(2026, 12, 31))
+    assert late["ou=ttb"]["mailEnabled"] == ("FALSE",)
+    assert "mailForwardingAddress" not in late["ou=ttb"] and "cn=ttb-all" not in late
+
+
+def test_rename_keeps_the_old_unit_address_and_list_and_the_sub_units(
+        data: Path) -> None:
+    live = _live(data)
+    assert _edit("unit", "rename", "tcmt", "--abbr", "mt", "--request", "6/QĐ-BNNMT",
+                 "--date", "2026-12-01", "--data", str(data)) == 0
+    e = _entries(data)
+    assert e["ou=tcmt"]["mail"] == (f"mt{D}",)
+    assert f"tcmt{D}" in e["ou=tcmt"]["mailAlias"]
+    assert f"vp.tcmt{D}" in e["ou=vp"]["mailAlias"]  # a sub-unit's address follows
+    assert e["cn=tcmt-all"]["member"] == ("cn=mt-all,ou=groups,dc=monre,dc=gov,dc=vn",)
+    d = validate(data, today=DAY).directory
+    p = plan(d, live, today=DAY)  # type: ignore[arg-type]
+    assert p.ok, p.refusals
+    unit = next(c for c in p.changes if c.subject == f"mt{D}")
+    assert unit.reason == "6/QĐ-BNNMT, tcmt renamed from tcmt"
+    assert not any(c.delete.get("mailAlias") for c in p.changes)
+    # only the delegates groups of renamed units (no address, no mail) are left as drift
+    assert all(c.dn.split(",")[0].endswith("-delegates") for c in p.drift), p.drift
+
+
+def _bad(path: Path, old: str, new: str) -> list[tuple[str, int]]:
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return [(p.rule, p.line) for p in validate(path, today=DAY).problems]
+
+
+def test_merge_into_unknown_or_dissolved_units_and_cycles(data: Path) -> None:
+    assert _edit("unit", "merge", "ttb", "vpb", "--request", "5/QĐ-BNNMT", "--date",
+                 "2026-12-01", "--data", str(data)) == 0
+    line = next(i for i, t in enumerate(data.read_text(encoding="utf-8").splitlines(), 1)
+                if "dissolved:" in t)
+    assert _bad(data, "successor: vpb", "successor: xyz") == [("MG224", line)]
+    assert _bad(data, "successor: xyz", "successor: ttb") == [("MG224", line)]  # itself
+    # a merge into a dissolved unit: vpb dissolved into ttb, which is dissolved into vpb
+    text = data.read_text(encoding="utf-8").replace("successor: ttb", "successor: vpb", 1)
+    data.write_text(text, encoding="utf-8")
+    assert _edit("unit", "merge", "vpb", "ttb", "--request", "7/QĐ-BNNMT",
+                 "--data", str(data)) == 1  # refused by the command: ttb is dissolved
+    # written by hand, the cycle is MG225 (and vpb's people are still there: MG226)
+    text = data.read_text(encoding="utf-8").replace(
+        "  - id: vpb\n", "  - id: vpb\n    dissolved: { date: 2026-12-01, successor: ttb, "
+        "request: 7/QĐ-BNNMT }\n", 1)
+    data.write_text(text, encoding="utf-8")
+    rules = {r for r, _ in (
+        (p.rule, p.line) for p in validate(data, today=DAY).problems)}
+    assert "MG225" in rules and "MG226" in rules
+
+
+def test_people_left_in_a_dissolved_unit(data: Path) -> None:
+    text = data.read_text(encoding="utf-8").replace(
+        "  - id: ttb\n", "  - id: ttb\n    dissolved: { date: 2026-12-01, successor: vpb, "
+        "request: 5/QĐ-BNNMT }\n", 1)
+    data.write_text(text, encoding="utf-8")
+    problems = validate(data, today=DAY).problems
+    assert {p.rule for p in problems} >= {"MG226"}
+    assert all("dissolved" in p.message for p in problems if p.rule == "MG226")
+
+
+@pytest.mark.parametrize("argv", [
+    ["unit", "merge", "ttb", "ttb", "--request", "5/QĐ-BNNMT"],
+    ["unit", "merge", "nope", "vpb", "--request", "5/QĐ-BNNMT"],
+    ["unit", "merge", "cntt", "vpb", "--request", "5/QĐ-BNNMT"],  # the IT unit
+    ["unit", "rename", "vpb", "--abbr", "vpb"],
+    ["unit", "rename", "vpb", "--abbr", "tcmt"],  # another unit's address: MG201
+])
+def test_bad_edits_change_nothing(argv: list[str], data: Path,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    original = data.read_bytes()
+    assert main([*argv, "--data", str(data)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("mailgov: error: ") and "Traceback" not in err
+    assert data.read_bytes() == original
