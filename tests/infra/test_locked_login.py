@@ -74,14 +74,21 @@ def test_locked_login_logged_as_locked(
     assert locked["login"].startswith("NO") and "[AUTHENTICATIONFAILED]" in locked["login"], \
         locked
     assert locked["login"] == wrong_pw["login"] == unknown["login"], (locked, wrong_pw, unknown)
-    # The server: the locked account is named as locked, not as an unknown user.
-    lines = wait_log(host_run, since, probe.mail, r"account-locked\(.*User found from deny passdb")
+    # The server: the deny passdb of locked accounts found it (Dovecot 2.3 logs that line
+    # without the user) and the login names the account as disabled; never "unknown user".
+    lines = wait_log(host_run, since, probe.mail, r"\(user disabled\): user=<"
+                     + re.escape(probe.mail) + ">")
     assert not any("unknown user" in line for line in lines), "\n".join(lines)
+    found = host_run(PROVIDER, f"journalctl --since @{since} --no-pager -o cat -t dovecot "
+                               "| grep -c 'auth: User found from deny passdb' || true")
+    assert int(found.stdout.strip() or 0) >= 1, "the locked passdb did not find the account"
     # The other two keep their own reasons (the deny passdb matches locked accounts only).
-    wlines = wait_log(host_run, since, wrong.mail, r"[Pp]assword mismatch")
-    assert not any("account-locked" in line and "deny" in line for line in wlines), wlines
+    wlines = wait_log(host_run, since, wrong.mail, r"Password mismatch")
+    assert not any("user disabled" in line for line in wlines), wlines
     glines = wait_log(host_run, since, ghost, r"unknown user")
-    assert not any("deny passdb" in line for line in glines), glines
+    assert not any("user disabled" in line for line in glines), glines
+    # An unlocked account's login logs nothing from the locked passdb (not verbose there).
+    assert not any(line.startswith("auth: locked(") for line in wlines + glines), wlines + glines
 
 
 @pytest.mark.control("PW-17", "A locked account's login is logged as locked; the client gets "
@@ -95,4 +102,5 @@ def test_locked_passdb_reads_no_password(infra_host: Callable[[str], Any]) -> No
     assert attrs and "userpassword" not in attrs.group(1).lower(), conf
     assert re.search(r"^\s*pass_filter\s*=.*\(pwdAccountLockedTime=\*\)", conf, re.M), conf
     passdbs = re.findall(r"^passdb\s*\{(.*?)^\}", h.check_output("doveconf -n"), re.M | re.S)
-    assert passdbs and "deny = yes" in passdbs[0] and "locked" in passdbs[0], passdbs
+    assert passdbs and "deny = yes" in passdbs[0] and "dovecot-ldap-locked" in passdbs[0], \
+        passdbs
