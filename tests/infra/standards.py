@@ -467,6 +467,171 @@ def sysctl_violations(settings: Mapping[str, str]) -> list[str]:
     return out
 
 
+# ============================================================================ host audit ====
+# Sources: CIS Debian Linux 12 Benchmark v1.1.0, "Configure auditd Rules": "Ensure changes to
+# system administration scope (sudoers) is collected" (-w /etc/sudoers -p wa, -w
+# /etc/sudoers.d -p wa) and "Ensure events that modify user/group information are collected"
+# (-w /etc/group, /etc/passwd, /etc/gshadow, /etc/shadow -p wa). Issue 19 adds the mail,
+# directory and project configuration (the ministry's regulation: changes to the mail system
+# are recorded). Every watched path must be watched for writes (w) and attribute changes (a).
+AUDIT_WATCHED_PATHS = frozenset({
+    "/etc/sudoers", "/etc/sudoers.d",
+    "/etc/passwd", "/etc/shadow", "/etc/group", "/etc/gshadow",
+    "/etc/ldap", "/etc/postfix", "/etc/dovecot", "/etc/mailgov",
+})
+AUDIT_WATCH_PERMS = frozenset("wa")
+
+
+def audit_watch_violations(rules_text: str) -> list[str]:
+    """AUD-01: every path of AUDIT_WATCHED_PATHS has a `-w PATH -p ...` rule with w and a."""
+    perms: dict[str, set[str]] = {}
+    for line in rules_text.splitlines():
+        words = line.split()
+        if len(words) >= 2 and words[0] == "-w":
+            p = words[words.index("-p") + 1] if "-p" in words[:-1] else "rwxa"
+            perms.setdefault(words[1].rstrip("/"), set()).update(p)
+    out = []
+    for path in sorted(AUDIT_WATCHED_PATHS):
+        if path not in perms:
+            out.append(f"{path} not watched")
+        elif not perms[path] >= AUDIT_WATCH_PERMS:
+            out.append(f"{path} watched for -p {''.join(sorted(perms[path]))}, "
+                       f"needs {''.join(sorted(AUDIT_WATCH_PERMS))}")
+    return out
+
+
+# CIS Debian Linux 12 Benchmark v1.1.0, "Configure Filesystem Kernel Modules" and "Configure
+# Network Kernel Modules": dccp, sctp, rds, tipc, usb-storage (and firewire-core, "Ensure
+# firewire-core kernel module is not available" of the later Debian 12 editions) are
+# unavailable: `install MODULE /bin/false` (or /bin/true) and `blacklist MODULE`.
+BLOCKED_KERNEL_MODULES = ("dccp", "sctp", "rds", "tipc", "usb-storage", "firewire-core")
+MODULE_INSTALL_COMMANDS = frozenset({"/bin/false", "/bin/true", "/usr/bin/false",
+                                     "/usr/bin/true"})
+
+
+def _module(name: str) -> str:
+    return name.replace("-", "_")
+
+
+def module_block_violations(modprobe_config: str) -> list[str]:
+    """MOD-01: from `modprobe --showconfig`, each module has an install-false and a blacklist."""
+    installs: dict[str, str] = {}
+    blacklisted: set[str] = set()
+    for line in modprobe_config.splitlines():
+        words = line.split()
+        if len(words) >= 3 and words[0] == "install":
+            installs[_module(words[1])] = " ".join(words[2:])
+        elif len(words) == 2 and words[0] == "blacklist":
+            blacklisted.add(_module(words[1]))
+    out = []
+    for mod in BLOCKED_KERNEL_MODULES:
+        cmd = installs.get(_module(mod))
+        if cmd is None or cmd.split()[0] not in MODULE_INSTALL_COMMANDS:
+            out.append(f"{mod}: no `install {mod} /bin/false` (got {cmd!r})")
+        if _module(mod) not in blacklisted:
+            out.append(f"{mod}: not blacklisted")
+    return out
+
+
+# CIS Debian Linux 12 Benchmark v1.1.0, "Configure shadow password suite parameters":
+# PASS_MAX_DAYS 365 or less, PASS_MIN_DAYS 1 or more, PASS_WARN_AGE 7 or more, ENCRYPT_METHOD
+# SHA512 or YESCRYPT; "Ensure default user umask is configured": UMASK 027 or stricter.
+# DISA Red Hat Enterprise Linux 8 STIG, RHEL-08-010130: SHA_CRYPT_MIN_ROUNDS 5000 or more
+# (when SHA512 is the method). YESCRYPT_COST_FACTOR: login.defs(5) range 1-11, Debian's
+# default 5 taken as the floor.
+LOGIN_DEFS_MAX = {"PASS_MAX_DAYS": 365}
+LOGIN_DEFS_MIN = {"PASS_MIN_DAYS": 1, "PASS_WARN_AGE": 7}
+LOGIN_DEFS_ENCRYPT_METHODS = frozenset({"SHA512", "YESCRYPT"})
+LOGIN_DEFS_SHA_CRYPT_MIN_ROUNDS = 5000
+LOGIN_DEFS_YESCRYPT_MIN_COST = 5
+LOGIN_DEFS_UMASK_OTHERS = 0o007  # "027 or more restrictive": nothing for others
+LOGIN_DEFS_UMASK_GROUP = 0o002  # group may not write
+
+
+def login_defs_settings(text: str) -> dict[str, str]:
+    """The effective settings of /etc/login.defs (the last uncommented line of each key)."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) >= 2 and not words[0].startswith("#"):
+            out[words[0]] = words[1]
+    return out
+
+
+def login_defs_violations(settings: Mapping[str, str]) -> list[str]:
+    """LOGIN-01: ageing, hashing and umask of new local accounts meet the CIS/DISA floors."""
+    out = []
+    for key, most in LOGIN_DEFS_MAX.items():
+        if not settings.get(key, "").isdigit() or int(settings[key]) > most:
+            out.append(f"{key} = {settings.get(key)}, must be at most {most}")
+    for key, least in LOGIN_DEFS_MIN.items():
+        if not settings.get(key, "").isdigit() or int(settings[key]) < least:
+            out.append(f"{key} = {settings.get(key)}, must be at least {least}")
+    method = settings.get("ENCRYPT_METHOD")
+    if method not in LOGIN_DEFS_ENCRYPT_METHODS:
+        out.append(f"ENCRYPT_METHOD = {method}, must be one of "
+                   f"{sorted(LOGIN_DEFS_ENCRYPT_METHODS)}")
+    if method == "SHA512":
+        rounds = settings.get("SHA_CRYPT_MIN_ROUNDS", "")
+        if not rounds.isdigit() or int(rounds) < LOGIN_DEFS_SHA_CRYPT_MIN_ROUNDS:
+            out.append(f"SHA_CRYPT_MIN_ROUNDS = {rounds or None}, must be at least "
+                       f"{LOGIN_DEFS_SHA_CRYPT_MIN_ROUNDS}")
+    if method == "YESCRYPT":
+        cost = settings.get("YESCRYPT_COST_FACTOR", "")
+        if not cost.isdigit() or int(cost) < LOGIN_DEFS_YESCRYPT_MIN_COST:
+            out.append(f"YESCRYPT_COST_FACTOR = {cost or None}, must be at least "
+                       f"{LOGIN_DEFS_YESCRYPT_MIN_COST}")
+    umask = settings.get("UMASK", "")
+    try:
+        bits = int(umask, 8)
+    except ValueError:
+        out.append(f"UMASK = {umask or None} is not an octal mask")
+    else:
+        if bits & LOGIN_DEFS_UMASK_OTHERS != LOGIN_DEFS_UMASK_OTHERS \
+                or bits & LOGIN_DEFS_UMASK_GROUP != LOGIN_DEFS_UMASK_GROUP:
+            out.append(f"UMASK = {umask}, must be 027 or more restrictive")
+    return out
+
+
+# CIS Debian Linux 12 Benchmark v1.1.0, "Ensure local login warning banner is configured
+# properly" / "... remote login warning banner ..." (/etc/issue, /etc/issue.net) and "Ensure
+# message of the day is configured properly" (/etc/motd): the site's policy text, with no
+# operating system information (getty's \m, \r, \s, \v escapes, the distribution's name).
+# DISA STIG (e.g. Ubuntu 22.04 UBTU-22-255020, SSH Banner): the notice says the system is
+# monitored and use is for authorised users; issue 19: in Vietnamese and English.
+BANNER_FORBIDDEN = (re.compile(r"\\[mrsv]"), re.compile(r"(?i)\b(debian|ubuntu|linux|gnu)\b"))
+BANNER_REQUIRED = (
+    ("English: authorised use only", re.compile(r"(?i)\bauthori[sz]ed\b")),
+    ("English: monitoring", re.compile(r"(?i)\b(monitored|logged)\b")),
+    ("Vietnamese: authorised use only", re.compile(r"(?i)được cấp quyền|được phép")),
+    ("Vietnamese: monitoring", re.compile(r"(?i)giám sát|ghi nhật ký")),
+)
+
+
+def banner_violations(text: str) -> list[str]:
+    """BAN-01: the notice in both languages, no operating system information."""
+    out = [f"names the system: {m.group(0)!r}" for rx in BANNER_FORBIDDEN
+           for m in [rx.search(text)] if m]
+    out += [f"missing: {what}" for what, rx in BANNER_REQUIRED if not rx.search(text)]
+    return out
+
+
+# systemd-analyze(1), "security": the overall exposure level of a unit from its score,
+# 0.0-10.0 (badness_table of src/analyze/analyze-security.c): below 0.1 "PERFECT", below
+# 1.0 "SAFE", below 5.0 "OK", from 5.0 "MEDIUM", from 7.5 "EXPOSED", from 9.0 "UNSAFE",
+# from 10 "DANGEROUS". Issue 19: every service the project installs is "OK" or better.
+SYSTEMD_EXPOSURE_MAX = 4.9
+SYSTEMD_EXPOSURE_OK_LEVELS = frozenset({"PERFECT", "SAFE", "OK"})
+
+
+def systemd_exposure_violations(unit: str, score: float, level: str) -> list[str]:
+    """SBX-01: the unit's overall exposure is OK or better."""
+    if score > SYSTEMD_EXPOSURE_MAX or level not in SYSTEMD_EXPOSURE_OK_LEVELS:
+        return [f"{unit}: exposure {score:.1f} {level}, must be at most "
+                f"{SYSTEMD_EXPOSURE_MAX} (OK or better)"]
+    return []
+
+
 # =============================================================================== updates ====
 # Debian's security archive, as unattended-upgrades names it (Debian's default
 # /etc/apt/apt.conf.d/50unattended-upgrades; wiki.debian.org/UnattendedUpgrades): origin

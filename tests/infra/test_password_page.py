@@ -462,3 +462,56 @@ def test_post_rate_limit(
     # Earlier tests' POSTs may still use part of the burst: some served, then 429s.
     assert set(posts) <= {403, 429} and 403 in posts and 429 in posts, posts
     assert posts[-1] == 429, posts
+
+
+# --- PWWEB-08: the rules are on the form before the user types ------------------------------
+
+
+def expected_rules(lang: str, password: dict[str, Any]) -> list[str]:
+    """The rule lines the page must show, from the DATA's policy and the page's own texts."""
+    t = MESSAGES[lang]
+    users, admins = password["users"], password["administrators"]
+    lines = [t["rule_min_length"].format(n=int(users["min_length"])),
+             t["rule_classes"].format(classes=", ".join(
+                 t[f"class_{c}"] for c in users["required_classes"]))]
+    if int(users.get("history", 0)):
+        lines.append(t["rule_history"].format(n=int(users["history"])))
+    if users.get("forbid_personal_data"):
+        lines.append(t["rule_personal"])
+    if (admins["min_length"], admins.get("history", 0)) != (users["min_length"],
+                                                            users.get("history", 0)):
+        lines.append(t["rule_admins"].format(n=int(admins["min_length"]),
+                                             h=int(admins.get("history", 0))))
+    return lines
+
+
+@pytest.mark.control("PWWEB-08", "Password page: the password rules (from the policy) are shown "
+                     "on first load, in Vietnamese and English")
+def test_rules_shown_before_typing(
+    host_address: Callable[[str], str], page_name: str, policy: dict[str, Any],
+    tmp_path: Path,
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    ip = host_address(PROVIDER)
+    ca = lab_dir(REPO, lab_id()) / "pki" / "ca.crt"
+    drv = chromium(page_name, ip, page_spki_hash(ip, page_name, ca), str(tmp_path / "rules"))
+    try:
+        for lang, path in (("vi", "/"), ("en", "/?lang=en")):
+            drv.get(f"https://{page_name}{path}")
+            assert drv.title == MESSAGES[lang]["title"], drv.title
+            rules = drv.find_element(By.ID, "rules")
+            # Visible (rendered, not hidden) above the form, with nothing typed yet.
+            assert rules.is_displayed(), f"{lang}: the rules are not visible"
+            form = drv.find_element(By.TAG_NAME, "form")
+            assert rules.location["y"] < form.location["y"], "the rules are not above the form"
+            assert drv.find_element(By.ID, "new").get_attribute("value") == ""
+            title = drv.find_element(By.ID, "rules-title").text
+            assert title == MESSAGES[lang]["rules_title"], title
+            shown = [li.text for li in rules.find_elements(By.TAG_NAME, "li")]
+            want = expected_rules(lang, policy["password"])
+            assert shown == want, f"{lang}: shown {shown}, the policy says {want}"
+            # The numbers are the data's, whatever the texts say around them.
+            assert str(policy["password"]["users"]["min_length"]) in shown[0]
+    finally:
+        drv.quit()

@@ -375,3 +375,34 @@ def test_served_certificate_floor() -> None:
     long = std.served_certificate_violations(now - timedelta(days=100),
                                                    now + timedelta(days=725), now)
     assert long == ["lifetime 825 days > 366"]  # the lab's old pki__cert_days
+
+
+def test_host_audit_floors() -> None:
+    """Issue 19 item 3: each host-audit check is red on a weakened input, green on the role's
+    defaults rendered as the host would have them."""
+    h = defaults("hardening")
+    rules = "\n".join(f"-w {w['path']} -p wa -k {w['key']}" for w in h["hardening__audit_watches"])
+    assert std.audit_watch_violations(rules) == []
+    assert std.audit_watch_violations(rules.replace("-w /etc/shadow -p wa", "-w /etc/shadow -p r"))
+    assert std.audit_watch_violations(rules.replace("-w /etc/postfix ", "-w /etc/postfix.old "))
+    conf = "\n".join(f"install {m} /bin/false\nblacklist {m}"
+                     for m in h["hardening__kernel_modules_blocked"])
+    assert std.module_block_violations(conf.replace("-", "_")) == []  # modprobe's spelling
+    assert std.module_block_violations(conf.replace("install sctp /bin/false", ""))
+    assert std.module_block_violations(conf.replace("blacklist dccp", ""))
+    ld = {k: str(v) for k, v in h["hardening__login_defs_settings"].items()}
+    ld["UMASK"] = h["hardening__umask"]
+    assert std.login_defs_violations(ld) == []
+    for key, bad in (("PASS_MAX_DAYS", "99999"), ("PASS_MIN_DAYS", "0"), ("PASS_WARN_AGE", "3"),
+                     ("ENCRYPT_METHOD", "MD5"), ("YESCRYPT_COST_FACTOR", "3"), ("UMASK", "022")):
+        assert std.login_defs_violations({**ld, key: bad}), key
+    assert std.login_defs_violations({**ld, "ENCRYPT_METHOD": "SHA512",
+                                      "SHA_CRYPT_MIN_ROUNDS": "1000"})
+    assert std.login_defs_settings("#PASS_MAX_DAYS 1\nPASS_MAX_DAYS\t99\n") == {
+        "PASS_MAX_DAYS": "99"}
+    assert std.banner_violations(h["hardening__banner_text"]) == []
+    assert std.banner_violations(h["hardening__banner_text"] + "\nDebian GNU/Linux 12 \\n \\l")
+    assert std.banner_violations("WARNING: authorised users only. Activity is monitored.")
+    assert std.systemd_exposure_violations("x.service", 4.9, "OK") == []
+    assert std.systemd_exposure_violations("x.service", 5.0, "MEDIUM")
+    assert std.systemd_exposure_violations("x.service", 9.6, "UNSAFE")

@@ -72,6 +72,17 @@ MESSAGES: dict[str, dict[str, str]] = {
         "csrf": "Phiên làm việc không hợp lệ hoặc đã hết hạn. Hãy tải lại trang và thử lại.",
         "unavailable": "Hệ thống tạm thời không xử lý được yêu cầu; vui lòng thử lại sau.",
         "not_found": "Không tìm thấy trang.",
+        "rules_title": "Yêu cầu đối với mật khẩu mới",
+        "rule_min_length": "Dài ít nhất {n} ký tự.",
+        "rule_classes": "Có đủ các loại ký tự: {classes}.",
+        "rule_history": "Không trùng với {n} mật khẩu đã dùng gần nhất.",
+        "rule_personal": "Không chứa tên tài khoản hay họ tên của chủ tài khoản.",
+        "rule_admins": "Tài khoản quản trị: dài ít nhất {n} ký tự, không trùng với {h} mật khẩu "
+        "đã dùng gần nhất.",
+        "class_upper": "chữ hoa (A-Z)",
+        "class_lower": "chữ thường (a-z)",
+        "class_digit": "chữ số (0-9)",
+        "class_special": "ký tự đặc biệt (!, #, @, ...)",
     },
     "en": {
         "title": "Change your e-mail password",
@@ -100,6 +111,17 @@ MESSAGES: dict[str, dict[str, str]] = {
         "csrf": "Invalid or expired session. Reload the page and try again.",
         "unavailable": "The service cannot handle the request right now; try again later.",
         "not_found": "Page not found.",
+        "rules_title": "Rules for the new password",
+        "rule_min_length": "At least {n} characters long.",
+        "rule_classes": "Contains every kind of character: {classes}.",
+        "rule_history": "Not one of your last {n} passwords.",
+        "rule_personal": "Does not contain the account name or the owner's name.",
+        "rule_admins": "Administrator accounts: at least {n} characters, not one of the last "
+        "{h} passwords.",
+        "class_upper": "upper-case letters (A-Z)",
+        "class_lower": "lower-case letters (a-z)",
+        "class_digit": "digits (0-9)",
+        "class_special": "special characters (!, #, @, ...)",
     },
 }
 
@@ -147,6 +169,34 @@ class App:
         self.timeout: float = float(config.get("ldap_timeout", 10))
         self.secret = secret
         self.local_re = re.compile(config.get("local_part_pattern", r"^[a-z0-9][a-z0-9._-]*$"))
+        # The directory's password policy (the data's policy.password), shown before the user
+        # types; slapd's ppolicy and check module still decide.
+        self.rules: dict[str, dict[str, Any]] = config.get("password_rules", {})
+
+    def rules_html(self, lang: str) -> str:
+        """The password rules as a list (users'; administrators' where stricter)."""
+        t = MESSAGES[lang]
+        users = self.rules.get("users")
+        if not users:
+            return ""
+        items = [t["rule_min_length"].format(n=int(users["min_length"]))]
+        classes = [t[f"class_{c}"] for c in users.get("required_classes", [])
+                   if f"class_{c}" in t]
+        if classes:
+            items.append(t["rule_classes"].format(classes=", ".join(classes)))
+        if int(users.get("history", 0)) > 0:
+            items.append(t["rule_history"].format(n=int(users["history"])))
+        if users.get("forbid_personal_data"):
+            items.append(t["rule_personal"])
+        admins = self.rules.get("administrators")
+        if admins and (int(admins["min_length"]), int(admins.get("history", 0))) != (
+                int(users["min_length"]), int(users.get("history", 0))):
+            items.append(t["rule_admins"].format(n=int(admins["min_length"]),
+                                                 h=int(admins.get("history", 0))))
+        lis = "".join(f"<li>{html.escape(i)}</li>" for i in items)
+        return (f'<section id="rules" aria-labelledby="rules-title">'
+                f'<h2 id="rules-title">{html.escape(t["rules_title"])}</h2>'
+                f"<ul>{lis}</ul></section>\n")
 
     # --- CSRF: a random token in a cookie, the form carries its HMAC under the host secret ----
 
@@ -269,7 +319,7 @@ class App:
 <p class="lang"><a href="{other}">{esc(t['other_lang'])}</a></p>
 <h1>{esc(t['title'])}</h1>
 <p>{esc(t['intro'])}</p>
-{note}<form method="post" action="{action}" autocomplete="off">
+{note}{self.rules_html(lang)}<form method="post" action="{action}" autocomplete="off">
 <input type="hidden" name="csrf" value="{self.form_token(cookie_token)}">
 <label for="address">{esc(t['address'])}</label>
 <input id="address" name="address" type="email" required autocomplete="username"
