@@ -144,7 +144,8 @@ def test_receiver_refuses_untrusted_senders(host_run, host_address, receiver, ma
                      f"/etc/ssl/mailgov/ca.crt -verify_hostname {host_fqdn(receiver)} "
                      "-cert /etc/ssl/mailgov/host.crt -key /etc/ssl/mailgov/host.key 2>&1")
     assert "Verify return code: 0 (ok)" in shown.stdout, shown.stdout[-800:]
-    assert re.search(r"Protocol\s*:\s*TLSv1\.[23]", shown.stdout), shown.stdout[-800:]
+    assert re.search(r"New, TLSv1\.[23]|Protocol\s*:\s*TLSv1\.[23]", shown.stdout), (
+        shown.stdout[-800:])
     script = host_run(name, f"cat > /tmp/logship-send.py <<'EOF'\n{_TLS_SEND}\nEOF")
     assert script.rc == 0, script.stderr
     # A certificate for the same name from a CA the receiver does not trust.
@@ -153,15 +154,15 @@ def test_receiver_refuses_untrusted_senders(host_run, host_address, receiver, ma
                         f"-days 2 -subj /CN={host_fqdn(name)} -addext "
                         f"subjectAltName=DNS:{host_fqdn(name)} 2>&1")
     assert other_ca.rc == 0, other_ca.stdout
+    # The receiver's own words for each refusal (rsyslog's GnuTLS driver, x509/name).
     cases = {
         "plain": (f"logger --tcp --octet-count -n {rip} -P {PORT} -t mailgov-test TOKEN",
-                  r"(unexpected TLS packet|TLS packet with unexpected length|"
-                  r"handshake.*(fail|error)|gnutls returned error on handshake)"),
+                  r"GnuTLS handshake retry returned error: An unexpected TLS packet was received"),
         "nocert": (f"python3 /tmp/logship-send.py {rip} {PORT} TOKEN",
-                   r"(no certificate|did not (provide|send) a certificate|certificate required)"),
+                   r"peer did not provide a certificate, not permitted to talk to it"),
         "rogue-ca": (f"python3 /tmp/logship-send.py {rip} {PORT} TOKEN /tmp/rogue.crt "
                      "/tmp/rogue.key",
-                     r"(signer not found|not trusted|invalid|unknown CA|issuer)"),
+                     r"not permitted to talk to peer, certificate invalid: signer not found"),
     }
     for case, (cmd, reason) in cases.items():
         tok = _token(case)
@@ -171,10 +172,10 @@ def test_receiver_refuses_untrusted_senders(host_run, host_address, receiver, ma
         deadline = time.monotonic() + 30
         while True:
             log = _receiver_log_since(host_run, receiver, since)
-            if re.search(reason, log, re.IGNORECASE) or time.monotonic() > deadline:
+            if re.search(reason, log) or time.monotonic() > deadline:
                 break
             time.sleep(1)
-        assert re.search(reason, log, re.IGNORECASE), (case, sent.stdout, log[-1500:])
+        assert re.search(reason, log), (case, sent.stdout, log[-1500:])
     # Positive control: the same client with the mail server's own certificate is heard, so the
     # refusals above are the certificate's and not the tool's.
     tok = _token("own-cert")

@@ -2,8 +2,9 @@
 independent verifier, inbound SPF/DKIM/DMARC results, key custody, MTA-STS policy served.
 
 The verifier is dkimpy (Debian python3-dkim) on the CLIENT host, a program that shares
-nothing with OpenDKIM; the DNS it asks is the TXT records `mailgov dns` prints (the lab has
-no DNS), so the test also proves that what we tell the administrators to publish is right.
+nothing with OpenDKIM; the DNS it asks is the TXT records `mailgov dns` prints (the lab's DNS
+serves the same, DNS-01 in test_dns_dmarc.py), so the test also proves that what we tell the
+administrators to publish is right.
 """
 
 from __future__ import annotations
