@@ -10,11 +10,14 @@ receiver's own log; retention is the real tmpfiles rule run with the clock moved
 
 from __future__ import annotations
 
+import base64
 import re
 import shlex
+import subprocess
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -131,12 +134,34 @@ except (ssl.SSLError, OSError) as exc:
 """
 
 
+def _issue_cert(ca_dir: str, cn: str, host_run: Callable[..., Any], host: str,
+                tmp_path: Path) -> None:
+    """A certificate for `cn` signed by the CA in ca_dir, as /tmp/intruder.crt/.key on host."""
+    ca = Path(ca_dir)
+    assert (ca / "ca.key").is_file(), f"no CA key in {ca} (the lab's CA is needed)"
+    key, csr, crt = tmp_path / "i.key", tmp_path / "i.csr", tmp_path / "i.crt"
+    for argv in (["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+                  "-out", str(key)],
+                 ["req", "-new", "-key", str(key), "-subj", f"/CN={cn}",
+                  "-addext", f"subjectAltName=DNS:{cn}", "-out", str(csr)],
+                 ["x509", "-req", "-in", str(csr), "-CA", str(ca / "ca.crt"), "-CAkey",
+                  str(ca / "ca.key"), "-CAserial", str(tmp_path / "ca.srl"), "-CAcreateserial",
+                  "-days", "2", "-copy_extensions", "copy", "-out", str(crt)]):
+        done = subprocess.run(["openssl", *argv], capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stderr
+    for path, dest in ((crt, "/tmp/intruder.crt"), (key, "/tmp/intruder.key")):
+        b64 = base64.b64encode(path.read_bytes()).decode()
+        put = host_run(host, f"echo {b64} | base64 -d > {dest} && chmod 600 {dest}")
+        assert put.rc == 0, put.stderr
+
+
 @pytest.mark.control("LOG-06", "The log receiver speaks TLS only and only to the CA's mail "
-                     "servers: plain TCP, TLS without a client certificate and a certificate "
-                     "from another CA are refused (reason in the receiver's log), nothing they "
-                     "send is written; a mail server's own certificate is heard (positive control)")
+                     "servers: plain TCP, TLS without a client certificate, a certificate "
+                     "from another CA or the CA's for another name are refused (reason in the "
+                     "receiver's log), nothing they send is written; a mail server's own "
+                     "certificate is heard (positive control)")
 def test_receiver_refuses_untrusted_senders(host_run, host_address, receiver, mail_hosts,
-                                            host_fqdn) -> None:
+                                            host_fqdn, role_vars, tmp_path) -> None:
     name = next(iter(mail_hosts))
     ip, rip = host_address(name), host_address(receiver)
     # The receiver presents the CA's certificate for its own name, TLS 1.2 or later.
@@ -154,6 +179,11 @@ def test_receiver_refuses_untrusted_senders(host_run, host_address, receiver, ma
                         f"-days 2 -subj /CN={host_fqdn(name)} -addext "
                         f"subjectAltName=DNS:{host_fqdn(name)} 2>&1")
     assert other_ca.rc == 0, other_ca.stdout
+    # A certificate from the lab's CA for a name that is no mail server (the CA key is the
+    # lab's, pki__ca_dir on the controller): signed right, refused for its name.
+    domain = host_fqdn(name).split(".", 1)[1]
+    _issue_cert(role_vars("pki", name)["pki__ca_dir"], f"intruder.{domain}", host_run, name,
+                tmp_path)
     # The receiver's own words for each refusal (rsyslog's GnuTLS driver, x509/name).
     cases = {
         "plain": (f"logger --tcp --octet-count -n {rip} -P {PORT} -t mailgov-test TOKEN",
@@ -163,6 +193,10 @@ def test_receiver_refuses_untrusted_senders(host_run, host_address, receiver, ma
         "rogue-ca": (f"python3 /tmp/logship-send.py {rip} {PORT} TOKEN /tmp/rogue.crt "
                      "/tmp/rogue.key",
                      r"not permitted to talk to peer, certificate invalid: signer not found"),
+        "wrong-name": (f"python3 /tmp/logship-send.py {rip} {PORT} TOKEN /tmp/intruder.crt "
+                       "/tmp/intruder.key",
+                       r"peer name not authorized -  not permitted to talk to it\. "
+                       r"Names: DNSname: intruder\."),
     }
     for case, (cmd, reason) in cases.items():
         tok = _token(case)
@@ -182,7 +216,7 @@ def test_receiver_refuses_untrusted_senders(host_run, host_address, receiver, ma
     sent = host_run(name, f"python3 /tmp/logship-send.py {rip} {PORT} {tok} "
                     "/etc/ssl/mailgov/host.crt /etc/ssl/mailgov/host.key")
     assert _wait_arrived(host_run, receiver, ip, tok), sent.stdout
-    host_run(name, "rm -f /tmp/logship-send.py /tmp/rogue.crt /tmp/rogue.key")
+    host_run(name, "rm -f /tmp/logship-send.py /tmp/rogue.* /tmp/intruder.*")
 
 
 @pytest.mark.control("LOG-07", "The backup host keeps received logs for "
