@@ -1,0 +1,577 @@
+"""Webmail (roles/webmail, WEB-* in docs/security.md): Roundcube in a real browser (Debian's
+headless Chromium on the controller, selenium, trusting exactly the site's key as
+test_password_page.py does), plus HTTP and IMAP checks from the client host.
+
+Every person is a throw-away mailbox (authprobe.py) except the unit-mailbox delegates, which
+are the lab's known test mailboxes (lab/test_passwords.py). A screenshot of the inbox is kept
+in the lab's state dir (artifacts/webmail-inbox.png).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import shlex
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from authprobe import CA_ON_CLIENT, Probe, imap_steps
+from mailhelpers import fetch_delivered, known_passwords, swaks, token
+from test_password_page import chromium, page_spki_hash
+
+from lab.labenv import lab_dir, lab_id
+
+PROVIDER = "mail1"
+REPO = Path(__file__).resolve().parents[2]
+WAIT = 60  # seconds any one page condition may take on a loaded 2-core machine
+
+
+@pytest.fixture(scope="module")
+def wm(role_vars: Callable[..., dict[str, Any]]) -> dict[str, Any]:
+    return role_vars("webmail", PROVIDER)
+
+
+@pytest.fixture(scope="module")
+def site(wm: dict[str, Any], host_address: Callable[[str], str]) -> dict[str, str]:
+    ip = host_address(PROVIDER)
+    name = str(wm["webmail__hostname"])
+    ca = lab_dir(REPO, lab_id()) / "pki" / "ca.crt"
+    return {"ip": ip, "name": name, "spki": page_spki_hash(ip, name, ca),
+            "url": f"https://{name}{wm['webmail__path']}"}
+
+
+@pytest.fixture(scope="module")
+def org(data: dict[str, Any]) -> dict[str, str]:
+    return {"base_dn": data["organization"]["base_dn"], "domain": data["organization"]["domain"]}
+
+
+@pytest.fixture
+def browser(site: dict[str, str], tmp_path: Path) -> Iterator[Callable[[], Any]]:
+    made: list[Any] = []
+
+    def make() -> Any:
+        drv = chromium(site["name"], site["ip"], site["spki"], str(tmp_path / f"p{len(made)}"))
+        made.append(drv)
+        return drv
+    try:
+        yield make
+    finally:
+        for d in made:
+            d.quit()
+
+
+def wait_for(cond: Callable[[], Any], what: str, timeout: float = WAIT) -> Any:
+    """Poll cond until it returns something truthy (no fixed sleeps)."""
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            got = cond()
+            if got:
+                return got
+        except Exception as exc:
+            last = exc
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what} ({last})")
+
+
+def login(drv: Any, url: str, user: str, password: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    drv.get(url)
+    wait_for(lambda: drv.find_element(By.ID, "rcmloginuser"), "the login form")
+    drv.find_element(By.ID, "rcmloginuser").send_keys(user)
+    drv.find_element(By.ID, "rcmloginpwd").send_keys(password)
+    drv.find_element(By.ID, "rcmloginsubmit").click()
+
+
+def logged_in(drv: Any) -> bool:
+    return bool(drv.execute_script(
+        "return !!(window.rcmail && rcmail.env.task == 'mail' && rcmail.env.mailbox)"))
+
+
+def messages(drv: Any) -> str:
+    """The text of the message stack (Roundcube's notices and errors)."""
+    return str(drv.execute_script(
+        "var m=document.getElementById('messagestack'); return m ? m.innerText : ''"))
+
+
+def send_message(drv: Any, url: str, to: str, subject: str, body: str,
+                 attach: Path | None = None, reply_uid: str | None = None) -> None:
+    from selenium.webdriver.common.by import By
+
+    target = (f"{url}?_task=mail&_action=compose&_reply_uid={reply_uid}&_mbox=INBOX"
+              if reply_uid else f"{url}?_task=mail&_action=compose")
+    drv.get(target)
+    wait_for(lambda: drv.execute_script("return !!(window.rcmail && rcmail.env.compose_id"
+                                        " && document.getElementById('compose-subject'))"),
+             "the compose form")
+    if to:
+        drv.execute_script("$('#_to').val(arguments[0]).change();"
+                           "rcmail.init_address_input_events && 0;", to)
+        box = drv.find_element(By.CSS_SELECTOR, "#compose_to .recipient-input input")
+        box.send_keys(to + ",")
+    if subject:  # a reply keeps its "Re: ..." subject
+        subj = drv.find_element(By.ID, "compose-subject")
+        subj.clear()
+        subj.send_keys(subject)
+    drv.find_element(By.ID, "composebody").send_keys(body)
+    if attach is not None:
+        upload(drv, attach)
+        wait_for(lambda: drv.execute_script(
+            "return $('#attachment-list li').not('.uploading').length > 0"), "the attachment")
+    drv.execute_script("rcmail.command('send', {})")
+    wait_for(lambda: "_action=compose" not in drv.current_url and logged_in(drv),
+             f"the message to be sent ({messages(drv)})")
+
+
+def upload(drv: Any, path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    field = drv.find_element(By.CSS_SELECTOR, "input[type=file][name='_attachments[]']")
+    field.send_keys(str(path))
+
+
+def _uid_of(drv: Any, subject: str) -> str | None:
+    """The IMAP uid of the message-list row whose text has `subject` (Roundcube's list)."""
+    return drv.execute_script(
+        "var r = (rcmail.message_list || {}).rows || {};"
+        "for (var k in r) { if (r[k].obj && r[k].obj.innerText.indexOf(arguments[0]) >= 0)"
+        " return String(r[k].uid); } return null;", subject)
+
+
+def imap_login(client_run: Callable[..., Any], address: str, user: str, pw: str) -> str:
+    return str(imap_steps(client_run, address, [{"user": user, "password": pw}])[0]["login"])
+
+
+def curl(client_run: Callable[..., Any], site: dict[str, str], path: str,
+         *opts: str) -> Any:
+    cmd = ["curl", "-sS", "--max-time", "30", "--cacert", CA_ON_CLIENT,
+           "--resolve", f"{site['name']}:443:{site['ip']}", *opts,
+           f"https://{site['name']}{path}"]
+    return client_run(shlex.join(cmd), timeout=60)
+
+
+# --- WEB-01: log in, read what SMTP delivered, send (DKIM-signed), reply with an attachment,
+# --- log out; a screenshot of the inbox -------------------------------------------------------
+
+
+@pytest.mark.control("WEB-01", "Webmail: log in, read, send (DKIM), reply with attachment, log out")
+def test_mail_round_trip(
+    browser: Callable[[], Any],
+    site: dict[str, str],
+    probes: Callable[..., Probe],
+    client_run: Callable[..., Any],
+    host_address: Callable[[str], str],
+    tmp_path: Path,
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    alice, bob = probes("wma"), probes("wmb")
+    ip = host_address(PROVIDER)
+    first = token()
+    out = swaks(client_run, ip, 587, bob.mail, bob.password, bob.mail, alice.mail, first,
+                extra=["--body", "Noi dung thu thu nghiem " + first])
+    assert out.rc == 0, out.stdout[-600:]
+    assert _wait_delivered(alice.mail, first) is not None, "SMTP delivery to the probe"
+    drv = browser()
+    login(drv, site["url"], alice.mail, alice.password)
+    wait_for(lambda: logged_in(drv), f"the inbox ({messages(drv)})")
+    # Vietnamese interface by default.
+    assert drv.execute_script("return rcmail.env.locale || document.documentElement.lang"
+                              ).lower().startswith("vi"), "interface is not Vietnamese"
+    uid = wait_for(lambda: _uid_of(drv, first) or (drv.execute_script(
+        "rcmail.command('checkmail')") and None), "the SMTP-delivered message in the inbox")
+    shots = lab_dir(REPO, lab_id()) / "artifacts"
+    shots.mkdir(parents=True, exist_ok=True)
+    drv.save_screenshot(str(shots / "webmail-inbox.png"))
+    drv.get(f"{site['url']}?_task=mail&_action=show&_uid={uid}&_mbox=INBOX")
+    wait_for(lambda: "Noi dung thu thu nghiem " + first in drv.find_element(
+        By.ID, "messagebody").text, "the message body")
+    # Send a new message to bob: it arrives signed by DKIM.
+    second = token()
+    send_message(drv, site["url"], bob.mail, second, "Gui tu webmail")
+    stored = _wait_delivered(bob.mail, second)
+    assert stored is not None, "the message sent from webmail never arrived"
+    assert re.search(r"^DKIM-Signature: .*d=", stored, re.M | re.I), stored[:800]
+    # Reply to the first message with an attachment.
+    doc = tmp_path / "bao-cao.txt"
+    doc.write_text("bao cao " + first)
+    send_message(drv, site["url"], "", "", "Tra loi", attach=doc, reply_uid=uid)
+    reply = _wait_delivered(bob.mail, first)
+    assert reply is not None and "bao-cao.txt" in reply, "the reply with the attachment"
+    # Log out: back to the login form, the session gone.
+    drv.execute_script("rcmail.command('logout')")
+    wait_for(lambda: drv.find_elements(By.ID, "rcmloginuser"), "the login form after logout")
+    drv.get(site["url"] + "?_task=mail")
+    wait_for(lambda: drv.find_elements(By.ID, "rcmloginuser"), "no session after logout")
+
+
+_HOST_RUN: list[Callable[..., Any]] = []
+
+
+@pytest.fixture(autouse=True)
+def _keep_host_run(host_run: Callable[..., Any]) -> None:
+    _HOST_RUN[:] = [host_run]
+
+
+def _mail1(cmd: str) -> Any:
+    return _HOST_RUN[0](PROVIDER, cmd)
+
+
+def _wait_delivered(user: str, subject: str) -> str | None:
+    return fetch_delivered(_HOST_RUN[0], user, subject, timeout=WAIT * 2)
+
+
+# --- WEB-05: a blocked attachment type is refused, with the reason ----------------------------
+
+
+@pytest.mark.control("WEB-05", "Webmail: a blocked attachment type (.exe) refused, reason shown")
+def test_blocked_attachment(
+    browser: Callable[[], Any], site: dict[str, str], probes: Callable[..., Probe],
+    policy: dict[str, Any], tmp_path: Path,
+) -> None:
+    assert "exe" in policy["blocked_attachments"]
+    alice = probes("wmx")
+    drv = browser()
+    login(drv, site["url"], alice.mail, alice.password)
+    wait_for(lambda: logged_in(drv), "the inbox")
+    drv.get(f"{site['url']}?_task=mail&_action=compose")
+    wait_for(lambda: drv.execute_script("return !!(window.rcmail && rcmail.env.compose_id)"),
+             "the compose form")
+    exe = tmp_path / "setup.exe"
+    exe.write_bytes(b"MZ" + secrets.token_bytes(64))
+    upload(drv, exe)
+    said = wait_for(lambda: messages(drv).strip(), "the refusal")
+    # The plugin's own text (Vietnamese default), naming the type.
+    assert "Không được gửi tệp loại .exe" in said, said
+    assert not drv.execute_script("return $('#attachment-list li').not('.uploading').length")
+
+
+# --- WEB-06: the ministry address book, read-only, public fields -------------------------------
+
+
+@pytest.mark.control("WEB-06", "Webmail: ministry address book: search, read-only, public fields")
+def test_address_book(
+    browser: Callable[[], Any], site: dict[str, str], probes: Callable[..., Probe],
+    wm: dict[str, Any], host_run: Callable[..., Any], org: dict[str, str],
+) -> None:
+    alice = probes("wmd")
+    target = probes("wmt", name="Trần Văn Khải")
+    drv = browser()
+    login(drv, site["url"], alice.mail, alice.password)
+    wait_for(lambda: logged_in(drv), "the inbox")
+    drv.get(f"{site['url']}?_task=addressbook&_source=ministry")
+    wait_for(lambda: drv.execute_script("return !!(window.rcmail && rcmail.env.task=="
+                                        "'addressbook')"), "the address book")
+    drv.execute_script("rcmail.env.source='ministry'; $('#quicksearchbox').val(arguments[0]);"
+                       "rcmail.command('search')", target.uid)
+    wait_for(lambda: target.mail in drv.page_source or "Khải" in drv.page_source,
+             "the searched person in the ministry address book")
+    assert drv.execute_script("return rcmail.env.readonly || !rcmail.env.address_sources"
+                              "['ministry'].readonly === false")
+    # The account it binds with reads public fields only: no password state, no hash.
+    pw = (lab_dir(REPO, lab_id()) / "secrets" / "ldap-webmail").read_text().strip()
+    out = host_run(PROVIDER, "umask 077; f=$(mktemp); printf %s " + shlex.quote(pw)
+                   + " > \"$f\"; ldapsearch -LLL -o ldif-wrap=no -ZZ -H ldap://"
+                   + shlex.quote(str(wm["webmail__ldap_host"]))
+                   + " -D " + shlex.quote(str(wm["webmail__ldap_bind_dn"]))
+                   + " -y \"$f\" -b " + shlex.quote(target.dn) + " '*' '+'; rc=$?; rm -f \"$f\";"
+                   + " exit $rc")
+    assert out.rc == 0, out.stderr
+    names = {line.split(":", 1)[0] for line in out.stdout.splitlines() if ":" in line}
+    assert {"cn", "mail"} <= names, out.stdout
+    assert not names & {"userPassword", "pwdChangedTime", "mailHomeDirectory", "givenName",
+                        "sn", "uid", "mailQuota"}, names
+    assert not drv.find_elements("css selector", "a.create, button.create") or \
+        drv.execute_script("return !rcmail.commands['add']")
+
+
+# --- WEB-10: unit mailboxes are shared folders for their delegates only ------------------------
+
+
+def _folders(drv: Any) -> list[str]:
+    return list(drv.execute_script("return Object.keys(rcmail.env.mailboxes || {})"))
+
+
+@pytest.mark.control("WEB-10", "Webmail: a unit mailbox is a shared folder of its delegates only")
+def test_unit_mailbox_delegates(
+    browser: Callable[[], Any], site: dict[str, str], data: dict[str, Any],
+    org: dict[str, str], probes: Callable[..., Probe],
+) -> None:
+    passwords = known_passwords()
+    units = [u for u in data.get("units", []) if (u.get("mailbox") or {}).get("delegates")]
+    assert units, "the data has no delegated unit mailbox"
+    unit = units[0]["mailbox"]
+    unit_addr = _address(unit["address"], org["domain"])
+    delegates = [_address(d, org["domain"]) for d in unit["delegates"]]
+    delegate = next(d for d in delegates if d in passwords)
+    drv = browser()
+    login(drv, site["url"], delegate, passwords[delegate])
+    wait_for(lambda: logged_in(drv), "the delegate's inbox")
+    shared = wait_for(lambda: [f for f in _folders(drv) if unit_addr.split("@")[0] in f],
+                      f"the unit mailbox {unit_addr} among the delegate's folders")
+    drv.get(f"{site['url']}?_task=mail&_mbox={shared[0]}")
+    wait_for(lambda: logged_in(drv) and drv.execute_script(
+        "return rcmail.env.mailbox") == shared[0], "the unit mailbox opened")
+    assert "error" not in messages(drv).lower()
+    # Not a delegate: no such folder, and opening it by name is refused by Dovecot's ACL.
+    other = probes("wmn")
+    drv2 = browser()
+    login(drv2, site["url"], other.mail, other.password)
+    wait_for(lambda: logged_in(drv2), "the non-delegate's inbox")
+    assert not [f for f in _folders(drv2) if unit_addr.split("@")[0] in f], _folders(drv2)
+    drv2.get(f"{site['url']}?_task=mail&_mbox={shared[0]}")
+    wait_for(lambda: logged_in(drv2), "the page")
+    count = drv2.execute_script("return $('#messagelist tbody tr').length")
+    assert count == 0, f"a non-delegate sees {count} messages of {unit_addr}"
+
+
+def _address(local_or_addr: str, domain: str) -> str:
+    return (local_or_addr if "@" in local_or_addr else f"{local_or_addr}@{domain}").lower()
+
+
+# --- WEB-07: password change through the ldap_exop driver; WEB-08: initial password ----------
+
+
+def _change_password(drv: Any, url: str, current: str, new: str) -> str:
+    from selenium.webdriver.common.by import By
+
+    drv.get(f"{url}?_task=settings&_action=plugin.password")
+    frame_or_page = wait_for(lambda: drv.find_elements(By.ID, "curpasswd") or (
+        drv.find_elements(By.ID, "preferences-frame")), "the password form")
+    if frame_or_page[0].get_attribute("id") == "preferences-frame":
+        drv.switch_to.frame(frame_or_page[0])
+    drv.execute_script("rcmail.clear_messages && 0")
+    for field, value in (("curpasswd", current), ("newpasswd", new), ("confpasswd", new)):
+        el = wait_for(lambda f=field: drv.find_element(By.ID, f), field)
+        el.clear()
+        el.send_keys(value)
+    drv.execute_script("$('#messagestack').empty(); rcmail.command('plugin.password-save')")
+    said = wait_for(lambda: messages(drv).strip(), "the password change result")
+    drv.switch_to.default_content()
+    return said
+
+
+@pytest.mark.control("WEB-07", "Webmail: password change judged by the directory, reason shown")
+def test_password_change(
+    browser: Callable[[], Any], site: dict[str, str], probes: Callable[..., Probe],
+    client_run: Callable[..., Any], host_address: Callable[[str], str],
+    policy: dict[str, Any],
+) -> None:
+    p = probes("wmp", name="Lê Thị Hằng")
+    drv = browser()
+    login(drv, site["url"], p.mail, p.password)
+    wait_for(lambda: logged_in(drv), "the inbox")
+    short = "Aa1!" + "x" * max(0, int(policy["password"]["users"]["min_length"]) - 6)
+    said = _change_password(drv, site["url"], p.password, short)
+    assert "Mật khẩu mới quá ngắn so với quy định." in said, said
+    with_name = "Hang" + secrets.token_hex(6) + "#A1"
+    said = _change_password(drv, site["url"], p.password, with_name)
+    assert "họ tên" in said, said
+    strong = "Zt7#" + secrets.token_hex(8) + "Kw9!"
+    said = _change_password(drv, site["url"], p.password, strong)
+    assert "thành công" in said.lower() or "đã lưu" in said.lower(), said
+    ip = host_address(PROVIDER)
+    assert imap_login(client_run, ip, p.mail, strong) == "OK"
+    assert imap_login(client_run, ip, p.mail, p.password).startswith("NO")
+
+
+@pytest.mark.control("WEB-08", "Webmail: initial password -> change form; suspended cannot log in")
+def test_initial_and_suspended(
+    browser: Callable[[], Any], site: dict[str, str], probes: Callable[..., Probe],
+    host_run: Callable[..., Any], wm: dict[str, Any],
+) -> None:
+    p = probes("wmi")
+    ldif = f"dn: {p.dn}\nchangetype: modify\nreplace: pwdReset\npwdReset: TRUE\n"
+    out = host_run(PROVIDER, "ldapmodify -e relax -Q -Y EXTERNAL -H ldapi:/// "
+                             f"<<'MAILGOV_LDIF'\n{ldif}\nMAILGOV_LDIF")
+    assert out.rc == 0, out.stderr
+    drv = browser()
+    login(drv, site["url"], p.mail, p.password)
+    page = str(wm["webmail__password_page"])
+    wait_for(lambda: drv.current_url == page, f"the password page {page} (at {drv.current_url})")
+    # A suspended mailbox (mailEnabled FALSE) with its right password: login refused.
+    s = probes("wms")
+    ldif = f"dn: {s.dn}\nchangetype: modify\nreplace: mailEnabled\nmailEnabled: FALSE\n"
+    out = host_run(PROVIDER, "ldapmodify -Q -Y EXTERNAL -H ldapi:/// "
+                             f"<<'MAILGOV_LDIF'\n{ldif}\nMAILGOV_LDIF")
+    assert out.rc == 0, out.stderr
+    drv2 = browser()
+    login(drv2, site["url"], s.mail, s.password)
+    said = wait_for(lambda: messages(drv2).strip(), "the login refusal")
+    assert "Đăng nhập thất bại" in said or "thất bại" in said, said
+    assert not logged_in(drv2)
+
+
+# --- WEB-02: security headers, cookies, no version; WEB-11: TLS on 443 as on the mail ports ----
+
+
+@pytest.mark.control("WEB-02", "Webmail: HSTS, CSP, secure HttpOnly cookies, no version shown")
+def test_headers_and_cookies(
+    client_run: Callable[..., Any], site: dict[str, str], wm: dict[str, Any]
+) -> None:
+    out = curl(client_run, site, str(wm["webmail__path"]), "-D", "-", "-o", "/dev/null")
+    assert out.rc == 0, out.stderr
+    head = out.stdout
+    assert re.search(r"^HTTP/\S+ 200", head, re.M), head
+    hsts = re.search(r"^strict-transport-security: max-age=(\d+)", head, re.M | re.I)
+    assert hsts and int(hsts.group(1)) >= 31536000, head
+    csp = re.search(r"^content-security-policy: (.*)$", head, re.M | re.I)
+    assert csp and "object-src 'none'" in csp.group(1) and "frame-ancestors 'self'" in csp.group(1)
+    assert "default-src 'self'" in csp.group(1), head
+    assert re.search(r"^x-content-type-options: nosniff", head, re.M | re.I), head
+    cookies = re.findall(r"^set-cookie: (.*)$", head, re.M | re.I)
+    assert cookies, head
+    for c in cookies:
+        low = c.lower()
+        assert "; secure" in low and "httponly" in low, c
+    server = re.search(r"^server: (.*)$", head, re.M | re.I)
+    assert server and not re.search(r"\d", server.group(1)), head
+    assert not re.search(r"^x-powered-by:", head, re.M | re.I), head
+    # No product version in what the page shows (Roundcube's script environment keeps its
+    # numeric rcversion for cache keys; it is not displayed).
+    body = curl(client_run, site, str(wm["webmail__path"]))
+    visible = re.sub(r"<script.*?</script>", "", body.stdout, flags=re.S)
+    assert not re.search(r"Roundcube|1\.6\.\d|10605", visible), "version or product shown"
+    # Plain HTTP is not served at all (the firewall opens 443 only; nginx has no port 80).
+    plain = client_run(f"curl -sS --max-time 10 http://{site['ip']}/mail/ -o /dev/null "
+                       "-w '%{http_code}'", timeout=30)
+    assert plain.rc != 0 or plain.stdout.strip() == "000", plain.stdout
+
+
+def _s443(client_run: Callable[..., Any], site: dict[str, str], *opts: str) -> str:
+    cmd = ["openssl", "s_client", "-connect", f"{site['ip']}:443", "-servername", site["name"],
+           "-CAfile", CA_ON_CLIENT, "-verify_return_error", *opts]
+    out = client_run("timeout 20 " + shlex.join(cmd) + " </dev/null 2>&1", timeout=60)
+    return str(out.stdout) + str(out.stderr)
+
+
+@pytest.mark.control("WEB-11", "Webmail: port 443 TLS as the mail ports (1.0/1.1 and weak refused)")
+def test_tls_443(client_run: Callable[..., Any], site: dict[str, str]) -> None:
+    import standards
+    from test_tls import WEAK_TLS12, negotiated
+
+    for old in ("-tls1", "-tls1_1"):
+        text = _s443(client_run, site, old, "-cipher", "DEFAULT@SECLEVEL=0")
+        assert negotiated(text) is None, f"443 accepted {old}: {text[-600:]}"
+        assert "no protocols available" not in text, text[-600:]
+    for version, proto in (("-tls1_2", "TLSv1.2"), ("-tls1_3", "TLSv1.3")):
+        text = _s443(client_run, site, version)
+        got = negotiated(text)
+        assert got and got[0] == proto and "Verify return code: 0 (ok)" in text, text[-600:]
+        if proto == "TLSv1.2":
+            assert got[1] in standards.TLS12_CIPHERS, got
+    for weak in WEAK_TLS12:
+        text = _s443(client_run, site, "-tls1_2", "-cipher", weak)
+        assert negotiated(text) is None, f"443 accepted {weak}"
+
+
+# --- WEB-09: failed webmail logins feed fail2ban --------------------------------------------
+
+LOGIN_SCRIPT = r"""
+import http.cookiejar, re, socket, ssl, sys, urllib.parse, urllib.request
+name, ip, ca, path, user, n = sys.argv[1:7]
+_gai = socket.getaddrinfo
+socket.getaddrinfo = lambda h, *a, **k: _gai(ip if h == name else h, *a, **k)
+ctx = ssl.create_default_context(cafile=ca)
+for i in range(int(n)):
+    jar = http.cookiejar.CookieJar()
+    op = urllib.request.build_opener(urllib.request.HTTPSHandler(context=ctx),
+                                     urllib.request.HTTPCookieProcessor(jar))
+    try:
+        page = op.open("https://" + name + path, timeout=30).read().decode()
+    except OSError as exc:
+        print("refused", type(exc).__name__); break
+    tok = re.search(r'name="_token" value="([^"]+)"', page).group(1)
+    form = urllib.parse.urlencode({"_token": tok, "_task": "login", "_action": "login",
+                                   "_user": user, "_pass": "wrong-" + str(i)}).encode()
+    op.open("https://" + name + path + "?_task=login", data=form, timeout=30).read()
+    print("tried", i)
+"""
+
+
+@pytest.mark.control("WEB-09", "Webmail: repeated failed logins get the client banned (fail2ban)")
+def test_failed_logins_banned(
+    client_run: Callable[..., Any], host_run: Callable[..., Any], site: dict[str, str],
+    wm: dict[str, Any], probes: Callable[..., Probe], role_vars: Callable[..., dict[str, Any]],
+    host_address: Callable[[str], str],
+) -> None:
+    p = probes("wmf")
+    f2b = role_vars("fail2ban", PROVIDER)
+    maxretry = int(f2b["fail2ban__maxretry"])
+    client_ip = host_address("client")
+    host_run(PROVIDER, f"fail2ban-client set roundcube unbanip {client_ip} || true")
+    try:
+        out = client_run(shlex.join(["python3", "-c", LOGIN_SCRIPT, site["name"], site["ip"],
+                                     CA_ON_CLIENT, str(wm["webmail__path"]), p.mail,
+                                     str(maxretry + 2)]), timeout=300)
+        assert "tried 0" in out.stdout, out.stdout + out.stderr[-600:]
+        banned = wait_for(lambda: client_ip in host_run(
+            PROVIDER, "fail2ban-client status roundcube").stdout, "the ban in the roundcube jail")
+        assert banned
+        # The failures were Roundcube's own log lines, with the client's address.
+        log = host_run(PROVIDER, "journalctl -q -t roundcube --since '-10min' -o cat")
+        assert re.search(rf"Failed login for {re.escape(p.mail)} from {re.escape(client_ip)}",
+                         log.stdout), log.stdout[-800:]
+    finally:
+        host_run(PROVIDER, f"fail2ban-client set roundcube unbanip {client_ip} || true")
+
+
+# --- WEB-12: faults: Dovecot down, a wrong CA; the database closed and backed up -------------
+
+
+@pytest.mark.control("WEB-12", "Webmail: Dovecot down -> clear page; wrong CA refused; DB private")
+def test_faults(
+    browser: Callable[[], Any], site: dict[str, str], probes: Callable[..., Probe],
+    host_run: Callable[..., Any], wm: dict[str, Any], mail1: Any,
+) -> None:
+    p = probes("wmz")
+    db = mail1.file(f"{wm['webmail__db_dir']}/roundcube.db")
+    assert db.exists and db.user == "www-data" and db.mode & 0o077 == 0, oct(db.mode)
+    assert mail1.file(str(wm["webmail__db_dir"])).mode & 0o077 == 0
+    conf = mail1.file("/etc/mailgov/backup.conf").content_string
+    assert f"{wm['webmail__db_dir']}/roundcube.db" in conf, "webmail's database not backed up"
+    drv = browser()
+    host_run(PROVIDER, "systemctl stop dovecot")
+    try:
+        login(drv, site["url"], p.mail, p.password)
+        said = wait_for(lambda: messages(drv).strip(), "the login error with Dovecot down")
+        assert "máy chủ" in said.lower() or "server" in said.lower(), said
+        assert "Fatal error" not in drv.page_source and "Warning:" not in drv.page_source
+    finally:
+        host_run(PROVIDER, "systemctl start dovecot")
+    drv3 = browser()
+    login(drv3, site["url"], p.mail, p.password)
+    wait_for(lambda: logged_in(drv3), "a login once Dovecot and the CA are back")
+
+
+@pytest.mark.control("WEB-03", "Webmail: IMAP/SMTP only over TLS with the CA verified (wrong CA)")
+def test_wrong_ca_refused(
+    browser: Callable[[], Any], site: dict[str, str], probes: Callable[..., Probe],
+    host_run: Callable[..., Any], wm: dict[str, Any], mail1: Any,
+) -> None:
+    conf = mail1.file("/etc/roundcube/config.inc.php").content_string
+    assert re.search(r"imap_host'\] = 'ssl://[^']+:993'", conf), "IMAP not over implicit TLS"
+    assert re.search(r"smtp_host'\] = 'ssl://[^']+:465'", conf), "SMTP not over implicit TLS"
+    p = probes("wmc")
+    # A wrong CA: PHP refuses Dovecot's certificate; the login fails, nothing in clear.
+    ca = str(wm["webmail__ca_copy"])
+    host_run(PROVIDER, f"cp -p {ca} {ca}.keep && openssl req -x509 -newkey ec -pkeyopt "
+                       "ec_paramgen_curve:P-256 -nodes -keyout /dev/null -subj /CN=wrong "
+                       f"-days 2 -out {ca} 2>/dev/null")
+    try:
+        drv2 = browser()
+        login(drv2, site["url"], p.mail, p.password)
+        said = wait_for(lambda: messages(drv2).strip(), "the login error with a wrong CA")
+        assert not logged_in(drv2), said
+        log = host_run(PROVIDER, "journalctl -q -t roundcube --since '-2min' -o cat")
+        assert "certificate verify failed" in log.stdout, log.stdout[-800:]
+    finally:
+        host_run(PROVIDER, f"mv {ca}.keep {ca}")
+    drv3 = browser()
+    login(drv3, site["url"], p.mail, p.password)
+    wait_for(lambda: logged_in(drv3), "a login once the CA is back")
