@@ -149,6 +149,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, passwords: dict[str, str],
     x_entry = _dn(host_run, base, x_addr, "pwdReset", "pwdChangedTime")
     x_dn = x_entry["dn"][0]
     c_dn = _dn(host_run, base, c_addr)["dn"][0]
+    reset_set = False
     try:
         # A: two IMAPS logins, three messages to B (587, STARTTLS).
         for _ in range(2):
@@ -162,9 +163,12 @@ def world(tmp_path_factory: pytest.TempPathFactory, passwords: dict[str, str],
             for i in range(3):
                 s.send_message(_message(a_addr, b_addr, f"{token}-ab{i}"))
         # B: POP3S on mail2, one message to A through mail2 (465).
-        with pop3s("mail2") as p:
+        p = pop3s("mail2")
+        try:
             p.user(b_addr)
             p.pass_(passwords[b_addr])
+        finally:
+            p.quit()
         with smtps("mail2") as s:
             s.login(b_addr, passwords[b_addr])
             s.send_message(_message(b_addr, a_addr, f"{token}-ba"))
@@ -197,6 +201,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, passwords: dict[str, str],
         if "pwdReset" not in x_entry:
             _modify(host_run, f"dn: {x_dn}\nchangetype: modify\nreplace: pwdReset\n"
                     "pwdReset: TRUE\n")
+            reset_set = True
         pub = subprocess.run([str(REPO / ".venv" / "bin" / "ansible-playbook"),
                               str(REPO / "playbooks" / "publish_directory.yml"),
                               "-e", f"mailgov_data_file={DATA_FILE}",
@@ -213,7 +218,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, passwords: dict[str, str],
         if c_quota is not None:
             _modify(host_run, f"dn: {c_dn}\nchangetype: modify\nreplace: mailQuota\n"
                     f"mailQuota: {c_quota}\n")
-        if "pwdReset" not in x_entry:
+        if reset_set:
             _modify(host_run, f"dn: {x_dn}\nchangetype: modify\ndelete: pwdReset\n")
 
 
