@@ -144,42 +144,40 @@ def read_results(folder: Path, hosts: list[str], failures: Mapping[str, str]
     return out
 
 
-def failures_from_json_callback(text: str) -> tuple[list[str], dict[str, str]]:
-    """(hosts of the play, {host: why}) from ansible-playbook's json callback output."""
-    try:
-        doc = json.loads(text[text.index("{"):])
-    except (ValueError, json.JSONDecodeError):
-        raise CollectError("ansible-playbook gave no JSON result (see its output above)"
-                           ) from None
-    hosts = sorted(doc.get("stats", {}))
+def outcomes(folder: Path) -> tuple[list[str], dict[str, str]]:
+    """(hosts of the play, {host: why it gave nothing}) from the ``<host>.status.json`` files
+    the play writes on the controller for every host, reachable or not."""
+    hosts: list[str] = []
     why: dict[str, str] = {}
-    for play in doc.get("plays", []):
-        for task in play.get("tasks", []):
-            for host, r in task.get("hosts", {}).items():
-                if host in why:
-                    continue
-                if r.get("unreachable"):
-                    why[host] = f"unreachable: {str(r.get('msg', '')).strip()[:300]}"
-                elif r.get("failed"):
-                    why[host] = (f"{task.get('task', {}).get('name', 'task')} failed: "
-                                 f"{str(r.get('msg', '')).strip()[:300]}")
+    for p in sorted(folder.glob("*.status.json")):
+        host = p.name[: -len(".status.json")]
+        hosts.append(host)
+        try:
+            st = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            why[host] = f"unreadable status: {exc}"
+            continue
+        msg = " ".join(str(st.get("msg", "")).split())[:300]
+        if st.get("unreachable"):
+            why[host] = f"unreachable: {msg}"
+        elif not st.get("ok"):
+            why[host] = f"failed: {msg}"
     return hosts, why
 
 
 def run_playbook(raw: Path, first: date, last: date, extra: list[str]) -> tuple[list[str],
                                                                                  dict[str, str]]:
-    env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
-               ANSIBLE_CALLBACK_RESULT_FORMAT="json")
     cmd = [str(Path(sys.executable).parent / "ansible-playbook"), str(REPO_PLAYBOOK),
            "-e", json.dumps({"mailgov_usage_raw_dir": str(raw),
                              "mailgov_usage_first": first.isoformat(),
                              "mailgov_usage_last": last.isoformat()}), *extra]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False,
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False,
                           cwd=REPO_PLAYBOOK.parent.parent)
-    if proc.returncode not in (0, 2, 4):  # 2: a host failed, 4: unreachable: still collect
-        tail = (proc.stderr.strip() or proc.stdout.strip())[-2000:]
+    hosts, why = outcomes(raw)
+    if proc.returncode not in (0, 4) or not hosts:  # 4: a host unreachable: still collect
+        tail = (proc.stdout.strip() + "\n" + proc.stderr.strip())[-2000:]
         raise CollectError(f"ansible-playbook failed (exit {proc.returncode}): {tail}")
-    return failures_from_json_callback(proc.stdout)
+    return hosts, why
 
 
 def collect(snapshot_dir: Path, domain: str, day: date, extra: list[str],

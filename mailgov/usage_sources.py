@@ -47,7 +47,8 @@ _SUBMIT = re.compile(r" postfix/(?:submission|smtps|submissions)/smtpd\[\d+\]: [
                      r"client=.*\bsasl_username=([^,\s]+)")
 _DELIVER = re.compile(r" postfix/lmtp\[\d+\]: [0-9A-Za-z]+: to=<([^>]+)>,.*relay=[^,]*lmtp"
                       r"[^,]*,.* status=sent ")
-_READ = re.compile(r" imap\(([^)]+)\).*?: box=shared/([^/,]+)/[^,]*, .*flag_change")
+# Dovecot 2.3: "imap(<user>)<pid><session>: flag_change: box=shared/<owner>/INBOX, uid=…"
+_READ = re.compile(r" imap\(([^)]+)\)\S*: flag_change: box=shared/([^/,]+)/")
 _LOCK = re.compile(r"rate limit: (\S+) exceeded \d+ messages .*: locked")
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import csv
 import hashlib
+import http.client
 import io
 import json
 import os
@@ -149,6 +150,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, passwords: dict[str, str],
     x_entry = _dn(host_run, base, x_addr, "pwdReset", "pwdChangedTime")
     x_dn = x_entry["dn"][0]
     c_dn = _dn(host_run, base, c_addr)["dn"][0]
+    reset_set = False
     try:
         # A: two IMAPS logins, three messages to B (587, STARTTLS).
         for _ in range(2):
@@ -162,9 +164,12 @@ def world(tmp_path_factory: pytest.TempPathFactory, passwords: dict[str, str],
             for i in range(3):
                 s.send_message(_message(a_addr, b_addr, f"{token}-ab{i}"))
         # B: POP3S on mail2, one message to A through mail2 (465).
-        with pop3s("mail2") as p:
+        p = pop3s("mail2")
+        try:
             p.user(b_addr)
             p.pass_(passwords[b_addr])
+        finally:
+            p.quit()
         with smtps("mail2") as s:
             s.login(b_addr, passwords[b_addr])
             s.send_message(_message(b_addr, a_addr, f"{token}-ba"))
@@ -197,6 +202,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, passwords: dict[str, str],
         if "pwdReset" not in x_entry:
             _modify(host_run, f"dn: {x_dn}\nchangetype: modify\nreplace: pwdReset\n"
                     "pwdReset: TRUE\n")
+            reset_set = True
         pub = subprocess.run([str(REPO / ".venv" / "bin" / "ansible-playbook"),
                               str(REPO / "playbooks" / "publish_directory.yml"),
                               "-e", f"mailgov_data_file={DATA_FILE}",
@@ -213,7 +219,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, passwords: dict[str, str],
         if c_quota is not None:
             _modify(host_run, f"dn: {c_dn}\nchangetype: modify\nreplace: mailQuota\n"
                     f"mailQuota: {c_quota}\n")
-        if "pwdReset" not in x_entry:
+        if reset_set:
             _modify(host_run, f"dn: {x_dn}\nchangetype: modify\ndelete: pwdReset\n")
 
 
@@ -275,7 +281,7 @@ def test_report_shows_the_snapshot(world: dict[str, Any]) -> None:
                                "--unit", unit, "--format", "csv"], cwd=REPO,
                               capture_output=True, text=True, timeout=300, check=False)
         assert proc.returncode == 0, proc.stderr
-        people = list(csv.reader(io.StringIO(proc.stdout.split("\r\n\r\n", 1)[1])))
+        people = list(csv.reader(io.StringIO(proc.stdout.split("\n\n", 1)[1])))
         rows = {r[1]: dict(zip(people[0], r, strict=True)) for r in people[1:] if r}
         local = who.split("@")[0]
         assert rows[local]["inactive"] == "yes" and rows[local]["last_login"] == ""
@@ -286,7 +292,7 @@ def test_report_shows_the_snapshot(world: dict[str, Any]) -> None:
                            "180"], cwd=REPO, capture_output=True, text=True, timeout=300,
                           check=False)
     assert proc.returncode == 0, proc.stderr
-    people = list(csv.reader(io.StringIO(proc.stdout.split("\r\n\r\n", 1)[1])))
+    people = list(csv.reader(io.StringIO(proc.stdout.split("\n\n", 1)[1])))
     rows = {r[1]: dict(zip(people[0], r, strict=True)) for r in people[1:] if r}
     a = rows[w["a"].split("@")[0]]
     assert int(a["sent"]) == a_sent_30 and a["regular"] == "yes"
@@ -294,7 +300,7 @@ def test_report_shows_the_snapshot(world: dict[str, Any]) -> None:
     proc = subprocess.run([MAILGOV, "report", str(DATA_FILE), "--snapshot", str(snap),
                            "--unit", c_unit, "--format", "csv"], cwd=REPO,
                           capture_output=True, text=True, timeout=300, check=False)
-    people = list(csv.reader(io.StringIO(proc.stdout.split("\r\n\r\n", 1)[1])))
+    people = list(csv.reader(io.StringIO(proc.stdout.split("\n\n", 1)[1])))
     rows = {r[1]: dict(zip(people[0], r, strict=True)) for r in people[1:] if r}
     assert rows[w["c"].split("@")[0]]["quota_bucket"] == "warning"
 
@@ -341,10 +347,20 @@ def test_published_directory_served_and_seen_by_collection(
         assert not errors, errors
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         drv.save_screenshot(str(ARTIFACTS / "published-directory-lab.png"))
-        drv.get(f"https://{mail1.fqdn}/danh-ba/units/{world['unit_id']}.vcf")
-        assert "BEGIN:VCARD" in drv.page_source
     finally:
         drv.quit()
+    # The vCard file as a mail client fetches it (the browser would download it instead).
+    ctx = ssl.create_default_context(cafile=str(lab_ca))
+    conn = http.client.HTTPSConnection(mail1.addr, 443, context=ctx, timeout=30)
+    conn._server_hostname = mail1.fqdn  # type: ignore[attr-defined]
+    with socket.create_connection((mail1.addr, 443), timeout=30) as raw:
+        conn.sock = ctx.wrap_socket(raw, server_hostname=mail1.fqdn)
+        conn.request("GET", f"/danh-ba/units/{world['unit_id']}.vcf",
+                     headers={"Host": mail1.fqdn})
+        resp = conn.getresponse()
+        body = resp.read().decode()
+    assert resp.status == 200 and resp.getheader("Content-Type", "").startswith("text/vcard")
+    assert body.startswith("BEGIN:VCARD\r\nVERSION:4.0\r\n"), body[:100]
 
 
 def _spki(ip: str, name: str, ca: Path) -> str:

@@ -26,8 +26,8 @@ LOG = """\
 2026-12-06T09:00:02+00:00 mail1 postfix/lmtp[300]: 4ABC12: to=<ptminh@monre.gov.vn>, relay=mail1.monre.gov.vn[private/dovecot-lmtp], delay=0.1, delays=0/0/0/0.1, dsn=2.0.0, status=sent (250 2.0.0 <ptminh@monre.gov.vn> x Saved)
 2026-12-06T09:00:03+00:00 mail1 postfix/lmtp[300]: 4ABC14: to=<ptminh@monre.gov.vn>, orig_to=<minh.pt@monre.gov.vn>, relay=mail1.monre.gov.vn[private/dovecot-lmtp], delay=0.1, delays=0/0/0/0.1, dsn=4.2.2, status=deferred (452 4.2.2 Mailbox is full)
 2026-12-06T09:00:04+00:00 mail1 postfix/smtp[301]: 4ABC13: to=<x@mard.gov.vn>, relay=mx.mard.gov.vn[1.2.3.4]:25, delay=1, dsn=2.0.0, status=sent (250 ok)
-2026-12-06T10:00:00+00:00 mail1 dovecot: imap(ntbthao@monre.gov.vn)<400><c>: box=shared/vpb@monre.gov.vn/INBOX, uid=5, msgid=<m@x>, size=900: flag_change: (\\Seen)
-2026-12-06T10:00:01+00:00 mail1 dovecot: imap(ntbthao@monre.gov.vn)<400><c>: box=INBOX, uid=7, msgid=<n@x>, size=900: flag_change: (\\Seen)
+2026-12-06T10:00:00.590236+00:00 mail1 dovecot: imap(ntbthao@monre.gov.vn)<17797><mFhdHANiBN8K0gYB>: flag_change: box=shared/vpb@monre.gov.vn/INBOX, uid=1, msgid=<m@x>
+2026-12-06T10:00:01+00:00 mail1 dovecot: imap(ntbthao@monre.gov.vn)<400><c>: flag_change: box=INBOX, uid=7, msgid=<n@x>
 2026-12-06T11:00:00+00:00 mail1 mailgov-ratelimit[500]: rate limit: nvquan@monre.gov.vn exceeded 250 messages in 10 min: locked uid=nvquan,ou=people,dc=monre,dc=gov,dc=vn
 2026-12-06T12:00:00+00:00 mail1 dovecot: lmtp(natuan@monre.gov.vn)<600><d>: msgid=<z@x>: saved mail to INBOX
 2026-12-06T12:00:01+00:00 mail1 dovecot: imap-login: Login: user=<cn=mailgov,ou=services>, method=PLAIN
@@ -162,20 +162,20 @@ def test_a_failed_host_keeps_its_reason(tmp_path: Path) -> None:
     assert got["mail4"] == "unreachable: timed out"
 
 
-def test_failures_from_the_json_callback() -> None:
-    out = json.dumps({"plays": [{"tasks": [
-        {"task": {"name": "Read this host's usage figures"},
-         "hosts": {"mail1": {"changed": False},
-                   "mail2": {"unreachable": True, "msg": "Failed to connect to the host via "
-                             "ssh: ssh: connect to host 10.210.6.12 port 22: No route to host"},
-                   "mail3": {"failed": True, "msg": "usage facts: boom"}}}]}],
-        "stats": {"mail1": {}, "mail2": {}, "mail3": {}}})
-    hosts, why = collect.failures_from_json_callback("warning line\n" + out)
+def test_outcomes_from_the_status_files(tmp_path: Path) -> None:
+    (tmp_path / "mail1.status.json").write_text('{"unreachable": false, "ok": true, "msg": ""}')
+    (tmp_path / "mail2.status.json").write_text(json.dumps({
+        "unreachable": True, "ok": False,
+        "msg": "Failed to connect to the host via ssh: ssh: connect to host 10.210.6.99 "
+               "port 22: Connection timed out\r\n"}))
+    (tmp_path / "mail3.status.json").write_text(json.dumps({
+        "unreachable": False, "ok": False, "msg": "usage facts: boom"}))
+    (tmp_path / "mail1.json").write_text("{}")  # a result file is not a status
+    hosts, why = collect.outcomes(tmp_path)
     assert hosts == ["mail1", "mail2", "mail3"]
-    assert why["mail2"].startswith("unreachable: Failed to connect")
-    assert why["mail3"] == "Read this host's usage figures failed: usage facts: boom"
-    with pytest.raises(collect.CollectError, match="no JSON result"):
-        collect.failures_from_json_callback("ERROR! the playbook could not be found")
+    assert why == {"mail2": "unreachable: Failed to connect to the host via ssh: ssh: connect "
+                            "to host 10.210.6.99 port 22: Connection timed out",
+                   "mail3": "failed: usage facts: boom"}
 
 
 # --------------------------------------------------------------------------- mailgov collect
