@@ -12,15 +12,16 @@ require_once __DIR__ . '/ldap_exop.php';
 
 class rcube_mailgov_exop_password extends rcube_ldap_exop_password
 {
-    // The check module's and ppolicy's own texts -> our message (first match wins).
+    // The check module's own texts name the rule (first match wins) ...
     const REASONS = [
         'account name' => 'account_name',
         "owner's name" => 'owner_name',
         'too short'    => 'too_short',
         'history'      => 'in_history',
-        'too young'    => 'too_young',
-        'quality'      => 'quality',
     ];
+
+    // ... else the ppolicy response control's error (draft-behera-ldap-password-policy).
+    const PPOLICY = [5 => 'quality', 6 => 'too_short', 7 => 'too_young', 8 => 'in_history'];
 
     const TEXTS = [
         'vi' => [
@@ -41,13 +42,18 @@ class rcube_mailgov_exop_password extends rcube_ldap_exop_password
         ],
     ];
 
-    function save($curpass, $passwd)
+    public function save($curpass, $passwd, $username)
     {
+        $this->username = $username;  // the bind DN's %name (ldap_simple's substitute_vars)
         $ret = $this->connect($curpass);
         if ($ret !== true) {
             return $ret;
         }
-        if (ldap_exop_passwd($this->conn, $this->user, $curpass, $passwd)) {
+        // Ask for the ppolicy response control: its error code says which rule refused.
+        ldap_set_option($this->conn, LDAP_OPT_SERVER_CONTROLS,
+            [['oid' => LDAP_CONTROL_PASSWORDPOLICYREQUEST]]);
+        $controls = [];
+        if (ldap_exop_passwd($this->conn, $this->user, $curpass, $passwd, $controls)) {
             ldap_unbind($this->conn);
             return PASSWORD_SUCCESS;
         }
@@ -55,16 +61,29 @@ class rcube_mailgov_exop_password extends rcube_ldap_exop_password
         $said = '';
         ldap_get_option($this->conn, LDAP_OPT_DIAGNOSTIC_MESSAGE, $said);
         ldap_unbind($this->conn);
-        // 0x13 constraintViolation (ppolicy, the check module); 0x35 unwillingToPerform.
-        if ($errno != 0x13 && $errno != 0x35) {
+        $error = $controls[LDAP_CONTROL_PASSWORDPOLICYRESPONSE]['value']['error'] ?? null;
+        // One line per refusal, no password in it: what the directory said.
+        rcube::write_log('password', sprintf('Password change refused for %s: result %d, ppolicy %s, "%s"',
+            $username, $errno, $error === null ? '-' : (string) $error, (string) $said));
+        // 0x13 constraintViolation (ppolicy, the check module), 0x35 unwillingToPerform; PHP
+        // may leave the number at 0 once it parsed the result's controls: the control decides.
+        if ($error === null && $errno != 0x13 && $errno != 0x35) {
             return PASSWORD_CONNECT_ERROR;
         }
         $lang = strpos((string) rcmail::get_instance()->get_user_language(), 'vi') === 0 ? 'vi' : 'en';
         $lower = strtolower((string) $said);
-        foreach (self::REASONS as $needle => $key) {
+        $key = null;
+        foreach (self::REASONS as $needle => $name) {
             if (strpos($lower, $needle) !== false) {
-                return ['code' => PASSWORD_CONSTRAINT_VIOLATION, 'message' => self::TEXTS[$lang][$key]];
+                $key = $name;
+                break;
             }
+        }
+        if ($key === null && $error !== null && isset(self::PPOLICY[$error])) {
+            $key = self::PPOLICY[$error];
+        }
+        if ($key !== null) {
+            return ['code' => PASSWORD_CONSTRAINT_VIOLATION, 'message' => self::TEXTS[$lang][$key]];
         }
         return ['code' => PASSWORD_CONSTRAINT_VIOLATION, 'message' => (string) $said];
     }
