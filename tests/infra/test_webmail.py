@@ -541,6 +541,7 @@ def test_failed_logins_banned(
 def test_faults(
     browser: Callable[[], Any], site: dict[str, str], probes: Callable[..., Probe],
     host_run: Callable[..., Any], wm: dict[str, Any], mail1: Any,
+    infra_host: Callable[[str], Any], role_vars: Callable[..., dict[str, Any]],
 ) -> None:
     p = probes("wmz")
     db = mail1.file(f"{wm['webmail__db_dir']}/roundcube.db")
@@ -548,6 +549,16 @@ def test_faults(
     assert mail1.file(str(wm["webmail__db_dir"])).mode & 0o077 == 0
     conf = mail1.file("/etc/mailgov/backup.conf").content_string
     assert f"{wm['webmail__db_dir']}/roundcube.db" in conf, "webmail's database not backed up"
+    # A backup run now (as the weekly timer does) stores its dump, encrypted, on the storage.
+    from test_backup import run_backup
+
+    stamp = run_backup(mail1)
+    name = "sqlite-" + f"{wm['webmail__db_dir']}/roundcube.db".lstrip("/").replace("/", "_")
+    bvars = role_vars("backup", PROVIDER)
+    storage = infra_host(str(bvars["backup__storage_host"]))
+    stored = storage.run(f"stat -c %s {bvars['backup__storage_dir']}/{PROVIDER}/{stamp}/"
+                         f"{name}.sql.age")
+    assert stored.rc == 0 and int(stored.stdout.strip()) > 0, f"{name} not in run {stamp}"
     drv = browser()
     host_run(PROVIDER, "systemctl stop dovecot")
     try:
