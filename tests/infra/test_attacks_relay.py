@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from authprobe import CA_ON_CLIENT
+from mailhelpers import client_packages
 
 # No failed login here; the budget still starts the module with the client unbanned.
 pytestmark = pytest.mark.usefixtures("fail2ban_budget")
@@ -25,6 +26,8 @@ def rcpt_reply(client_run: Callable[..., Any], server: str, port: int, tls: bool
     args = ["swaks", "--server", server, "--port", str(port), "--helo", "client.lab"]
     args += ["--from", sender, "--to", recipient, "--quit-after", "RCPT"]
     if tls:
+        # swaks' STARTTLS needs Net::SSLeay: install it here, not rely on an earlier module.
+        client_packages(client_run, "libnet-ssleay-perl")
         args += ["--tls", "--tls-verify", "--tls-ca-path", CA_ON_CLIENT]
     out = client_run([*args, "--timeout", "20"])
     # swaks marks client lines "->" ("~>" over TLS), server lines "<-" ("<~"), errors "<**"
