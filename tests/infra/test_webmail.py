@@ -99,16 +99,42 @@ def messages(drv: Any) -> str:
         "var m=document.getElementById('messagestack'); return m ? m.innerText : ''"))
 
 
+def settled(drv: Any) -> bool:
+    """The page has loaded and none of its requests is in flight."""
+    return bool(drv.execute_script(
+        "return document.readyState == 'complete' && !(window.jQuery && jQuery.active)"
+        " && !(window.rcmail && rcmail.busy)"))
+
+
+def open_compose(drv: Any, url: str, query: str = "") -> None:
+    """Open the compose form once the current page is quiet.
+
+    Roundcube keeps a compose id in the PHP session; a request of the previous page still
+    running when compose starts can write its older session over it, and the form then
+    answers "invalid compose id" with the mail list. So wait for quiet, and if the form
+    still does not come, open it once more (reporting what the page showed).
+    """
+    wait_for(lambda: settled(drv), "the previous page to settle")
+    for attempt in (1, 2):
+        drv.get(f"{url}?_task=mail&_action=compose{query}")
+        try:
+            wait_for(lambda: drv.execute_script(
+                "return !!(window.rcmail && rcmail.env.compose_id"
+                " && document.getElementById('compose-subject'))"),
+                "the compose form", timeout=WAIT / 2)
+            return
+        except AssertionError:
+            if attempt == 2:
+                raise AssertionError(
+                    f"no compose form at {drv.current_url}: {messages(drv)!r}") from None
+            wait_for(lambda: settled(drv), "the page to settle")
+
+
 def send_message(drv: Any, url: str, to: str, subject: str, body: str,
                  attach: Path | None = None, reply_uid: str | None = None) -> None:
     from selenium.webdriver.common.by import By
 
-    target = (f"{url}?_task=mail&_action=compose&_reply_uid={reply_uid}&_mbox=INBOX"
-              if reply_uid else f"{url}?_task=mail&_action=compose")
-    drv.get(target)
-    wait_for(lambda: drv.execute_script("return !!(window.rcmail && rcmail.env.compose_id"
-                                        " && document.getElementById('compose-subject'))"),
-             "the compose form")
+    open_compose(drv, url, f"&_reply_uid={reply_uid}&_mbox=INBOX" if reply_uid else "")
     if to:
         drv.execute_script("$('#_to').val(arguments[0]).change();"
                            "rcmail.init_address_input_events && 0;", to)
@@ -239,9 +265,7 @@ def test_blocked_attachment(
     drv = browser()
     login(drv, site["url"], alice.mail, alice.password)
     wait_for(lambda: logged_in(drv), "the inbox")
-    drv.get(f"{site['url']}?_task=mail&_action=compose")
-    wait_for(lambda: drv.execute_script("return !!(window.rcmail && rcmail.env.compose_id)"),
-             "the compose form")
+    open_compose(drv, site["url"])
     exe = tmp_path / "setup.exe"
     exe.write_bytes(b"MZ" + secrets.token_bytes(64))
     upload(drv, exe)
