@@ -703,6 +703,10 @@ def build_parser() -> argparse.ArgumentParser:
     comment.add_parser(sub)
     usage_cli.add_parsers(sub)
     _add_edits(sub)
+    from mailgov import dump, ldif_import  # issue 15 item 3: their own modules
+
+    dump.add_parser(sub)
+    ldif_import.add_parser(sub)
     return parser
 
 
