@@ -325,7 +325,7 @@ def convert(entries: list[Entry], source: str, opts: Options) -> tuple[dict[str,
         aliases = []
         alias_attrs = ("zimbramailalias",) if zimbra else ("mailalias", "mailalternateaddress")
         for a in (v.strip().lower() for n in alias_attrs for v in e.get(n, [])):
-            if a == addr or a.split("@", 1)[0] == local and _domain_of(a) == domain:
+            if a == addr or (a.split("@", 1)[0] == local and _domain_of(a) == domain):
                 continue
             if _domain_of(a) not in ("", domain):
                 msg = f"{dn}: alias {a} is not at {domain}"
