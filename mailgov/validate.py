@@ -790,7 +790,7 @@ class _Checker:
                                 _("mailbox {address!r}: quota_mb {quota_mb} is outside "
                                   "{min}..{max} MiB allowed for {kind} mailboxes").format(
                                   address=m.address, quota_mb=m.quota_mb, min=q.min, max=q.max,
-                                  kind=m.kind))
+                                  kind=_(m.kind)))
             if m.forward_to:
                 self._check_forwarding(m, allowed)
 
@@ -864,7 +864,7 @@ class _Checker:
             self.report("MG303", ("mailboxes", i, "cancelled"),
                         _("mailbox {address!r} is {state} but carries a `cancelled` "
                           "block; remove it or set state: cancelled").format(
-                          address=m.address, state=m.state))
+                          address=m.address, state=_(m.state)))
         created = None
         if m.created is not None:
             created = self._date(m.created, ("mailboxes", i, "created"), today, m)
@@ -949,8 +949,8 @@ class _Checker:
                     self.report("MG214", path, _("unit {id!r}: head {head!r} is a "
                                                  "{state} {kind} mailbox; the head "
                                                  "must be an active personal mailbox").format(
-                                                 id=u.id, head=u.head, state=head.state,
-                                                 kind=head.kind))
+                                                 id=u.id, head=u.head, state=_(head.state),
+                                                 kind=_(head.kind)))
                 elif head.unit != u.id:
                     self.report("MG215", path, _("unit {id!r}: head {head!r} belongs "
                                                  "to unit {unit!r}; move the mailbox "
@@ -967,7 +967,8 @@ class _Checker:
                     self.report("MG217", path, _("unit {id!r}: delegate {dlg!r} is a "
                                                  "{state} {kind} mailbox; delegates "
                                                  "must be active personal mailboxes").format(
-                                                 id=u.id, dlg=dlg, state=m.state, kind=m.kind))
+                                                 id=u.id, dlg=dlg, state=_(m.state),
+                                                 kind=_(m.kind)))
             if not q.min <= u.mailbox.quota_mb <= q.max:
                 self.report("MG402", ("units", u.index, "mailbox", "quota_mb"),
                             _("unit {id!r}: unit mailbox quota_mb {quota_mb} is "
