@@ -287,7 +287,8 @@ def _patch_person(rec: dict[str, Any], attrs: Mapping[str, tuple[str, ...]],
             {_key(name, v) for v in want.get(name) or ()}
 
     uid = (_one(attrs, "uid") or rec["address"]).lower()
-    if rec.get("address") != uid:
+    # m is the record as of today: a rename dated ahead has not happened in the directory
+    if uid != (m.address.lower() if m is not None else rec["address"]):
         rec["address"] = uid
     if differs("cn") or "name" not in rec:
         rec["name"] = _nfc(_one(attrs, "cn") or _one(attrs, "displayName") or uid)
