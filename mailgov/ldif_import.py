@@ -234,6 +234,9 @@ def convert(entries: list[Entry], source: str, opts: Options) -> tuple[dict[str,
             continue
         parent = next((unit_id(v) for k, v in rdns[1:] if k == "ou"
                        and v.lower() not in CONTAINERS), None)
+        see = _one(e, "seealso")  # a flat ou=units tree (mailgov's own) names the parent
+        if parent is None and see and _rdns(see) and _rdns(see)[0][0] == "ou":
+            parent = unit_id(_rdns(see)[0][1])
         if uid in units:  # the same abbreviation under two parents: vp under tcmt and tcqldd
             uid, abbr = f"{uid}-{parent}"[:32], uid
         else:
@@ -244,6 +247,10 @@ def convert(entries: list[Entry], source: str, opts: Options) -> tuple[dict[str,
         rec["name"] = _one(e, "description") or rdns[0][1]
         if parent:
             rec["parent"] = parent
+        quota = _quota_mb(e, False)  # a unit mailbox's mailQuota (postfix-book, KiB)
+        uq = policy["quotas"]["unit"]
+        if quota is not None and quota != uq["default"] and uq["min"] <= quota <= uq["max"]:
+            rec["mailbox"] = {"quota_mb": quota}
         units[uid] = rec
         dn_unit[",".join(f"{k}={v.lower()}" for k, v in rdns)] = uid
 
@@ -307,6 +314,15 @@ def convert(entries: list[Entry], source: str, opts: Options) -> tuple[dict[str,
         rec["unit"] = unit
         if zimbra and (_one(e, "zimbraisadminaccount") or "").upper() == "TRUE":
             rec["role"] = "admin"
+        # The postfix-book/mailgov layout's own kind, role and sponsor, when they are ours.
+        kind = (_one(e, "employeetype") or "").lower()
+        sponsor = _one(e, "seealso")
+        if not zimbra and kind == "affiliate" and sponsor and _rdns(sponsor)[0][0] == "ou":
+            rec["kind"] = "affiliate"
+            rec["sponsor"] = unit_id(_rdns(sponsor)[0][1])
+        role = (_one(e, "businesscategory") or "").lower()
+        if not zimbra and role in ("head", "admin"):
+            rec["role"] = role
         title = _one(e, "title")
         if title:
             rec["title"] = " ".join(title.split())
@@ -315,7 +331,7 @@ def convert(entries: list[Entry], source: str, opts: Options) -> tuple[dict[str,
             rec["created"] = created
         rec["request"] = opts.request
         quota = _quota_mb(e, zimbra)
-        q = policy["quotas"]["personal"]
+        q = policy["quotas"][rec.get("kind", "personal")]
         if quota is not None and quota != q["default"]:
             if q["min"] <= quota <= q["max"]:
                 rec["quota_mb"] = quota

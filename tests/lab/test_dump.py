@@ -1,6 +1,8 @@
-"""`mailgov dump` against the lab's provider (issue 15 item 3): the dump of the live directory
-is a valid data file, and `mailgov plan` against it plans no change, also after the directory
-was changed by hand (the dump shows the hand change; the data it was loaded from does not).
+"""`mailgov dump` and `mailgov import-ldif` against the lab's provider (issue 15 item 3): the
+dump of the live directory is a valid data file, and `mailgov plan` against it plans no
+change, also after the directory was changed by hand (the dump shows the hand change; the data
+it was loaded from does not). And the provider's own `slapcat` export, imported as a plain
+OpenLDAP directory, gives a data file whose plan changes nothing either.
 
     MAILGOV_LAB_ID=N .venv/bin/python -m pytest -m lab tests/lab/test_dump.py
 
@@ -13,13 +15,13 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from conftest import DATA_FILE, LAB_DIR, REPO, LabHost
+from conftest import DATA_FILE, LAB_DIR, REPO, LabHost, Result
 from ldap3 import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE
 
 from mailgov.loader import load
@@ -142,4 +144,24 @@ def test_dump_shows_a_hand_change_and_plans_nothing(ldap_args: list[str], tmp_pa
     assert boxes[who]["state"] == "suspended"
     assert boxes[who]["suspended"]["request"] == REQUEST
     _, changes = plan(tmp_path / "dump.yaml", ldap_args)
+    assert changes == []
+
+
+def test_import_of_the_providers_slapcat_plans_nothing(
+        ldap_args: list[str], tmp_path: Path, host_run: Callable[..., Result]) -> None:
+    org = load(DATA_FILE).data["organization"]
+    export = host_run("mail1", f"slapcat -b {org['base_dn']}")
+    assert export.rc == 0, export.stderr[-1000:]
+    ldif = tmp_path / "provider.ldif"
+    ldif.write_text(export.stdout, encoding="utf-8")
+    out = tmp_path / "imported.yaml"
+    run = mailgov("import-ldif", str(ldif), "--request", REQUEST, "--it-unit",
+                  org["it_unit"], "--org-name", org["name"], "-o", str(out))
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    imported = yaml.safe_load(out.read_text(encoding="utf-8"))
+    assert imported["organization"]["domain"] == org["domain"]
+    assert imported["organization"]["base_dn"] == org["base_dn"]
+    assert len(imported["mailboxes"]) > 100
+    # what a plain LDIF cannot say (the delegates' groups) is drift, reported and left alone
+    _, changes = plan(out, ldap_args)
     assert changes == []
