@@ -27,7 +27,7 @@ LOCALE = REPO / "mailgov" / "locale"
 # command line's own words. Command help is collected from the parsers (help_strings).
 SOURCES = ("mailgov/usage_report.py", "mailgov/publish.py", "mailgov/validate.py",
            "mailgov/loader.py", "mailgov/include.py", "mailgov/report_plan.py",
-           "mailgov/cli.py", "mailgov/i18n.py")
+           "mailgov/cli.py", "mailgov/i18n.py", "mailgov/naming.py")
 KEYWORDS = {"_": None, "N_": None, "ngettext": (1, 2)}
 LANGUAGES = ("vi",)
 STAMP = datetime(2026, 12, 7, tzinfo=UTC)

@@ -170,7 +170,7 @@ def test_translations_keep_their_placeholders() -> None:
 
     with (i18n.LOCALE_DIR / "vi" / "LC_MESSAGES" / "mailgov.po").open("rb") as fh:
         cat = read_po(fh)
-    ph = re.compile(r"\{[^{}]*\}|%\([a-z_]+\)[sr]|%s")
+    ph = re.compile(r"\{[A-Za-z_][A-Za-z_0-9]*(?:![rsa])?(?::[^{}]*)?\}|%\([a-z_]+\)[sr]|%s")
     wrong = []
     for m in cat:
         if not m.id:
@@ -180,3 +180,10 @@ def test_translations_keep_their_placeholders() -> None:
         if sorted(ph.findall(src)) != sorted(ph.findall(dst)):
             wrong.append(src)
     assert wrong == []
+
+
+def test_naming_policy_error_in_vietnamese(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["address", "!!! ???", "--lang", "vi"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "họ tên '!!! ???' không có chữ cái nào để tạo địa chỉ" in err, err
