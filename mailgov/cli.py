@@ -817,61 +817,10 @@ _SUMMARY_WORDS = (i18n.N_("personal"), i18n.N_("affiliate"), i18n.N_("active"),
                   i18n.N_("suspended"), i18n.N_("cancelled"))
 
 
-def localise(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Help texts in the active language (mailgov.i18n.use), and `--lang` on every command.
-
-    The texts are written in English where the parsers are made; the catalog has each one
-    (tools/i18n.py collects them from this same walk), so a new command's help is covered by
-    `make i18n` without marking anything."""
-    for p in help_parsers(parser):
-        if not any("--lang" in a.option_strings for a in p._actions):
-            p.add_argument("--lang", choices=i18n.LANGUAGES, dest="cli_lang",
-                           help="language of messages and help: vi or en (default: vi when "
-                           "the locale is Vietnamese: LC_ALL, LC_MESSAGES or LANG vi_VN…, "
-                           "else en)")
-        for text, setter in help_texts(p):
-            setter(_(text))
-    return parser
-
-
-def help_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
-    """``parser`` and every sub-parser under it, each once."""
-    out: list[argparse.ArgumentParser] = []
-    todo = [parser]
-    while todo:
-        p = todo.pop(0)
-        if any(p is q for q in out):
-            continue
-        out.append(p)
-        for a in p._actions:
-            if isinstance(a, argparse._SubParsersAction):
-                todo += list(a.choices.values())
-    return out
-
-
-def help_texts(p: argparse.ArgumentParser) -> list[tuple[str, Any]]:
-    """(English text, setter) of every help text of one parser: its description, its
-    arguments' help, its group titles and its sub-commands' one-line help."""
-    out: list[tuple[str, Any]] = []
-    if p.description:
-        out.append((p.description, lambda t, p=p: setattr(p, "description", t)))
-    for a in p._actions:
-        if a.help and a.help is not argparse.SUPPRESS:
-            out.append((a.help, lambda t, a=a: setattr(a, "help", t)))
-        if isinstance(a, argparse._SubParsersAction):
-            for c in a._choices_actions:
-                if c.help:
-                    out.append((c.help, lambda t, c=c: setattr(c, "help", t)))
-    for g in p._action_groups:
-        if g.title and g.title not in ("positional arguments", "options"):
-            out.append((g.title, lambda t, g=g: setattr(g, "title", t)))
-    return out
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     i18n.use(i18n.cli_language(argv))
-    parser = localise(build_parser())
+    parser = i18n.localise(build_parser())
     args = parser.parse_args(argv)  # exits 2 with a usage message on bad options
     try:
         code: int = args.func(args)

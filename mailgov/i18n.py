@@ -18,10 +18,12 @@ Two ways of choosing the language (docs/usage.md, "Languages"):
 
 from __future__ import annotations
 
+import argparse
 import gettext
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 DOMAIN = "mailgov"
 LOCALE_DIR = Path(__file__).parent / "locale"
@@ -77,8 +79,6 @@ def use(lang: str) -> None:
     global _active, _active_lang
     _active = translator(lang)
     _active_lang = lang
-    import argparse
-
     # argparse looks its words up through its module's `_` at call time.
     argparse._ = _  # type: ignore[attr-defined]
     argparse.ngettext = ngettext  # type: ignore[attr-defined]
@@ -113,3 +113,57 @@ ARGPARSE_WORDS = (
     N_("invalid %(type)s value: %(value)r"),
     N_("ambiguous option: %(option)s could match %(matches)s"),
 )
+
+
+# --------------------------------------------------------------------------- help texts
+
+
+def localise(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Help texts in the active language (mailgov.i18n.use), and `--lang` on every command.
+
+    The texts are written in English where the parsers are made; the catalog has each one
+    (tools/i18n.py collects them from this same walk), so a new command's help is covered by
+    `make i18n` without marking anything."""
+    for p in help_parsers(parser):
+        if not any("--lang" in a.option_strings for a in p._actions):
+            p.add_argument("--lang", choices=LANGUAGES, dest="cli_lang",
+                           help="language of messages and help: vi or en (default: vi when "
+                           "the locale is Vietnamese: LC_ALL, LC_MESSAGES or LANG vi_VN…, "
+                           "else en)")
+        for text, setter in help_texts(p):
+            setter(_(text))
+    return parser
+
+
+def help_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """``parser`` and every sub-parser under it, each once."""
+    out: list[argparse.ArgumentParser] = []
+    todo = [parser]
+    while todo:
+        p = todo.pop(0)
+        if any(p is q for q in out):
+            continue
+        out.append(p)
+        for a in p._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                todo += list(a.choices.values())
+    return out
+
+
+def help_texts(p: argparse.ArgumentParser) -> list[tuple[str, Any]]:
+    """(English text, setter) of every help text of one parser: its description, its
+    arguments' help, its group titles and its sub-commands' one-line help."""
+    out: list[tuple[str, Any]] = []
+    if p.description:
+        out.append((p.description, lambda t, p=p: setattr(p, "description", t)))
+    for a in p._actions:
+        if a.help and a.help is not argparse.SUPPRESS:
+            out.append((a.help, lambda t, a=a: setattr(a, "help", t)))
+        if isinstance(a, argparse._SubParsersAction):
+            for c in a._choices_actions:
+                if c.help:
+                    out.append((c.help, lambda t, c=c: setattr(c, "help", t)))
+    for g in p._action_groups:
+        if g.title and g.title not in ("positional arguments", "options"):
+            out.append((g.title, lambda t, g=g: setattr(g, "title", t)))
+    return out

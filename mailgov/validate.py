@@ -212,15 +212,15 @@ _STRICT = jsonschema.validators.extend(
 
 def _show(value: Any) -> str:
     if value is None:
-        return "nothing (empty value)"
+        return _("nothing (empty value)")
     if isinstance(value, bool):
-        return f"{str(value).lower()} (a yes/no value)"
+        return _("{value} (a yes/no value)").format(value=str(value).lower())
     if isinstance(value, dict):
-        return "a mapping"
+        return _("a mapping")
     if isinstance(value, list):
-        return "a list"
+        return _("a list")
     if isinstance(value, str):
-        return f"text {_short(value)}"
+        return _("text {value}").format(value=_short(value))
     return f"{type(value).__name__} {_short(value)}"
 
 
@@ -232,7 +232,7 @@ def _short(value: Any) -> str:
     shown = repr(value) if not isinstance(value, list | dict) else _canonical(value)
     if len(shown) <= MAX_SHOWN:
         return shown
-    return f"{shown[:MAX_SHOWN]}… ({len(shown):,} characters)"
+    return _("{start}… ({n:,} characters)").format(start=shown[:MAX_SHOWN], n=len(shown))
 
 
 _TYPE_WORDS = {  # translated where used
@@ -370,7 +370,8 @@ def _shape_problems(loaded: Loaded) -> list[Problem]:
 
 
 def _cut(text: str) -> str:
-    return text if len(text) <= MAX_SHOWN else f"{text[:MAX_SHOWN]}… ({len(text):,} characters)"
+    return text if len(text) <= MAX_SHOWN else _("{start}… ({n:,} characters)").format(
+        start=text[:MAX_SHOWN], n=len(text))
 
 
 def _next_id(data: Any) -> int:

@@ -52,8 +52,8 @@ def help_strings() -> list[str]:
     from mailgov import cli, i18n
 
     i18n.use("en")
-    parser = cli.localise(cli.build_parser())
-    return [text for p in cli.help_parsers(parser) for text, _set in cli.help_texts(p)]
+    parser = i18n.localise(cli.build_parser())
+    return [text for p in i18n.help_parsers(parser) for text, _set in i18n.help_texts(p)]
 
 
 def po_path(lang: str) -> Path:

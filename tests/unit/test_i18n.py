@@ -88,7 +88,7 @@ def test_meaning_checks_in_vietnamese(tmp_path: Path,
     path.write_text(text[:at] + "    unit: khongco\n" + text[at + 14:], encoding="utf-8")
     main(["validate", str(path), "--lang", "vi"])
     out = capsys.readouterr().out
-    assert "MG203 hộp thư 'natuan': 'khongco' không phải mã đơn vị" in out, out
+    assert "MG203 hộp thư 'natuan': mã đơn vị 'khongco' không tồn tại" in out, out
     main(["validate", str(path), "--lang", "en"])
     assert "MG203 mailbox 'natuan': unit 'khongco' is not a unit id" in capsys.readouterr().out
 
