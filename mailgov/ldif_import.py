@@ -516,13 +516,14 @@ def cmd_import_ldif(args: Any) -> int:
                    unit_for_orphans=args.unit_for_orphans,
                    skip_other_domains=args.skip_other_domains, today=today, policy=policy)
     try:
-        data, notes = convert(parse(args.file), args.file, opts)
+        entries = parse(args.file)
+        data, notes = convert(entries, args.file, opts)
     except LdifImportError as exc:
         for line in exc.lines:
             print(line)
         raise CliError(str(exc), EXIT_PROBLEMS) from None
     by_address = {}
-    for dn, e in parse(args.file):
+    for dn, e in entries:
         if _is_person(e):
             addr = (_one(e, "zimbramaildeliveryaddress", "mail") or "").lower()
             by_address[addr.split("@", 1)[0] or (_one(e, "uid") or "").lower()] = dn
