@@ -101,7 +101,8 @@ def _flow(items: list[Any]) -> str | None:
 
 def _emit_map(data: Mapping[str, Any], indent: int, out: list[str], first: str = "") -> None:
     pad = " " * indent
-    for n, (key, value) in enumerate(data.items()):
+    for n, (raw_key, value) in enumerate(data.items()):
+        key = _scalar(raw_key)
         lead = first if n == 0 and first else pad
         if isinstance(value, Mapping):
             if not value:

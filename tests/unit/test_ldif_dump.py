@@ -197,3 +197,17 @@ def test_dump_of_a_hand_changed_directory(sample: Any) -> None:
     assert f"{b}.tay" in boxes[b]["aliases"]
     assert boxes[c]["state"] == "suspended"
     assert [x for x in plan(d2, live, today=today).changes if x.kind != "archive"] == []
+
+
+def test_emitter_reads_back_exactly(tmp_path: Path) -> None:
+    from mailgov.dump import to_yaml
+
+    tricky = ["yes", "No", "on", "~", "null", "0123", "1e3", "0x1f", ".5", "1_000", "a: b",
+              "#x", "x #y", " lead", "trail ", "a  b", "- item", "[x]", "{x}", "*a", "&a", "!t",
+              "%p", "@x", "`x`", "'q'", '"q"', "back\\slash", "Nguyễn Thị Hoa", "45/QĐ-TCCB",
+              "2026-12-07", "2026-02-30", "", "tab\there", "câu: có dấu", "x,y", "true"]
+    data = {"version": 1, "strings": tricky, "nested": [{"a": t, "b": [t, 1]} for t in tricky],
+            "flags": {"yes": True, "no": False}, "empty": [], "emptymap": {}}
+    path = tmp_path / "round.yaml"
+    path.write_text(to_yaml(data, "header"), encoding="utf-8")
+    assert load(path).data == data
