@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 DATA ?= data/mailboxes.yaml
 
 
-.PHONY: run validate test lint bootstrap bench bench-usage bench-reconcile clean lab-up lab-down lab-status converge test-lab-future
+.PHONY: run validate test lint i18n bootstrap bench bench-usage bench-reconcile clean lab-up lab-down lab-status converge test-lab-future
 run: bootstrap
 	$(VENV)/bin/mailgov validate $(DATA)
 	lab/lab up
@@ -30,6 +30,12 @@ test: bootstrap
 
 lint: bootstrap
 	scripts/test --lint
+
+# The gettext catalogs (mailgov/locale): extract every string and help text, merge into the
+# .po files, compile the .mo; translate the new entries, run again, commit both.
+i18n: bootstrap
+	$(PY) tools/i18n.py
+	$(PY) tools/i18n.py --check
 
 # The lab suites on fresh hosts with the controller's clock a year ahead (lab/future, about
 # 20 minutes; not part of `make test`). Leaves the lab converged with the future data.

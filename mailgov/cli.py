@@ -24,8 +24,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from mailgov import __version__, codeowners, comment, layout, role_vars, usage_cli
+from mailgov import __version__, codeowners, comment, i18n, layout, role_vars, usage_cli
 from mailgov import dns as dns_command
+from mailgov.i18n import _, ngettext
 from mailgov.naming import NamingError, Person
 from mailgov.validate import Result, gc_paused, taken_locals, validate
 
@@ -59,7 +60,8 @@ def _report_problems(result: Result, fmt: str) -> None:
     for p in result.problems:
         print(p.format())
     n = len(result.problems)
-    print(f"{n} problem{'s' if n != 1 else ''} in {result.path}", file=sys.stderr)
+    print(ngettext("{n} problem in {path}", "{n} problems in {path}", n).format(
+        n=n, path=result.path), file=sys.stderr)
 
 
 def _date_arg(text: str) -> date:
@@ -103,10 +105,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if args.format == "json":
         _print_json({"path": result.path, "ok": True, "problems": [], "summary": s})
         return EXIT_OK
-    kinds = ", ".join(f"{k} {v}" for k, v in s["by_kind"].items())
-    states = ", ".join(f"{k} {v}" for k, v in s["by_state"].items())
-    print(f"{result.path}: OK: {s['units']} units, {s['mailboxes']} mailboxes "
-          f"(by kind: {kinds or 'none'}; by state: {states or 'none'})")
+    kinds = ", ".join(f"{_(k)} {v}" for k, v in s["by_kind"].items())
+    states = ", ".join(f"{_(k)} {v}" for k, v in s["by_state"].items())
+    print(_("{path}: OK: {units} units, {mailboxes} mailboxes (by kind: {kinds}; by state: "
+            "{states})").format(path=result.path, units=s["units"], mailboxes=s["mailboxes"],
+                                kinds=kinds or _("none"), states=states or _("none")))
     return EXIT_OK
 
 
@@ -456,7 +459,7 @@ def _plan(args: argparse.Namespace) -> int:
     if not result.ok or result.directory is None:
         # Bad data never reaches the planner.
         _report_problems(result, "json" if args.format == "json" else "text")
-        print("mailgov: error: the data has problems; no plan was made", file=sys.stderr)
+        print(_("mailgov: error: the data has problems; no plan was made"), file=sys.stderr)
         return EXIT_PROBLEMS
     d = result.directory
     try:
@@ -703,6 +706,10 @@ def build_parser() -> argparse.ArgumentParser:
     comment.add_parser(sub)
     usage_cli.add_parsers(sub)
     _add_edits(sub)
+    from mailgov import dump, ldif_import  # issue 15 item 3: their own modules
+
+    dump.add_parser(sub)
+    ldif_import.add_parser(sub)
     return parser
 
 
@@ -805,8 +812,15 @@ def cmd_domain_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+# Words validate's summary shows (kinds and states), translated where shown.
+_SUMMARY_WORDS = (i18n.N_("personal"), i18n.N_("affiliate"), i18n.N_("active"),
+                  i18n.N_("suspended"), i18n.N_("cancelled"))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    i18n.use(i18n.cli_language(argv))
+    parser = i18n.localise(build_parser())
     args = parser.parse_args(argv)  # exits 2 with a usage message on bad options
     try:
         code: int = args.func(args)

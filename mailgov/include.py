@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from mailgov.i18n import _
 from mailgov.problems import Problem
 
 if TYPE_CHECKING:
@@ -121,39 +122,46 @@ def _splice(loaded: Loaded, boxes: list[Any], top: tuple[str, str], stack: list[
 
         target = item["include"]
         if set(item) != {"include"} or not isinstance(target, str) or not target.strip():
-            bad("MG015", "an include item is `include: PATH` alone (a path relative to this "
-                "file, e.g. units/vpb.yaml); write the mailbox's fields in the included file")
+            bad("MG015", _("an include item is `include: PATH` alone (a path relative "
+                           "to this file, e.g. units/vpb.yaml); write the mailbox's "
+                           "fields in the included file"))
             continue
         if os.path.isabs(target):
-            bad("MG013", f"include {target!r} is an absolute path; name a file inside the "
-                "data directory, relative to this file", (*where, "include"))
+            bad("MG013", _("include {target!r} is an absolute path; name a file inside "
+                           "the data directory, relative to this file").format(
+                           target=target), (*where, "include"))
             continue
         name = os.path.normpath(os.path.join(os.path.dirname(loaded.path), target))
         real = os.path.realpath(name)
         if os.path.commonpath([root, real]) != root:
-            bad("MG013", f"include {target!r} leaves the data directory ({shown}); every "
-                "included file lives under it (a symbolic link out counts too)",
+            bad("MG013", _("include {target!r} leaves the data directory ({shown}); "
+                           "every included file lives under it (a symbolic link out "
+                           "counts too)").format(
+                           target=target, shown=shown),
                 (*where, "include"))
             continue
         if real in stack:
             chain = " -> ".join(os.path.basename(p) for p in [*stack, real])
-            bad("MG014", f"include {target!r} is a cycle ({chain}); a file cannot include "
-                "itself, directly or through others", (*where, "include"))
+            bad("MG014", _("include {target!r} is a cycle ({chain}); a file cannot "
+                           "include itself, directly or through others").format(
+                           target=target, chain=chain), (*where, "include"))
             continue
         if len(stack) > MAX_DEPTH:
-            bad("MG014", f"includes nest deeper than {MAX_DEPTH} files", (*where, "include"))
+            bad("MG014", _("includes nest deeper than {MAX_DEPTH} files").format(
+                           MAX_DEPTH=MAX_DEPTH), (*where, "include"))
             continue
         if not os.path.isfile(real):
-            what = "does not exist" if not os.path.exists(real) else "is not a file"
-            bad("MG012", f"included file {target!r} {what} (looked for {name})",
+            what = _("does not exist") if not os.path.exists(real) else _("is not a file")
+            bad("MG012", _("included file {target!r} {what} (looked for {name})").format(
+                           target=target, what=what, name=name),
                 (*where, "include"))
             continue
         try:
             sub = load_file(name)
         except LoadError as exc:
             if any(p.rule == "MG001" for p in exc.problems):
-                bad("MG012", f"included file {target!r} cannot be read: "
-                    f"{exc.problems[0].message}", (*where, "include"))
+                bad("MG012", _("included file {target!r} cannot be read: {message}").format(
+                               target=target, message=exc.problems[0].message), (*where, "include"))
             else:
                 problems.extend(exc.problems)  # located in the included file itself
             continue
@@ -163,11 +171,12 @@ def _splice(loaded: Loaded, boxes: list[Any], top: tuple[str, str], stack: list[
         if extra or not isinstance(sub_boxes, list):
             at: PathT = (extra[0],) if extra else ("mailboxes",)
             line, col = sub.locator.locate(at)
-            what = (f"has the key {extra[0]!r}" if extra
-                    else "has no `mailboxes:` list")
+            what = (_("has the key {key!r}").format(key=extra[0]) if extra
+                    else _("has no `mailboxes:` list"))
             problems.append(Problem(
-                "MG015", f"an included file holds only `mailboxes:` (a list of records) and "
-                f"x- keys; this one {what}", at, line, col, sub.path))
+                "MG015", _("an included file holds only `mailboxes:` (a list of "
+                           "records) and x- keys; this one {what}").format(
+                           what=what), at, line, col, sub.path))
             continue
         parts.files.append(sub)
         _splice(sub, sub_boxes, top, [*stack, real], load_file, parts, merged, problems)

@@ -33,6 +33,7 @@ import yaml
 
 from mailgov import fastload, include
 from mailgov.fastload import MAX_INT_DIGITS, MAX_KEYS
+from mailgov.i18n import _
 from mailgov.problems import Problem
 
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
@@ -87,7 +88,7 @@ class StrictLoader(yaml.CSafeLoader):
         if not isinstance(node, yaml.MappingNode):
             return super().construct_mapping(node, deep=deep)  # raises the usual error
         pairs = node.value
-        for key_node, _ in pairs:
+        for key_node, _value in pairs:
             if key_node.tag == _MERGE_TAG:  # rare: let PyYAML flatten `<<`, then check
                 return self._merged_mapping(node, deep)
         mapping: dict[Any, Any] = {}
@@ -110,7 +111,7 @@ class StrictLoader(yaml.CSafeLoader):
         explicit = node.value
         mapping = super().construct_mapping(node, deep=deep)
         seen: set[Any] = set()
-        for key_node, _ in explicit:
+        for key_node, _value in explicit:
             key = self.construct_object(key_node)
             if key in seen:
                 self._duplicate(explicit, key_node, key)
@@ -119,12 +120,13 @@ class StrictLoader(yaml.CSafeLoader):
 
     def _duplicate(self, pairs: list[tuple[yaml.Node, yaml.Node]], key_node: yaml.Node,
                    key: Any) -> None:
-        first = next(k for k, _ in pairs if self.construct_object(k) == key)
+        first = next(k for k, _v in pairs if self.construct_object(k) == key)
         raise _DuplicateKey(
             None,
             None,
-            f"key {key!r} appears twice in the same mapping (first on line "
-            f"{first.start_mark.line + 1}); PyYAML would silently keep the last one",
+            _("key {key!r} appears twice in the same mapping (first on line {line}); PyYAML "
+              "would silently keep the last one").format(key=key,
+                                                         line=first.start_mark.line + 1),
             key_node.start_mark,
         )
 
@@ -188,7 +190,7 @@ class _PartsLocator:
         self._loaded = loaded
 
     def locate(self, path: tuple[str | int, ...]) -> tuple[int, int]:
-        _, line, col = self._loaded.where(path)
+        _file, line, col = self._loaded.where(path)
         return line, col
 
 
@@ -289,24 +291,26 @@ def load_file(path: str | Path) -> Loaded:
     try:
         raw = Path(path).read_bytes()
     except FileNotFoundError:
-        raise fail("MG001", "file not found") from None
+        raise fail("MG001", _("file not found")) from None
     except IsADirectoryError:
-        raise fail("MG001", "is a directory, expected the YAML data file") from None
+        raise fail("MG001", _("is a directory, expected the YAML data file")) from None
     except OSError as exc:
-        raise fail("MG001", f"cannot read the file: {exc.strerror or exc}") from None
+        raise fail("MG001", _("cannot read the file: {value}").format(
+                              value=exc.strerror or exc)) from None
 
     if not raw.strip():
-        raise fail("MG002", "the file is empty; expected a mapping with version, "
-                   "organization, policy, units and mailboxes", 1, 1)
+        raise fail("MG002", _("the file is empty; expected a mapping with version, "
+                              "organization, policy, units and mailboxes"), 1, 1)
     if raw.startswith(_BOMS):
-        raise fail("MG003", "the file starts with a byte order mark; save it as UTF-8 "
-                   "without BOM", 1, 1)
+        raise fail("MG003", _("the file starts with a byte order mark; save it as "
+                              "UTF-8 without BOM"), 1, 1)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line, col = _line_col(raw, exc.start)
         bad = raw[exc.start:exc.start + 1].hex()
-        raise fail("MG004", f"byte 0x{bad} is not valid UTF-8; save the file as UTF-8",
+        raise fail("MG004", _("byte 0x{bad} is not valid UTF-8; save the file as UTF-8").format(
+                              bad=bad),
                    line, col) from None
 
     bad_chars = _control_characters(raw, text, name)
@@ -319,7 +323,8 @@ def load_file(path: str | Path) -> Loaded:
             pos = m.end() - 1
             line = text.count("\n", 0, pos) + 1
             col = pos - text.rfind("\n", 0, pos)
-            tabs.append(Problem("MG005", "tab used for indentation; indent with spaces",
+            tabs.append(Problem("MG005", _("tab used for indentation; indent with "
+                                           "spaces"),
                                 (), line, col, name))
         if tabs:
             raise LoadError(tabs)
@@ -340,22 +345,27 @@ def load_file(path: str | Path) -> Loaded:
         mark = exc.problem_mark or exc.context_mark
         what = " ".join(str(x) for x in (exc.context, exc.problem) if x)
         line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
-        raise fail("MG006", f"malformed YAML: {what}", line, col) from None
+        raise fail("MG006", _("malformed YAML: {what}").format(
+                              what=what), line, col) from None
     except yaml.YAMLError as exc:
-        raise fail("MG006", f"malformed YAML: {exc}") from None
+        raise fail("MG006", _("malformed YAML: {exc}").format(
+                              exc=exc)) from None
     except ValueError as exc:  # _limits() refuses long integers first; kept as a last guard
-        raise fail("MG011", f"a value cannot be read: {exc}") from None
+        raise fail("MG011", _("a value cannot be read: {exc}").format(
+                              exc=exc)) from None
     except RecursionError:  # _limits() refuses deep nesting first; kept as a last guard
-        raise fail("MG010", f"nesting deeper than Python can read (at most {MAX_DEPTH} "
-                   "levels are allowed)") from None
+        raise fail("MG010", _("nesting deeper than Python can read (at most "
+                              "{MAX_DEPTH} levels are allowed)").format(
+                              MAX_DEPTH=MAX_DEPTH)) from None
 
     if data is None:
-        raise fail("MG002", "the file holds only comments; expected a mapping with version, "
-                   "organization, policy, units and mailboxes", 1, 1)
+        raise fail("MG002", _("the file holds only comments; expected a mapping with "
+                              "version, organization, policy, units and mailboxes"), 1, 1)
     if not isinstance(data, dict):
         line, col = Locator(raw).locate(())  # where the content starts, after comments
-        raise fail("MG008", f"the top level is a {_kind(data)}, expected a mapping with "
-                   "version, organization, policy, units and mailboxes", line, col)
+        raise fail("MG008", _("the top level is a {kind}, expected a mapping with "
+                              "version, organization, policy, units and mailboxes").format(
+                              kind=_kind(data)), line, col)
     return Loaded(name, data, raw)
 
 
@@ -379,8 +389,8 @@ def char_name(ch: str) -> str:
     code = ord(ch)
     extra = names.get(code)
     if extra is None:
-        extra = "non-character" if (code & 0xFFFE) == 0xFFFE or 0xFDD0 <= code <= 0xFDEF \
-            else "control character"
+        extra = _("non-character") if (code & 0xFFFE) == 0xFFFE or 0xFDD0 <= code <= 0xFDEF \
+            else _("control character")
     return f"U+{code:04X} ({extra})"
 
 
@@ -399,9 +409,10 @@ def _control_characters(raw: bytes, text: str, name: str) -> list[Problem]:
         pos = m.start()
         line = text.count("\n", 0, pos) + 1
         col = pos - text.rfind("\n", 0, pos)
-        out.append(Problem("MG009", f"the file holds the character {char_name(m.group())}; "
-                           "remove it (it is invisible in most editors and unsafe in the "
-                           "directory)", (), line, col, name))
+        out.append(Problem("MG009", _("the file holds the character {char_name}; "
+                                      "remove it (it is invisible in most editors and "
+                                      "unsafe in the directory)").format(
+                                      char_name=char_name(m.group())), (), line, col, name))
     return out
 
 
@@ -434,19 +445,22 @@ def _limits(raw: bytes, name: str) -> list[Problem]:
         while loader.check_event():
             ev = loader.get_event()
             if len(stack) > MAX_DEPTH and isinstance(ev, yaml.NodeEvent):
-                return problem("MG010", f"nesting deeper than {MAX_DEPTH} levels; the data "
-                               "file needs fewer than 10", ev.start_mark)
+                return problem("MG010", _("nesting deeper than {MAX_DEPTH} levels; the "
+                                          "data file needs fewer than 10").format(
+                                          MAX_DEPTH=MAX_DEPTH), ev.start_mark)
             if stack and stack[-1][2] >= 0 and isinstance(ev, yaml.NodeEvent):
                 stack[-1][2] += 1  # keys and values alternate: an odd count is a key
                 if stack[-1][2] > 2 * MAX_KEYS:
-                    return problem("MG011", f"a mapping of more than {MAX_KEYS:,} keys; the "
-                                   "biggest mapping of the data file needs a few dozen",
+                    return problem("MG011", _("a mapping of more than {MAX_KEYS:,} "
+                                              "keys; the biggest mapping of the data "
+                                              "file needs a few dozen").format(
+                                              MAX_KEYS=MAX_KEYS),
                                    ev.start_mark)
             if isinstance(ev, yaml.CollectionStartEvent):
                 stack.append([ev.anchor, 1,
                               0 if isinstance(ev, yaml.MappingStartEvent) else -1])
             elif isinstance(ev, yaml.CollectionEndEvent):
-                anchor, size, _ = stack.pop()
+                anchor, size, _count = stack.pop()
                 if anchor is not None:
                     sizes[anchor] = size
                 if stack:
@@ -455,30 +469,37 @@ def _limits(raw: bytes, name: str) -> list[Problem]:
                 digits = len(ev.value.lstrip("+-"))
                 if (ev.implicit[0] and not ev.style and digits > MAX_INT_DIGITS
                         and fastload.PYYAML_INT.fullmatch(ev.value)):
-                    return problem("MG011", f"an integer of {digits} digits; at most "
-                                   f"{MAX_INT_DIGITS} digits are read", ev.start_mark)
+                    return problem("MG011", _("an integer of {digits} digits; at most "
+                                              "{MAX_INT_DIGITS} digits are read").format(
+                                              digits=digits, MAX_INT_DIGITS=MAX_INT_DIGITS),
+                                   ev.start_mark)
                 if ev.anchor is not None:
                     sizes[ev.anchor] = 1
                 if stack:
                     stack[-1][1] += 1
             elif isinstance(ev, yaml.AliasEvent):
                 if any(frame[0] == ev.anchor for frame in stack):
-                    return problem("MG010", f"alias *{ev.anchor} is inside the node it "
-                                   "names (a loop); write the values out", ev.start_mark)
+                    return problem("MG010", _("alias *{anchor} is inside the node it "
+                                              "names (a loop); write the values out").format(
+                                              anchor=ev.anchor), ev.start_mark)
                 size = sizes.get(ev.anchor, 1)  # unknown anchor: the load reports it
                 expanded += size
                 if expanded > MAX_ALIAS_VALUES:
-                    return problem("MG011", f"aliases expand to more than "
-                                   f"{MAX_ALIAS_VALUES:,} values (alias *{ev.anchor} adds "
-                                   f"{size:,}); write the values out or share less",
+                    return problem("MG011", _("aliases expand to more than "
+                                              "{MAX_ALIAS_VALUES:,} values (alias "
+                                              "*{anchor} adds {size:,}); write the "
+                                              "values out or share less").format(
+                                              MAX_ALIAS_VALUES=MAX_ALIAS_VALUES,
+                                              anchor=ev.anchor, size=size),
                                    ev.start_mark)
                 if stack:
                     stack[-1][1] += size
     except yaml.MarkedYAMLError as exc:
         if "nesting depth" in str(exc.problem) and exc.problem_mark is not None:
             # libyaml's own limit (1000 flow levels) is met before the events get there.
-            return problem("MG010", f"nesting deeper than {MAX_DEPTH} levels; the data file "
-                           "needs fewer than 10", exc.problem_mark)
+            return problem("MG010", _("nesting deeper than {MAX_DEPTH} levels; the "
+                                      "data file needs fewer than 10").format(
+                                      MAX_DEPTH=MAX_DEPTH), exc.problem_mark)
         return []  # malformed: the load itself reports it (MG006)
     except yaml.YAMLError:
         return []

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Protocol
 
+from mailgov.i18n import _
+
 __all__ = [
     "PERSONAL_TOKENS",
     "UNIT_TOKENS",
@@ -53,8 +55,9 @@ class NamingError(ValueError):
         text = message
         if template is not None:
             loc = f"{where}: " if where else ""
-            col = f" at column {position + 1}" if position is not None else ""
-            text = f"{loc}template {template!r}{col}: {message}"
+            col = _(" at column {n}").format(n=position + 1) if position is not None else ""
+            text = _("{loc}template {template!r}{col}: {message}").format(
+                loc=loc, template=template, col=col, message=message)
         elif where:
             text = f"{where}: {message}"
         super().__init__(text)
@@ -96,7 +99,8 @@ def split_name(full_name: str) -> NameParts:
     dropped. Raises NamingError when no syllable is left.
     """
     if not isinstance(full_name, str):
-        raise NamingError(f"name must be text, got {type(full_name).__name__}")
+        raise NamingError(_("name must be text, got {kind}").format(
+                            kind=type(full_name).__name__))
     return _split_name(full_name)
 
 
@@ -104,7 +108,8 @@ def split_name(full_name: str) -> NameParts:
 def _split_name(full_name: str) -> NameParts:
     syllables = [s for s in (transliterate(w) for w in full_name.split()) if s]
     if not syllables:
-        raise NamingError(f"name {full_name!r} has no letters to build an address from")
+        raise NamingError(_("name {full_name!r} has no letters to build an address from").format(
+                            full_name=full_name))
     if len(syllables) == 1:
         return NameParts("", (), syllables[0])
     return NameParts(syllables[0], tuple(syllables[1:-1]), syllables[-1])
@@ -199,9 +204,10 @@ class _Template:
 def _parse_template(source: Any, allowed: frozenset[str], where: str) -> _Template:
     """Parse '{given}{initials}.{unit}' into parts; NamingError with the column if bad."""
     if not isinstance(source, str):
-        raise NamingError(f"a template must be text, got {type(source).__name__}", where=where)
+        raise NamingError(_("a template must be text, got {kind}").format(
+                            kind=type(source).__name__), where=where)
     if not source:
-        raise NamingError("a template must not be empty", where=where)
+        raise NamingError(_("a template must not be empty"), where=where)
 
     def fail(message: str, pos: int) -> NamingError:
         return NamingError(message, where=where, template=source, position=pos)
@@ -215,22 +221,22 @@ def _parse_template(source: Any, allowed: frozenset[str], where: str) -> _Templa
             close = source.find("}", i + 1)
             nested = source.find("{", i + 1)
             if close < 0 or (0 <= nested < close):
-                raise fail("'{' is not closed by '}'", i)
+                raise fail(_("'{' is not closed by '}'"), i)
             if literal:
                 parts.append("".join(literal))
                 literal = []
             parts.append(_parse_placeholder(source, i, close, allowed, fail))
             i = close + 1
         elif ch == "}":
-            raise fail("'}' without a matching '{'", i)
+            raise fail(_("'}' without a matching '{'"), i)
         elif ch in _LITERAL_CHARS:
             literal.append(ch)
             i += 1
         else:
-            hint = " (use lower case)" if ch.isupper() else ""
+            hint = _(" (use lower case)") if ch.isupper() else ""
             raise fail(
-                f"character {ch!r} is not allowed; between placeholders use only a-z 0-9 . - _"
-                + hint,
+                _("character {ch!r} is not allowed; between placeholders use only a-z 0-9 . "
+                  "- _").format(ch=ch) + hint,
                 i,
             )
     if literal:
@@ -238,17 +244,19 @@ def _parse_template(source: Any, allowed: frozenset[str], where: str) -> _Templa
 
     tokens = frozenset(p[0] for p in parts if not isinstance(p, str))
     if not tokens:
-        raise fail("a template needs at least one {placeholder}", 0)
+        raise fail(_("a template needs at least one {placeholder}"), 0)
     # Literal text that can never give a valid local part is a policy bug: say so now
     # rather than silently skipping the template for everyone.
     first, last = parts[0], parts[-1]
     if isinstance(first, str) and first[0] in ".-":
-        raise fail(f"an address cannot start with {first[0]!r}", 0)
+        raise fail(_("an address cannot start with {first!r}").format(
+                     first=first[0]), 0)
     if isinstance(last, str) and last[-1] in ".-":
-        raise fail(f"an address cannot end with {last[-1]!r}", len(source) - 1)
+        raise fail(_("an address cannot end with {last!r}").format(
+                     last=last[-1]), len(source) - 1)
     dots = source.find("..")
     if dots >= 0:
-        raise fail("an address cannot contain '..'", dots)
+        raise fail(_("an address cannot contain '..'"), dots)
     return _Template(source, tuple(parts), tokens, tokens & _DATA_TOKENS)
 
 
@@ -263,13 +271,14 @@ def _parse_placeholder(
     pieces = source[start + 1 : close].split("|")
     token = pieces[0]
     if not token:
-        raise fail("empty placeholder '{}'", start)
+        raise fail(_("empty placeholder '{}'"), start)
     if not _TOKEN_NAME_RE.fullmatch(token) or token not in allowed:
         # A real token in the wrong kind of template ({abbr} in a personal one) gets its
         # own message: "unknown" would send the admin looking for a typo.
-        what = "cannot be used here" if token in _ALL_TOKENS else "is unknown"
+        what = _("cannot be used here") if token in _ALL_TOKENS else _("is unknown")
         raise fail(
-            f"token {token!r} {what}; this template allows: {', '.join(sorted(allowed))}",
+            _("token {token!r} {what}; this template allows: {join}").format(
+              token=token, what=what, join=', '.join(sorted(allowed))),
             start + 1,
         )
     filters: list[_Filter] = []
@@ -279,11 +288,14 @@ def _parse_placeholder(
         name = spec.split(":", 1)[0]
         if name not in _FILTERS:
             raise fail(
-                f"unknown filter {name!r}; known: first:N, last:N (e.g. {{{token}|last:3}})",
+                _("unknown filter {name!r}; known: first:N, last:N (e.g. "
+                  "{{{token}|last:3}})").format(
+                  name=name, token=token),
                 pos + 1,
             )
         if m is None or int(m.group(2)) < 1:
-            raise fail(f"filter {spec!r} needs a whole number N >= 1, as in {name}:3", pos + 1)
+            raise fail(_("filter {spec!r} needs a whole number N >= 1, as in {name}:3").format(
+                         spec=spec, name=name), pos + 1)
         filters.append((name, int(m.group(2))))
         pos += 1 + len(spec)
     return token, tuple(filters)
@@ -326,7 +338,8 @@ def _token_value(token: str, parts: NameParts, person: Person) -> str | None:
         if not digits:
             return None
         if not (digits.isascii() and digits.isdigit()):
-            raise NamingError(f"id_digits {person.id_digits!r} of {person.name!r} must be digits")
+            raise NamingError(_("id_digits {id_digits!r} of {name!r} must be digits").format(
+                                id_digits=person.id_digits, name=person.name))
         return digits
     # birth_year / birth_yy / birth_month
     birth = (person.birth or "").strip()
@@ -334,7 +347,8 @@ def _token_value(token: str, parts: NameParts, person: Person) -> str | None:
         return None
     m = _BIRTH_RE.fullmatch(birth)
     if m is None or not 1 <= int(m.group(2)) <= 12:
-        raise NamingError(f"birth {person.birth!r} of {person.name!r} must be YYYY-MM")
+        raise NamingError(_("birth {birth!r} of {name!r} must be YYYY-MM").format(
+                            birth=person.birth, name=person.name))
     year, month = m.group(1), m.group(2)
     return {"birth_year": year, "birth_yy": year[2:], "birth_month": month}[token]
 
@@ -352,11 +366,13 @@ def _mapping(value: Any, where: str, keys: Sequence[str]) -> Mapping[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        raise NamingError(f"must be a mapping, got {type(value).__name__}", where=where)
+        raise NamingError(_("must be a mapping, got {kind}").format(
+                            kind=type(value).__name__), where=where)
     unknown = sorted(str(k) for k in value if k not in keys)
     if unknown:
         raise NamingError(
-            f"unknown key(s) {', '.join(unknown)}; allowed: {', '.join(keys)}", where=where
+            _("unknown key(s) {join}; allowed: {join2}").format(
+              join=', '.join(unknown), join2=', '.join(keys)), where=where
         )
     return value
 
@@ -393,9 +409,9 @@ class NamingPolicy:
         raw_templates = personal.get("templates", list(_DEFAULT_PERSONAL))
         where = f"{root}.personal.templates"
         if isinstance(raw_templates, str) or not isinstance(raw_templates, Sequence):
-            raise NamingError("must be a list of templates", where=where)
+            raise NamingError(_("must be a list of templates"), where=where)
         if not raw_templates:
-            raise NamingError("needs at least one template", where=where)
+            raise NamingError(_("needs at least one template"), where=where)
         templates = [
             _parse_template(t, PERSONAL_TOKENS, f"{where}[{i}]")
             for i, t in enumerate(raw_templates)
@@ -406,17 +422,20 @@ class NamingPolicy:
         strategy = clash.get("strategy", "sequence")
         if strategy not in ("sequence", "none"):
             raise NamingError(
-                f"strategy {strategy!r} is unknown; use 'sequence' or 'none'", where=where
+                _("strategy {strategy!r} is unknown; use 'sequence' or 'none'").format(
+                  strategy=strategy), where=where
             )
         start = clash.get("start", 2)
         if isinstance(start, bool) or not isinstance(start, int) or start < 1:
-            raise NamingError(f"start must be a whole number >= 1, got {start!r}", where=where)
+            raise NamingError(_("start must be a whole number >= 1, got {start!r}").format(
+                                start=start), where=where)
         separator = clash.get("separator", "")
         if separator is None:
             separator = ""
         if separator not in _SEPARATORS:
             raise NamingError(
-                f'separator {separator!r} is not allowed; use one of "", ".", "-", "_"',
+                _('separator {separator!r} is not allowed; use one of "", ".", "-", "_"').format(
+                  separator=separator),
                 where=where,
             )
 
@@ -434,7 +453,7 @@ class NamingPolicy:
         for t, name in ((unit_t, "template"), (sub_t, "sub_unit_template")):
             if "abbr" not in t.tokens:
                 raise NamingError(
-                    "must contain {abbr}, or all units get the same address",
+                    _("must contain {abbr}, or all units get the same address"),
                     where=f"{where}.{name}",
                     template=t.source,
                 )
@@ -489,15 +508,17 @@ class NamingPolicy:
         cands = self.candidates(person)
         if not cands:
             missing = self.missing_data(person)
-            why = f" (missing: {', '.join(missing)})" if missing else ""
-            raise NamingError(f"no naming template gives an address for {person.name!r}{why}")
+            why = _(" (missing: {fields})").format(fields=", ".join(missing)) if missing else ""
+            raise NamingError(_("no naming template gives an address for {name!r}{why}").format(
+                                name=person.name, why=why))
         for local in cands:
             if local not in taken:
                 return local
         if self.clash_strategy == "none":
             raise NamingError(
-                f"every address for {person.name!r} is taken ({', '.join(cands)}) and the "
-                "clash strategy is 'none'; add a template or an exemption"
+                _("every address for {name!r} is taken ({join}) and the clash strategy "
+                  "is 'none'; add a template or an exemption").format(
+                  name=person.name, join=', '.join(cands))
             )
         for n in range(self.clash_start, self.clash_start + _MAX_SEQUENCE_TRIES):
             local = self._numbered(cands[0], n)
@@ -505,7 +526,8 @@ class NamingPolicy:
                 if not valid_local(local):
                     break
                 return local
-        raise NamingError(f"cannot find a free numbered address for {person.name!r}")
+        raise NamingError(_("cannot find a free numbered address for {name!r}").format(
+                            name=person.name))
 
     def inputs(self, person: Person) -> tuple[str, str | None, str | None, str | None]:
         """What the personal templates read of a person: equal inputs, equal candidates (a
@@ -542,19 +564,21 @@ class NamingPolicy:
         """Local part of a unit mailbox: `template` at top level, else `sub_unit_template`."""
         abbr = abbr.strip().lower()
         if not abbr:
-            raise NamingError("a unit abbreviation must not be empty")
+            raise NamingError(_("a unit abbreviation must not be empty"))
         if parent_local is None:
             template, values = self._unit, {"abbr": abbr}
         else:
             parent = parent_local.strip().lower()
             if not parent:
-                raise NamingError(f"unit {abbr!r} has an empty parent address")
+                raise NamingError(_("unit {abbr!r} has an empty parent address").format(
+                                    abbr=abbr))
             template, values = self._sub_unit, {"abbr": abbr, "parent": parent}
         local = template.render(values)
         if local is None or not valid_local(local):
             raise NamingError(
-                f"unit {abbr!r} gives {local!r}, which is not a valid address "
-                "(a-z 0-9 . - _, not starting or ending with '.' or '-', no '..')"
+                _("unit {abbr!r} gives {local!r}, which is not a valid address (a-z "
+                  "0-9 . - _, not starting or ending with '.' or '-', no '..')").format(
+                  abbr=abbr, local=local)
             )
         return local
 

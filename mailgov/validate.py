@@ -28,6 +28,7 @@ import fastjsonschema
 import jsonschema
 
 from mailgov.directory import former_unit_locals
+from mailgov.i18n import N_, _, ngettext
 from mailgov.loader import MAX_REPORTED, Loaded, LoadError, Locator, char_name, load
 from mailgov.model import Directory, Mailbox, Unit, build
 from mailgov.naming import NamingError, NamingPolicy, Person, unit_locals
@@ -42,6 +43,16 @@ SCHEMA_PATH = next((d / "mailboxes.schema.json" for d in _SCHEMA_DIRS
                    _SCHEMA_DIRS[-1] / "mailboxes.schema.json")
 
 PathT = tuple[str | int, ...]
+# Who holds an address, for MG201/MG219/MG221: (message, id or index[, name]); made into text
+# only when a problem names it (50,000 f-strings per run otherwise).
+Who = tuple[Any, ...]
+
+
+def _who(who: Who) -> str:
+    msg, *args = who
+    if len(args) == 1:
+        return str(_(msg).format(id=args[0], name=args[0]))
+    return str(_(msg).format(index=args[0], name=args[1]))
 
 
 @dataclass
@@ -201,15 +212,15 @@ _STRICT = jsonschema.validators.extend(
 
 def _show(value: Any) -> str:
     if value is None:
-        return "nothing (empty value)"
+        return _("nothing (empty value)")
     if isinstance(value, bool):
-        return f"{str(value).lower()} (a yes/no value)"
+        return _("{value} (a yes/no value)").format(value=str(value).lower())
     if isinstance(value, dict):
-        return "a mapping"
+        return _("a mapping")
     if isinstance(value, list):
-        return "a list"
+        return _("a list")
     if isinstance(value, str):
-        return f"text {_short(value)}"
+        return _("text {value}").format(value=_short(value))
     return f"{type(value).__name__} {_short(value)}"
 
 
@@ -221,16 +232,16 @@ def _short(value: Any) -> str:
     shown = repr(value) if not isinstance(value, list | dict) else _canonical(value)
     if len(shown) <= MAX_SHOWN:
         return shown
-    return f"{shown[:MAX_SHOWN]}… ({len(shown):,} characters)"
+    return _("{start}… ({n:,} characters)").format(start=shown[:MAX_SHOWN], n=len(shown))
 
 
-_TYPE_WORDS = {
-    "string": "text",
-    "integer": "a whole number",
-    "number": "a number",
-    "object": "a mapping",
-    "array": "a list",
-    "boolean": "true or false",
+_TYPE_WORDS = {  # translated where used
+    "string": N_("text"),
+    "integer": N_("a whole number"),
+    "number": N_("a number"),
+    "object": N_("a mapping"),
+    "array": N_("a list"),
+    "boolean": N_("true or false"),
 }
 
 
@@ -290,9 +301,11 @@ def _shape_problems(loaded: Loaded) -> list[Problem]:
         if kind == "required":
             for name in e.validator_value:
                 if isinstance(e.instance, dict) and name not in e.instance:
-                    hint = (f"; the next free id is {_next_id(loaded.data)}"
+                    hint = (_("; the next free id is {n}").format(n=_next_id(loaded.data))
                             if name == "id" and path[:1] == ("mailboxes",) else "")
-                    add("MG101", path, f"{where}: required field {name!r} is missing{hint}")
+                    add("MG101", path, _("{where}: required field {name!r} is "
+                                         "missing{hint}").format(
+                                         where=where, name=name, hint=hint))
         elif kind == "additionalProperties":
             allowed = sorted(schema.get("properties", {}))
             patterns = [re.compile(p) for p in schema.get("patternProperties", {})]
@@ -300,51 +313,65 @@ def _shape_problems(loaded: Loaded) -> list[Problem]:
                 if key in allowed or any(p.search(str(key)) for p in patterns):
                     continue
                 near = difflib.get_close_matches(str(key), allowed, n=1)
-                hint = f"did you mean {near[0]!r}? " if near else ""
-                add("MG102", (*path, key), f"{where}: unknown field {key!r}; {hint}"
-                    f"allowed here: {', '.join(allowed)}")
+                hint = _("did you mean {key!r}? ").format(key=near[0]) if near else ""
+                add("MG102", (*path, key), _("{where}: unknown field {key!r}; "
+                                             "{hint}allowed here: {join}").format(
+                                             where=where, key=key, hint=hint,
+                                             join=', '.join(allowed)))
         elif kind == "type":
             expected = e.validator_value
-            words = (" or ".join(_TYPE_WORDS.get(t, t) for t in expected)
-                     if isinstance(expected, list) else _TYPE_WORDS.get(expected, expected))
+            words = (_(" or ").join(_(_TYPE_WORDS.get(t, t)) for t in expected)
+                     if isinstance(expected, list) else _(_TYPE_WORDS.get(expected, expected)))
             hint = ""
             if expected == "string" and isinstance(e.instance, int | float | bool):
-                hint = " (put the value in quotes)"
-            add("MG103", path, f"{where}: expected {words}, got {_show(e.instance)}{hint}")
+                hint = _(" (put the value in quotes)")
+            add("MG103", path, _("{where}: expected {words}, got {show}{hint}").format(
+                                 where=where, words=words, show=_show(e.instance), hint=hint))
         elif kind in ("enum", "const"):
             choices = e.validator_value if kind == "enum" else [e.validator_value]
-            add("MG104", path, f"{where}: {_show(e.instance)} is not allowed; use one of: "
-                f"{', '.join(json.dumps(c, ensure_ascii=False) for c in choices)}")
+            add("MG104", path, _("{where}: {show} is not allowed; use one of: {join}").format(
+                                 where=where, show=_show(e.instance),
+                                 join=", ".join(json.dumps(c, ensure_ascii=False)
+                                                for c in choices)))
         elif kind in ("pattern", "format"):
-            what = schema.get("description", f"matching {e.validator_value}")
-            add("MG105", path, f"{where}: {_show(e.instance)} has the wrong form; expected: "
-                f"{what}")
+            what = schema.get("description") or _("matching {pattern}").format(
+                pattern=e.validator_value)
+            add("MG105", path, _("{where}: {show} has the wrong form; expected: {what}").format(
+                                 where=where, show=_show(e.instance), what=what))
         elif kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
-            word = "at least" if "inimum" in kind else "at most"
-            add("MG106", path, f"{where}: {e.instance!r} is out of range; must be {word} "
-                f"{e.validator_value}")
+            word = _("at least") if "inimum" in kind else _("at most")
+            add("MG106", path, _("{where}: {instance!r} is out of range; must be "
+                                 "{word} {validator_value}").format(
+                                 where=where, instance=e.instance, word=word,
+                                 validator_value=e.validator_value))
         elif kind in ("minItems", "minLength"):
-            what = "item" if kind == "minItems" else "character"
             n = e.validator_value
-            add("MG107", path, f"{where}: {_show(e.instance)} is too short; needs at least "
-                f"{n} {what}{'s' if n != 1 else ''}")
+            what = (ngettext("item", "items", n) if kind == "minItems"
+                    else ngettext("character", "characters", n))
+            add("MG107", path, _("{where}: {show} is too short; needs at least {n} "
+                                 "{what}").format(
+                                 where=where, show=_show(e.instance), n=n, what=what))
         elif kind in ("maxItems", "maxLength"):
-            what = "items" if kind == "maxItems" else "characters"
-            add("MG107", path, f"{where}: too long; at most {e.validator_value} {what}")
+            what = _("items") if kind == "maxItems" else _("characters")
+            add("MG107", path, _("{where}: too long; at most {validator_value} {what}").format(
+                                 where=where, validator_value=e.validator_value, what=what))
         elif kind == "uniqueItems":
             dupes = _repeated(e.instance)
             shown = ", ".join(dupes[:10])
-            more = f" and {len(dupes) - 10:,} more" if len(dupes) > 10 else ""
-            add("MG107", path, f"{where}: repeated item(s) {_cut(shown)}{more}")
+            more = _(" and {n:,} more").format(n=len(dupes) - 10) if len(dupes) > 10 else ""
+            add("MG107", path, _("{where}: repeated item(s) {cut}{more}").format(
+                                 where=where, cut=_cut(shown), more=more))
         else:  # keywords the schema does not use today; keep the report complete anyway
-            add("MG103", path, f"{where}: {_cut(e.message)}")
+            add("MG103", path, _("{where}: {cut}").format(
+                                 where=where, cut=_cut(e.message)))
     # A value of the wrong type also fails its enum/pattern/range: report the type only.
     mistyped = {p.path for p in out if p.rule == "MG103"}
     return [p for p in out if p.rule in ("MG101", "MG102", "MG103") or p.path not in mistyped]
 
 
 def _cut(text: str) -> str:
-    return text if len(text) <= MAX_SHOWN else f"{text[:MAX_SHOWN]}… ({len(text):,} characters)"
+    return text if len(text) <= MAX_SHOWN else _("{start}… ({n:,} characters)").format(
+        start=text[:MAX_SHOWN], n=len(text))
 
 
 def _next_id(data: Any) -> int:
@@ -412,22 +439,25 @@ class _Checker:
         for kind, q in self.d.policy.quotas.items():
             if not q.min <= q.default <= q.max:
                 self.report("MG405", ("policy", "quotas", kind),
-                            f"policy.quotas.{kind}: need min <= default <= max, got min "
-                            f"{q.min}, default {q.default}, max {q.max} (MiB)")
+                            _("policy.quotas.{kind}: need min <= default <= max, got "
+                              "min {min}, default {default}, max {max} (MiB)").format(
+                              kind=kind, min=q.min, default=q.default, max=q.max))
         if self.d.policy.password_administrators.lockout_duration_minutes == 0:
             self.report("MG407", ("policy", "password", "administrators",
                                   "lockout_duration_minutes"),
-                        "policy.password.administrators.lockout_duration_minutes: 0 would lock "
-                        "an administrator until another one unlocks them, and anyone who knows "
-                        "the addresses can lock them all; give minutes (default 30)")
+                        _("policy.password.administrators.lockout_duration_minutes: 0 "
+                          "would lock an administrator until another one unlocks them, "
+                          "and anyone who knows the addresses can lock them all; give "
+                          "minutes (default 30)"))
         pol = self.d.policy
         for name, share in (("max_disable_share", pol.max_disable_share),
                             ("max_address_change_share", pol.max_address_change_share),
                             ("max_modify_share", pol.max_modify_share)):
             if not 0 <= share <= 1:
                 self.report("MG406", ("policy", "safety", name),
-                            f"policy.safety.{name}: {share} must be between 0 and 1 "
-                            "(a share: 0.05 = 5 %)")
+                            _("policy.safety.{name}: {share} must be between 0 and 1 "
+                              "(a share: 0.05 = 5 %)").format(
+                              name=name, share=share))
 
     def check_unit_history(self, units: dict[str, Unit]) -> None:
         """Dissolved units (issue 14): a live successor (MG224), no cycle (MG225), nobody and
@@ -445,9 +475,10 @@ class _Checker:
                     if not in_cycle.intersection(loop):
                         in_cycle.update(loop)
                         self.report("MG225", ("units", u.index, "dissolved", "successor"),
-                                    f"unit {u.id!r}: the successors loop "
-                                    f"({' -> '.join([*loop, nxt])}); a dissolved unit's "
-                                    "successor is a unit that goes on")
+                                    _("unit {id!r}: the successors loop ({join}); a "
+                                      "dissolved unit's successor is a unit that goes "
+                                      "on").format(
+                                      id=u.id, join=' -> '.join([*loop, nxt])))
                     break
                 chain.append(nxt)
                 cur = dissolved[nxt]
@@ -457,34 +488,43 @@ class _Checker:
             succ = u.dissolved.successor
             if u.id not in in_cycle:
                 if succ not in units or succ == u.id:
-                    self.report("MG224", path, f"unit {u.id!r}: successor {succ!r} is not "
-                                "another unit id")
+                    self.report("MG224", path, _("unit {id!r}: successor {succ!r} is "
+                                                 "not another unit id").format(
+                                                 id=u.id, succ=succ))
                 elif succ in dissolved:
-                    self.report("MG224", path, f"unit {u.id!r}: successor {succ!r} is "
-                                "dissolved itself; merge into the unit that goes on "
-                                f"({dissolved[succ].dissolved.successor!r}?)")  # type: ignore[union-attr]
+                    self.report("MG224", path, _("unit {id!r}: successor {succ!r} is "
+                                                 "dissolved itself; merge into the "
+                                                 "unit that goes on ({successor!r}?)").format(
+                                                 id=u.id, succ=succ,
+                                                 successor=dissolved[succ].dissolved.successor))  # type: ignore[union-attr]
             day = _parse_date(u.dissolved.date)
             dpath: PathT = ("units", u.index, "dissolved", "date")
             if day is None:
-                self.report("MG306", dpath, f"unit {u.id!r}: {u.dissolved.date!r} is not a "
-                            "real date (YYYY-MM-DD)")
+                self.report("MG306", dpath, _("unit {id!r}: {date!r} is not a real "
+                                              "date (YYYY-MM-DD)").format(
+                                              id=u.id, date=u.dissolved.date))
             elif day > self.today:
-                self.report("MG304", dpath, f"unit {u.id!r}: dissolved on {u.dissolved.date}, "
-                            f"in the future (today is {self.today.isoformat()}); a merger is "
-                            "recorded on its day")
+                self.report("MG304", dpath, _("unit {id!r}: dissolved on {date}, in "
+                                              "the future (today is {isoformat}); a "
+                                              "merger is recorded on its day").format(
+                                              id=u.id, date=u.dissolved.date,
+                                              isoformat=self.today.isoformat()))
         if not dissolved:
             return
         for other in units.values():
             if other.parent in dissolved:
                 self.report("MG226", ("units", other.index, "parent"),
-                            f"unit {other.id!r} is under {other.parent!r}, which is dissolved; "
-                            "move it to the successor (mailgov unit merge does)")
+                            _("unit {id!r} is under {parent!r}, which is dissolved; "
+                              "move it to the successor (mailgov unit merge does)").format(
+                              id=other.id, parent=other.parent))
         for m in self.d.mailboxes:
             if m.unit in dissolved:
                 self.report("MG226", ("mailboxes", m.index, "unit"),
-                            f"mailbox {m.address!r} is in unit {m.unit!r}, which is dissolved; "
-                            f"move it to {dissolved[m.unit].dissolved.successor!r} "  # type: ignore[union-attr]
-                            "(mailgov unit merge does)")
+                            _("mailbox {address!r} is in unit {unit!r}, which is "
+                              "dissolved; move it to {successor!r} (mailgov unit merge "
+                              "does)").format(
+                              address=m.address, unit=m.unit,
+                              successor=dissolved[m.unit].dissolved.successor))
 
     def check_domains(self) -> None:
         """organization.alias_domains: never the primary nor twice (MG222), a real end date
@@ -495,9 +535,10 @@ class _Checker:
             path: PathT = ("organization", "alias_domains", a.index, "domain")
             first = seen.get(a.domain.lower())
             if first is not None:
-                self.report("MG222", path, f"alias domain {a.domain!r} is already "
-                            f"{first}; an alias domain is another domain than the primary, "
-                            "listed once")
+                self.report("MG222", path, _("alias domain {domain!r} is already "
+                                             "{first}; an alias domain is another "
+                                             "domain than the primary, listed once").format(
+                                             domain=a.domain, first=first))
                 continue
             seen[a.domain.lower()] = f"alias_domains[{a.index}]"
             if a.until is None:
@@ -505,18 +546,24 @@ class _Checker:
             upath: PathT = ("organization", "alias_domains", a.index, "until")
             end = _parse_date(a.until)
             if end is None:
-                self.report("MG306", upath, f"alias domain {a.domain!r}: {a.until!r} is not a "
-                            "real date (YYYY-MM-DD)")
+                self.report("MG306", upath, _("alias domain {domain!r}: {until!r} is "
+                                              "not a real date (YYYY-MM-DD)").format(
+                                              domain=a.domain, until=a.until))
             elif end < self.today:
-                self.report("MG223", upath, f"alias domain {a.domain!r} ended on {a.until} "
-                            f"(today is {self.today.isoformat()}); its addresses no longer "
-                            "deliver (they stay reserved): remove the entry, or correct the date")
+                self.report("MG223", upath, _("alias domain {domain!r} ended on "
+                                              "{until} (today is {isoformat}); its "
+                                              "addresses no longer deliver (they stay "
+                                              "reserved): remove the entry, or correct "
+                                              "the date").format(
+                                              domain=a.domain, until=a.until,
+                                              isoformat=self.today.isoformat()))
 
     def check_naming(self) -> NamingPolicy | None:
         try:
             return NamingPolicy.from_dict(self.d.policy.naming)
         except NamingError as exc:
-            self.report("MG212", _where_to_path(exc.where), f"naming policy: {exc}")
+            self.report("MG212", _where_to_path(exc.where), _("naming policy: {exc}").format(
+                                                              exc=exc))
             return None
 
     # -- units --------------------------------------------------------------------------
@@ -527,14 +574,16 @@ class _Checker:
             if u.id in units:
                 first = units[u.id]
                 self.report("MG206", ("units", u.index, "id"),
-                            f"unit id {u.id!r} is already used by units[{first.index}] "
-                            f"({first.name}); unit ids must be unique")
+                            _("unit id {id!r} is already used by units[{index}] "
+                              "({name}); unit ids must be unique").format(
+                              id=u.id, index=first.index, name=first.name))
             else:
                 units[u.id] = u
         for u in self.d.units:
             if u.parent is not None and u.parent not in units:
                 self.report("MG204", ("units", u.index, "parent"),
-                            f"unit {u.id!r}: parent {u.parent!r} is not a unit id")
+                            _("unit {id!r}: parent {parent!r} is not a unit id").format(
+                              id=u.id, parent=u.parent))
         # Cycles: walk up from every unit; report each cycle once, at its first unit.
         reported: set[str] = set()
         for u in self.d.units:
@@ -550,13 +599,15 @@ class _Checker:
                     first = min((units[c] for c in cycle), key=lambda x: x.index)
                     loop = " -> ".join([*cycle, cycle[0]])
                     self.report("MG205", ("units", first.index, "parent"),
-                                f"unit {first.id!r}: the parent chain loops ({loop}); "
-                                "a unit cannot be inside itself")
+                                _("unit {id!r}: the parent chain loops ({loop}); a "
+                                  "unit cannot be inside itself").format(
+                                  id=first.id, loop=loop))
         self._cyclic = reported
         it_unit = self.d.organization.it_unit
         if it_unit not in units:
             self.report("MG209", ("organization", "it_unit"),
-                        f"organization.it_unit {it_unit!r} is not a unit id")
+                        _("organization.it_unit {it_unit!r} is not a unit id").format(
+                          it_unit=it_unit))
         return units
 
     def unit_addresses(self, naming: NamingPolicy | None, units: dict[str, Unit]
@@ -567,7 +618,8 @@ class _Checker:
 
         def bad(u: Any, exc: NamingError) -> None:
             field = "abbr" if u.abbreviation else "id"
-            self.report("MG211", ("units", u.index, field), f"unit {u.id!r}: {exc}")
+            self.report("MG211", ("units", u.index, field), _("unit {id!r}: {exc}").format(
+                                                              id=u.id, exc=exc))
 
         return unit_locals(units.values(), naming, on_error=bad)
 
@@ -575,44 +627,45 @@ class _Checker:
 
     def check_addresses(self, units: dict[str, Unit], unit_locals: dict[str, str]) -> None:
         """Addresses, aliases and unit mailboxes share one namespace (case-insensitive)."""
-        owners: dict[str, tuple[PathT, str]] = {}
+        owners: dict[str, tuple[PathT, Who]] = {}
         self.owners = owners
 
-        def claim(local: str, path: PathT, who: str) -> None:
+        def claim(local: str, path: PathT, who: Who) -> None:
             key = local.casefold()
             first = owners.get(key)
             if first is None:
                 owners[key] = (path, who)
                 return
-            line, _ = self.loaded.locator.locate(first[0])
+            line, _col = self.loaded.locator.locate(first[0])
             self.report("MG201", path,
-                        f"{local!r} is already used by {first[1]} (line {line}); every "
-                        "address, alias, unit mailbox and unit list must be different")
+                        _("{local!r} is already used by {first} (line {line}); every "
+                          "address, alias, unit mailbox and unit list must be different").format(
+                          local=local, first=_who(first[1]), line=line))
 
         for u in units.values():  # first unit of each id; repeated ids are MG206
             ul = unit_locals.get(u.id)
             if ul is not None:
                 field = "abbr" if u.abbreviation else "id"
-                claim(ul, ("units", u.index, field), f"the unit mailbox of {u.id!r}")
+                claim(ul, ("units", u.index, field), (N_("the unit mailbox of {id!r}"), u.id))
                 # The unit's list (mailgov/directory.py): Postfix reads aliases before
                 # groups, so an alias or mailbox of this name would capture the list's mail.
-                claim(f"{ul}-all", ("units", u.index, field), f"the list of unit {u.id!r}")
+                claim(f"{ul}-all", ("units", u.index, field), (N_("the list of unit {id!r}"), u.id))
         # A renamed unit's old addresses stay its own (aliases for the period, then reserved).
         if self.naming is not None and any(u.formerly for u in units.values()):
             old = former_unit_locals(self.d, self.naming, None)
             for u in units.values():
                 for k, local in enumerate(old.get(u.id, ())):
                     path = ("units", u.index, "formerly", k, "abbr")
-                    claim(local, path, f"the former unit mailbox of {u.id!r}")
-                    claim(f"{local}-all", path, f"the former list of unit {u.id!r}")
+                    claim(local, path, (N_("the former unit mailbox of {id!r}"), u.id))
+                    claim(f"{local}-all", path, (N_("the former list of unit {id!r}"), u.id))
         for m in self.d.mailboxes:
             claim(m.address, ("mailboxes", m.index, "address"),
-                  f"mailboxes[{m.index}] {m.name}")
+                  ("mailboxes[{index}] {name}", m.index, m.name))
             for j, alias in enumerate(m.aliases):
                 local = self._alias_local(m, j, alias)
                 if local is not None:
                     claim(local, ("mailboxes", m.index, "aliases", j),
-                          f"an alias of mailboxes[{m.index}] {m.address}")
+                          (N_("an alias of mailboxes[{index}] {name}"), m.index, m.address))
         # A renamed mailbox keeps its old addresses (aliases for the policy period, reserved
         # for ever): each must be free (MG219).
         for m in self.d.mailboxes:
@@ -625,28 +678,37 @@ class _Checker:
                 old = prev.address
                 if prev.date is not None and _parse_date(prev.date) is None:
                     self.report("MG306", (*path, "date") if len(path) == 4 else path,
-                                f"mailbox {m.address!r}: {prev.date!r} is not a real date "
-                                "(YYYY-MM-DD)")
+                                _("mailbox {address!r}: {date!r} is not a real date "
+                                  "(YYYY-MM-DD)").format(
+                                  address=m.address, date=prev.date))
                 first = owners.get(old.casefold())
                 if old.casefold() == m.address.casefold():
-                    self.report("MG219", path, f"mailbox {m.address!r}: renamed_from is its own "
-                                "address; remove renamed_from or give the old address")
+                    self.report("MG219", path, _("mailbox {address!r}: renamed_from is "
+                                                 "its own address; remove renamed_from "
+                                                 "or give the old address").format(
+                                                 address=m.address))
                 elif first is not None:
-                    line, _ = self.loaded.locator.locate(first[0])
-                    self.report("MG219", path, f"mailbox {m.address!r}: old address {old!r} is "
-                                f"used by {first[1]} (line {line}); the old address stays an "
-                                "alias of the renamed mailbox, so it must be free")
+                    line, _col = self.loaded.locator.locate(first[0])
+                    self.report("MG219", path, _("mailbox {address!r}: old address "
+                                                 "{old!r} is used by {first} (line "
+                                                 "{line}); the old address stays an "
+                                                 "alias of the renamed mailbox, so it "
+                                                 "must be free").format(
+                                                 address=m.address, old=old, first=_who(first[1]),
+                                                 line=line))
                 else:
-                    owners[old.casefold()] = (path, f"the old address of {m.address}")
+                    owners[old.casefold()] = (path, (N_("the old address of {name}"), m.address))
         self.check_reserved(owners)
         self.check_ids()
         for k, p in enumerate(self.d.policy.protected):
             if p.casefold() not in owners:
                 self.report("MG218", ("policy", "protected", k),
-                            f"protected local part {p!r} is not an address, alias or unit "
-                            "mailbox; add it (usually as an alias of an IT mailbox)")
+                            _("protected local part {p!r} is not an address, alias or "
+                              "unit mailbox; add it (usually as an alias of an IT "
+                              "mailbox)").format(
+                              p=p))
 
-    def check_reserved(self, owners: dict[str, tuple[PathT, str]]) -> None:
+    def check_reserved(self, owners: dict[str, tuple[PathT, Who]]) -> None:
         """An address once used is never given to someone else (MG221): the ``reserved``
         list (filled by purging) may be used again only by the mailbox whose id it names."""
         for r in self.d.reserved:
@@ -658,10 +720,13 @@ class _Checker:
                 holder = self.d.mailboxes[int(path[1])]
                 if holder.id == r.id:
                     continue  # its own address given back (a restore)
-            line, _ = self.loaded.locator.locate(("reserved", r.index, "address"))
-            self.report("MG221", path, f"{r.address!r} ({first[1]}) is reserved (line {line}: "
-                        f"{r.reason}); an address once used is never given to anyone else, "
-                        "choose another (`mailgov address` proposes one)")
+            line, _col = self.loaded.locator.locate(("reserved", r.index, "address"))
+            self.report("MG221", path, _("{address!r} ({first}) is reserved (line "
+                                         "{line}: {reason}); an address once used is "
+                                         "never given to anyone else, choose another "
+                                         "(`mailgov address` proposes one)").format(
+                                         address=r.address, first=_who(first[1]), line=line,
+                                         reason=r.reason))
 
     def check_ids(self) -> None:
         """A mailbox id names one person's entry and store, for ever: never two records."""
@@ -672,20 +737,23 @@ class _Checker:
                 continue
             other = first.setdefault(m.id, m)
             if other is not m:
-                line, _ = self.loaded.locator.locate(("mailboxes", other.index, "id"))
+                line, _col = self.loaded.locator.locate(("mailboxes", other.index, "id"))
                 self.report("MG220", ("mailboxes", m.index, "id"),
-                            f"mailbox {m.address!r}: id {m.id} is already the id of "
-                            f"{other.address!r} (line {line}); every mailbox has its own id, "
-                            f"never reused (the next free id is {top + 1})")
+                            _("mailbox {address!r}: id {id} is already the id of "
+                              "{address2!r} (line {line}); every mailbox has its own "
+                              "id, never reused (the next free id is {value})").format(
+                              address=m.address, id=m.id, address2=other.address, line=line,
+                              value=top + 1))
 
     def _alias_local(self, m: Mailbox, j: int, alias: str) -> str | None:
         if "@" not in alias:
             return alias
-        local, _, dom = alias.partition("@")
+        local, _sep, dom = alias.partition("@")
         if dom.lower() != self.domain and dom.lower() not in self.alias_domains:
             self.report("MG202", ("mailboxes", m.index, "aliases", j),
-                        f"alias {alias!r} of {m.address!r} is at {dom!r}; aliases must be "
-                        f"local parts or addresses at {self.domain}")
+                        _("alias {alias!r} of {address!r} is at {dom!r}; aliases must "
+                          "be local parts or addresses at {domain}").format(
+                          alias=alias, address=m.address, dom=dom, domain=self.domain))
             return None
         return local
 
@@ -700,16 +768,19 @@ class _Checker:
             i = m.index
             if m.unit not in units:
                 self.report("MG203", ("mailboxes", i, "unit"),
-                            f"mailbox {m.address!r}: unit {m.unit!r} is not a unit id")
+                            _("mailbox {address!r}: unit {unit!r} is not a unit id").format(
+                              address=m.address, unit=m.unit))
             if m.kind == "affiliate":
                 if m.sponsor is None:
                     self.report("MG208", ("mailboxes", i),
-                                f"affiliate mailbox {m.address!r} needs `sponsor:` (the id "
-                                "of the unit that vouches for it)")
+                                _("affiliate mailbox {address!r} needs `sponsor:` (the "
+                                  "id of the unit that vouches for it)").format(
+                                  address=m.address))
                 elif m.sponsor not in units:
                     self.report("MG207", ("mailboxes", i, "sponsor"),
-                                f"affiliate {m.address!r}: sponsor {m.sponsor!r} is not a "
-                                "unit id")
+                                _("affiliate {address!r}: sponsor {sponsor!r} is not a "
+                                  "unit id").format(
+                                  address=m.address, sponsor=m.sponsor))
             if naming is not None and m.naming_exemption is None:
                 self._check_name(naming, m, unit_locals.get(m.unit))
             self._check_lifecycle(m, today)
@@ -717,8 +788,10 @@ class _Checker:
                 q = quotas[m.kind]
                 if not q.min <= m.quota_mb <= q.max:
                     self.report("MG401", ("mailboxes", i, "quota_mb"),
-                                f"mailbox {m.address!r}: quota_mb {m.quota_mb} is outside "
-                                f"{q.min}..{q.max} MiB allowed for {m.kind} mailboxes")
+                                _("mailbox {address!r}: quota_mb {quota_mb} is outside "
+                                  "{min}..{max} MiB allowed for {kind} mailboxes").format(
+                                  address=m.address, quota_mb=m.quota_mb, min=q.min, max=q.max,
+                                  kind=_(m.kind)))
             if m.forward_to:
                 self._check_forwarding(m, allowed)
 
@@ -736,8 +809,10 @@ class _Checker:
             self._cands[key] = known
         if isinstance(known, NamingError):
             self.report("MG210", ("mailboxes", m.index, "address"),
-                        f"mailbox {m.address!r}: the naming policy cannot check it ({known}); "
-                        "fix the record or add naming_exemption {reason, request}")
+                        _("mailbox {address!r}: the naming policy cannot check it "
+                          "({known}); fix the record or add naming_exemption {{reason, "
+                          "request}}").format(
+                          address=m.address, known=known))
             return
         if m.address in known or naming.conforms_to(known, m.address):
             return
@@ -748,42 +823,49 @@ class _Checker:
             start = naming.clash_start
             expected = ", ".join(cands)
             if naming.clash_strategy == "sequence":
-                expected += f" (on a clash {first}{sep}{start}, {first}{sep}{start + 1} …)"
+                expected += _(" (on a clash {a}, {b} …)").format(a=f"{first}{sep}{start}",
+                                                                  b=f"{first}{sep}{start + 1}")
         else:
             missing = naming.missing_data(person)
-            expected = "nothing: no template applies" + (
-                f" (missing {', '.join(missing)})" if missing else "")
+            expected = _("nothing: no template applies") + (
+                _(" (missing {fields})").format(fields=", ".join(missing)) if missing else "")
         self.report("MG210", ("mailboxes", m.index, "address"),
-                    f"address {m.address!r} does not follow the naming policy for "
-                    f"{m.name!r}; expected {expected}, or record naming_exemption "
-                    "{reason, request}")
+                    _("address {address!r} does not follow the naming policy for "
+                      "{name!r}; expected {expected}, or record naming_exemption "
+                      "{{reason, request}}").format(
+                      address=m.address, name=m.name, expected=expected))
 
     def _check_lifecycle(self, m: Mailbox, today: date) -> None:
         i = m.index
         if m.state == "suspended" and m.suspended is None:
             self.report("MG301", ("mailboxes", i, "state"),
-                        f"mailbox {m.address!r} is suspended but has no `suspended: "
-                        "{date, reason, request}` block")
+                        _("mailbox {address!r} is suspended but has no `suspended: "
+                          "{{date, reason, request}}` block").format(
+                          address=m.address))
         if m.state == "cancelled" and m.cancelled is None:
             self.report("MG302", ("mailboxes", i, "state"),
-                        f"mailbox {m.address!r} is cancelled but has no `cancelled: "
-                        "{date, reason, request}` block")
+                        _("mailbox {address!r} is cancelled but has no `cancelled: "
+                          "{{date, reason, request}}` block").format(
+                          address=m.address))
         # A cancelled mailbox may keep the history of an earlier suspension; an active one
         # one that has ended (or ends: a scheduled restore), i.e. with `until` (issue 14).
         if m.suspended is not None and m.state == "active" and m.suspended.until is None:
             self.report("MG303", ("mailboxes", i, "suspended"),
-                        f"mailbox {m.address!r} is active but carries a `suspended` block; "
-                        "end the suspension with `until: DATE` (it stays as history), or set "
-                        "state: suspended")
+                        _("mailbox {address!r} is active but carries a `suspended` "
+                          "block; end the suspension with `until: DATE` (it stays as "
+                          "history), or set state: suspended").format(
+                          address=m.address))
         if m.suspended is not None and m.state == "suspended" and m.suspended.until is not None:
             self.report("MG303", ("mailboxes", i, "suspended", "until"),
-                        f"mailbox {m.address!r} is suspended but its suspension ends "
-                        f"({m.suspended.until}); set state: active (the suspension stays as "
-                        "history and ends on that day)")
+                        _("mailbox {address!r} is suspended but its suspension ends "
+                          "({until}); set state: active (the suspension stays as "
+                          "history and ends on that day)").format(
+                          address=m.address, until=m.suspended.until))
         if m.cancelled is not None and m.state != "cancelled":
             self.report("MG303", ("mailboxes", i, "cancelled"),
-                        f"mailbox {m.address!r} is {m.state} but carries a `cancelled` block; "
-                        "remove it or set state: cancelled")
+                        _("mailbox {address!r} is {state} but carries a `cancelled` "
+                          "block; remove it or set state: cancelled").format(
+                          address=m.address, state=_(m.state)))
         created = None
         if m.created is not None:
             created = self._date(m.created, ("mailboxes", i, "created"), today, m)
@@ -797,47 +879,57 @@ class _Checker:
                 end = self._date(block.until, ("mailboxes", i, key, "until"), None, m)
                 if end is not None and when is not None and end <= when:
                     self.report("MG227", ("mailboxes", i, key, "until"),
-                                f"mailbox {m.address!r}: the suspension ends ({block.until}) "
-                                f"before or when it starts ({block.date})")
+                                _("mailbox {address!r}: the suspension ends ({until}) "
+                                  "before or when it starts ({date})").format(
+                                  address=m.address, until=block.until, date=block.date))
             if when is not None and created is not None and when < created:
                 self.report("MG305", ("mailboxes", i, key, "date"),
-                            f"mailbox {m.address!r}: {key} on {block.date} is before it was "
-                            f"created ({m.created})")
+                            _("mailbox {address!r}: {key} on {date} is before it was "
+                              "created ({created})").format(
+                              address=m.address, key=key, date=block.date, created=m.created))
 
     def _date(self, value: str, path: PathT, today: date | None, m: Mailbox) -> date | None:
         """A real date (MG306), not after ``today`` (MG304; None: a date that may be in the
         future, because the change can be scheduled)."""
         d = _parse_date(value)
         if d is None:
-            self.report("MG306", path, f"mailbox {m.address!r}: {value!r} is not a real date "
-                        "(YYYY-MM-DD)")
+            self.report("MG306", path, _("mailbox {address!r}: {value!r} is not a real "
+                                         "date (YYYY-MM-DD)").format(
+                                         address=m.address, value=value))
             return None
         if today is not None and d > today:
-            self.report("MG304", path, f"mailbox {m.address!r}: {value} is in the future "
-                        f"(today is {today.isoformat()}); this date cannot be scheduled: record "
-                        "it when it happens (a suspension, cancel or rename may be dated ahead)")
+            self.report("MG304", path, _("mailbox {address!r}: {value} is in the "
+                                         "future (today is {isoformat}); this date "
+                                         "cannot be scheduled: record it when it "
+                                         "happens (a suspension, cancel or rename may "
+                                         "be dated ahead)").format(
+                                         address=m.address, value=value,
+                                         isoformat=today.isoformat()))
         return d
 
     def _check_forwarding(self, m: Mailbox, allowed: tuple[str, ...]) -> None:
         own = {m.address.casefold()}
         for a in m.aliases:
-            local, _, dom = a.partition("@")
+            local, _sep, dom = a.partition("@")
             if not dom or dom.lower() == self.domain:
                 own.add(local.casefold())
         for j, target in enumerate(m.forward_to):
-            local, _, dom = target.rpartition("@")
+            local, _sep, dom = target.rpartition("@")
             dom = dom.lower()
             path = ("mailboxes", m.index, "forward_to", j)
             if dom == self.domain:
                 if local.casefold() in own:
-                    self.report("MG404", path, f"mailbox {m.address!r} forwards to itself "
-                                f"({target}); remove it")
+                    self.report("MG404", path, _("mailbox {address!r} forwards to "
+                                                 "itself ({target}); remove it").format(
+                                                 address=m.address, target=target))
                 continue  # the organisation's own domain is always allowed
             if not any(dom == a or dom.endswith("." + a) for a in allowed):
                 self.report("MG403", path,
-                            f"mailbox {m.address!r}: forwarding to {target!r} is not allowed; "
-                            "only to policy.forwarding.allowed_domains "
-                            f"({', '.join(allowed) or 'none'}) and their sub-domains")
+                            _("mailbox {address!r}: forwarding to {target!r} is not "
+                              "allowed; only to policy.forwarding.allowed_domains "
+                              "({value}) and their sub-domains").format(
+                              address=m.address, target=target,
+                              value=', '.join(allowed) or 'none'))
 
     # -- unit heads and delegates ----------------------------------------------------------
 
@@ -851,30 +943,38 @@ class _Checker:
                 head = by_address.get(u.head.casefold())
                 path = ("units", u.index, "head")
                 if head is None:
-                    self.report("MG213", path, f"unit {u.id!r}: head {u.head!r} is not the "
-                                "address of any mailbox")
+                    self.report("MG213", path, _("unit {id!r}: head {head!r} is not "
+                                                 "the address of any mailbox").format(
+                                                 id=u.id, head=u.head))
                 elif head.kind != "personal" or head.state != "active":
-                    self.report("MG214", path, f"unit {u.id!r}: head {u.head!r} is a "
-                                f"{head.state} {head.kind} mailbox; the head must be an "
-                                "active personal mailbox")
+                    self.report("MG214", path, _("unit {id!r}: head {head!r} is a "
+                                                 "{state} {kind} mailbox; the head "
+                                                 "must be an active personal mailbox").format(
+                                                 id=u.id, head=u.head, state=_(head.state),
+                                                 kind=_(head.kind)))
                 elif head.unit != u.id:
-                    self.report("MG215", path, f"unit {u.id!r}: head {u.head!r} belongs to "
-                                f"unit {head.unit!r}; move the mailbox or choose a head "
-                                "from this unit")
+                    self.report("MG215", path, _("unit {id!r}: head {head!r} belongs "
+                                                 "to unit {unit!r}; move the mailbox "
+                                                 "or choose a head from this unit").format(
+                                                 id=u.id, head=u.head, unit=head.unit))
             for j, dlg in enumerate(u.mailbox.delegates):
                 path = ("units", u.index, "mailbox", "delegates", j)
                 m = by_address.get(dlg.casefold())
                 if m is None:
-                    self.report("MG216", path, f"unit {u.id!r}: delegate {dlg!r} is not the "
-                                "address of any mailbox")
+                    self.report("MG216", path, _("unit {id!r}: delegate {dlg!r} is not "
+                                                 "the address of any mailbox").format(
+                                                 id=u.id, dlg=dlg))
                 elif m.kind != "personal" or m.state != "active":
-                    self.report("MG217", path, f"unit {u.id!r}: delegate {dlg!r} is a "
-                                f"{m.state} {m.kind} mailbox; delegates must be active "
-                                "personal mailboxes")
+                    self.report("MG217", path, _("unit {id!r}: delegate {dlg!r} is a "
+                                                 "{state} {kind} mailbox; delegates "
+                                                 "must be active personal mailboxes").format(
+                                                 id=u.id, dlg=dlg, state=_(m.state),
+                                                 kind=_(m.kind)))
             if not q.min <= u.mailbox.quota_mb <= q.max:
                 self.report("MG402", ("units", u.index, "mailbox", "quota_mb"),
-                            f"unit {u.id!r}: unit mailbox quota_mb {u.mailbox.quota_mb} is "
-                            f"outside {q.min}..{q.max} MiB allowed for unit mailboxes")
+                            _("unit {id!r}: unit mailbox quota_mb {quota_mb} is "
+                              "outside {min}..{max} MiB allowed for unit mailboxes").format(
+                              id=u.id, quota_mb=u.mailbox.quota_mb, min=q.min, max=q.max))
 
 
 # --------------------------------------------------------------------------- helpers
@@ -891,7 +991,7 @@ def taken_locals(d: Directory, naming: NamingPolicy,
     for m in d.mailboxes:
         taken.add(m.address.casefold())
         for a in m.aliases:
-            local, _, dom = a.partition("@")
+            local, _sep, dom = a.partition("@")
             if not dom or dom.lower() == domain:
                 taken.add(local.casefold())
         for prev in m.previous:  # delivers for the policy period, reserved for ever
@@ -929,8 +1029,9 @@ def _value_problems(loaded: Loaded) -> list[Problem]:
                     if len(out) >= MAX_REPORTED:  # a hostile file may have a million
                         continue
                     out.append(loaded.problem(
-                        "MG109", f"{json_path(path)}: the key {_show(key)} is not text; "
-                        "every key is a field name (quote it if it really is one)",
+                        "MG109", _("{json_path}: the key {show} is not text; every key "
+                                   "is a field name (quote it if it really is one)").format(
+                                   json_path=json_path(path), show=_show(key)),
                         (*path, key)))
                     continue
                 stack.append(((*path, key), item))
@@ -947,9 +1048,11 @@ def _control_text(loaded: Loaded, path: PathT, text: str, what: str,
     m = _TEXT_CONTROL.search(text)
     if m is not None and len(out) < MAX_REPORTED:
         out.append(loaded.problem(
-            "MG108", f"{json_path(path)}: the {what} holds {char_name(m.group())} at character "
-            f"{m.start() + 1}; no text may hold control characters or non-characters (also "
-            "not written as an escape like \\0, \\e or \\n)", path))
+            "MG108", _("{json_path}: the {what} holds {char_name} at character "
+                       "{value}; no text may hold control characters or non-characters "
+                       "(also not written as an escape like \\0, \\e or \\n)").format(
+                       json_path=json_path(path), what=what, char_name=char_name(m.group()),
+                       value=m.start() + 1), path))
 
 
 @contextmanager

@@ -22,8 +22,13 @@ from babel.messages.pofile import read_po, write_po
 
 REPO = Path(__file__).resolve().parent.parent
 LOCALE = REPO / "mailgov" / "locale"
-# Files whose _("…") strings are catalogued (reports and published pages, not CLI errors).
-SOURCES = ("mailgov/usage_report.py", "mailgov/publish.py")
+# Files whose _("…"), N_("…") and ngettext("…", "…") strings are catalogued: reports and
+# published pages, validate's messages (validate, loader, include), the plan's Markdown, the
+# command line's own words. Command help is collected from the parsers (help_strings).
+SOURCES = ("mailgov/usage_report.py", "mailgov/publish.py", "mailgov/validate.py",
+           "mailgov/loader.py", "mailgov/include.py", "mailgov/report_plan.py",
+           "mailgov/cli.py", "mailgov/i18n.py", "mailgov/naming.py")
+KEYWORDS = {"_": None, "N_": None, "ngettext": (1, 2)}
 LANGUAGES = ("vi",)
 STAMP = datetime(2026, 12, 7, tzinfo=UTC)
 
@@ -33,9 +38,22 @@ def extract() -> Catalog:
     template = Catalog(project="mailgov", domain="mailgov", creation_date=STAMP)
     for rel in SOURCES:
         for _lineno, msg, _comments, _ctx in extract_from_file("python", REPO / rel,
-                                                               keywords={"_": None}):
+                                                               keywords=KEYWORDS):
             template.add(msg)
+    for text in help_strings():
+        template.add(text)
     return template
+
+
+def help_strings() -> list[str]:
+    """Every help text of every `mailgov` command, as the parsers hold them in English (the
+    walk mailgov.cli.localise translates)."""
+    sys.path.insert(0, str(REPO))
+    from mailgov import cli, i18n
+
+    i18n.use("en")
+    parser = i18n.localise(cli.build_parser())
+    return [text for p in i18n.help_parsers(parser) for text, _set in i18n.help_texts(p)]
 
 
 def po_path(lang: str) -> Path:
@@ -59,10 +77,11 @@ def compiled(catalog: Catalog) -> bytes:
 def problems() -> list[str]:
     """Strings without a translation, and .mo files that are not their .po compiled."""
     out = []
-    wanted = {m.id for m in extract() if m.id}
+    wanted = {m.id if isinstance(m.id, str) else m.id[0] for m in extract() if m.id}
     for lang in LANGUAGES:
         cat = read(lang)
-        have = {m.id for m in cat if m.id and m.string}
+        have = {m.id if isinstance(m.id, str) else m.id[0] for m in cat
+                if m.id and (m.string if isinstance(m.string, str) else all(m.string))}
         out += [f"{po_path(lang)}: no translation for {s!r}" for s in sorted(wanted - have)]
         mo = po_path(lang).with_suffix(".mo")
         if not mo.exists() or mo.read_bytes() != compiled(cat):
