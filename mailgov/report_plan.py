@@ -72,6 +72,8 @@ def describe(c: Change) -> str:
         if "mail" in after:
             return "new unit mailbox"
         return "new container"
+    if c.kind == "rename" and "cn" in (c.before or {}):  # a renamed unit's delegates group
+        return f"renamed from {_values(c.before['cn'])} (its unit was renamed; members stay)"
     if c.kind == "rename":
         old = (c.before or {}).get("uid", ())
         return f"renamed from {_values(old)} (the old address stays an alias, the store stays)"
