@@ -2,9 +2,10 @@
 
 Everything is computed from the data file (the domain), a few options (MX hosts, DMARC
 policy, report address, MTA-STS mode) and the DKIM public keys the `mailauth` role fetched
-from the mail hosts (``DIR/<selector>.pub``, PEM; DIR is the inventory's
-``mailauth__dkim_fetch_dir``). Nothing here touches the
-network: the output is what an administrator pastes into the zone of ``DOMAIN``.
+from the mail hosts (``DIR/<domain>/<selector>.pub``, PEM, a key per domain; DIR is the
+inventory's ``mailauth__dkim_fetch_dir``; the older ``DIR/<selector>.pub`` is the primary's).
+Nothing here touches the network: the output is what an administrator pastes into the zone
+of ``DOMAIN``.
 
 The MTA-STS policy file is built here too, from the same inputs the role uses to serve it
 (``roles/mailauth/templates/.../mta-sts.txt.j2``); the `id` in the ``_mta-sts`` TXT record is
@@ -112,6 +113,16 @@ def read_dkim_keys(directory: Path) -> dict[str, str]:
     return keys
 
 
+def read_domain_keys(directory: Path, domain: str, *, primary: bool) -> dict[str, str]:
+    """selector -> PEM of one domain's keys: ``DIR/<domain>/<selector>.pub`` (a key per
+    domain, as the mailauth role fetches them). The primary domain falls back to
+    ``DIR/<selector>.pub``, the layout before keys were per domain."""
+    sub = directory / domain
+    if sub.is_dir():
+        return read_dkim_keys(sub)
+    return read_dkim_keys(directory) if primary else {}
+
+
 @dataclass(frozen=True)
 class DnsOptions:
     domain: str
@@ -204,8 +215,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p = sub.add_parser("dns", help="print the DNS records the mail domain needs",
                        description="Print MX, SPF, DKIM (one TXT per selector), DMARC, "
                        "MTA-STS and TLS-RPT records for the data file's domain, and the "
-                       "MTA-STS policy file. DKIM keys: DIR/<selector>.pub (PEM), as the "
-                       "mailauth role fetches them from the mail hosts.")
+                       "MTA-STS policy file. DKIM keys: DIR/<domain>/<selector>.pub (PEM, a key "
+                       "per domain), as the mailauth role fetches them from the mail hosts.")
     p.add_argument("data", nargs="?", default="data/mailboxes.yaml",
                    help="the data file (default data/mailboxes.yaml)")
     p.add_argument("--dkim-public-key-dir", type=Path, default=None, metavar="DIR",
@@ -250,26 +261,32 @@ def cmd_dns(args: argparse.Namespace) -> int:
                           report_address=report, dmarc_policy=args.dmarc_policy,
                           mta_sts_mode=args.mta_sts_mode, mta_sts_max_age=args.mta_sts_max_age)
         key_dir = args.dkim_public_key_dir
-        keys = read_dkim_keys(key_dir)
+        if key_dir.exists() and not key_dir.is_dir():
+            raise DnsError(f"{key_dir}: not a directory")
+        keys = read_domain_keys(key_dir, domain.lower(), primary=True)
         recs = records(opts, keys)
-        # Alias domains (issue 14): the same MX hosts, keys and reports; each domain its own
-        # zone, SPF, DKIM (d= that domain, the hosts' selectors), DMARC, MTA-STS and TLS-RPT.
-        extra = [(o, records(o, keys)) for o in
-                 (replace(opts, domain=a.domain.lower())
-                  for a in result.directory.organization.alias_domains)]
+        # Alias domains (issue 14): the same MX hosts and reports; each domain its own zone,
+        # SPF, DKIM (d= that domain, its own key under the hosts' selectors), DMARC, MTA-STS
+        # and TLS-RPT.
+        extra = []
+        for a in result.directory.organization.alias_domains:
+            o = replace(opts, domain=a.domain.lower())
+            own = read_domain_keys(key_dir, o.domain, primary=False)
+            extra.append((o, records(o, own), own))
     except DnsError as exc:
         print(f"mailgov: error: {exc}", file=sys.stderr)
         return 2
-    if not keys:
-        print(f"mailgov: warning: no DKIM public keys in {key_dir} (converge the mailauth "
-              "role first); no DKIM records printed", file=sys.stderr)
+    for name, found in ((domain, keys), *((o.domain, k) for o, _, k in extra)):
+        if not found:
+            print(f"mailgov: warning: no DKIM public keys for {name} in {key_dir} (converge "
+                  "the mailauth role first); no DKIM records printed for it", file=sys.stderr)
     if args.format == "json":
         doc = render_json(opts, recs, args.ttl)
         if extra:
-            doc["alias_domains"] = [render_json(o, r, args.ttl) for o, r in extra]
+            doc["alias_domains"] = [render_json(o, r, args.ttl) for o, r, _ in extra]
         print(json.dumps(doc, ensure_ascii=False, indent=2))
     else:
         print(render_zone(opts, recs, args.ttl), end="")
-        for o, r in extra:
+        for o, r, _ in extra:
             print("\n" + render_zone(o, r, args.ttl), end="")
     return 0

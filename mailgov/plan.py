@@ -45,9 +45,11 @@ from mailgov.directory import (
     RETAIN_UNTIL,
     Entry,
     desired_entries,
+    former_unit_locals,
     layout_of,
 )
 from mailgov.model import Directory, Mailbox, Policy, Unit
+from mailgov.naming import NamingPolicy
 
 ChangeKind = Literal["create", "modify", "rename", "move", "suspend", "cancel", "restore",
                      "archive", "purge", "add_member", "remove_member", "drift"]
@@ -408,6 +410,7 @@ class _Planner:
         # Renamed entries: old normalised DN -> new DN. The provider's refint overlay rewrites
         # `member` values on a modify DN, so the lists need no member change for a rename.
         self.renamed: dict[str, str] = {}
+        self._former_locals: dict[str, list[str]] | None = None  # unit id -> former locals
         # Identity: live key -> who the data says it is ("id:N" for a mailbox record, "dn:…"
         # for units, lists and entries made before ids). Addresses are judged by it.
         self.matched: dict[str, str] = {}
@@ -707,8 +710,35 @@ class _Planner:
 
     # -- groups -------------------------------------------------------------------------
 
+    def _former_delegates(self, e: Entry) -> str | None:
+        """The live key of a renamed unit's delegates group under an earlier abbreviation
+        (its own or a parent's rename): renamed, never created anew beside it as drift."""
+        if e.unit is None or not any(u.formerly for u in self.units_by_id.values()):
+            return None
+        if self._former_locals is None:
+            self._former_locals = former_unit_locals(
+                self.d, NamingPolicy.from_dict(self.d.policy.naming), None)
+        for local in reversed(self._former_locals.get(e.unit, [])):  # the latest name first
+            old = normalise_dn(self.layout.group_dn(f"{local}-delegates"))
+            if old in self.live and old not in self.explained:
+                return old
+        return None
+
     def group(self, e: Entry, key: str) -> None:
         have = self.live.get(key)
+        if have is None and e.kind == "delegates":
+            old = self._former_delegates(e)
+            if old is not None:
+                have = self.live[old]
+                self.explained.add(old)
+                self.matched[old] = "dn:" + key
+                old_cn = _vals(have, "cn")
+                self.renames.append(Change(
+                    "rename", e.dn, e.attributes["cn"][0], e.unit, old_dn=old,
+                    before={"cn": old_cn}, after={"cn": e.attributes["cn"]},
+                    reason=self._unit_reason(e.unit, None)))
+                # after the modify DN the group has the new cn; the rest is compared as usual
+                have = {**have, "cn": e.attributes["cn"]}
         if have is None:
             self.groups.append(self._create(e, ""))
             return
@@ -947,8 +977,9 @@ def change_counts(changes: Iterable[Change], live: Mapping[str, Attrs]
         if c.kind in ("modify", "move") and touched <= _BOOKKEEPING:
             continue  # mailgov's own records (an id taken over, a former address kept)
         modified.add(key)
-        if c.kind == "rename" or any(a in part for part in (c.add, c.delete, c.replace)
-                                     for a in _ADDRESS_ATTRS):
+        # a renamed delegates group (cn=, no address) is not an address change
+        if (c.kind == "rename" and key.startswith("uid=")) or any(
+                a in part for part in (c.add, c.delete, c.replace) for a in _ADDRESS_ATTRS):
             addressed.add(key)
     with_mail = sum(1 for a in live.values() if a.get("mail"))
     with_members = sum(1 for a in live.values() if a.get("mail") or a.get("member"))

@@ -90,6 +90,9 @@ def describe(c: Change) -> str:
         if "mail" in after:
             return _("new unit mailbox")
         return _("new container")
+    if c.kind == "rename" and "cn" in (c.before or {}):  # a renamed unit's delegates group
+        return _("renamed from {old} (its unit was renamed; members stay)").format(
+            old=_values(c.before["cn"]))
     if c.kind == "rename":
         old = (c.before or {}).get("uid", ())
         return _("renamed from {old} (the old address stays an alias, the store "

@@ -520,8 +520,8 @@ rsync -a -e "$ssh" "$d/{stamp}" "$STORAGE:"
 
 def dkim_fingerprints(host: Any, key_dir: str) -> dict[str, str]:
     """{key file: sha256 of its public key (DER)} for the private keys in key_dir."""
-    out = host.check_output(
-        f"for k in {key_dir}/*.private; do printf '%s ' \"$(basename $k)\"; "
+    out = host.check_output(  # <domain>/<selector>.private: a key per domain
+        f"cd {key_dir} && for k in */*.private; do printf '%s ' \"$k\"; "
         "openssl pkey -in $k -pubout -outform DER | sha256sum | cut -d' ' -f1; done")
     return dict(line.split() for line in out.splitlines())
 
@@ -543,7 +543,7 @@ def test_dkim_keys_restored(fresh_run: tuple[str, str], mail1: Any, bvars: dict[
     # A rebuilt host: a new key under the same name (what the converge would generate).
     name = sorted(before)[0]
     path = f"{key_dir}/{name}"
-    keep = f"/root/mailgov-test-{name}"  # put back whatever happens (the published key)
+    keep = f"/root/mailgov-test-{name.replace('/', '_')}"  # put back whatever happens
     assert mail1.run(f"cp -p {path} {keep}").rc == 0
     assert mail1.run(f"openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out {path} "
                      f"&& chown opendkim:opendkim {path} && chmod 0600 {path}").rc == 0
@@ -560,4 +560,4 @@ def test_dkim_keys_restored(fresh_run: tuple[str, str], mail1: Any, bvars: dict[
     finally:
         mail1.run(f"cmp -s {keep} {path} || {{ cp -p {keep} {path}; "
                   "systemctl try-restart opendkim.service; }; "
-                  f"rm -f {keep} {key_dir}/*.before-restore-*")
+                  f"rm -f {keep} {key_dir}/*/*.before-restore-*")

@@ -156,6 +156,11 @@ def _kept(key: dict[str, Any]) -> bool:
     return "remove_after" not in key or str(key["remove_after"]) > date.today().isoformat()
 
 
+def _domains(rv: dict[str, Any]) -> list[str]:
+    """The domains a host signs for, each with its own key (primary first)."""
+    return [rv["mailauth__domain"], *rv.get("mailauth__alias_domains", [])]
+
+
 @pytest.mark.control("DKIM-03", "DKIM private keys are RSA 2048, opendkim-only (0600) on each "
                      "mail host; the controller holds only public keys")
 def test_private_keys_stay_on_the_mail_hosts(mail_hosts, role_vars) -> None:
@@ -164,11 +169,12 @@ def test_private_keys_stay_on_the_mail_hosts(mail_hosts, role_vars) -> None:
         kept = [k for k in rv["mailauth__dkim_keys"] if _kept(k)]
         assert kept
         for k in kept:
-            f = host.file(f"{rv['mailauth__dkim_key_dir']}/{k['id']}-{name}.private")
-            assert f.exists and f.user == "opendkim" and f.mode == 0o600
-            bits = host.run(f"openssl pkey -in {f.path} -noout -text | head -1")
-            assert re.search(r"\(2048 bit", bits.stdout), bits.stdout
-    fetched = list(dkim_fetch_dir(role_vars).iterdir())
+            for d in _domains(rv):  # a key per domain: <key dir>/<domain>/<selector>.private
+                f = host.file(f"{rv['mailauth__dkim_key_dir']}/{d}/{k['id']}-{name}.private")
+                assert f.exists and f.user == "opendkim" and f.mode == 0o600, f.path
+                bits = host.run(f"openssl pkey -in {f.path} -noout -text | head -1")
+                assert re.search(r"\(2048 bit", bits.stdout), bits.stdout
+    fetched = [p for p in dkim_fetch_dir(role_vars).rglob("*") if p.is_file()]
     assert fetched and all(p.suffix == ".pub" for p in fetched)
     assert not any("PRIVATE" in p.read_text() for p in fetched)
 
@@ -190,10 +196,17 @@ def test_every_kept_key_is_published(mail_hosts, role_vars, dns_doc, domain) -> 
     problems = {n: standards.dkim_record_violations(v) for n, v in published.items()}
     assert not any(problems.values()), problems
     for name, host in mail_hosts.items():
+        rv = role_vars("mailauth", name)
         table = host.file("/etc/opendkim/signing.table").content_string
-        active = next(k["id"] for k in role_vars("mailauth", name)["mailauth__dkim_keys"]
-                      if k["state"] == "active")
-        assert re.search(rf"^\*@{re.escape(domain)} {active}-{name}$", table, re.MULTILINE)
+        keys = host.file("/etc/opendkim/key.table").content_string
+        active = next(k["id"] for k in rv["mailauth__dkim_keys"] if k["state"] == "active")
+        for d in _domains(rv):
+            # each domain signs with its own key: d= the domain, the file in its directory
+            assert re.search(rf"^\*@{re.escape(d)} {active}-{name}\.{re.escape(d)}$", table,
+                             re.MULTILINE), table
+            assert re.search(rf"^{active}-{name}\.{re.escape(d)} {re.escape(d)}:{active}-{name}:"
+                             rf"{re.escape(rv['mailauth__dkim_key_dir'])}/{re.escape(d)}/"
+                             rf"{active}-{name}\.private$", keys, re.MULTILINE), keys
 
 
 @pytest.mark.control("DKIM-04", "A rebuilt host signs with the DKIM key kept in the vault "
@@ -202,15 +215,16 @@ def test_rebuilt_host_signs_with_vault_key(host_run, role_vars, inventory, tmp_p
     name = inventory.groups["mx_backup"][0] if inventory.groups.get("mx_backup") else "mail1"
     active = next(k["id"] for k in role_vars("mailauth", name)["mailauth__dkim_keys"]
                   if k["state"] == "active")
-    key = f"/etc/dkimkeys/{active}-{name.split('.')[0]}.private"
+    domain = role_vars("mailauth", name)["mailauth__domain"]
+    key = f"/etc/dkimkeys/{domain}/{active}-{name.split('.')[0]}.private"
     before = host_run(name, f"openssl pkey -in {key} -pubout | sha256sum")
     assert before.rc == 0, before.stderr
     pem = host_run(name, f"cat {key}")
     assert pem.rc == 0 and "PRIVATE KEY" in pem.stdout
     vault = tmp_path / "vault-dkim.json"  # stands in for the vault: 0600, gone with tmp_path
     vault.touch(mode=0o600)
-    vault.write_text(json.dumps({"mailauth__dkim_private_keys": {
-        f"{active}-{name.split('.')[0]}": pem.stdout}}))
+    vault.write_text(json.dumps({"mailauth__dkim_private_keys": {  # "<domain>/<selector>"
+        f"{domain}/{active}-{name.split('.')[0]}": pem.stdout}}))
     try:
         # The host loses its keys, as a rebuilt one has none; the next converge brings them.
         gone = host_run(name, f"rm -f {key} {key.removesuffix('.private')}.pub")

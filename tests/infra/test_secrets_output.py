@@ -9,7 +9,7 @@ the console. This test reads the log and looks in it for every secret the run ha
   value of the production-shaped inventory's vault (decrypted with the vault password file);
 - the vault password itself;
 - the private keys: the hosts' TLS keys and the CA key handed over (`<lab dir>/pki/*.key`),
-  each mail host's DKIM keys (`/etc/dkimkeys/*.private`), its backup SSH key, the password
+  each mail host's DKIM keys (`/etc/dkimkeys/<domain>/*.private`), its backup SSH key, the password
   page's CSRF key;
 - the initial passwords handed over, when the run issued any and the lab holds a focal point
   identity to open them (age files in the credentials dir).
@@ -111,7 +111,7 @@ def secrets_by_name(host_run: Callable[..., Any], inventory_groups: dict[str, li
     for host in inventory_groups["mailservers"]:
         backup_key = role_vars("backup", host).get("backup__ssh_key", "")
         selfservice_secret = "/etc/mailgov/selfservice.secret"
-        out = host_run(host, "cat /etc/dkimkeys/*.private "
+        out = host_run(host, "cat /etc/dkimkeys/*/*.private "
                        + (shlex.quote(backup_key) if backup_key else "") + " 2>/dev/null; "
                        f"echo; base64 -w0 {selfservice_secret} 2>/dev/null; "
                        f"echo; cat {selfservice_secret} 2>/dev/null")

@@ -9,9 +9,8 @@ reconciled back to the original data.
 
     MAILGOV_LAB_ID=N .venv/bin/python -m pytest -m lab tests/lab/test_reorganise.py
 
-Not proven here (issue 14 item 7, still open): the whole-domain migration with real clients
-(it needs the mail roles converged with the migrated data: new virtual domains, a DKIM key
-per domain), and DKIM verification with the new domain's key.
+The whole-domain migration with real clients (new virtual domains, a DKIM key per domain,
+DKIM verification with the new domain's key) is tests/lab/test_domain_migration.py.
 """
 
 from __future__ import annotations

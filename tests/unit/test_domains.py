@@ -147,9 +147,12 @@ def test_role_facts_and_dns_follow_the_domains(tmp_path: Path,
     facts = role_vars.load_facts(path)
     assert facts["organization"]["domain"] == NEW
     assert facts["organization"]["alias_domains"] == [OLD]
+    # a key per domain, as the mailauth role fetches them: DIR/<domain>/<selector>.pub
     keys = tmp_path / "dkim"
-    keys.mkdir()
-    (keys / "s2026a-mail1.pub").write_text(fake_pem(1))
+    for domain, seed in ((NEW, 1), (OLD, 2)):
+        (keys / domain).mkdir(parents=True)
+        (keys / domain / "s2026a-mail1.pub").write_text(fake_pem(seed))
+    (keys / "s2026a-mail1.pub").write_text(fake_pem(3))  # single-domain layout: not used
     capsys.readouterr()
     assert main(["dns", str(path), "--dkim-public-key-dir", str(keys), "--format",
                  "json"]) == 0
@@ -159,8 +162,25 @@ def test_role_facts_and_dns_follow_the_domains(tmp_path: Path,
     assert old["domain"] == OLD
     names = {(r["name"], r["type"]) for r in old["records"]}
     assert {(f"{OLD}.", "MX"), (f"s2026a-mail1._domainkey.{OLD}.", "TXT"),
-            (f"_dmarc.{OLD}.", "TXT"), (f"_mta-sts.{OLD}.", "TXT"),
+            (f"_dmarc.{OLD}.", "TXT"), (f"_mta-sts.{OLD}.", "TXT"), (f"mta-sts.{OLD}.", "CNAME"),
             (f"_smtp._tls.{OLD}.", "TXT")} <= names
+
+    def dkim(doc: dict[str, Any], domain: str) -> str:
+        [v] = [r["value"] for r in doc["records"]
+               if r["name"] == f"s2026a-mail1._domainkey.{domain}."]
+        return str(v).split("p=")[1]
+
+    # each domain publishes its own key, never the other's
+    assert dkim(doc, NEW) == "".join(fake_pem(1).splitlines()[1:-1])
+    assert dkim(old, OLD) == "".join(fake_pem(2).splitlines()[1:-1])
+    # an alias domain without its own key directory publishes no key (a warning says so)
+    shutil.rmtree(keys / OLD)
+    assert main(["dns", str(path), "--dkim-public-key-dir", str(keys), "--format",
+                 "json"]) == 0
+    out, err = capsys.readouterr()
+    [old] = json.loads(out)["alias_domains"]
+    assert not [r for r in old["records"] if "._domainkey." in r["name"]]
+    assert f"no DKIM public keys for {OLD} in {keys}" in err
     # the alias domain's mail goes to the same hosts
     assert next(r["value"] for r in old["records"] if r["type"] == "MX") == f"10 mail1.{NEW}."
 

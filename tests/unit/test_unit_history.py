@@ -13,6 +13,7 @@ import pytest
 from mailgov.cli import main
 from mailgov.directory import desired_entries
 from mailgov.plan import normalise_dn, plan
+from mailgov.report_plan import render_markdown
 from mailgov.validate import validate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -91,8 +92,47 @@ def test_rename_keeps_the_old_unit_address_and_list_and_the_sub_units(
     unit = next(c for c in p.changes if c.subject == f"mt{D}")
     assert unit.reason == "6/QĐ-BNNMT, tcmt renamed from tcmt"
     assert not any(c.delete.get("mailAlias") for c in p.changes)
-    # only the delegates groups of renamed units (no address, no mail) are left as drift
-    assert all(c.dn.split(",")[0].endswith("-delegates") for c in p.drift), p.drift
+    # nothing is left as drift: the delegates groups are renamed, like the unit mailbox
+    assert p.drift == (), p.drift
+
+
+def test_rename_moves_the_delegates_group_instead_of_drift(data: Path) -> None:
+    """A renamed unit's delegates group (its own and its sub-units') is a modify DN of the
+    live group, members kept; neither a new group nor drift (issue 14 item 2)."""
+    live = _live(data)
+    groups = "ou=groups,dc=monre,dc=gov,dc=vn"
+    # tcmt has no delegates of its own; its sub-units' groups are named after it
+    assert f"cn=ksonm.tcmt-delegates,{groups}" in live
+    assert _edit("unit", "rename", "tcmt", "--abbr", "mt", "--request", "6/QĐ-BNNMT",
+                 "--date", "2026-12-01", "--data", str(data)) == 0
+    d = validate(data, today=DAY).directory
+    p = plan(d, live, today=DAY)  # type: ignore[arg-type]
+    assert p.ok, p.refusals
+    renames = {c.old_dn: c for c in p.changes if c.kind == "rename"}
+    assert len([o for o in renames if o and "-delegates" in o]) == 2, renames  # ksonm, btdd
+    c = renames[f"cn=ksonm.tcmt-delegates,{groups}"]
+    assert c.dn == f"cn=ksonm.mt-delegates,{groups}"
+    assert c.reason == "6/QĐ-BNNMT, tcmt renamed from tcmt"
+    assert c.before == {"cn": ("ksonm.tcmt-delegates",)}
+    assert c.after == {"cn": ("ksonm.mt-delegates",)}
+    created = [x.dn for x in p.changes if x.kind == "create"]
+    assert not [dn for dn in created if "-delegates" in dn], created
+    # members stay as they were; only the description names the new abbreviation
+    rest = [x for x in p.changes if x.dn == c.dn and x.kind != "rename"]
+    assert [(x.kind, sorted(x.replace), x.add, x.delete) for x in rest] == [
+        ("modify", ["description"], {}, {})], rest
+    assert p.drift == ()
+    # the plan text says what happened, and applying it leaves nothing to do
+    assert "renamed from ksonm.tcmt-delegates" in render_markdown(p)
+    after = {normalise_dn(k): v for k, v in live.items()}
+    for r in renames.values():
+        if "-delegates" in r.dn:
+            after[normalise_dn(r.dn)] = {**after.pop(normalise_dn(r.old_dn or "")),
+                                         "cn": r.after["cn"] if r.after else ()}
+    again = plan(d, after, today=DAY)  # type: ignore[arg-type]
+    assert not [x for x in again.changes if "-delegates" in x.dn
+                and x.kind in ("create", "rename", "add_member", "remove_member")]
+    assert again.drift == ()
 
 
 def _bad(path: Path, old: str, new: str) -> list[tuple[str, int]]:
