@@ -510,10 +510,19 @@ class NamingPolicy:
     def inputs(self, person: Person) -> tuple[str, str | None, str | None, str | None]:
         """What the personal templates read of a person: equal inputs, equal candidates (a
         validator caches candidates by this; names repeat, units and birth mostly do not)."""
+        return self.inputs_of(person.name, person.unit, person.birth, person.id_digits)
+
+    def inputs_of(self, name: str, unit: str | None, birth: str | None,
+                  id_digits: str | None) -> tuple[str, str | None, str | None, str | None]:
+        """:meth:`inputs` of ``Person(name, unit, birth, id_digits)``, without making one."""
+        reads = self._reads
+        return (name, unit if reads[0] else None, birth if reads[1] else None,
+                id_digits if reads[2] else None)
+
+    @property
+    def _reads(self) -> tuple[bool, bool, bool]:
         tokens = self._tokens
-        return (person.name, person.unit if "unit" in tokens else None,
-                person.birth if tokens & _BIRTH_TOKENS else None,
-                person.id_digits if "id_digits" in tokens else None)
+        return ("unit" in tokens, bool(tokens & _BIRTH_TOKENS), "id_digits" in tokens)
 
     def conforms(self, person: Person, local: str) -> bool:
         """Whether `local` is what the policy could have given this person."""

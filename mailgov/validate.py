@@ -705,6 +705,12 @@ class _Checker:
         quotas = self.d.policy.quotas
         allowed = tuple(a.lower() for a in self.d.policy.forwarding_allowed_domains)
         today = self.today
+        # The common record (a conforming address, active, a real past `created`) is
+        # decided here without a call; anything else goes to the full checks, which report.
+        cands = self._cands
+        inputs_of = naming.inputs_of if naming is not None else None
+        conforms_to = naming.conforms_to if naming is not None else None
+        fine_created: set[str] = set()  # dates repeat: each checked once
         for m in self.d.mailboxes:
             i = m.index
             if m.unit not in units:
@@ -720,8 +726,21 @@ class _Checker:
                                 f"affiliate {m.address!r}: sponsor {m.sponsor!r} is not a "
                                 "unit id")
             if naming is not None and m.naming_exemption is None:
-                self._check_name(naming, m, unit_locals.get(m.unit))
-            self._check_lifecycle(m, today)
+                ul = unit_locals.get(m.unit)
+                known = cands.get(inputs_of(m.name, ul, m.birth, m.id_digits))  # type: ignore[misc]
+                if known.__class__ is not tuple or (
+                        m.address not in known  # type: ignore[operator]
+                        and not conforms_to(known, m.address)):  # type: ignore[misc, arg-type]
+                    self._check_name(naming, m, ul)
+            if m.suspended is None and m.cancelled is None and m.state == "active":
+                # all _check_lifecycle checks of such a record: `created` real and past
+                created = m.created
+                if created is not None and created not in fine_created:
+                    day = self._date(created, ("mailboxes", i, "created"), today, m)
+                    if day is not None and day <= today:
+                        fine_created.add(created)
+            else:
+                self._check_lifecycle(m, today)
             if m.explicit_quota:
                 q = quotas[m.kind]
                 if not q.min <= m.quota_mb <= q.max:
