@@ -81,7 +81,11 @@ _SIGNED_DOT = re.compile(r"-\.[0-9]")
 #: space after it in a flow collection (`{a:, b}`: libyaml refuses, rapidyaml reads).
 _COLON = (re.compile(r"\n *:"), re.compile(r"[,\[{?-] *:"), re.compile(r":(?:[,\]}]| +:)"))
 #: Read by the precise path wherever they are: escapes, tabs, CR and Unicode line breaks.
-_NOT_FAST_CHARS = re.compile("[\\\\\t\r\x85\u2028\u2029]")
+#: (One ``in`` per character: a memchr each, 4 ms on the 50,000-mailbox file against 24 ms
+#: for a character class in a regex.)
+_NOT_FAST_CHARS = "\\\t\r\x85\u2028\u2029"
+#: A document marker at a line start (the literal-led regex: 7 ms; two ``in``: 17 ms).
+_DOC_MARKER = re.compile(r"\n(?:---|\.\.\.)")
 
 
 def _node_start(text: str, i: int) -> str | None:
@@ -156,8 +160,8 @@ def _flow_end(text: str, start: int) -> int:
 
 def _not_fast(text: str) -> bool:
     """Does the text use anything the fast path does not read exactly as PyYAML?"""
-    if _NOT_FAST_CHARS.search(text) or text.startswith(("---", "...", ":")) \
-            or "\n---" in text or "\n..." in text or any(c.search(text) for c in _COLON) \
+    if any(ch in text for ch in _NOT_FAST_CHARS) or text.startswith(("---", "...", ":")) \
+            or _DOC_MARKER.search(text) or any(c.search(text) for c in _COLON) \
             or _SIGNED_DOT.search(text):
         return True
     skip_to = 0
