@@ -337,3 +337,25 @@ def test_flow_nesting_is_bounded_without_a_scan_of_its_own(tmp_path: Path) -> No
         with pytest.raises(LoadError) as info:
             _load(tmp_path, text)
         assert info.value.problems[0].rule == "MG010"
+
+
+def test_json_scan_finds_exactly_the_special_forms() -> None:
+    """The JSON scan uses possessive forms of PyYAML's resolver patterns and a lookahead;
+    on random look-alike texts (keys and values) it finds what the plain patterns find."""
+    import re
+
+    plain = re.compile(f'"((?:{fastload._SPECIAL}))"(\\s*:)?'.encode())
+    rng = random.Random(13)
+    alphabet = "0123456789_-+.:eExXbBoO~<=yesnotruflaNYT \"/Đ"
+    words = ["yes", "No", "~", "", "0755", "0x1F", "0b101", "1_000", "1:30", "1:30.5", "-.5",
+             ".inf", "-.Inf", ".NaN", "1.0e+3", "1e3", "<<", "=", "2016-10-03", "285/QĐ-VP",
+             "null", "NULL", "+12", "-0", "0.", "._1", "190:20:30.15"]
+    pieces = ["1", "0", "7", "9", "_", ":3", ":59", ":7", ".", ".5", "e+3", "e3", "0x", "0b",
+              "-", "+", "f", "inf", "a"]
+    texts = words + ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+                     for _ in range(10_000)] + [
+        "".join(rng.choice(pieces) for _ in range(rng.randint(1, 6))) for _ in range(10_000)]
+    js = "".join(f'"{t}": "{t}",\n' for t in texts if '"' not in t).encode()
+    found = [m.groups() for m in fastload._JSON_SPECIAL.finditer(js)]
+    assert found == [m.groups() for m in plain.finditer(js)]
+    assert len(found) > 100
