@@ -943,10 +943,16 @@ _TEXT_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ufdd0-\ufdef\ufffe\uffff"
                            + "]")
 
 
+_TEXT_CONTROL_OR_ASTRAL = re.compile("[\x00-\x1f\x7f-\x9f\ufdd0-\ufdef\ufffe\uffff"
+                                     "\U00010000-\U0010ffff]")
+
+
 def _value_problems(loaded: Loaded) -> list[Problem]:
     """What only the precise path can build: keys that are not text (MG109) and texts with
     control characters written as escapes (MG108), at most MAX_REPORTED of them. Iterative:
     no recursion on any input (the loader has bounded the nesting and the alias expansion)."""
+    if not _maybe_value_problems(loaded.data):
+        return []
     out: list[Problem] = []
     stack: list[tuple[PathT, Any]] = [((), loaded.data)]
     while stack:
@@ -968,6 +974,36 @@ def _value_problems(loaded: Loaded) -> list[Problem]:
         elif isinstance(value, str):
             _control_text(loaded, path, value, "text", out)
     return out
+
+
+def _maybe_value_problems(data: Any) -> bool:
+    """Could :func:`_value_problems` find anything? One walk without paths (a path per value
+    made its walk 0.46 s on 50,000 mailboxes; this one takes a third of that), every key and
+    text joined and searched once; the located walk runs only when this says yes."""
+    texts: list[Any] = []
+    stack: list[Any] = [data]
+    while stack:
+        value = stack.pop()
+        kind = value.__class__
+        if kind is dict:
+            texts.extend(value)  # the keys: a key that is not text fails the join below
+            stack.extend(value.values())
+        elif kind is list:
+            stack.extend(value)
+        elif kind is str:
+            texts.append(value)
+        elif isinstance(value, dict | list | str):  # pragma: no cover - loaders build none
+            return True
+    try:
+        joined = "".join(texts)
+    except TypeError:
+        return True  # a key that is not text (MG109)
+    # The exact class lists 32 non-characters beyond the BMP one by one, which makes the
+    # regex scan each character slowly (0.21 s for 5 M characters); the superset (any
+    # character beyond the BMP) scans at 0.02 s, and Vietnamese text has none.
+    if _TEXT_CONTROL_OR_ASTRAL.search(joined) is None:
+        return False
+    return _TEXT_CONTROL.search(joined) is not None
 
 
 def _control_text(loaded: Loaded, path: PathT, text: str, what: str,
