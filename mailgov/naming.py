@@ -515,12 +515,12 @@ class NamingPolicy:
     def inputs_of(self, name: str, unit: str | None, birth: str | None,
                   id_digits: str | None) -> tuple[str, str | None, str | None, str | None]:
         """:meth:`inputs` of ``Person(name, unit, birth, id_digits)``, without making one."""
-        reads = self._reads
-        return (name, unit if reads[0] else None, birth if reads[1] else None,
-                id_digits if reads[2] else None)
+        reads_unit, reads_birth, reads_id = self.reads()
+        return (name, unit if reads_unit else None, birth if reads_birth else None,
+                id_digits if reads_id else None)
 
-    @property
-    def _reads(self) -> tuple[bool, bool, bool]:
+    def reads(self) -> tuple[bool, bool, bool]:
+        """Whether the personal templates read the unit, the birth, the id digits."""
         tokens = self._tokens
         return ("unit" in tokens, bool(tokens & _BIRTH_TOKENS), "id_digits" in tokens)
 

@@ -708,7 +708,9 @@ class _Checker:
         # The common record (a conforming address, active, a real past `created`) is
         # decided here without a call; anything else goes to the full checks, which report.
         cands = self._cands
-        inputs_of = naming.inputs_of if naming is not None else None
+        # naming.inputs_of(...) inline: what the templates read, asked once
+        reads_unit, reads_birth, reads_id = naming.reads() if naming is not None else \
+            (False, False, False)
         conforms_to = naming.conforms_to if naming is not None else None
         fine_created: set[str] = set()  # dates repeat: each checked once
         for m in self.d.mailboxes:
@@ -727,7 +729,9 @@ class _Checker:
                                 "unit id")
             if naming is not None and m.naming_exemption is None:
                 ul = unit_locals.get(m.unit)
-                known = cands.get(inputs_of(m.name, ul, m.birth, m.id_digits))  # type: ignore[misc]
+                known = cands.get((m.name, ul if reads_unit else None,
+                                   m.birth if reads_birth else None,
+                                   m.id_digits if reads_id else None))
                 if known.__class__ is not tuple or (
                         m.address not in known  # type: ignore[operator]
                         and not conforms_to(known, m.address)):  # type: ignore[misc, arg-type]
