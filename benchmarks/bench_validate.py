@@ -5,6 +5,8 @@ For a generated 50,000-mailbox file and a 200,000-mailbox file (tools.generate, 
   * bare PyYAML C load (``yaml.load(f, Loader=yaml.CLoader)``: what mailgov used to pay; one
     run only, it takes seconds),
   * ``mailgov validate`` (load, schema, meaning checks),
+  * the same with one anchor added (``x-a: &a 1``): the precise path (PyYAML) that reads
+    every file the fast path declines (anchors, escapes, tabs),
   * ``mailgov address "<name>"`` (propose an address: one load, one check),
   * ``mailgov plan --live-json`` against a saved live state equal to the data (a no-op plan),
 and the peak memory of ``mailgov validate`` (a child process, as an admin runs it). Then a
@@ -136,6 +138,12 @@ def measure(count: int, seed: int, runs: int, tmp: Path) -> dict[str, float]:
     with path.open("rb") as f:  # the reference, not our loader; one run (seconds)
         out["PyYAML C load"] = best_of(1, lambda: yaml.load(f, Loader=yaml.CLoader))
     out["mailgov validate"] = best_of(runs, quiet("validate", str(path)))
+    # The same file with one anchor: what the fast path declines (anchors, escapes, tabs)
+    # is read by PyYAML, the precise path.
+    precise = tmp / f"mailboxes-{count}-anchor.yaml"
+    precise.write_bytes(raw.replace(b"\nversion: 1\n", b"\nx-a: &a 1\nversion: 1\n", 1))
+    assert precise.read_bytes() != raw
+    out["validate, precise path"] = best_of(runs, quiet("validate", str(precise)))
     out["mailgov address"] = best_of(runs, quiet("address", NAME, "--data", str(path)))
     out["mailgov plan (no-op)"] = best_of(runs, quiet("plan", str(path), "--live-json",
                                                       str(live)))

@@ -532,10 +532,19 @@ class NamingPolicy:
     def inputs(self, person: Person) -> tuple[str, str | None, str | None, str | None]:
         """What the personal templates read of a person: equal inputs, equal candidates (a
         validator caches candidates by this; names repeat, units and birth mostly do not)."""
+        return self.inputs_of(person.name, person.unit, person.birth, person.id_digits)
+
+    def inputs_of(self, name: str, unit: str | None, birth: str | None,
+                  id_digits: str | None) -> tuple[str, str | None, str | None, str | None]:
+        """:meth:`inputs` of ``Person(name, unit, birth, id_digits)``, without making one."""
+        reads_unit, reads_birth, reads_id = self.reads()
+        return (name, unit if reads_unit else None, birth if reads_birth else None,
+                id_digits if reads_id else None)
+
+    def reads(self) -> tuple[bool, bool, bool]:
+        """Whether the personal templates read the unit, the birth, the id digits."""
         tokens = self._tokens
-        return (person.name, person.unit if "unit" in tokens else None,
-                person.birth if tokens & _BIRTH_TOKENS else None,
-                person.id_digits if "id_digits" in tokens else None)
+        return ("unit" in tokens, bool(tokens & _BIRTH_TOKENS), "id_digits" in tokens)
 
     def conforms(self, person: Person, local: str) -> bool:
         """Whether `local` is what the policy could have given this person."""

@@ -316,3 +316,46 @@ def test_many_quoted_look_alikes_stay_fast_and_one_plain_is_caught(tmp_path: Pat
     assert _reads_as_pyyaml(tmp_path, "a:\n" + items, fast=True)["a"][7] == "0007"
     data = _reads_as_pyyaml(tmp_path, "a:\n" + items + "b: 0777\n", fast=False)
     assert data["b"] == 511
+
+
+def test_json_longer_than_twice_the_yaml_is_emitted_again_at_its_size(tmp_path: Path) -> None:
+    """rapidyaml writes its JSON into a buffer of twice the file's size; a block list of
+    one-letter items grows more than that (each `- a` line becomes `    "a",`): the second
+    emit at the size rapidyaml asks for gives PyYAML's data, on the fast path."""
+    text = "x-l:\n" + "- a\n" * 20_000 + "k: v\n"
+    assert len(fastload._emit_json(text.encode())) > 2 * len(text) + 4096
+    data = _reads_as_pyyaml(tmp_path, text, fast=True)
+    assert data["x-l"] == ["a"] * 20_000
+
+
+def test_flow_nesting_is_bounded_without_a_scan_of_its_own(tmp_path: Path) -> None:
+    """The depth is counted while each flow collection is stepped over: 65 levels anywhere
+    in a file (not only at its start) send it to the precise path, which refuses it."""
+    deep = "[" * 65 + "]" * 65
+    for text in (f"a: 1\nb: {deep}\n", f"a:\n  - x\n  - {deep}\n", f"a: {{b: [{deep}]}}\n"):
+        assert fastload._not_fast(text), text
+        with pytest.raises(LoadError) as info:
+            _load(tmp_path, text)
+        assert info.value.problems[0].rule == "MG010"
+
+
+def test_json_scan_finds_exactly_the_special_forms() -> None:
+    """The JSON scan uses possessive forms of PyYAML's resolver patterns and a lookahead;
+    on random look-alike texts (keys and values) it finds what the plain patterns find."""
+    import re
+
+    plain = re.compile(f'"((?:{fastload._SPECIAL}))"(\\s*:)?'.encode())
+    rng = random.Random(13)
+    alphabet = "0123456789_-+.:eExXbBoO~<=yesnotruflaNYT \"/Đ"
+    words = ["yes", "No", "~", "", "0755", "0x1F", "0b101", "1_000", "1:30", "1:30.5", "-.5",
+             ".inf", "-.Inf", ".NaN", "1.0e+3", "1e3", "<<", "=", "2016-10-03", "285/QĐ-VP",
+             "null", "NULL", "+12", "-0", "0.", "._1", "190:20:30.15"]
+    pieces = ["1", "0", "7", "9", "_", ":3", ":59", ":7", ".", ".5", "e+3", "e3", "0x", "0b",
+              "-", "+", "f", "inf", "a"]
+    texts = words + ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+                     for _ in range(10_000)] + [
+        "".join(rng.choice(pieces) for _ in range(rng.randint(1, 6))) for _ in range(10_000)]
+    js = "".join(f'"{t}": "{t}",\n' for t in texts if '"' not in t).encode()
+    found = [m.groups() for m in fastload._JSON_SPECIAL.finditer(js)]
+    assert found == [m.groups() for m in plain.finditer(js)]
+    assert len(found) > 100

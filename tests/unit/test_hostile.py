@@ -301,7 +301,9 @@ def test_a_share_may_still_be_written_as_a_float(tmp_path: Path) -> None:
                                               ("\\u0000", "U+0000"), ("\\e", "U+001B"),
                                               ("\\x7f", "U+007F"), ("\\N", "U+0085"),
                                               ("\\uFFFE", "U+FFFE"), ("\\t", "U+0009"),
-                                              ("\\n", "U+000A")])
+                                              ("\\n", "U+000A"), ("\\uFDD0", "U+FDD0"),
+                                              ("\\U0001FFFE", "U+1FFFE"),
+                                              ("\\U0010FFFF", "U+10FFFF")])
 def test_escaped_control_characters_in_names_are_refused(tmp_path: Path, escape: str,
                                                          code: str) -> None:
     text = _with("name: Lê Thị Hoa", f'name: "Lê Thị{escape} Hoa"')

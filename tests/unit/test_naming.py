@@ -640,3 +640,20 @@ def test_every_generated_address_is_valid() -> None:
             for local in locals_:
                 assert valid_local(local), (name, local)
                 assert p.conforms(person, local), (name, local)
+
+
+@pytest.mark.parametrize(("templates", "reads"), [
+    (["{initials}{given}"], (False, False, False)),
+    (["{given}.{unit}"], (True, False, False)),
+    (["{given}{birth_yy}", "{given}{id_digits}"], (False, True, True)),
+    (["{given}{birth_month}.{unit}"], (True, True, False))])
+def test_inputs_are_what_the_templates_read(templates: list[str],
+                                            reads: tuple[bool, bool, bool]) -> None:
+    """validate builds the candidates' cache key inline from reads(); it must be inputs()."""
+    policy = NamingPolicy.from_dict({"personal": {"templates": templates}})
+    assert policy.reads() == reads
+    person = Person("Nguyễn Văn An", "vp", "1990-02", "0123")
+    key = policy.inputs(person)
+    assert key == ("Nguyễn Văn An", "vp" if reads[0] else None, "1990-02" if reads[1] else None,
+                   "0123" if reads[2] else None)
+    assert policy.inputs_of(person.name, person.unit, person.birth, person.id_digits) == key

@@ -289,3 +289,26 @@ def test_sub_units_share_an_abbreviation_under_different_parents(tmp_path: Path,
                           NamingPolicy.from_dict(result.directory.policy.naming))
     assert locals_["vp-tcqldd"] == "vp.tcqldd"
     assert locals_["vp"] == "vp.tcmt"
+
+
+def test_repeated_names_and_dates_are_judged_per_record(tmp_path: Path,
+                                                         example_text: str) -> None:
+    """The mailbox loop decides a common record from what it computed for an earlier one
+    (candidates per name, a `created` date once checked): a later record with the same
+    name or date is still judged on its own and reported at its own line."""
+    extra = "".join(
+        f"  - address: {addr}\n    id: {100 + k}\n    name: Trần Thị Lan\n    unit: vpb\n"
+        f"    created: {created}\n"
+        for k, (addr, created) in enumerate([
+            ("ttlan2", "2020-01-02"), ("lan.tran", "2020-01-02"),  # fine, then MG210
+            ("ttlan3", "2099-01-01"), ("ttlan4", "2099-01-01"),    # MG304 on both
+            ("ttlan5", "2021-02-30"), ("ttlan6", "2021-02-30")]))  # MG306 on both
+    text = example_text.rstrip("\n") + "\n" + extra
+    problems = validate(_write(tmp_path, text), today=TODAY).problems
+    got = [(p.rule, p.message.split(":")[0]) for p in problems]
+    assert got == [("MG210", "address 'lan.tran' does not follow the naming policy for "
+                    "'Trần Thị Lan'; expected ttlan (on a clash ttlan2, ttlan3 …), or record "
+                    "naming_exemption {reason, request}"),
+                   ("MG304", "mailbox 'ttlan3'"), ("MG304", "mailbox 'ttlan4'"),
+                   ("MG306", "mailbox 'ttlan5'"), ("MG306", "mailbox 'ttlan6'")]
+    assert len({p.line for p in problems}) == 5
