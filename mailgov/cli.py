@@ -24,7 +24,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from mailgov import __version__, codeowners, comment, layout, role_vars, usage_cli
+from mailgov import __version__, codeowners, comment, edit_cli, layout, role_vars, usage_cli
 from mailgov import dns as dns_command
 from mailgov.naming import NamingError, Person
 from mailgov.validate import Result, gc_paused, taken_locals, validate
@@ -703,6 +703,7 @@ def build_parser() -> argparse.ArgumentParser:
     comment.add_parser(sub)
     usage_cli.add_parsers(sub)
     _add_edits(sub)
+    edit_cli.add_parsers(sub)  # add, cancel, … import, export (issue 15)
     return parser
 
 
