@@ -193,8 +193,8 @@ def test_per_unit_files_the_record_is_edited_where_it_lives(
     assert "address: nvthanh" not in (units / "vpb.yaml").read_text("utf-8")
     # a refusal names the file and line where the problem is; nothing is written
     snapshot = {p: p.read_bytes() for p in [data, *units.iterdir()]}
-    code, _out, err = run(capsys, "cancel", "ttquynh", "--reason", "left", "--request", "1",
-                          "--data", str(data))
+    code, _out, err = run(capsys, "cancel", "ttquynh", "--reason", "left", "--request",
+                          "1/QĐ", "--data", str(data))
     assert code == 1 and "MG214 unit 'ttb': head 'ttquynh'" in err
     assert {p: p.read_bytes() for p in snapshot} == snapshot
 
