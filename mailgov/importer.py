@@ -158,8 +158,8 @@ def read_rows(path: str | Path, sheet: str | None = None) -> list[Row]:
 # --------------------------------------------------------------------------- checking
 
 
-def people(path: str | Path, rows: list[Row], e: Edit, *, request: str | None
-           ) -> list[NewPerson]:
+def people(path: str | Path, rows: list[Row], e: Edit, *, request: str | None,
+           namesakes: bool = False) -> list[NewPerson]:
     """Every row checked and given its address (the whole batch at once); ImportError_ with
     every problem otherwise."""
     d = e.directory
@@ -216,9 +216,9 @@ def people(path: str | Path, rows: list[Row], e: Edit, *, request: str | None
                                "person").format(name=name, unit=unit, first=seen[key]))
             continue
         seen[key] = row.number
-        if key in existing:
-            bad(row, "name", _("{name} in {unit} has a mailbox already ({address}); a "
-                               "namesake in the same unit: add them with mailgov add").format(
+        if key in existing and not namesakes:
+            bad(row, "name", _("{name} in {unit} has a mailbox already ({address}); if "
+                               "this is a namesake, import with --namesakes").format(
                 name=name, unit=unit, address=existing[key]))
             continue
         p = NewPerson(name, unit, v.get("title") or None, v.get("role") or None,
@@ -246,13 +246,14 @@ def table(batch: list[NewPerson], domain: str) -> str:
 
 def import_file(source: str | Path, data: str | Path, *, sheet: str | None = None,
                 request: str | None = None, on: date | None = None,
-                dry_run: bool = False) -> tuple[list[NewPerson], str]:
+                dry_run: bool = False, namesakes: bool = False
+                ) -> tuple[list[NewPerson], str]:
     """Import ``source`` into ``data``: (the people added, the table)."""
     rows = read_rows(source, sheet)
     if not rows:
         raise ImportError_([_("{file}: no rows below the heading").format(file=source)])
     e = Edit.open(data)
-    batch = people(source, rows, e, request=request)
+    batch = people(source, rows, e, request=request, namesakes=namesakes)
     add(data, batch, on=on, dry_run=dry_run, e=e)
     return batch, table(batch, e.directory.organization.domain)
 
@@ -332,6 +333,9 @@ def add_parsers(sub: Any) -> None:
                    help=_("the approving document of rows without their own"))
     p.add_argument("--date", type=_date, metavar="YYYY-MM-DD",
                    help=_("created (default today)"))
+    p.add_argument("--namesakes", action="store_true",
+                   help=_("a row whose name the unit already has is a new person (a "
+                          "namesake), not a repeat"))
     p.add_argument("--dry-run", action="store_true",
                    help=_("print what would be added, write nothing"))
     p.set_defaults(func=guarded(cmd_import))
@@ -350,7 +354,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     try:
         batch, shown = import_file(args.file, args.data, sheet=args.sheet,
-                                   request=args.request, on=args.date, dry_run=args.dry_run)
+                                   request=args.request, on=args.date, dry_run=args.dry_run,
+                                   namesakes=args.namesakes)
     except ImportError_ as exc:
         for line in exc.errors:
             print(line)

@@ -210,14 +210,14 @@ def _record_lines(p: NewPerson, created: str) -> list[str]:
     return out
 
 
-def _anchor(e: Edit, unit: str) -> tuple[str, int, str]:
+def _anchor(e: Edit, unit: str, last: dict[str, int] | None = None) -> tuple[str, int, str]:
     """(file, line, dash indentation) after which a new record of ``unit`` goes: after the
     unit's last record (in its per-unit file if it has one); for a unit without records,
-    after the records of the nearest unit listed before it, else at the end of the list."""
+    after the records of the nearest unit listed before it, else at the end of the list.
+    ``last``: unit -> index of its last record, when a batch has computed it once."""
     d = e.directory
-    last: dict[str, int] = {}
-    for m in d.mailboxes:
-        last[m.unit] = m.index
+    if last is None:
+        last = last_records(d)
     index = last.get(unit)
     if index is None:
         order = [u.id for u in d.units]
@@ -231,6 +231,10 @@ def _anchor(e: Edit, unit: str) -> tuple[str, int, str]:
     return it.file, it.last, it.indent[:-2]
 
 
+def last_records(d: Directory) -> dict[str, int]:
+    return {m.unit: m.index for m in d.mailboxes}
+
+
 def add(path: str | Path, people: Iterable[NewPerson], *, request: str | None = None,
         on: date | None = None, dry_run: bool = False, e: Edit | None = None) -> Done:
     """New records, addresses from the naming policy (clashes inside the batch numbered in
@@ -241,6 +245,10 @@ def add(path: str | Path, people: Iterable[NewPerson], *, request: str | None = 
     next_id = _next_id(d)
     batch = list(people)
     blocks: dict[tuple[str, int], list[str]] = {}
+    last = last_records(d)
+    if len(batch) > 1:
+        e.index_records()
+    anchors: dict[str, tuple[str, int, str]] = {}
     for p in batch:
         check_unit(d, p.unit)
         try:
@@ -252,7 +260,9 @@ def add(path: str | Path, people: Iterable[NewPerson], *, request: str | None = 
         p.id = next_id
         next_id += 1
         p.request = p.request or request
-        file, line, dash = _anchor(e, p.unit)
+        if p.unit not in anchors:
+            anchors[p.unit] = _anchor(e, p.unit, last)
+        file, line, dash = anchors[p.unit]
         lines = _record_lines(p, _today(on))
         block = [f"{dash}- {lines[0]}\n", *(f"{dash}  {x}\n" for x in lines[1:])]
         blocks.setdefault((file, line), []).extend(block)

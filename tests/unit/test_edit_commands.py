@@ -252,7 +252,8 @@ def test_import_dry_run_prints_the_table_and_writes_nothing(
      ["{f}:1: phone: unknown column (known: "]),
     ("name,unit\nLê Văn Tám,ttb\nLê Văn Tám,ttb\nNguyễn Thị Bảo Thảo,vpb\n", "utf-8",
      ["{f}:3: name: Lê Văn Tám in ttb twice (row 2); one mailbox per person",
-      "{f}:4: name: Nguyễn Thị Bảo Thảo in vpb has a mailbox already (ntbthao)"]),
+      "{f}:4: name: Nguyễn Thị Bảo Thảo in vpb has a mailbox already (ntbthao); if "
+      "this is a namesake, import with --namesakes"]),
     ("name,unit,role\nNguyễn,vpb,\nLê Văn Tám,vbp,\n,ttb,\nLê Văn Ba,ttb,boss\n", "utf-8",
      ["{f}:2: name: 'Nguyễn' has no given name",
       "{f}:3: unit: unknown unit 'vbp'; did you mean vp, vpb?",
@@ -311,3 +312,15 @@ def test_import_of_a_file_that_is_not_a_workbook_is_one_clear_error(
     sheet.write_bytes(b"not a zip")
     code, out, _err = run(capsys, "import", str(sheet), "--data", str(data))
     assert code == 1 and out.startswith(f"{sheet}: not a readable XLSX workbook")
+
+
+def test_the_scan_of_record_starts_agrees_with_the_locator(data: Path) -> None:
+    from mailgov.edit import Edit
+
+    for layout in ("single", "per-unit"):
+        if layout == "per-unit":
+            split(data)
+        e = Edit.open(data)
+        e.index_records()
+        for i in range(len(e.directory.mailboxes)):
+            assert e.where("mailboxes", i) == e.loaded.where(("mailboxes", i))
