@@ -235,6 +235,31 @@ def last_records(d: Directory) -> dict[str, int]:
     return {m.unit: m.index for m in d.mailboxes}
 
 
+_COUNT = re.compile(r"\((\d+) mailbox(?:es)?\)")
+
+
+def recount(e: Edit, unit: str, delta: int) -> None:
+    """A count such as ``(11 mailboxes)`` in the comment lines just above the unit's first
+    record follows the edit (a hand edit leaves it stale): only when it is the unit's count
+    now, so a comment that counts something else is left alone."""
+    d = e.directory
+    boxes = [m for m in d.mailboxes if m.unit == unit]
+    # where a run of the unit's records starts (a record moved in by hand may stand alone)
+    starts = [m for m in boxes if m.index == 0 or d.mailboxes[m.index - 1].unit != unit]
+    for first in starts[:5]:
+        file, n, _col = e.where("mailboxes", first.index)
+        lines = e.files[file]
+        j = n - 1
+        while j >= 1 and lines[j - 1].lstrip().startswith("#"):
+            j -= 1
+            m = _COUNT.search(lines[j])
+            if m is not None and int(m.group(1)) == len(boxes):
+                new = len(boxes) + delta
+                word = "mailbox" if new == 1 else "mailboxes"
+                lines[j] = f"{lines[j][: m.start()]}({new} {word}){lines[j][m.end():]}"
+                return
+
+
 def add(path: str | Path, people: Iterable[NewPerson], *, request: str | None = None,
         on: date | None = None, dry_run: bool = False, e: Edit | None = None) -> Done:
     """New records, addresses from the naming policy (clashes inside the batch numbered in
@@ -268,6 +293,8 @@ def add(path: str | Path, people: Iterable[NewPerson], *, request: str | None = 
         blocks.setdefault((file, line), []).extend(block)
     for (file, line), block in blocks.items():
         e.insert_after(line, block, file)
+    for unit in anchors:
+        recount(e, unit, sum(p.unit == unit for p in batch))
     e.write(today=on, dry_run=dry_run)
     full = ", ".join(d.address(p.address) for p in batch)
     return Done(e, _("added {addresses}").format(addresses=full))
@@ -359,6 +386,8 @@ def move(path: str | Path, address: str, unit: str, *, request: str | None = Non
     if m.sponsor == m.unit:
         replace_value(e, it, "sponsor", unit)
     _cite(e, it, request)
+    recount(e, m.unit, -1)
+    recount(e, unit, +1)
     others = [x for x in d.mailboxes if x.unit == unit]
     if others:
         file, line, _dash = _anchor(e, unit)

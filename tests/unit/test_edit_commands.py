@@ -60,7 +60,10 @@ def test_add_lands_after_its_units_last_record_with_the_next_address_and_id(
         data: Path, capsys: pytest.CaptureFixture[str]) -> None:
     removed, added = edit(capsys, data, "add", "Nguyễn Anh Tuấn", "--unit", "ttb", "--title",
                           "Chuyên viên", "--request", "12/QĐ-TTB")
-    assert removed == []
+    # the unit's heading comment counts its records (a hand edit would leave it stale)
+    assert removed == ["  # --- ttb@: Thanh tra Bộ (11 mailboxes)"]
+    assert added[0] == "  # --- ttb@: Thanh tra Bộ (12 mailboxes)"
+    added = added[1:]
     # natuan … natuan4 are taken in the sample: the policy's sequence gives natuan5; the
     # highest id is 297 (and no reserved id above it)
     assert added == ["  - address: natuan5", "    id: 298", "    name: Nguyễn Anh Tuấn",
@@ -83,7 +86,10 @@ def test_cancel_suspend_move_set_rename_change_only_their_lines(
         [], ["    state: suspended",
              "    suspended: { date: 2026-12-01, reason: 'Nghỉ phép, dài hạn', request: 9/QĐ }"])
     assert edit(capsys, data, "move", "ptlinh", "ttb", "--request", "3/QĐ") == (
-        ["    unit: vpb"], ["    unit: ttb", "    change: { request: 3/QĐ }"])
+        ["  # --- vpb@: Văn phòng Bộ (20 mailboxes)", "    unit: vpb",
+         "  # --- ttb@: Thanh tra Bộ (11 mailboxes)"],
+        ["  # --- vpb@: Văn phòng Bộ (19 mailboxes)", "    unit: ttb",
+         "    change: { request: 3/QĐ }", "  # --- ttb@: Thanh tra Bộ (12 mailboxes)"])
     assert edit(capsys, data, "set", "htmyen", "--quota", "4096", "--title",
                 "Chuyên viên chính") == (
         ["    title: Lưu trữ viên"], ["    title: Chuyên viên chính", "    quota_mb: 4096"])
@@ -186,10 +192,13 @@ def test_per_unit_files_the_record_is_edited_where_it_lives(
     assert data.read_bytes() == main_before  # the main file is not touched
     assert validate(data).ok
     removed, added = changed_lines(ttb_before, (units / "ttb.yaml").read_text("utf-8"))
-    assert removed == [] and added[0] == "  - address: lvtam" and \
-        added[5:7] == ["  - address: nvthanh", "    id: 8"] and "    unit: ttb" in added[5:]
+    assert removed == ["  # --- ttb@: Thanh tra Bộ (11 mailboxes)"]
+    assert added[0] == "  # --- ttb@: Thanh tra Bộ (13 mailboxes)"
+    assert added[1] == "  - address: lvtam" and \
+        added[6:8] == ["  - address: nvthanh", "    id: 8"] and "    unit: ttb" in added[6:]
     removed, added = changed_lines(vpb_before, (units / "vpb.yaml").read_text("utf-8"))
-    assert added == [] and len(removed) == 7 and "  - address: nvthanh" in removed
+    assert added == ["  # --- vpb@: Văn phòng Bộ (19 mailboxes)"]
+    assert len(removed) == 8 and "  - address: nvthanh" in removed
     assert "address: nvthanh" not in (units / "vpb.yaml").read_text("utf-8")
     # a refusal names the file and line where the problem is; nothing is written
     snapshot = {p: p.read_bytes() for p in [data, *units.iterdir()]}
@@ -225,7 +234,7 @@ def test_import_numbers_clashes_inside_the_batch_in_row_order(
         "natuan6@monre.gov.vn  Nguyễn Anh Tuấn  tccb",
         "tvbinh@monre.gov.vn   Trần Văn Bình    vpb   Văn thư"]
     removed, added = changed_lines(before, data.read_text(encoding="utf-8"))
-    assert removed == [] and len(added) == 7 + 6 + 7
+    assert len(removed) == 3 and len(added) == 3 + 7 + 6 + 7  # 3 counts in headings
     d = validate(data).directory
     assert d is not None
     new = {m.address: m for m in d.mailboxes if m.request == "7/QĐ"}
