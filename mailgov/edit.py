@@ -149,12 +149,15 @@ class Edit:
                                 text.splitlines(keepends=True), name)
         return "".join(out)
 
-    def check(self, *, today: date | None = None) -> None:
+    def check(self, *, today: date | None = None, texts: dict[str, str] | None = None) -> None:
         """Load and validate the edited files as they would be written (in memory, one load
-        of every file, the same checks as `mailgov validate`); EditError with the problems."""
+        of every file, the same checks as `mailgov validate`); EditError with the problems.
+        A date ahead of ``today`` (default: the real day) is a scheduled step."""
         from mailgov.validate import check, gc_paused
 
-        edited = {name: text.encode("utf-8") for name, text in self.changed().items()}
+        if texts is None:
+            texts = self.changed()
+        edited = {name: text.encode("utf-8") for name, text in texts.items()}
 
         def read(name: str | Path) -> Loaded:
             return load_file(name, edited.get(str(name)))
@@ -177,12 +180,12 @@ class Edit:
         """Validate the edited text, then replace each changed file atomically; returns the
         main file's text. A text that does not validate is never written (EditError with
         the problems)."""
-        self.check(today=today)
         texts = self.changed()
+        self.check(today=today, texts=texts)
         if not dry_run:
             for name, text in texts.items():
                 _replace(Path(name), text)
-        return self.text()
+        return texts.get(self.main, self.original[self.main])
 
 
 def _list_items(text: str, key: str) -> list[tuple[int, int]]:

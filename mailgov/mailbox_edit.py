@@ -295,7 +295,7 @@ def add(path: str | Path, people: Iterable[NewPerson], *, request: str | None = 
         e.insert_after(line, block, file)
     for unit in anchors:
         recount(e, unit, sum(p.unit == unit for p in batch))
-    e.write(today=on, dry_run=dry_run)
+    e.write(dry_run=dry_run)
     full = ", ".join(d.address(p.address) for p in batch)
     return Done(e, _("added {addresses}").format(addresses=full))
 
@@ -312,7 +312,7 @@ def cancel(path: str | Path, address: str, *, reason: str, request: str,
     it = _record(e, m)
     _set_state(e, it, "cancelled")
     _put(e, it, "cancelled", flow(date=_today(on), reason=reason, request=request))
-    e.write(today=on, dry_run=dry_run)
+    e.write(dry_run=dry_run)
     return Done(e, _("{address} cancelled").format(address=m.address))
 
 
@@ -332,7 +332,7 @@ def suspend(path: str | Path, address: str, *, reason: str, request: str,
     block = flow(date=_today(on), reason=reason, request=request,
                  until=until.isoformat() if until else None)
     _put(e, it, "suspended", block)
-    e.write(today=on, dry_run=dry_run)
+    e.write(dry_run=dry_run)
     return Done(e, _("{address} suspended").format(address=m.address))
 
 
@@ -362,7 +362,7 @@ def restore(path: str | Path, address: str, *, request: str | None = None,
         raise EditError(_("{address} is active: nothing to restore").format(
             address=m.address))
     _cite(e, it, request)
-    e.write(today=on, dry_run=dry_run)
+    e.write(dry_run=dry_run)
     return Done(e, _("{address} restored").format(address=m.address))
 
 
@@ -458,7 +458,7 @@ def rename(path: str | Path, address: str, *, to: str | None = None, name: str |
     if name is not None and name != m.name:
         replace_value(e, it, "name", scalar(name))
     _cite(e, it, request if to == m.address else None)
-    e.write(today=on, dry_run=dry_run)
+    e.write(dry_run=dry_run)
     return Done(e, _("{old} renamed to {new}").format(old=m.address, new=to))
 
 
@@ -548,14 +548,14 @@ def set_unit(path: str | Path, unit: str, *, delegates: list[str] | None = None,
     if delegates is None and quota is None:
         raise EditError(_("nothing to set: give --delegates or --quota"))
     it = item(e, ("units", u.index))
-    sub: dict[str, str] = {}
-    if delegates is not None:
-        sub["delegates"] = "[" + ", ".join(delegates) + "]" if delegates else ""
+    sub: dict[str, str] = {}  # in the order the file writes them
     if quota is not None:
         if quota != "default" and not quota.isdigit():
             raise EditError(_("--quota {value!r}: a number of MiB or 'default'").format(
                 value=quota))
         sub["quota_mb"] = "" if quota == "default" else str(int(quota))
+    if delegates is not None:
+        sub["delegates"] = "[" + ", ".join(delegates) + "]" if delegates else ""
     if request:
         sub["request"] = scalar(request)
     if "mailbox" not in it.keys:
