@@ -333,3 +333,42 @@ def test_the_scan_of_record_starts_agrees_with_the_locator(data: Path) -> None:
         e.index_records()
         for i in range(len(e.directory.mailboxes)):
             assert e.where("mailboxes", i) == e.loaded.where(("mailboxes", i))
+
+
+def test_a_unit_without_records_gets_its_first_after_the_unit_listed_before_it(
+        data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = data.read_text(encoding="utf-8")
+    text = text.replace("  - id: tcqldd\n", "  - id: tnx\n    name: Vụ Thử nghiệm\n"
+                        "  - id: tcqldd\n", 1)
+    data.write_text(text, encoding="utf-8")
+    assert validate(data).ok
+    removed, added = edit(capsys, data, "add", "Lê Văn Tám", "--unit", "tnx")
+    assert removed == [] and added[:4] == ["  - address: lvtam", "    id: 298",
+                                           "    name: Lê Văn Tám", "    unit: tnx"]
+    after = data.read_text(encoding="utf-8")
+    # after tdkt's records (the unit listed before tnx), before tcqldd's heading
+    assert after.index("# --- tdkt@") < after.index("address: lvtam") < \
+        after.index("# --- tcqldd@")
+    # a unit mailbox block where there was none, in the file's order of keys
+    assert edit(capsys, data, "set", "--unit", "tnx", "--delegates", "lvtam") == (
+        [], ["    mailbox:", "      delegates: [lvtam]"])
+
+
+def test_a_suspension_with_its_end_scheduled_stays_active_until_its_date(
+        data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert edit(capsys, data, "suspend", "nvthanh", "--reason", "Biệt phái", "--request",
+                "2/QĐ-VPB", "--date", "2099-01-01", "--until", "2099-03-01") == (
+        [], ["    suspended: { date: 2099-01-01, reason: Biệt phái, request: 2/QĐ-VPB, "
+             "until: 2099-03-01 }"])
+    from mailgov.dated import effective_state
+
+    d = validate(data).directory
+    assert d is not None
+    m = next(x for x in d.mailboxes if x.address == "nvthanh")
+    assert [effective_state(m, date(2099, 1, 1 + k)) for k in (0,)] == ["suspended"]
+    assert effective_state(m, date(2098, 12, 31)) == effective_state(m, date(2099, 3, 1)) \
+        == "active"
+    # restore before it begins: the scheduled suspension goes, nothing to record
+    assert edit(capsys, data, "restore", "nvthanh", "--request", "3/QĐ-VPB") == (
+        ["    suspended: { date: 2099-01-01, reason: Biệt phái, request: 2/QĐ-VPB, "
+         "until: 2099-03-01 }"], ["    change: { request: 3/QĐ-VPB }"])
