@@ -22,8 +22,16 @@ from pathlib import Path
 import yaml
 
 from mailgov import include
+from mailgov.i18n import LANGUAGES, translator
 from mailgov.loader import Loaded, LoadError, StrictLoader, load, load_file
 from mailgov.model import Directory, Mailbox, build
+
+
+def _(message: str) -> str:
+    """A message people read: marked for the gettext catalog (mailgov/i18n.py,
+    tools/i18n.py) and shown in the command's language (MAILGOV_LANG, default English)."""
+    lang = os.environ.get("MAILGOV_LANG", "en")
+    return translator(lang if lang in LANGUAGES else "en").gettext(message)
 
 
 class EditError(ValueError):
@@ -172,7 +180,8 @@ class Edit:
                 problems = exc.problems
         if problems:
             shown = "\n".join(p.format() for p in problems[:20])
-            more = f"\n… and {len(problems) - 20} more" if len(problems) > 20 else ""
+            more = "\n" + _("… and {n} more").format(n=len(problems) - 20) \
+                if len(problems) > 20 else ""
             raise EditError(f"the edited file would not validate; nothing was "
                             f"written:\n{shown}{more}")
 
@@ -439,8 +448,8 @@ def item(e: Edit, path: tuple[str | int, ...]) -> Item:
     head = lines[n - 1]
     m = KEY.match(head, col - 1)
     if m is None:
-        raise EditError(f"{file}:{n}: the record is not written one key per line; edit it "
-                        "by hand")
+        raise EditError(_("{file}:{line}: the record is not written one key per line; edit "
+                          "it by hand").format(file=file, line=n))
     indent = " " * (col - 1)
     keys = {m.group(1): (n, n)}
     current = m.group(1)
@@ -504,7 +513,8 @@ def replace_value(e: Edit, it: Item, key: str, value: str) -> None:
 def remove_key(e: Edit, it: Item, key: str) -> None:
     first, last = it.keys[key]
     if first == it.first:
-        raise EditError(f"{it.file}:{first}: cannot remove the record's first key")
+        raise EditError(_("{file}:{line}: cannot remove the record's first key").format(
+            file=it.file, line=first))
     for j in range(first, last + 1):
         e.files[it.file][j - 1] = ""
 

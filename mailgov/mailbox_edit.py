@@ -19,7 +19,6 @@ undone by removing its block (git keeps the history).
 from __future__ import annotations
 
 import difflib
-import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from mailgov.edit import (
     Edit,
     EditError,
     Item,
+    _,
     add_key,
     flow,
     item,
@@ -38,7 +38,6 @@ from mailgov.edit import (
     replace_value,
     scalar,
 )
-from mailgov.i18n import LANGUAGES, translator
 from mailgov.model import Directory, Mailbox
 from mailgov.naming import NamingError, NamingPolicy, Person, unit_locals
 from mailgov.validate import taken_locals
@@ -50,13 +49,6 @@ ORDER = ("address", "id", "renamed_from", "name", "unit", "kind", "sponsor", "ro
          "aliases", "forward_to", "naming_exemption", "birth", "id_digits")
 UNIT_ORDER = ("id", "abbr", "name", "name_en", "parent", "head", "headcount", "approvers",
               "mailbox", "focal_point", "formerly", "dissolved")
-
-
-def _(message: str) -> str:
-    """A message people read: marked for the gettext catalog (mailgov/i18n.py,
-    tools/i18n.py) and shown in the command's language (MAILGOV_LANG, default English)."""
-    lang = os.environ.get("MAILGOV_LANG", "en")
-    return translator(lang if lang in LANGUAGES else "en").gettext(message)
 
 
 @dataclass
