@@ -372,3 +372,14 @@ def test_a_suspension_with_its_end_scheduled_stays_active_until_its_date(
     assert edit(capsys, data, "restore", "nvthanh", "--request", "3/QĐ-VPB") == (
         ["    suspended: { date: 2099-01-01, reason: Biệt phái, request: 2/QĐ-VPB, "
          "until: 2099-03-01 }"], ["    change: { request: 3/QĐ-VPB }"])
+
+
+@pytest.mark.parametrize(("name", "unit"), [("Nguyễn Anh Tuấn", "ttb"), ("Trần Thị Lan", "vp"),
+                                            ("Phạm Minh Hiếu", "tcmt")])
+def test_add_gives_the_address_mailgov_address_proposes(
+        data: Path, capsys: pytest.CaptureFixture[str], name: str, unit: str) -> None:
+    code, out, _err = run(capsys, "address", name, "--unit", unit, "--data", str(data))
+    assert code == 0
+    proposed = out.split()[0].split("@")[0]
+    _removed, added = edit(capsys, data, "add", name, "--unit", unit)
+    assert f"  - address: {proposed}" in added
