@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
@@ -230,12 +231,15 @@ def last_records(d: Directory) -> dict[str, int]:
 _COUNT = re.compile(r"\((\d+) mailbox(?:es)?\)")
 
 
-def recount(e: Edit, unit: str, delta: int) -> None:
+def recount(e: Edit, unit: str, delta: int,
+            by_unit: dict[str, list[Mailbox]] | None = None) -> None:
     """A count such as ``(11 mailboxes)`` in the comment lines just above the unit's first
     record follows the edit (a hand edit leaves it stale): only when it is the unit's count
-    now, so a comment that counts something else is left alone."""
+    now, so a comment that counts something else is left alone. ``by_unit``: the records
+    per unit, when a batch has grouped them once."""
     d = e.directory
-    boxes = [m for m in d.mailboxes if m.unit == unit]
+    boxes = by_unit.get(unit, []) if by_unit is not None else \
+        [m for m in d.mailboxes if m.unit == unit]
     # where a run of the unit's records starts (a record moved in by hand may stand alone)
     starts = [m for m in boxes if m.index == 0 or d.mailboxes[m.index - 1].unit != unit]
     for first in starts[:5]:
@@ -285,8 +289,12 @@ def add(path: str | Path, people: Iterable[NewPerson], *, request: str | None = 
         blocks.setdefault((file, line), []).extend(block)
     for (file, line), block in blocks.items():
         e.insert_after(line, block, file)
+    by_unit: dict[str, list[Mailbox]] = {}
+    for m in d.mailboxes:
+        by_unit.setdefault(m.unit, []).append(m)
+    added = Counter(p.unit for p in batch)
     for unit in anchors:
-        recount(e, unit, sum(p.unit == unit for p in batch))
+        recount(e, unit, added[unit], by_unit)
     e.write(dry_run=dry_run)
     full = ", ".join(d.address(p.address) for p in batch)
     return Done(e, _("added {addresses}").format(addresses=full))
