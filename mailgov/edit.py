@@ -11,6 +11,7 @@ loader's locator (the line of a key), so an edit touches exactly the lines it na
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import os
 import re
@@ -56,7 +57,8 @@ class Edit:
     files: dict[str, list[str]] = field(default_factory=dict)
     #: The files as read, to tell which ones the edit changed.
     original: dict[str, str] = field(default_factory=dict)
-    _starts: dict[str, list[tuple[int, int]]] = field(default_factory=dict, repr=False)
+    _starts: dict[str, list[int]] = field(default_factory=dict, repr=False)
+    _newlines: dict[str, list[int]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def open(cls, path: str | Path) -> Edit:
@@ -92,17 +94,11 @@ class Edit:
                 return found
         return self.loaded.where(tuple(path))
 
-    def index_records(self) -> None:
-        """Scan every file for where its records start, for an edit that looks up many of
-        them: the locator walks the list from its head for each record (a batch of 1,000
-        records in 300 units took 5 s of 11 that way); the scan of 50,000 takes 0.15 s,
-        ten locator lookups' worth."""
-        for name, text in self.original.items():
-            self._starts[name] = _list_items(text, "mailboxes")
-
     def _record_start(self, index: int) -> tuple[str, int, int] | None:
-        """Where mailboxes[index] starts, from :meth:`index_records`' scan (None: no scan,
-        or the scan cannot tell: a flow list …)."""
+        """Where mailboxes[index] starts, from one scan of the file's text (None when the
+        scan cannot tell: a flow list …). The locator walks the list from its head for each
+        record (a batch of 1,000 records in 300 units took 5 s of 11 that way) and parses
+        the file first (0.18 s for one record of 50,000); the scan takes 0.08 s."""
         file, local = self.main, index
         if self.loaded.parts is not None:
             inner = self.loaded.parts.where(("mailboxes", index))
@@ -111,10 +107,22 @@ class Edit:
             file, local = inner[0].path, int(inner[1][1])
         starts = self._starts.get(file)
         if starts is None:
-            return None
+            starts = self._starts[file] = _list_items(self.original[file], "mailboxes")
         if not 0 <= local < len(starts):
             return None
-        return file, *starts[local]
+        newlines = self._newlines.get(file)
+        if newlines is None:
+            newlines = self._newlines[file] = [
+                m.start() for m in re.finditer("\n", self.original[file])]
+        offset = starts[local]
+        text = self.original[file]
+        dash = offset
+        while text[dash] == " ":
+            dash += 1
+        key = dash + 1
+        while text[key] == " ":
+            key += 1
+        return file, bisect.bisect_left(newlines, offset) + 1, key - offset + 1
 
     def set_scalar(self, path: tuple[str | int, ...], key: str, old: str, new: str) -> None:
         """Replace ``key: old`` by ``key: new`` on the line the locator gives for ``path``
@@ -197,8 +205,8 @@ class Edit:
         return texts.get(self.main, self.original[self.main])
 
 
-def _list_items(text: str, key: str) -> list[tuple[int, int]]:
-    """(line, col of the first key) of each item of the top-level block list ``key``, as
+def _list_items(text: str, key: str) -> list[int]:
+    """The offset of each item of the top-level block list ``key``, as
     the file stands before the edit ([] when it is not a block list of mappings). Regular
     expressions over the text: 50,000 records in a few hundredths of a second."""
     head = re.search(rf"^{re.escape(key)}:[ \t]*(?:#.*)?$", text, re.MULTILINE)
@@ -211,14 +219,9 @@ def _list_items(text: str, key: str) -> list[tuple[int, int]]:
     # the list ends at the first line indented less than its dashes (not a comment)
     end_m = re.compile(rf"^ {{0,{dash - 1}}}[^\s#]", re.MULTILINE).search(text, first.start())
     end = end_m.start() if end_m else len(text)
-    out: list[tuple[int, int]] = []
-    line = text.count("\n", 0, first.start()) + 1
-    pos = first.start()
-    for m in re.compile(rf"^ {{{dash}}}-( +)", re.MULTILINE).finditer(text, first.start(), end):
-        line += text.count("\n", pos, m.start())
-        pos = m.start()
-        out.append((line, dash + 1 + len(m.group(1)) + 1))
-    return out
+    # "\n" + the dashes' indentation + "-": a literal search (4x faster than ^ with MULTILINE)
+    item_re = re.compile(re.escape("\n" + " " * dash + "-"))
+    return [m.start() + 1 for m in item_re.finditer(text, first.start() - 1, end)]
 
 
 def unified_diff(a: list[str], b: list[str], name: str, context: int = 3) -> list[str]:

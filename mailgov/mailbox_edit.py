@@ -267,8 +267,6 @@ def add(path: str | Path, people: Iterable[NewPerson], *, request: str | None = 
     batch = list(people)
     blocks: dict[tuple[str, int], list[str]] = {}
     last = last_records(d)
-    if len(batch) > 1:
-        e.index_records()
     anchors: dict[str, tuple[str, int, str]] = {}
     for p in batch:
         check_unit(d, p.unit)

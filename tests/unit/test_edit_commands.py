@@ -330,7 +330,6 @@ def test_the_scan_of_record_starts_agrees_with_the_locator(data: Path) -> None:
         if layout == "per-unit":
             split(data)
         e = Edit.open(data)
-        e.index_records()
         for i in range(len(e.directory.mailboxes)):
             assert e.where("mailboxes", i) == e.loaded.where(("mailboxes", i))
 
