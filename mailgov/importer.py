@@ -190,6 +190,11 @@ def people(path: str | Path, rows: list[Row], e: Edit, *, request: str | None,
             ids = by_name.get(unit.casefold(), [])
             if len(ids) == 1:
                 unit = ids[0]  # the unit's name, as HR's sheets write it
+            elif ids:
+                bad(row, "unit", _("{unit!r} is the name of {n} units ({ids}); write the "
+                                   "unit's id").format(unit=unit, n=len(ids),
+                                                       ids=", ".join(ids)))
+                ok = False
             else:
                 near = difflib.get_close_matches(unit, list(units), n=3)
                 hint = _("; did you mean {names}?").format(names=", ".join(near)) \

@@ -263,15 +263,22 @@ def test_import_dry_run_prints_the_table_and_writes_nothing(
      ["{f}:3: name: Lê Văn Tám in ttb twice (row 2); one mailbox per person",
       "{f}:4: name: Nguyễn Thị Bảo Thảo in vpb has a mailbox already (ntbthao); if "
       "this is a namesake, import with --namesakes"]),
-    ("name,unit,role\nNguyễn,vpb,\nLê Văn Tám,vbp,\n,ttb,\nLê Văn Ba,ttb,boss\n", "utf-8",
+    ("name,unit,role\nNguyễn,vpb,\nLê Văn Tám,vbp,\n,ttb,\nLê Văn Ba,ttb,boss\n"
+     "Lê Văn Bốn,Văn phòng Tổng cục,\n", "utf-8",  # two units have that name (below)
      ["{f}:2: name: 'Nguyễn' has no given name",
       "{f}:3: unit: unknown unit 'vbp'; did you mean vp, vpb?",
       "{f}:4: name: the name is empty",
-      "{f}:5: role: 'boss': one of staff, head, admin"]),
+      "{f}:5: role: 'boss': one of staff, head, admin",
+      "{f}:6: unit: 'Văn phòng Tổng cục' is the name of "]),
 ])
 def test_import_bad_rows_are_all_reported_and_nothing_is_written(
         data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str,
         encoding: str, errors: list[str]) -> None:
+    text = data.read_text(encoding="utf-8").replace(
+        "    name: Văn phòng Tổng cục Môi trường\n", "    name: Văn phòng Tổng cục\n")
+    data.write_text(text.replace("  - id: tcqldd\n", "  - id: vptc2\n    name: Văn phòng "
+                                 "Tổng cục\n  - id: tcqldd\n", 1), encoding="utf-8")
+    assert validate(data).ok
     sheet = write_csv(tmp_path / "bad.csv", content, encoding)
     before = data.read_bytes()
     code, out, err = run(capsys, "import", str(sheet), "--data", str(data))
