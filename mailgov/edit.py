@@ -7,6 +7,12 @@ YAML with PyYAML/rapidyaml and writes none, so there is no round-trip library to
 comments with). Each edit is checked before anything is written: the edited text must
 validate; otherwise nothing is written and the problems are shown. Positions come from the
 loader's locator (the line of a key), so an edit touches exactly the lines it names.
+
+The same machinery makes the edits of people's records (issue 15: ``mailgov add``, ``cancel``
+… ``import``, mailgov/mailbox_edit.py): :class:`Edit` holds the main file and the per-unit
+files it includes, a record is edited in the file that holds it, and the check loads the
+edited texts in memory (nothing is written before they validate). :func:`item`,
+:func:`replace_value`, :func:`add_key` and :func:`remove_key` change one key of one record.
 """
 
 from __future__ import annotations
