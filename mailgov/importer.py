@@ -364,8 +364,9 @@ def cmd_import(args: argparse.Namespace) -> int:
     except ImportError_ as exc:
         for line in exc.errors:
             print(line)
-        raise EditCliError(_("{file}: nothing imported ({n} problems)").format(
-            file=args.file, n=len(exc.errors)), 1) from None
+        what = _("{file}: nothing imported (1 problem)") if len(exc.errors) == 1 \
+            else _("{file}: nothing imported ({n} problems)")
+        raise EditCliError(what.format(file=args.file, n=len(exc.errors)), 1) from None
     except EditError as exc:
         raise EditCliError(str(exc), 1) from None
     print(shown, end="")

@@ -287,7 +287,7 @@ def test_import_bad_rows_are_all_reported_and_nothing_is_written(
     assert len(lines) == len(errors)
     for line, want in zip(lines, errors, strict=True):
         assert line.startswith(want.format(f=sheet)), line
-    assert f"{sheet}: nothing imported ({len(errors)} problems)" in err
+    assert f"{sheet}: nothing imported ({len(errors)} problem" in err
     assert data.read_bytes() == before
 
 
