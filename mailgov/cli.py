@@ -24,7 +24,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from mailgov import __version__, codeowners, comment, i18n, layout, role_vars, usage_cli
+from mailgov import __version__, codeowners, comment, edit_cli, i18n, layout, role_vars, usage_cli
 from mailgov import dns as dns_command
 from mailgov.i18n import _, ngettext
 from mailgov.naming import NamingError, Person
@@ -710,6 +710,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     dump.add_parser(sub)
     ldif_import.add_parser(sub)
+    edit_cli.add_parsers(sub)  # add, cancel, … import, export (issue 15)
     return parser
 
 
