@@ -29,16 +29,9 @@ from pathlib import Path
 import yaml
 
 from mailgov import include
-from mailgov.i18n import LANGUAGES, translator
+from mailgov.i18n import _
 from mailgov.loader import Loaded, LoadError, StrictLoader, load, load_file
 from mailgov.model import Directory, Mailbox, build
-
-
-def _(message: str) -> str:
-    """A message people read: marked for the gettext catalog (mailgov/i18n.py,
-    tools/i18n.py) and shown in the command's language (MAILGOV_LANG, default English)."""
-    lang = os.environ.get("MAILGOV_LANG", "en")
-    return translator(lang if lang in LANGUAGES else "en").gettext(message)
 
 
 class EditError(ValueError):
@@ -151,7 +144,7 @@ class Edit:
         """Every file's edited text (the main file first)."""
         out: dict[str, list[str]] = {name: list(lines) for name, lines in self.files.items()}
         # bottom-up; at one line, the later call's lines go first (as immediate inserts did)
-        for file, n, _, new in sorted(self.inserts, key=lambda t: (t[0], -t[1], t[2])):
+        for file, n, _order, new in sorted(self.inserts, key=lambda t: (t[0], -t[1], t[2])):
             out[file][n:n] = new
         return {name: "".join(lines) for name, lines in out.items()}
 
@@ -533,11 +526,11 @@ def add_key(e: Edit, it: Item, key: str, lines: list[str], order: tuple[str, ...
     relative to it) after the last key the file's usual ``order`` puts before it."""
     before = order[: order.index(key)] if key in order else order
     anchor = it.first
-    for k, (_, end) in it.keys.items():
+    for k, (_start, end) in it.keys.items():
         if k in before:
             anchor = max(anchor, end)
     new = [f"{it.indent}{text}\n" for text in lines]
-    for f, n, _, pending in e.inserts:  # two keys after one line: in the order added
+    for f, n, _order, pending in e.inserts:  # two keys after one line: in the order added
         if f == it.file and n == anchor and pending and pending[0].startswith(it.indent) \
                 and not pending[0].startswith(it.indent + " "):
             pending.extend(new)

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from datetime import date
 
-from mailgov.mailbox_edit import _
+from mailgov.i18n import _
 
 DEFAULT_DATA = "data/mailboxes.yaml"
 SubParsers = argparse._SubParsersAction  # type: ignore[type-arg]
@@ -53,27 +53,27 @@ def _date(text: str) -> date:
 def _common(p: argparse.ArgumentParser, *, request_required: bool = False,
             dated: bool = True) -> None:
     p.add_argument("--data", default=DEFAULT_DATA,
-                   help=_("the data file (default {path})").format(path=DEFAULT_DATA))
+                   help=f"the data file (default {DEFAULT_DATA})")
     p.add_argument("--request", required=request_required, metavar="REF",
-                   help=_("the approving document, e.g. 45/QĐ-TCCB (the plan cites it)"))
+                   help="the approving document, e.g. 45/QĐ-TCCB (the plan cites it)")
     if dated:
         p.add_argument("--date", type=_date, metavar="YYYY-MM-DD",
-                       help=_("when it takes effect (default today; a later day schedules "
+                       help=("when it takes effect (default today; a later day schedules "
                               "it)"))
     p.add_argument("--dry-run", action="store_true",
-                   help=_("print the diff, write nothing"))
+                   help="print the diff, write nothing")
 
 
 def add_parsers(sub: SubParsers) -> None:
     from mailgov import importer
 
-    p = sub.add_parser("add", help=_("add a person (address from the naming policy)"),
-                       description=_("Add a mailbox record for a new person: the address "
+    p = sub.add_parser("add", help="add a person (address from the naming policy)",
+                       description=("Add a mailbox record for a new person: the address "
                                      "from the naming policy, the next free id, created "
                                      "today; it lands after its unit's last record (in the "
                                      "unit's own file if it has one)."))
-    p.add_argument("name", help=_('full name, surname first ("Nguyễn Văn Long")'))
-    p.add_argument("--unit", required=True, help=_("the unit id"))
+    p.add_argument("name", help='full name, surname first ("Nguyễn Văn Long")')
+    p.add_argument("--unit", required=True, help="the unit id")
     p.add_argument("--title")
     p.add_argument("--role", choices=("staff", "head", "admin"))
     p.add_argument("--kind", choices=("personal", "affiliate"))
@@ -82,48 +82,48 @@ def add_parsers(sub: SubParsers) -> None:
     _common(p)
     p.set_defaults(func=guarded(cmd_add))
 
-    p = sub.add_parser("cancel", help=_("cancel a mailbox (state: cancelled)"))
+    p = sub.add_parser("cancel", help="cancel a mailbox (state: cancelled)")
     p.add_argument("address")
     p.add_argument("--reason", required=True, choices=REASONS)
     _common(p, request_required=True)
     p.set_defaults(func=guarded(cmd_cancel))
 
-    p = sub.add_parser("suspend", help=_("suspend a mailbox (state: suspended)"))
+    p = sub.add_parser("suspend", help="suspend a mailbox (state: suspended)")
     p.add_argument("address")
-    p.add_argument("--reason", required=True, help=_("why, e.g. Nghỉ thai sản"))
+    p.add_argument("--reason", required=True, help="why, e.g. Nghỉ thai sản")
     p.add_argument("--until", type=_date, metavar="YYYY-MM-DD",
-                   help=_("the day it ends (the restore, scheduled)"))
+                   help="the day it ends (the restore, scheduled)")
     _common(p, request_required=True)
     p.set_defaults(func=guarded(cmd_suspend))
 
-    p = sub.add_parser("restore", help=_("end a suspension, undo a cancel"))
+    p = sub.add_parser("restore", help="end a suspension, undo a cancel")
     p.add_argument("address")
     _common(p)
     p.set_defaults(func=guarded(cmd_restore))
 
-    p = sub.add_parser("move", help=_("move a person to another unit"))
+    p = sub.add_parser("move", help="move a person to another unit")
     p.add_argument("address")
     p.add_argument("unit")
     _common(p, dated=False)
     p.set_defaults(func=guarded(cmd_move))
 
-    p = sub.add_parser("rename", help=_("give a mailbox a new address (the old one stays an "
+    p = sub.add_parser("rename", help=("give a mailbox a new address (the old one stays an "
                                         "alias, then reserved)"))
     p.add_argument("address")
-    p.add_argument("--to", metavar="LOCAL", help=_("the new address (default: the naming "
+    p.add_argument("--to", metavar="LOCAL", help=("the new address (default: the naming "
                                                    "policy's for --name)"))
-    p.add_argument("--name", help=_("the corrected full name"))
+    p.add_argument("--name", help="the corrected full name")
     _common(p)
     p.set_defaults(func=guarded(cmd_rename))
 
-    p = sub.add_parser("set", help=_("set quota, title or role of a mailbox, or a unit "
+    p = sub.add_parser("set", help=("set quota, title or role of a mailbox, or a unit "
                                      "mailbox's quota and delegates"))
-    p.add_argument("address", nargs="?", help=_("the mailbox (or --unit)"))
-    p.add_argument("--unit", help=_("the unit whose unit mailbox is set"))
+    p.add_argument("address", nargs="?", help="the mailbox (or --unit)")
+    p.add_argument("--unit", help="the unit whose unit mailbox is set")
     p.add_argument("--quota", metavar="MIB|default")
-    p.add_argument("--title", help=_("empty: none"))
+    p.add_argument("--title", help="empty: none")
     p.add_argument("--role", choices=("staff", "head", "admin"))
-    p.add_argument("--delegates", metavar="A,B", help=_("the whole list (unit mailbox); "
+    p.add_argument("--delegates", metavar="A,B", help=("the whole list (unit mailbox); "
                                                         "empty: none"))
     _common(p, dated=False)
     p.set_defaults(func=guarded(cmd_set))

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from mailgov.edit import Edit, EditError
-from mailgov.mailbox_edit import Naming, NewPerson, _, add, check_name
+from mailgov.i18n import _, ngettext
+from mailgov.mailbox_edit import Naming, NewPerson, add, check_name
 from mailgov.naming import NamingError
 
 #: Accepted column headings (compared case-insensitively, Unicode NFC) -> field.
@@ -323,34 +324,34 @@ def export(data: str | Path, fmt: str, out: str | None, unit: str | None = None)
 def add_parsers(sub: Any) -> None:
     from mailgov.edit_cli import DEFAULT_DATA, _date, guarded
 
-    p = sub.add_parser("import", help=_("add the people of a CSV or XLSX sheet"),
-                       description=_("Add a record for each row of a CSV (UTF-8, UTF-8 with "
+    p = sub.add_parser("import", help="add the people of a CSV or XLSX sheet",
+                       description=("Add a record for each row of a CSV (UTF-8, UTF-8 with "
                                      "BOM, UTF-16) or XLSX sheet: columns name (họ và tên) "
                                      "and unit (đơn vị), optional title, role, kind, request, "
                                      "birth, id_digits. Addresses for the whole batch; every "
                                      "error as FILE:ROW: column: message; nothing is written "
                                      "unless every row is valid. docs/commands.md."))
     p.add_argument("file")
-    p.add_argument("--sheet", help=_("the XLSX sheet (default: the first)"))
+    p.add_argument("--sheet", help="the XLSX sheet (default: the first)")
     p.add_argument("--data", default=DEFAULT_DATA,
-                   help=_("the data file (default {path})").format(path=DEFAULT_DATA))
+                   help=f"the data file (default {DEFAULT_DATA})")
     p.add_argument("--request", metavar="REF",
-                   help=_("the approving document of rows without their own"))
+                   help="the approving document of rows without their own")
     p.add_argument("--date", type=_date, metavar="YYYY-MM-DD",
-                   help=_("created (default today)"))
+                   help="created (default today)")
     p.add_argument("--namesakes", action="store_true",
-                   help=_("a row whose name the unit already has is a new person (a "
+                   help=("a row whose name the unit already has is a new person (a "
                           "namesake), not a repeat"))
     p.add_argument("--dry-run", action="store_true",
-                   help=_("print what would be added, write nothing"))
+                   help="print what would be added, write nothing")
     p.set_defaults(func=guarded(cmd_import))
 
-    p = sub.add_parser("export", help=_("the people per unit as CSV or XLSX"))
+    p = sub.add_parser("export", help="the people per unit as CSV or XLSX")
     p.add_argument("--format", choices=("csv", "xlsx"), default="csv")
-    p.add_argument("--out", metavar="FILE", help=_("default: standard output (CSV only)"))
-    p.add_argument("--unit", help=_("one unit only"))
+    p.add_argument("--out", metavar="FILE", help="default: standard output (CSV only)")
+    p.add_argument("--unit", help="one unit only")
     p.add_argument("--data", default=DEFAULT_DATA,
-                   help=_("the data file (default {path})").format(path=DEFAULT_DATA))
+                   help=f"the data file (default {DEFAULT_DATA})")
     p.set_defaults(func=guarded(cmd_export))
 
 
@@ -364,14 +365,17 @@ def cmd_import(args: argparse.Namespace) -> int:
     except ImportError_ as exc:
         for line in exc.errors:
             print(line)
-        what = _("{file}: nothing imported (1 problem)") if len(exc.errors) == 1 \
-            else _("{file}: nothing imported ({n} problems)")
+        what = ngettext("{file}: nothing imported ({n} problem)",
+                        "{file}: nothing imported ({n} problems)", len(exc.errors))
         raise EditCliError(what.format(file=args.file, n=len(exc.errors)), 1) from None
     except EditError as exc:
         raise EditCliError(str(exc), 1) from None
     print(shown, end="")
-    what = _("would add {n} mailboxes (dry run: nothing written)") if args.dry_run \
-        else _("added {n} mailboxes; review with git diff, then plan")
+    what = ngettext("would add {n} mailbox (dry run: nothing written)",
+                    "would add {n} mailboxes (dry run: nothing written)", len(batch)) \
+        if args.dry_run else ngettext("added {n} mailbox; review with git diff, then plan",
+                                      "added {n} mailboxes; review with git diff, then plan",
+                                      len(batch))
     print(f"{args.data}: " + what.format(n=len(batch)), file=sys.stderr)
     return 0
 

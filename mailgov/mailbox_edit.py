@@ -31,7 +31,6 @@ from mailgov.edit import (
     Edit,
     EditError,
     Item,
-    _,
     add_key,
     flow,
     item,
@@ -39,6 +38,7 @@ from mailgov.edit import (
     replace_value,
     scalar,
 )
+from mailgov.i18n import _
 from mailgov.model import Directory, Mailbox
 from mailgov.naming import NamingError, NamingPolicy, Person, unit_locals
 from mailgov.validate import taken_locals
