@@ -66,9 +66,11 @@ class Edit:
             loaded = load(p)
             directory = build(loaded.data)
         except LoadError as exc:
-            raise EditError(f"{p}: cannot be read ({exc}); run mailgov validate") from None
+            raise EditError(_("{path}: cannot be read ({why}); run mailgov validate").format(
+                path=p, why=exc)) from None
         except (KeyError, TypeError) as exc:
-            raise EditError(f"{p}: does not validate ({exc}); run mailgov validate") from None
+            raise EditError(_("{path}: does not validate ({why}); run mailgov validate").format(
+                path=p, why=exc)) from None
         e = cls(p, [], loaded, directory)
         for name, raw in loaded.files:
             text = raw.decode("utf-8")
@@ -133,8 +135,8 @@ class Edit:
         edited, count = pattern.subn(lambda m: f"{m.group(1)}{m.group(2)}{new}{m.group(2)}",
                                      line, count=1)
         if count != 1:
-            raise EditError(f"{file}:{n}: cannot find '{key}: {old}' to change; edit it "
-                            "by hand")
+            raise EditError(_("{file}:{line}: cannot find '{key}: {old}' to change; edit it "
+                              "by hand").format(file=file, line=n, key=key, old=old))
         lines[n - 1] = edited
 
     def insert_after(self, n: int, new_lines: list[str], file: str | None = None) -> None:
@@ -189,8 +191,8 @@ class Edit:
             shown = "\n".join(p.format() for p in problems[:20])
             more = "\n" + _("… and {n} more").format(n=len(problems) - 20) \
                 if len(problems) > 20 else ""
-            raise EditError(f"the edited file would not validate; nothing was "
-                            f"written:\n{shown}{more}")
+            raise EditError(_("the edited file would not validate; nothing was written:")
+                            + f"\n{shown}{more}")
 
     def write(self, *, today: date | None = None, dry_run: bool = False) -> str:
         """Validate the edited text, then replace each changed file atomically; returns the

@@ -47,7 +47,8 @@ def _date(text: str) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
+        raise argparse.ArgumentTypeError(
+            _("{value!r} is not a date YYYY-MM-DD").format(value=text)) from None
 
 
 def _common(p: argparse.ArgumentParser, *, request_required: bool = False,
