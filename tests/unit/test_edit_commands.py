@@ -389,3 +389,65 @@ def test_add_gives_the_address_mailgov_address_proposes(
     proposed = out.split()[0].split("@")[0]
     _removed, added = edit(capsys, data, "add", name, "--unit", unit)
     assert f"  - address: {proposed}" in added
+
+
+# --------------------------------------------------------------------------- languages
+# The edit commands choose their language like every command (mailgov.i18n: --lang, else the
+# locale); the exit code, the rule id and the file stay the same in both languages.
+
+
+@pytest.mark.parametrize(("lang", "expected"), [
+    ("vi", "mailgov: error: tệp sau khi sửa sẽ không hợp lệ; chưa ghi gì:\n"
+     "{data}:56:5: MG214 đơn vị 'vpb': người đứng đầu 'nhhung' là hộp thư cá nhân ở trạng "
+     "thái đã hủy"),
+    ("en", "mailgov: error: the edited file would not validate; nothing was written:\n"
+     "{data}:56:5: MG214 unit 'vpb': head 'nhhung' is a cancelled personal mailbox"),
+])
+def test_an_edit_refused_by_a_rule_says_why_in_the_chosen_language(
+        data: Path, capsys: pytest.CaptureFixture[str], lang: str, expected: str) -> None:
+    before = data.read_bytes()
+    code, _out, err = run(capsys, "cancel", "nhhung", "--reason", "left", "--request", "1/QĐ",
+                          "--lang", lang, "--data", str(data))
+    assert code == 1
+    assert err.startswith(expected.format(data=data)), err
+    assert data.read_bytes() == before
+
+
+@pytest.mark.parametrize(("env", "argv", "expected"), [
+    ({"LANG": "vi_VN.UTF-8"}, [], "mailgov: error: nvthanh đang hoạt động: không có gì để "
+     "khôi phục\n"),
+    ({"LANG": "vi_VN.UTF-8"}, ["--lang", "en"], "mailgov: error: nvthanh is active: nothing to "
+     "restore\n"),
+    ({"LANG": "C.UTF-8"}, [], "mailgov: error: nvthanh is active: nothing to restore\n"),
+])
+def test_an_edit_follows_the_locale_unless_lang_is_given(
+        data: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        env: dict[str, str], argv: list[str], expected: str) -> None:
+    for name in ("LC_ALL", "LC_MESSAGES"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    code, _out, err = run(capsys, "restore", "nvthanh", *argv, "--data", str(data))
+    assert (code, err) == (1, expected)
+
+
+@pytest.mark.parametrize(("lang", "rows", "summary"), [
+    ("vi", ["{f}:2: unit: không có đơn vị 'vbp'; có phải là vp, vpb?",
+            "{f}:3: name: 'Nguyễn' không có tên: hãy ghi đủ họ và tên, họ trước "
+            "(Nguyễn Văn Long)"],
+     "mailgov: error: {f}: không nhập gì (2 lỗi)\n"),
+    ("en", ["{f}:2: unit: unknown unit 'vbp'; did you mean vp, vpb?",
+            "{f}:3: name: 'Nguyễn' has no given name: write the full name, surname first "
+            "(Nguyễn Văn Long)"],
+     "mailgov: error: {f}: nothing imported (2 problems)\n"),
+])
+def test_import_row_errors_read_in_the_chosen_language(
+        data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], lang: str,
+        rows: list[str], summary: str) -> None:
+    sheet = write_csv(tmp_path / "staff.csv", "name,unit\nLê Văn An,vbp\nNguyễn,vpb\n")
+    before = data.read_bytes()
+    code, out, err = run(capsys, "import", str(sheet), "--lang", lang, "--data", str(data))
+    assert code == 1
+    assert out.splitlines() == [r.format(f=sheet) for r in rows]
+    assert err == summary.format(f=sheet)
+    assert data.read_bytes() == before
