@@ -271,10 +271,10 @@ def _indent_of(line: str) -> str:
 
 def domain_migrate(path: str | Path, old: str, new: str, keep_until: date | None, *,
                    request: str | None = None, today: date | None = None,
-                   dry_run: bool = False) -> str:
+                   dry_run: bool = False) -> Edit:
     """``organization.domain: OLD`` becomes NEW and OLD an alias domain (until
     ``keep_until``, or for ever): every address receives at both, people send and log in
-    with the new one. Returns the edited text."""
+    with the new one. Returns the edit made (or, dry run, checked); ``.diff()`` shows it."""
     e = Edit.open(path)
     org = e.directory.organization
     old_l, new_l = old.strip().lower(), new.strip().lower()
@@ -305,7 +305,8 @@ def domain_migrate(path: str | Path, old: str, new: str, keep_until: date | None
     else:
         e.insert_after(domain_line, [f"{indent}alias_domains:  # every address receives here too\n",
                                      f"{indent}  - {item}\n"])
-    return e.write(today=today, dry_run=dry_run)
+    e.write(today=today, dry_run=dry_run)
+    return e
 
 
 # --------------------------------------------------------------------------- units
@@ -347,7 +348,7 @@ def _fields(**values: object) -> str:
 
 
 def unit_rename(path: str | Path, unit_id: str, new_abbr: str, *, request: str | None = None,
-                on: date | None = None, dry_run: bool = False) -> str:
+                on: date | None = None, dry_run: bool = False) -> Edit:
     """The unit's abbreviation (its unit mailbox and list address) becomes ``new_abbr``; the
     old one is appended to ``formerly`` so its address and list keep delivering."""
     e = Edit.open(path)
@@ -368,7 +369,8 @@ def unit_rename(path: str | Path, unit_id: str, new_abbr: str, *, request: str |
     _append_to_list(e, ("units", i), len(u.formerly), "formerly", anchor, indent, item)
     if not u.abbreviation:
         e.insert_after(first, [f"{indent}abbr: {new_abbr}\n"])
-    return e.write(dry_run=dry_run)
+    e.write(dry_run=dry_run)
+    return e
 
 
 def _cite(e: Edit, m: Mailbox, request: str) -> None:
@@ -385,7 +387,7 @@ def _cite(e: Edit, m: Mailbox, request: str) -> None:
 
 
 def unit_merge(path: str | Path, src: str, dst: str, *, request: str,
-               on: date | None = None, dry_run: bool = False) -> str:
+               on: date | None = None, dry_run: bool = False) -> Edit:
     """SRC is dissolved into DST: its people, sub-units and sponsored affiliates move to DST,
     earlier units dissolved into SRC now name DST, and SRC records ``dissolved`` (its address
     and list deliver to DST's for the policy period; its store stays)."""
@@ -422,7 +424,8 @@ def unit_merge(path: str | Path, src: str, dst: str, *, request: str,
     when = (on or date.today()).isoformat()
     block = _fields(date=when, successor=dst, request=request)
     e.insert_after(first, [f"{indent}dissolved: {block}\n"])
-    return e.write(dry_run=dry_run)
+    e.write(dry_run=dry_run)
+    return e
 
 
 # --------------------------------------------------------------------------- records

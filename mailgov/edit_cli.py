@@ -132,7 +132,10 @@ def add_parsers(sub: SubParsers) -> None:
     importer.add_parsers(sub)
 
 
-def _run(args: argparse.Namespace, make: Callable[[], object]) -> int:
+def run_edit(args: argparse.Namespace, make: Callable[[], object]) -> int:
+    """Make an edit (``make`` returns a mailbox_edit.Done) and tell the admin: on a dry run
+    the unified diff on stdout; the summary on stderr. Every edit of the data file reports
+    this way (also ``mailgov domain migrate`` and ``mailgov unit rename|merge``)."""
     from mailgov.edit import EditError
 
     try:
@@ -161,13 +164,13 @@ def cmd_add(args: argparse.Namespace) -> int:
             value=args.id_digits))
     person = me.NewPerson(args.name.strip(), args.unit, args.title, args.role, args.kind,
                           args.request, args.birth, args.id_digits)
-    return _run(args, lambda: me.add(args.data, [person], on=args.date, dry_run=args.dry_run))
+    return run_edit(args, lambda: me.add(args.data, [person], on=args.date, dry_run=args.dry_run))
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     from mailgov import mailbox_edit as me
 
-    return _run(args, lambda: me.cancel(args.data, args.address, reason=args.reason,
+    return run_edit(args, lambda: me.cancel(args.data, args.address, reason=args.reason,
                                         request=args.request, on=args.date,
                                         dry_run=args.dry_run))
 
@@ -175,7 +178,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 def cmd_suspend(args: argparse.Namespace) -> int:
     from mailgov import mailbox_edit as me
 
-    return _run(args, lambda: me.suspend(args.data, args.address, reason=args.reason,
+    return run_edit(args, lambda: me.suspend(args.data, args.address, reason=args.reason,
                                          request=args.request, on=args.date,
                                          until=args.until, dry_run=args.dry_run))
 
@@ -183,21 +186,21 @@ def cmd_suspend(args: argparse.Namespace) -> int:
 def cmd_restore(args: argparse.Namespace) -> int:
     from mailgov import mailbox_edit as me
 
-    return _run(args, lambda: me.restore(args.data, args.address, request=args.request,
+    return run_edit(args, lambda: me.restore(args.data, args.address, request=args.request,
                                          on=args.date, dry_run=args.dry_run))
 
 
 def cmd_move(args: argparse.Namespace) -> int:
     from mailgov import mailbox_edit as me
 
-    return _run(args, lambda: me.move(args.data, args.address, args.unit,
+    return run_edit(args, lambda: me.move(args.data, args.address, args.unit,
                                       request=args.request, dry_run=args.dry_run))
 
 
 def cmd_rename(args: argparse.Namespace) -> int:
     from mailgov import mailbox_edit as me
 
-    return _run(args, lambda: me.rename(args.data, args.address, to=args.to, name=args.name,
+    return run_edit(args, lambda: me.rename(args.data, args.address, to=args.to, name=args.name,
                                         request=args.request, on=args.date,
                                         dry_run=args.dry_run))
 
@@ -213,11 +216,11 @@ def cmd_set(args: argparse.Namespace) -> int:
         delegates = None
         if args.delegates is not None:
             delegates = [x.strip() for x in args.delegates.split(",") if x.strip()]
-        return _run(args, lambda: me.set_unit(args.data, args.unit, delegates=delegates,
+        return run_edit(args, lambda: me.set_unit(args.data, args.unit, delegates=delegates,
                                               quota=args.quota, request=args.request,
                                               dry_run=args.dry_run))
     if args.delegates is not None:
         raise EditCliError(_("--delegates are a unit mailbox's: give --unit ID"))
-    return _run(args, lambda: me.set_mailbox(args.data, args.address, quota=args.quota,
+    return run_edit(args, lambda: me.set_mailbox(args.data, args.address, quota=args.quota,
                                              title=args.title, role=args.role,
                                              request=args.request, dry_run=args.dry_run))

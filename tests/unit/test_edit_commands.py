@@ -451,3 +451,29 @@ def test_import_row_errors_read_in_the_chosen_language(
     assert out.splitlines() == [r.format(f=sheet) for r in rows]
     assert err == summary.format(f=sheet)
     assert data.read_bytes() == before
+
+
+# --------------------------------------------------------------------------- issue 14's edits
+# `mailgov domain migrate` and `mailgov unit rename|merge` report like the edit commands: a dry
+# run prints the unified diff of exactly what the real run then writes.
+
+
+@pytest.mark.parametrize("argv", [
+    ["domain", "migrate", "monre.gov.vn", "mae.gov.vn", "--keep-until", "2027-06-30",
+     "--request", "35/2025/NĐ-CP"],
+    ["unit", "rename", "vpb", "--abbr", "vpbo", "--request", "2/QĐ", "--date", "2026-12-01"],
+    ["unit", "merge", "ttb", "vpb", "--request", "3/QĐ", "--date", "2026-12-01"],
+])
+def test_reorganising_edits_dry_run_print_the_diff_the_real_run_writes(
+        data: Path, capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    before = data.read_text(encoding="utf-8")
+    code, out, err = run(capsys, *argv, "--dry-run", "--data", str(data))
+    assert code == 0 and data.read_text(encoding="utf-8") == before
+    assert err.endswith("(dry run: nothing written)\n")
+    assert out.startswith(f"--- a/{data}\n+++ b/{data}\n@@ -")
+    code, _out, err = run(capsys, *argv, "--data", str(data))
+    assert code == 0 and err.endswith("; review with git diff, then plan\n")
+    after = data.read_text(encoding="utf-8")
+    assert after != before and validate(data).ok
+    assert out == "".join(unified_diff(before.splitlines(keepends=True),
+                                       after.splitlines(keepends=True), str(data)))
