@@ -56,6 +56,8 @@ class Edit:
     files: dict[str, list[str]] = field(default_factory=dict)
     #: The files as read, to tell which ones the edit changed.
     original: dict[str, str] = field(default_factory=dict)
+    #: Files the edit starts (a unit's own file): not on disk until written.
+    created: set[str] = field(default_factory=set)
     _starts: dict[str, list[int]] = field(default_factory=dict, repr=False)
     _newlines: dict[str, list[int]] = field(default_factory=dict, repr=False)
 
@@ -139,16 +141,36 @@ class Edit:
                               "by hand").format(file=file, line=n, key=key, old=old))
         lines[n - 1] = edited
 
+    def create(self, name: str, lines: list[str]) -> None:
+        """Start the file ``name`` (as the loader names files) with ``lines``."""
+        self.files[name] = list(lines)
+        self.original[name] = ""
+        self.created.add(name)
+
     def insert_after(self, n: int, new_lines: list[str], file: str | None = None) -> None:
         self.inserts.append((file or self.main, n, len(self.inserts), new_lines))
 
     def texts(self) -> dict[str, str]:
         """Every file's edited text (the main file first)."""
-        out: dict[str, list[str]] = {name: list(lines) for name, lines in self.files.items()}
+        out: dict[str, list[str]] = {}
+        crlf = {name for name in self.files if self._crlf(name)}
+        for name, lines in self.files.items():
+            out[name] = list(lines)
+            if name in crlf:  # the lines an edit wrote end as the file's other lines do
+                orig = self.original[name].splitlines(keepends=True)
+                out[name] = [x if i < len(orig) and x == orig[i] else _to_crlf(x)
+                             for i, x in enumerate(lines)]
         # bottom-up; at one line, the later call's lines go first (as immediate inserts did)
         for file, n, _order, new in sorted(self.inserts, key=lambda t: (t[0], -t[1], t[2])):
-            out[file][n:n] = new
+            out[file][n:n] = [_to_crlf(x) for x in new] if file in crlf else new
         return {name: "".join(lines) for name, lines in out.items()}
+
+    def _crlf(self, name: str) -> bool:
+        """Whether ``name`` ends its lines with CRLF (as its first line does; a file the edit
+        starts as the main file does)."""
+        text = self.original[self.main] if name in self.created else self.original[name]
+        end = text.find("\n")
+        return end > 0 and text[end - 1] == "\r"
 
     def text(self) -> str:
         return self.texts()[self.main]
@@ -162,8 +184,11 @@ class Edit:
         """The change as a unified diff (what the pull request will show)."""
         out: list[str] = []
         for name, text in self.changed().items():
-            out += unified_diff(self.original[name].splitlines(keepends=True),
-                                text.splitlines(keepends=True), name)
+            hunks = unified_diff(self.original[name].splitlines(keepends=True),
+                                 text.splitlines(keepends=True), name)
+            if name in self.created:  # as git shows a new file
+                hunks[0] = "--- /dev/null\n"
+            out += hunks
         return "".join(out)
 
     def check(self, *, today: date | None = None, texts: dict[str, str] | None = None) -> None:
@@ -181,7 +206,7 @@ class Edit:
 
         with gc_paused():
             try:
-                loaded = include.resolve(read(self.main), read)
+                loaded = include.resolve(read(self.main), read, self.created)
                 problems = check(loaded, today=today).problems
             except LoadError as exc:
                 problems = exc.problems
@@ -241,7 +266,7 @@ def unified_diff(a: list[str], b: list[str], name: str, context: int = 3) -> lis
     out = [f"--- a/{name}\n", f"+++ b/{name}\n"]
     for group in matcher.get_grouped_opcodes(context):
         i1, i2, j1, j2 = group[0][1], group[-1][2], group[0][3], group[-1][4]
-        out.append(f"@@ -{lo + i1 + 1},{i2 - i1} +{lo + j1 + 1},{j2 - j1} @@\n")
+        out.append(f"@@ -{_range(lo + i1, i2 - i1)} +{_range(lo + j1, j2 - j1)} @@\n")
         for tag, x1, x2, y1, y2 in group:
             if tag == "equal":
                 out += [" " + line for line in a_mid[x1:x2]]
@@ -252,12 +277,22 @@ def unified_diff(a: list[str], b: list[str], name: str, context: int = 3) -> lis
             for line in out]
 
 
+def _to_crlf(line: str) -> str:
+    return line.replace("\r\n", "\n").replace("\n", "\r\n")
+
+
+def _range(start: int, length: int) -> str:
+    """A hunk's range as diff writes it: an empty one names the line before it (0: none)."""
+    return f"{start + 1 if length else start},{length}"
+
+
 def _replace(path: Path, text: str) -> None:
+    path.parent.mkdir(exist_ok=True)  # a unit's first own file may start units/
     fd, tmp = tempfile.mkstemp(prefix=".mailgov-edit-", suffix=".yaml", dir=str(path.parent))
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
-        os.chmod(tmp, path.stat().st_mode & 0o777)
+        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)
         os.replace(tmp, path)
         tmp = ""
     finally:

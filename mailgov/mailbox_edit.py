@@ -19,6 +19,7 @@ undone by removing its block (git keeps the history).
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -39,6 +40,7 @@ from mailgov.edit import (
     scalar,
 )
 from mailgov.i18n import _
+from mailgov.layout import INCLUDE_LINE, UNIT_FILE_HEADER, UNITS_DIR
 from mailgov.model import Directory, Mailbox
 from mailgov.naming import NamingError, NamingPolicy, Person, unit_locals
 from mailgov.validate import taken_locals
@@ -221,7 +223,42 @@ def _anchor(e: Edit, unit: str, last: dict[str, int] | None = None) -> tuple[str
     if index is None:
         raise EditError(_("the data file has no mailbox yet: add the first one by hand"))
     it = item(e, ("mailboxes", index))
+    if unit not in last and e.loaded.parts is not None:
+        return _start_unit_file(e, unit, it)
     return it.file, it.last, it.indent[:-2]
+
+
+def _start_unit_file(e: Edit, unit: str, near: Item) -> tuple[str, int, str]:
+    """Per-unit files: the first record of a unit without records goes to a file of its own,
+    ``units/<id>.yaml`` as `mailgov split` names it, included from the main file where the
+    unit's records would stand (after ``near``, the record before them), so CODEOWNERS asks
+    the unit's approvers and not another unit's. Refused when that file exists already, or
+    when ``near`` is in a file the main file does not include itself (nested includes)."""
+    main_dir = os.path.dirname(e.main)
+    rel = f"{UNITS_DIR}/{unit}.yaml"
+    name = os.path.normpath(os.path.join(main_dir, rel))
+    if name in e.files:
+        return name, len(e.files[name]), near.indent[:-2]  # started by this edit already
+    if os.path.exists(name):
+        raise EditError(_("{file} exists but does not hold unit {unit}'s records; include it "
+                          "from {main} or move it away").format(file=name, unit=unit,
+                                                              main=e.main))
+    if near.file == e.main:
+        line, indent = near.last, near.indent[:-2]
+    else:
+        found = [(n, m.group("indent")) for n, x in enumerate(e.lines, 1)
+                 if (m := INCLUDE_LINE.match(x.rstrip("\r\n"))) is not None
+                 and os.path.normpath(os.path.join(main_dir, m.group("path"))) == near.file]
+        if not found:
+            raise EditError(_("unit {unit} has no file of its own and {file} is not included "
+                              "by {main}: start units/{unit}.yaml by hand").format(
+                                  unit=unit, file=near.file, main=e.main))
+        line, indent = found[0]
+    eol = "\r\n" if e.lines and e.lines[0].endswith("\r\n") else "\n"
+    e.insert_after(line, [f"{indent}- include: {rel}{eol}"])
+    header = UNIT_FILE_HEADER.format(unit=unit, main=os.path.basename(e.main))
+    e.create(name, [x + eol for x in header.splitlines()])
+    return name, len(e.files[name]), indent
 
 
 def last_records(d: Directory) -> dict[str, int]:
@@ -371,7 +408,8 @@ def move(path: str | Path, address: str, unit: str, *, request: str | None = Non
          dry_run: bool = False) -> Done:
     """``unit: U``. The record stays where it is, unless the new unit's records live in
     another file (per-unit files: the new unit's approvers review it there); then it moves
-    to the end of that unit's records."""
+    to the end of that unit's records; when the data is split and the unit has no records
+    yet, to the unit's own new file (:func:`_start_unit_file`)."""
     e = Edit.open(path)
     d = e.directory
     m = find(d, address)
@@ -387,7 +425,7 @@ def move(path: str | Path, address: str, unit: str, *, request: str | None = Non
     recount(e, m.unit, -1)
     recount(e, unit, +1)
     others = [x for x in d.mailboxes if x.unit == unit]
-    if others:
+    if others or e.loaded.parts is not None:  # per-unit files: into the unit's own file
         file, line, _dash = _anchor(e, unit)
         if file != it.file:
             lines = e.files[it.file]

@@ -477,3 +477,78 @@ def test_reorganising_edits_dry_run_print_the_diff_the_real_run_writes(
     assert after != before and validate(data).ok
     assert out == "".join(unified_diff(before.splitlines(keepends=True),
                                        after.splitlines(keepends=True), str(data)))
+
+
+# --------------------------------------------------------------------------- layouts
+
+
+def with_unit_tnx(data: Path) -> None:
+    """A unit without records (listed after tdkt, before tcqldd)."""
+    text = data.read_text(encoding="utf-8")
+    data.write_text(text.replace("  - id: tcqldd\n", "  - id: tnx\n    name: Vụ Thử nghiệm\n"
+                                 "  - id: tcqldd\n", 1), encoding="utf-8")
+
+
+@pytest.mark.parametrize("argv", [
+    ["move", "nvthanh", "tnx", "--request", "3/QĐ"],
+    ["add", "Lê Văn Tám", "--unit", "tnx", "--request", "4/QĐ"],
+])
+def test_per_unit_files_the_first_record_of_a_unit_starts_its_own_file(
+        data: Path, capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    """Not in the file of the unit listed before it (whose approvers would review it): in
+    units/tnx.yaml, included where split would have put it, as split would have written it."""
+    with_unit_tnx(data)
+    split(data)
+    units = data.parent / "units"
+    others = {p: p.read_bytes() for p in units.iterdir() if p.name != "vpb.yaml"}
+    code, out, _err = run(capsys, *argv, "--dry-run", "--data", str(data))
+    assert code == 0 and not (units / "tnx.yaml").exists()
+    assert f"--- /dev/null\n+++ b/{units / 'tnx.yaml'}\n@@ -0,0 +1," in out
+    assert run(capsys, *argv, "--data", str(data))[0] == 0
+    assert validate(data).ok
+    main_text = data.read_text(encoding="utf-8")
+    assert "  - include: units/tdkt.yaml\n  - include: units/tnx.yaml\n" \
+        "  - include: units/tcqldd.yaml\n" in main_text
+    own = (units / "tnx.yaml").read_text(encoding="utf-8").splitlines()
+    assert own[:3] == ["# Mailboxes of unit tnx: included from ../mailboxes.yaml (`mailgov "
+                       "join` puts them back).", own[1], "mailboxes:"]
+    assert own[3].startswith("  - address: ") and "    unit: tnx" in own
+    assert {p: p.read_bytes() for p in others} == others  # tdkt's file untouched
+    if argv[0] == "move":
+        assert "address: nvthanh" not in (units / "vpb.yaml").read_text(encoding="utf-8")
+    # a later record of the unit joins it there
+    assert run(capsys, "add", "Lê Văn Năm", "--unit", "tnx", "--data", str(data))[0] == 0
+    assert (units / "tnx.yaml").read_text(encoding="utf-8").count("    unit: tnx\n") == 2
+
+
+def test_per_unit_files_a_stray_file_of_the_unit_is_a_clear_refusal(
+        data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with_unit_tnx(data)
+    split(data)
+    stray = data.parent / "units" / "tnx.yaml"
+    stray.write_text("# not included\n", encoding="utf-8")
+    snapshot = {p: p.read_bytes() for p in [data, *stray.parent.iterdir()]}
+    code, _out, err = run(capsys, "move", "nvthanh", "tnx", "--data", str(data))
+    assert code == 1
+    assert err == (f"mailgov: error: {stray} exists but does not hold unit tnx's records; "
+                   f"include it from {data} or move it away\n")
+    assert {p: p.read_bytes() for p in snapshot} == snapshot
+
+
+@pytest.mark.parametrize("argv", [
+    ["add", "Lê Văn Tám", "--unit", "ttb", "--title", "Chuyên viên", "--request", "1/QĐ"],
+    ["suspend", "ndhung", "--reason", "Nghỉ phép", "--request", "2/QĐ"],
+    ["set", "--unit", "vpb", "--delegates", "ntbthao,lthieu"],
+    ["move", "nvthanh", "ttb", "--request", "3/QĐ"],
+    ["domain", "migrate", "monre.gov.vn", "mae.gov.vn", "--request", "4/NĐ"],
+])
+def test_a_file_with_crlf_line_endings_keeps_them_on_the_lines_an_edit_writes(
+        data: Path, capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    lf = data.read_text(encoding="utf-8")
+    data.write_bytes(lf.replace("\n", "\r\n").encode("utf-8"))
+    before = data.read_bytes()
+    assert run(capsys, *argv, "--data", str(data))[0] == 0
+    after = data.read_bytes()
+    assert after != before
+    assert after.count(b"\n") == after.count(b"\r\n")  # not one bare LF
+    assert validate(data).ok
