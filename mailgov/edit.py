@@ -314,13 +314,14 @@ def domain_migrate(path: str | Path, old: str, new: str, keep_until: date | None
     org = e.directory.organization
     old_l, new_l = old.strip().lower(), new.strip().lower()
     if org.domain.lower() != old_l:
-        raise EditError(f"organization.domain is {org.domain!r}, not {old!r}: migrate from "
-                        "the primary domain")
+        raise EditError(_("organization.domain is {domain!r}, not {old!r}: migrate from the "
+                          "primary domain").format(domain=org.domain, old=old))
     if old_l == new_l:
-        raise EditError("the new domain is the old one")
+        raise EditError(_("the new domain is the old one"))
     if any(a.domain.lower() == new_l for a in org.alias_domains):
-        raise EditError(f"{new} is already an alias domain: remove it from "
-                        "organization.alias_domains first (its own reviewed change)")
+        raise EditError(_("{new} is already an alias domain: remove it from "
+                          "organization.alias_domains first (its own reviewed change)").format(
+                              new=new))
     e.set_scalar(("organization", "domain"), "domain", org.domain, new_l)
     fields = [f"domain: {old_l}"]
     if keep_until is not None:
@@ -333,8 +334,8 @@ def domain_migrate(path: str | Path, old: str, new: str, keep_until: date | None
     if org.alias_domains:
         last = e.line_of("organization", "alias_domains", len(org.alias_domains) - 1)
         if not e.lines[last - 1].lstrip().startswith("-"):
-            raise EditError(f"{e.path}:{last}: organization.alias_domains is not a block list; "
-                            f"add '{item}' by hand")
+            raise EditError(_("{file}:{line}: organization.alias_domains is not a block list; "
+                              "add '{item}' by hand").format(file=e.path, line=last, item=item))
         item_indent = e.lines[last - 1][: e.lines[last - 1].index("-")]
         e.insert_after(last, [f"{item_indent}- {item}\n"])
     else:
@@ -351,7 +352,7 @@ def _unit_index(e: Edit, unit_id: str) -> int:
     for u in e.directory.units:
         if u.id == unit_id:
             return u.index
-    raise EditError(f"there is no unit {unit_id!r}")
+    raise EditError(_("there is no unit {unit!r}").format(unit=unit_id))
 
 
 def _block_item(e: Edit, index: int) -> tuple[int, str]:
@@ -360,7 +361,8 @@ def _block_item(e: Edit, index: int) -> tuple[int, str]:
     n, col = e.loaded.locator.locate(("units", index))
     line = e.lines[n - 1]
     if "{" in line.split("#", 1)[0]:
-        raise EditError(f"{e.path}:{n}: unit written in flow style; edit it by hand")
+        raise EditError(_("{file}:{line}: unit written in flow style; edit it by hand").format(
+            file=e.path, line=n))
     return n, " " * (col - 1)
 
 
@@ -372,7 +374,8 @@ def _append_to_list(e: Edit, path: tuple[str | int, ...], count: int, key: str,
         last = e.line_of(*path, key, count - 1)
         text = e.lines[last - 1]
         if not text.lstrip().startswith("-"):
-            raise EditError(f"{e.path}:{last}: {key} is not a block list; add '{item}' by hand")
+            raise EditError(_("{file}:{line}: {key} is not a block list; add '{item}' by "
+                              "hand").format(file=e.path, line=last, key=key, item=item))
         e.insert_after(last, [f"{text[: text.index('-')]}- {item}\n"])
     else:
         e.insert_after(after_line, [f"{indent}{key}:\n", f"{indent}  - {item}\n"])
@@ -390,9 +393,10 @@ def unit_rename(path: str | Path, unit_id: str, new_abbr: str, *, request: str |
     i = _unit_index(e, unit_id)
     u = e.directory.units[i]
     if u.dissolved is not None:
-        raise EditError(f"unit {unit_id!r} is dissolved")
+        raise EditError(_("unit {unit!r} is dissolved").format(unit=unit_id))
     if new_abbr == u.abbr:
-        raise EditError(f"unit {unit_id!r} already has abbr {new_abbr!r}")
+        raise EditError(_("unit {unit!r} already has abbr {abbr!r}").format(unit=unit_id,
+                                                                         abbr=new_abbr))
     first, indent = _block_item(e, i)
     item = _fields(abbr=u.abbr, date=(on or date.today()).isoformat(), request=request)
     # In-place changes first, insertions last (the locator's line numbers are the file's).
@@ -416,8 +420,8 @@ def _cite(e: Edit, m: Mailbox, request: str) -> None:
     file, n, _ = e.where("mailboxes", m.index, "unit")
     line = e.files[file][n - 1]
     if not line.lstrip().startswith("unit:"):
-        raise EditError(f"{file}:{n}: mailbox {m.address!r} is written in flow style; "
-                        "edit it by hand")
+        raise EditError(_("{file}:{line}: mailbox {address!r} is written in flow style; edit it "
+                          "by hand").format(file=file, line=n, address=m.address))
     e.insert_after(n, [f"{_indent_of(line)}change: {{ request: {request} }}\n"], file)
 
 
@@ -431,14 +435,16 @@ def unit_merge(path: str | Path, src: str, dst: str, *, request: str,
     i = _unit_index(e, src)
     j = _unit_index(e, dst)
     if src == dst:
-        raise EditError("a unit cannot be merged into itself")
+        raise EditError(_("a unit cannot be merged into itself"))
     if d.units[i].dissolved is not None:
-        raise EditError(f"unit {src!r} is dissolved already")
+        raise EditError(_("unit {unit!r} is dissolved already").format(unit=src))
     if d.units[j].dissolved is not None:
-        raise EditError(f"unit {dst!r} is dissolved (into "
-                        f"{d.units[j].dissolved.successor!r}); merge into a unit that goes on")
+        raise EditError(_("unit {unit!r} is dissolved (into {successor!r}); merge into a unit "
+                          "that goes on").format(unit=dst,
+                                                 successor=d.units[j].dissolved.successor))
     if d.organization.it_unit == src:
-        raise EditError(f"unit {src!r} is organization.it_unit: name another one first")
+        raise EditError(_("unit {unit!r} is organization.it_unit: name another one first").format(
+            unit=src))
     for m in d.mailboxes:
         if m.unit == src:
             e.set_scalar(("mailboxes", m.index, "unit"), "unit", src, dst)
@@ -454,7 +460,8 @@ def unit_merge(path: str | Path, src: str, dst: str, *, request: str,
     if d.units[i].head is not None:  # the head moves with the others; DST has its own
         n = e.line_of("units", i, "head")
         if not e.lines[n - 1].lstrip().startswith("head:"):
-            raise EditError(f"{e.path}:{n}: cannot remove the head of {src!r}; edit by hand")
+            raise EditError(_("{file}:{line}: cannot remove the head of {unit!r}; edit by "
+                              "hand").format(file=e.path, line=n, unit=src))
         e.lines[n - 1] = ""
     when = (on or date.today()).isoformat()
     block = _fields(date=when, successor=dst, request=request)
