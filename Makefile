@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 DATA ?= data/mailboxes.yaml
 
 
-.PHONY: run validate test lint i18n bootstrap bench bench-usage bench-reconcile clean lab-up lab-down lab-status converge test-lab-future
+.PHONY: run validate test lint i18n bootstrap bench bench-edit bench-usage bench-reconcile clean lab-up lab-down lab-status converge test-lab-future
 run: bootstrap
 	$(VENV)/bin/mailgov validate $(DATA)
 	lab/lab up
@@ -44,6 +44,10 @@ test-lab-future: bootstrap
 
 bench: bootstrap
 	$(PY) benchmarks/bench_validate.py
+
+# The edit commands and a 1,000-row import next to one validate (issue 15).
+bench-edit: bootstrap
+	$(PY) benchmarks/bench_edit.py $(BENCH_ARGS)
 
 # Reconcile vs bare ldap3 vs community.general.ldap_entry, on a converged lab (MAILGOV_LAB_ID):
 # scripts/bench_deps installs what its ldap_entry figure needs (Debian's python3-ldap).

@@ -24,7 +24,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from mailgov import __version__, codeowners, comment, i18n, layout, role_vars, usage_cli
+from mailgov import __version__, codeowners, comment, edit_cli, i18n, layout, role_vars, usage_cli
 from mailgov import dns as dns_command
 from mailgov.i18n import _, ngettext
 from mailgov.naming import NamingError, Person
@@ -710,6 +710,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     dump.add_parser(sub)
     ldif_import.add_parser(sub)
+    edit_cli.add_parsers(sub)  # add, cancel, … import, export (issue 15)
     return parser
 
 
@@ -732,7 +733,7 @@ def _add_edits(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="the first day the old domain no longer receives")
     m.add_argument("--request", help="the decision (cited in the plan), e.g. 35/2025/NĐ-CP")
     m.add_argument("--data", default=DEFAULT_DATA, help=f"the data file ({DEFAULT_DATA})")
-    m.add_argument("--dry-run", action="store_true", help="print the edited file, write nothing")
+    m.add_argument("--dry-run", action="store_true", help="print the diff, write nothing")
     m.set_defaults(func=cmd_domain_migrate)
 
     p = sub.add_parser("unit", help="rename or merge units (an edit of the data)")
@@ -747,7 +748,7 @@ def _add_edits(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     r.add_argument("--request", help="the decision (cited in the plan)")
     r.add_argument("--date", type=_date_arg, metavar="YYYY-MM-DD", help="default: today")
     r.add_argument("--data", default=DEFAULT_DATA, help=f"the data file ({DEFAULT_DATA})")
-    r.add_argument("--dry-run", action="store_true", help="print the edited file, write nothing")
+    r.add_argument("--dry-run", action="store_true", help="print the diff, write nothing")
     r.set_defaults(func=cmd_unit_rename)
     g = usub.add_parser(
         "merge", help="dissolve SRC into DST: its people and sub-units move to DST",
@@ -761,22 +762,17 @@ def _add_edits(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     g.add_argument("--request", required=True, help="the decision (cited in the plan)")
     g.add_argument("--date", type=_date_arg, metavar="YYYY-MM-DD", help="default: today")
     g.add_argument("--data", default=DEFAULT_DATA, help=f"the data file ({DEFAULT_DATA})")
-    g.add_argument("--dry-run", action="store_true", help="print the edited file, write nothing")
+    g.add_argument("--dry-run", action="store_true", help="print the diff, write nothing")
     g.set_defaults(func=cmd_unit_merge)
 
 
 def _edited(args: argparse.Namespace, run: Any, what: str) -> int:
-    from mailgov import edit
+    """Report like the edit commands (edit_cli.run_edit): a dry run prints the same unified
+    diff, the summary goes to stderr."""
+    from mailgov import edit_cli
+    from mailgov.mailbox_edit import Done
 
-    try:
-        text = run()
-    except edit.EditError as exc:
-        raise CliError(str(exc), 1) from None
-    if args.dry_run:
-        print(text, end="")
-    else:
-        print(f"{args.data}: {what}; review with git diff, then plan", file=sys.stderr)
-    return 0
+    return edit_cli.guarded(lambda a: edit_cli.run_edit(a, lambda: Done(run(), what)))(args)
 
 
 def cmd_unit_rename(args: argparse.Namespace) -> int:
@@ -784,7 +780,8 @@ def cmd_unit_rename(args: argparse.Namespace) -> int:
 
     return _edited(args, lambda: edit.unit_rename(
         args.data, args.id, args.abbr, request=args.request, on=args.date,
-        dry_run=args.dry_run), f"unit {args.id} abbr -> {args.abbr}")
+        dry_run=args.dry_run), _("unit {unit} abbr -> {abbr}").format(unit=args.id,
+                                                                       abbr=args.abbr))
 
 
 def cmd_unit_merge(args: argparse.Namespace) -> int:
@@ -792,24 +789,18 @@ def cmd_unit_merge(args: argparse.Namespace) -> int:
 
     return _edited(args, lambda: edit.unit_merge(
         args.data, args.src, args.dst, request=args.request, on=args.date,
-        dry_run=args.dry_run), f"unit {args.src} merged into {args.dst}")
+        dry_run=args.dry_run), _("unit {src} merged into {dst}").format(src=args.src,
+                                                                         dst=args.dst))
 
 
 def cmd_domain_migrate(args: argparse.Namespace) -> int:
     from mailgov import edit
 
-    try:
-        text = edit.domain_migrate(args.data, args.old, args.new, args.keep_until,
-                                   request=args.request, dry_run=args.dry_run)
-    except edit.EditError as exc:
-        raise CliError(str(exc), 1) from None
-    if args.dry_run:
-        print(text, end="")
-    else:
-        print(f"{args.data}: {args.old} -> {args.new}"
-              + (f", {args.old} receives until {args.keep_until}" if args.keep_until else "")
-              + "; review with git diff, then plan", file=sys.stderr)
-    return 0
+    what = (_("{old} -> {new}, {old} receives until {until}") if args.keep_until
+            else _("{old} -> {new}")).format(old=args.old, new=args.new, until=args.keep_until)
+    return _edited(args, lambda: edit.domain_migrate(
+        args.data, args.old, args.new, args.keep_until, request=args.request,
+        dry_run=args.dry_run), what)
 
 
 # Words validate's summary shows (kinds and states), translated where shown.

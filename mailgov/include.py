@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import bisect
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -78,10 +78,13 @@ class IncludeError(Exception):
         self.problems = problems
 
 
-def resolve(main: Loaded, load_file: Callable[[str], Loaded]) -> Loaded:
+def resolve(main: Loaded, load_file: Callable[[str], Loaded],
+            pending: Collection[str] = ()) -> Loaded:
     """Splice the included files into ``main.data["mailboxes"]``; the same object back.
 
-    ``load_file`` reads one file with every check of the loader (it raises LoadError)."""
+    ``load_file`` reads one file with every check of the loader (it raises LoadError);
+    ``pending``: files it reads from memory that are not written yet (an edit that starts a
+    unit's own file checks its result before writing anything)."""
     boxes = main.data.get("mailboxes")
     if not isinstance(boxes, list) or not any(is_include(b) for b in boxes):
         return main  # the single-file layout: nothing to do, nothing paid
@@ -91,7 +94,7 @@ def resolve(main: Loaded, load_file: Callable[[str], Loaded]) -> Loaded:
     merged: list[Any] = []
     shown = os.path.dirname(main.path) or "."
     _splice(main, boxes, (root, shown), [os.path.realpath(main.path)], load_file, parts,
-            merged, problems)
+            merged, problems, frozenset(pending))
     if problems:
         raise IncludeError(problems)
     main.data["mailboxes"] = merged
@@ -101,7 +104,7 @@ def resolve(main: Loaded, load_file: Callable[[str], Loaded]) -> Loaded:
 
 def _splice(loaded: Loaded, boxes: list[Any], top: tuple[str, str], stack: list[str],
             load_file: Callable[[str], Loaded], parts: Parts, merged: list[Any],
-            problems: list[Problem]) -> None:
+            problems: list[Problem], pending: frozenset[str] = frozenset()) -> None:
     from mailgov.loader import LoadError  # loader imports this module
 
     root, shown = top
@@ -150,7 +153,7 @@ def _splice(loaded: Loaded, boxes: list[Any], top: tuple[str, str], stack: list[
             bad("MG014", _("includes nest deeper than {MAX_DEPTH} files").format(
                            MAX_DEPTH=MAX_DEPTH), (*where, "include"))
             continue
-        if not os.path.isfile(real):
+        if name not in pending and not os.path.isfile(real):
             what = _("does not exist") if not os.path.exists(real) else _("is not a file")
             bad("MG012", _("included file {target!r} {what} (looked for {name})").format(
                            target=target, what=what, name=name),
@@ -179,4 +182,5 @@ def _splice(loaded: Loaded, boxes: list[Any], top: tuple[str, str], stack: list[
                            what=what), at, line, col, sub.path))
             continue
         parts.files.append(sub)
-        _splice(sub, sub_boxes, top, [*stack, real], load_file, parts, merged, problems)
+        _splice(sub, sub_boxes, top, [*stack, real], load_file, parts, merged, problems,
+                pending)

@@ -26,8 +26,8 @@ from mailgov.loader import LoadError, load, load_file
 UNITS_DIR = "units"
 _TOP_KEY = re.compile(r"^[^\s#]")
 _MAILBOXES = re.compile(r"^mailboxes:[ \t]*(?:#.*)?$")
-_INCLUDE = re.compile(r"^(?P<indent> *)- include: *(?P<path>[^\s#'\"]+) *$")
-_HEADER = ("# Mailboxes of unit {unit}: included from ../{main} (`mailgov join` puts them "
+INCLUDE_LINE = re.compile(r"^(?P<indent> *)- include: *(?P<path>[^\s#'\"]+) *$")
+UNIT_FILE_HEADER = ("# Mailboxes of unit {unit}: included from ../{main} (`mailgov join` puts them "
            "back).\n# Format: docs/data-format.md, \"Per-unit files\". The unit's approvers "
            "review changes here (CODEOWNERS).\nmailboxes:\n")
 
@@ -130,7 +130,7 @@ def split_text(text: str, data: dict, main_name: str) -> tuple[str, dict[str, st
         rel = f"{UNITS_DIR}/{unit}.yaml"
         out.append(f"{' ' * indent}- include: {rel}\n")
         body = "".join(lines[begin[first]:begin[last]])
-        files[rel] = _HEADER.format(unit=unit, main=base) + body
+        files[rel] = UNIT_FILE_HEADER.format(unit=unit, main=base) + body
     out.extend(lines[sec.end:])
     return "".join(out), files
 
@@ -141,7 +141,7 @@ def join_text(text: str, read: dict[str, str], main_name: str) -> str:
     out = list(sec.lines[: sec.head + 1])
     for i in range(sec.head + 1, sec.end):
         line = sec.lines[i]
-        m = _INCLUDE.match(line.rstrip("\r\n"))
+        m = INCLUDE_LINE.match(line.rstrip("\r\n"))
         if m is None:
             out.append(line)
             continue
@@ -172,7 +172,7 @@ def join_text(text: str, read: dict[str, str], main_name: str) -> str:
 def _includes(text: str, main_name: str) -> list[str]:
     sec = _section(text, main_name)
     return [m.group("path") for i in range(sec.head + 1, sec.end)
-            if (m := _INCLUDE.match(sec.lines[i].rstrip("\r\n")))]
+            if (m := INCLUDE_LINE.match(sec.lines[i].rstrip("\r\n")))]
 
 
 def _write(path: Path, text: str) -> None:

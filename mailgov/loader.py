@@ -281,15 +281,17 @@ def load(path: str | Path) -> Loaded:
         raise LoadError(exc.problems) from None
 
 
-def load_file(path: str | Path) -> Loaded:
-    """Read and parse one file, includes left as they are."""
+def load_file(path: str | Path, raw: bytes | None = None) -> Loaded:
+    """Read and parse one file, includes left as they are. ``raw``: the file's bytes as an
+    edit would write them (mailgov/edit.py checks its result before writing anything)."""
     name = str(path)
 
     def fail(rule: str, message: str, line: int = 0, col: int = 0) -> LoadError:
         return LoadError([Problem(rule, message, (), line, col, name)])
 
     try:
-        raw = Path(path).read_bytes()
+        if raw is None:
+            raw = Path(path).read_bytes()
     except FileNotFoundError:
         raise fail("MG001", _("file not found")) from None
     except IsADirectoryError:

@@ -27,7 +27,8 @@ LOCALE = REPO / "mailgov" / "locale"
 # command line's own words. Command help is collected from the parsers (help_strings).
 SOURCES = ("mailgov/usage_report.py", "mailgov/publish.py", "mailgov/validate.py",
            "mailgov/loader.py", "mailgov/include.py", "mailgov/report_plan.py",
-           "mailgov/cli.py", "mailgov/i18n.py", "mailgov/naming.py")
+           "mailgov/cli.py", "mailgov/i18n.py", "mailgov/naming.py", "mailgov/edit.py",
+           "mailgov/mailbox_edit.py", "mailgov/edit_cli.py", "mailgov/importer.py")
 KEYWORDS = {"_": None, "N_": None, "ngettext": (1, 2)}
 LANGUAGES = ("vi",)
 STAMP = datetime(2026, 12, 7, tzinfo=UTC)

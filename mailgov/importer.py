@@ -1,0 +1,392 @@
+"""`mailgov import FILE` and `mailgov export` (issue 15): a unit's spreadsheet in, people out.
+
+Import reads CSV (UTF-8 with or without BOM, or the UTF-16 Excel writes as "Unicode Text";
+comma, semicolon or tab) or XLSX (the first sheet, or ``--sheet``). The first row names the
+columns (docs/commands.md): ``name``/``họ và tên`` and ``unit``/``đơn vị`` are required;
+``title``/``chức vụ``, ``role``, ``kind``, ``request``/``quyết định``, ``birth``,
+``id_digits`` optional. Every row is checked and every address computed for the whole batch
+first (one load of the data file; a clash inside the batch is numbered in row order, as if
+the rows had been added one by one); errors are ``FILE:ROW: column: message``, all of them,
+and nothing is written unless every row is valid. The records are then added by the same
+edit as ``mailgov add`` (mailgov/mailbox_edit.py), checked before writing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import difflib
+import io
+import sys
+import unicodedata
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from mailgov.edit import Edit, EditError
+from mailgov.i18n import _, ngettext
+from mailgov.mailbox_edit import Naming, NewPerson, add, check_name
+from mailgov.naming import NamingError
+
+#: Accepted column headings (compared case-insensitively, Unicode NFC) -> field.
+COLUMNS = {
+    "name": "name", "họ và tên": "name", "họ tên": "name",
+    "unit": "unit", "đơn vị": "unit",
+    "title": "title", "chức vụ": "title", "chức danh": "title",
+    "role": "role", "vai trò": "role",
+    "kind": "kind", "loại": "kind",
+    "request": "request", "quyết định": "request",
+    "birth": "birth", "id_digits": "id_digits",
+}
+REQUIRED = ("name", "unit")
+ROLES = ("staff", "head", "admin")
+KINDS = ("personal", "affiliate")
+
+
+class ImportError_(Exception):
+    """The file cannot be imported; ``errors`` are FILE:ROW: column: message lines."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("\n".join(errors))
+        self.errors = errors
+
+
+@dataclass
+class Row:
+    number: int  # the spreadsheet's row number (the heading is row 1)
+    values: dict[str, str]
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _decode(path: Path, raw: bytes) -> str:
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError:
+            raise ImportError_([_("{file}: not valid UTF-16 text").format(file=path)]) from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ImportError_([_("{file}:{row}: byte 0x{byte} is not UTF-8; save the sheet as "
+                              "\"CSV UTF-8\" (or Unicode Text)").format(
+            file=path, row=line, byte=raw[exc.start:exc.start + 1].hex())]) from None
+
+
+def _csv_rows(path: Path) -> list[list[str]]:
+    text = _decode(path, path.read_bytes())
+    first = text.split("\n", 1)[0]
+    delimiter = max("\t;,", key=first.count) if any(c in first for c in "\t;,") else ","
+    return [row for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)]
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, date):
+        return value.isoformat()[:10]
+    return str(value)
+
+
+def _xlsx_rows(path: Path, sheet: str | None) -> list[list[str]]:
+    import zipfile
+
+    from openpyxl import load_workbook
+
+    try:
+        wb = load_workbook(path, read_only=True, data_only=True)
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
+        raise ImportError_([_("{file}: not a readable XLSX workbook ({why})").format(
+            file=path, why=exc)]) from None
+    try:
+        if sheet is not None and sheet not in wb.sheetnames:
+            raise ImportError_([_("{file}: no sheet {sheet!r} (sheets: {names})").format(
+                file=path, sheet=sheet, names=", ".join(wb.sheetnames))])
+        ws = wb[sheet] if sheet is not None else wb.worksheets[0]
+        return [[_cell(v) for v in row] for row in ws.iter_rows(values_only=True)]
+    finally:
+        wb.close()
+
+
+def read_rows(path: str | Path, sheet: str | None = None) -> list[Row]:
+    """The rows of ``path`` as {field: text}; heading problems raise ImportError_."""
+    p = Path(path)
+    if not p.is_file():
+        raise ImportError_([_("{file}: no such file").format(file=p)])
+    table = (_xlsx_rows(p, sheet) if p.suffix.lower() in (".xlsx", ".xlsm")
+             else _csv_rows(p))
+    if not table or not any(c.strip() for c in table[0]):
+        raise ImportError_([_("{file}:1: the first row names the columns (name, unit, …); "
+                              "it is empty").format(file=p)])
+    errors = []
+    fields: list[str | None] = []
+    for heading in table[0]:
+        key = unicodedata.normalize("NFC", heading.strip()).casefold()
+        if not key:
+            fields.append(None)
+            continue
+        field = COLUMNS.get(key)
+        if field is None:
+            near = difflib.get_close_matches(key, list(COLUMNS), n=2)
+            hint = _("; did you mean {names}?").format(names=", ".join(near)) if near else ""
+            errors.append(_("{file}:1: {column}: unknown column (known: {known}){hint}").format(
+                file=p, column=heading.strip(), known=", ".join(COLUMNS), hint=hint))
+        elif field in fields:
+            errors.append(_("{file}:1: {column}: a second {field} column").format(
+                file=p, column=heading.strip(), field=field))
+        fields.append(field)
+    for need in REQUIRED:
+        if need not in fields:
+            others = [k for k, v in COLUMNS.items() if v == need and k != need]
+            errors.append(_("{file}:1: {column}: missing column (also accepted: "
+                            "{others})").format(file=p, column=need, others=", ".join(others)))
+    if errors:
+        raise ImportError_(errors)
+    rows = []
+    for n, cells in enumerate(table[1:], start=2):
+        values = {f: unicodedata.normalize("NFC", " ".join(c.split()))
+                  for f, c in zip(fields, cells, strict=False) if f is not None}
+        if any(values.values()):
+            rows.append(Row(n, values))
+    return rows
+
+
+# --------------------------------------------------------------------------- checking
+
+
+def people(path: str | Path, rows: list[Row], e: Edit, *, request: str | None,
+           namesakes: bool = False) -> list[NewPerson]:
+    """Every row checked and given its address (the whole batch at once); ImportError_ with
+    every problem otherwise."""
+    d = e.directory
+    units = {u.id: u for u in d.units if u.dissolved is None}
+    by_name: dict[str, list[str]] = {}
+    for u in units.values():
+        by_name.setdefault(u.name.casefold(), []).append(u.id)
+    existing = {(m.name.casefold(), m.unit): m.address for m in d.mailboxes
+                if m.state != "cancelled"}
+    naming = Naming(d)
+    seen: dict[tuple[str, str], int] = {}
+    errors: list[str] = []
+    out: list[NewPerson] = []
+
+    def bad(row: Row, column: str, message: str) -> None:
+        errors.append(f"{path}:{row.number}: {column}: {message}")
+
+    for row in rows:
+        v = row.values
+        name, unit = v.get("name", ""), v.get("unit", "")
+        ok = True
+        try:
+            check_name(name)
+        except NamingError as exc:
+            bad(row, "name", str(exc))
+            ok = False
+        if unit not in units:
+            ids = by_name.get(unit.casefold(), [])
+            if len(ids) == 1:
+                unit = ids[0]  # the unit's name, as HR's sheets write it
+            elif ids:
+                bad(row, "unit", _("{unit!r} is the name of {n} units ({ids}); write the "
+                                   "unit's id").format(unit=unit, n=len(ids),
+                                                       ids=", ".join(ids)))
+                ok = False
+            else:
+                near = difflib.get_close_matches(unit, list(units), n=3)
+                hint = _("; did you mean {names}?").format(names=", ".join(near)) \
+                    if near else ""
+                bad(row, "unit", (_("empty") if not unit else
+                                  _("unknown unit {unit!r}").format(unit=unit)) + hint)
+                ok = False
+        for field, allowed in (("role", ROLES), ("kind", KINDS)):
+            if v.get(field) and v[field] not in allowed:
+                bad(row, field, _("{value!r}: one of {allowed}").format(
+                    value=v[field], allowed=", ".join(allowed)))
+                ok = False
+        if v.get("birth") and not (len(v["birth"]) == 7 and v["birth"][4] == "-"):
+            bad(row, "birth", _("{value!r}: YYYY-MM").format(value=v["birth"]))
+            ok = False
+        if v.get("id_digits") and not (v["id_digits"].isdigit() and len(v["id_digits"]) <= 6):
+            bad(row, "id_digits", _("1 to 6 digits (never the full citizen ID)"))
+            ok = False
+        if not ok:
+            continue
+        key = (name.casefold(), unit)
+        if key in seen:
+            bad(row, "name", _("{name} in {unit} twice (row {first}); one mailbox per "
+                               "person").format(name=name, unit=unit, first=seen[key]))
+            continue
+        seen[key] = row.number
+        if key in existing and not namesakes:
+            bad(row, "name", _("{name} in {unit} has a mailbox already ({address}); if "
+                               "this is a namesake, import with --namesakes").format(
+                name=name, unit=unit, address=existing[key]))
+            continue
+        p = NewPerson(name, unit, v.get("title") or None, v.get("role") or None,
+                      v.get("kind") or None, v.get("request") or request,
+                      v.get("birth") or None, v.get("id_digits") or None)
+        try:
+            p.address = naming.propose(p.name, unit, p.birth, p.id_digits)
+        except NamingError as exc:
+            bad(row, "name", _("cannot propose an address: {why}").format(why=exc))
+            continue
+        out.append(p)
+    if errors:
+        raise ImportError_(errors)
+    return out
+
+
+def table(batch: list[NewPerson], domain: str) -> str:
+    """What would be added, one line per person."""
+    heads = (_("address"), _("name"), _("unit"), _("title"))
+    rows = [(f"{p.address}@{domain}", p.name, p.unit, p.title or "") for p in batch]
+    widths = [max(len(r[i]) for r in [heads, *rows]) for i in range(len(heads))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+                     for r in [heads, *rows]) + "\n"
+
+
+def import_file(source: str | Path, data: str | Path, *, sheet: str | None = None,
+                request: str | None = None, on: date | None = None,
+                dry_run: bool = False, namesakes: bool = False
+                ) -> tuple[list[NewPerson], str]:
+    """Import ``source`` into ``data``: (the people added, the table)."""
+    rows = read_rows(source, sheet)
+    if not rows:
+        raise ImportError_([_("{file}: no rows below the heading").format(file=source)])
+    e = Edit.open(data)
+    batch = people(source, rows, e, request=request, namesakes=namesakes)
+    add(data, batch, on=on, dry_run=dry_run, e=e)
+    return batch, table(batch, e.directory.organization.domain)
+
+
+# --------------------------------------------------------------------------- export
+
+EXPORT_COLUMNS = ("unit", "unit_name", "name", "address", "title", "role", "kind", "state")
+
+
+def export_rows(data: str | Path, unit: str | None = None) -> list[dict[str, list[list[str]]]]:
+    from mailgov.validate import validate
+
+    result = validate(data)
+    if not result.ok or result.directory is None:
+        raise ImportError_([p.format() for p in result.problems[:20]])
+    d = result.directory
+    if unit is not None and unit not in {u.id for u in d.units}:
+        raise ImportError_([_("unknown unit {unit!r}").format(unit=unit)])
+    per_unit: dict[str, list[list[str]]] = {u.id: [] for u in d.units}
+    names = {u.id: u.name for u in d.units}
+    for m in d.mailboxes:
+        per_unit.setdefault(m.unit, []).append(
+            [m.unit, names.get(m.unit, ""), m.name, d.address(m.address), m.title or "",
+             m.role, m.kind, m.state])
+    return [{uid: rows} for uid, rows in per_unit.items()
+            if rows and (unit is None or uid == unit)]
+
+
+def export(data: str | Path, fmt: str, out: str | None, unit: str | None = None) -> None:
+    groups = export_rows(data, unit)
+    if fmt == "csv":
+        buf = io.StringIO(newline="")
+        w = csv.writer(buf, lineterminator="\r\n")
+        w.writerow(EXPORT_COLUMNS)
+        for g in groups:
+            for rows in g.values():
+                w.writerows(rows)
+        if out is None:
+            sys.stdout.write(buf.getvalue())
+        else:  # with a BOM: Excel then reads the Vietnamese letters as UTF-8
+            Path(out).write_text(buf.getvalue(), encoding="utf-8-sig", newline="")
+        return
+    from openpyxl import Workbook
+
+    if out is None:
+        raise ImportError_([_("--format xlsx needs --out FILE")])
+    wb = Workbook(write_only=True)
+    for g in groups:
+        for uid, rows in g.items():
+            ws = wb.create_sheet(title=uid[:31])  # one sheet per unit
+            ws.append(list(EXPORT_COLUMNS))
+            for r in rows:
+                ws.append(r)
+    if not groups:
+        wb.create_sheet(title="people").append(list(EXPORT_COLUMNS))
+    wb.save(out)
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def add_parsers(sub: Any) -> None:
+    from mailgov.edit_cli import DEFAULT_DATA, _date, guarded
+
+    p = sub.add_parser("import", help="add the people of a CSV or XLSX sheet",
+                       description=("Add a record for each row of a CSV (UTF-8, UTF-8 with "
+                                     "BOM, UTF-16) or XLSX sheet: columns name (họ và tên) "
+                                     "and unit (đơn vị), optional title, role, kind, request, "
+                                     "birth, id_digits. Addresses for the whole batch; every "
+                                     "error as FILE:ROW: column: message; nothing is written "
+                                     "unless every row is valid. docs/commands.md."))
+    p.add_argument("file")
+    p.add_argument("--sheet", help="the XLSX sheet (default: the first)")
+    p.add_argument("--data", default=DEFAULT_DATA,
+                   help=f"the data file (default {DEFAULT_DATA})")
+    p.add_argument("--request", metavar="REF",
+                   help="the approving document of rows without their own")
+    p.add_argument("--date", type=_date, metavar="YYYY-MM-DD",
+                   help="created (default today)")
+    p.add_argument("--namesakes", action="store_true",
+                   help=("a row whose name the unit already has is a new person (a "
+                          "namesake), not a repeat"))
+    p.add_argument("--dry-run", action="store_true",
+                   help="print what would be added, write nothing")
+    p.set_defaults(func=guarded(cmd_import))
+
+    p = sub.add_parser("export", help="the people per unit as CSV or XLSX")
+    p.add_argument("--format", choices=("csv", "xlsx"), default="csv")
+    p.add_argument("--out", metavar="FILE", help="default: standard output (CSV only)")
+    p.add_argument("--unit", help="one unit only")
+    p.add_argument("--data", default=DEFAULT_DATA,
+                   help=f"the data file (default {DEFAULT_DATA})")
+    p.set_defaults(func=guarded(cmd_export))
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from mailgov.edit_cli import EditCliError
+
+    try:
+        batch, shown = import_file(args.file, args.data, sheet=args.sheet,
+                                   request=args.request, on=args.date, dry_run=args.dry_run,
+                                   namesakes=args.namesakes)
+    except ImportError_ as exc:
+        for line in exc.errors:
+            print(line)
+        what = ngettext("{file}: nothing imported ({n} problem)",
+                        "{file}: nothing imported ({n} problems)", len(exc.errors))
+        raise EditCliError(what.format(file=args.file, n=len(exc.errors)), 1) from None
+    except EditError as exc:
+        raise EditCliError(str(exc), 1) from None
+    print(shown, end="")
+    what = ngettext("would add {n} mailbox (dry run: nothing written)",
+                    "would add {n} mailboxes (dry run: nothing written)", len(batch)) \
+        if args.dry_run else ngettext("added {n} mailbox; review with git diff, then plan",
+                                      "added {n} mailboxes; review with git diff, then plan",
+                                      len(batch))
+    print(f"{args.data}: " + what.format(n=len(batch)), file=sys.stderr)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from mailgov.edit_cli import EditCliError
+
+    try:
+        export(args.data, args.format, args.out, args.unit)
+    except ImportError_ as exc:
+        raise EditCliError("\n".join(exc.errors), 1) from None
+    except OSError as exc:
+        raise EditCliError(f"{args.out}: {exc.strerror or exc}") from None
+    return 0
