@@ -4,7 +4,8 @@ test_password_page.py does), plus HTTP and IMAP checks from the client host.
 
 Every person is a throw-away mailbox (authprobe.py) except the unit-mailbox delegates, which
 are the lab's known test mailboxes (lab/test_passwords.py). A screenshot of the inbox is kept
-in the lab's state dir (artifacts/webmail-inbox.png).
+in the lab's state dir (artifacts/webmail-inbox.png). The module's tests share their Chromium
+instances (class Browsers: cookies, storage and cache of the site cleared between tests).
 """
 
 from __future__ import annotations
@@ -166,11 +167,13 @@ def open_compose(drv: Any, url: str, query: str = "") -> None:
     redirect to ...&_id=ID) and the form's request looks it up there. A request that read the
     session earlier and ends later writes its older copy back (Roundcube writes a short
     request's whole session), and the form then gets Roundcube's "invalid compose id" page
-    (env.server_error 450). Seen in the lab's access log: the inbox's getunread and list
-    ending between the two compose requests, 3 times in 12 when compose was opened right
-    after the inbox, never once the inbox's requests had ended. So: wait for quiet; if a
-    request Roundcube starts on its own (the refresh timer) still meets compose, that 450
-    page is recognised and compose opened once more; anything else fails at once.
+    (env.server_error 450, "COMPOSE SESSION ERROR"). Seen in the lab's access log: the
+    inbox's getunread and list ending between the two compose requests; on a loaded lab 3
+    times in 12 and 9 in 25 when compose was opened right after the inbox, 0 in 12 once the
+    inbox's requests had ended. So: wait for quiet; if a request Roundcube starts on its own
+    (the refresh timer) still meets compose, that 450 page is recognised and compose opened
+    once more (with no wait at all this alone got the form 12 times in 12); anything else
+    fails at once, with what the page said.
     """
     wait_for(lambda: settled(drv), "the previous page to settle")
     for attempt in (1, 2):
