@@ -18,6 +18,7 @@ import shlex
 import socket
 import ssl
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -401,6 +402,17 @@ def chromium(name: str, ip: str, spki: str | None, profile: str) -> Any:
     return webdriver.Chrome(options=opts, service=Service(CHROMEDRIVER))
 
 
+def _poll(cond: Callable[[], Any], what: str, timeout: float = 60) -> Any:
+    """Poll cond until it returns something truthy (a loaded 2-core CI machine is slow)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = cond()
+        if got:
+            return got
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 @pytest.mark.control("PWWEB-07", "Password page: a real browser fills the form and gets success")
 def test_real_browser_change(
     client_run: Callable[..., Any],
@@ -432,7 +444,9 @@ def test_real_browser_change(
                              ("new", new), ("repeat", new)):
             drv.find_element(By.ID, field).send_keys(value)
         drv.find_element(By.ID, "submit").click()
-        result = drv.find_element(By.ID, "result")
+        # click() returns before the POST's answer replaces the page: poll for the result
+        # (CI under load: "Unable to locate element: [id=result]" right after the click).
+        result = _poll(lambda: drv.find_elements(By.ID, "result"), "the result")[0]
         assert result.text == MESSAGES["vi"]["ok"], result.text
         assert "ok" in (result.get_attribute("class") or "")
         # The stylesheet applied (CSP default-src 'self' allows it) and nothing was blocked.

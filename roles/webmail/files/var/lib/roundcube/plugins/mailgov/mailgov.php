@@ -9,10 +9,13 @@
  * - A login Dovecot refuses because the password is an initial one (its reply carries
  *   mailgov_first_login_reason, sent only after the password was checked) goes to the
  *   password page, the one place where that password can be changed.
+ * - No page names Roundcube's version (WEB-02): the template object "version" (the About
+ *   dialog) is empty, and the number Roundcube writes into every page's script environment
+ *   (env.rcversion, read by neither Roundcube's scripts nor ours) is taken out.
  */
 class mailgov extends rcube_plugin
 {
-    public $task = 'login|logout|mail';
+    // Every task: the version is in every page (login, mail, settings, address book).
 
     function init()
     {
@@ -20,6 +23,27 @@ class mailgov extends rcube_plugin
         $this->add_texts('localization/');
         $this->add_hook('attachment_upload', [$this, 'attachment_upload']);
         $this->add_hook('login_failed', [$this, 'login_failed']);
+        $this->add_hook('template_object_version', [$this, 'no_version']);
+        $this->add_hook('send_page', [$this, 'no_version_env']);
+    }
+
+    /** The template object "version": nothing. */
+    function no_version($args)
+    {
+        $args['content'] = '';
+        return $args;
+    }
+
+    /**
+     * The page as sent, without the member "rcversion":NNNNN of its rcmail.set_env({...}).
+     * Done here, on the page Roundcube built, rather than by nginx's sub_filter: that only
+     * replaces fixed strings (the number of one release, silently stale after an upgrade).
+     */
+    function no_version_env($args)
+    {
+        $args['content'] = preg_replace(
+            ['/"rcversion":\d+,/', '/,"rcversion":\d+(?=\})/'], '', (string) $args['content']);
+        return $args;
     }
 
     /** Refuse a blocked file type; runs before filesystem_attachments stores it. */
