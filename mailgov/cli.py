@@ -723,10 +723,30 @@ def _add_edits(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     m.add_argument("new")
     m.add_argument("--keep-until", type=_date_arg, metavar="YYYY-MM-DD",
                    help="the first day the old domain no longer receives")
+    m.add_argument("--effective", type=_date_arg, metavar="YYYY-MM-DD",
+                   help="the day the switch takes effect (default: at the next apply); until "
+                   "then OLD stays the primary and the plan lists the switch under scheduled")
     m.add_argument("--request", help="the decision (cited in the plan), e.g. 35/2025/NĐ-CP")
     m.add_argument("--data", default=DEFAULT_DATA, help=f"the data file ({DEFAULT_DATA})")
     m.add_argument("--dry-run", action="store_true", help="print the edited file, write nothing")
     m.set_defaults(func=cmd_domain_migrate)
+
+    r = sub.add_parser(
+        "reserve-purged", help="record purged mailboxes: their addresses go to `reserved`",
+        description="Edit the data file after the purge was applied: the records of purged "
+        "mailboxes (cancelled, past the retention on --today, archived in MANIFEST) leave the "
+        "data, and every address each ever used (address, renamed_from, aliases) is appended "
+        "to `reserved` with its id: `mailgov address` never proposes it again and validate "
+        "refuses it for anyone else (MG221). Comments and every other line stay; the result "
+        "must validate or nothing is written. Run before the purge, the next plan refuses "
+        "(MG603: the record left the data while its entry is still in the directory).")
+    r.add_argument("--archived", required=True, metavar="MANIFEST",
+                   help="the archive manifest the purge relied on")
+    r.add_argument("--today", type=_date_arg, default=None, metavar="YYYY-MM-DD",
+                   help="the day whose retention counts (default: today)")
+    r.add_argument("--data", default=DEFAULT_DATA, help=f"the data file ({DEFAULT_DATA})")
+    r.add_argument("--dry-run", action="store_true", help="print the edited file, write nothing")
+    r.set_defaults(func=cmd_reserve_purged)
 
     p = sub.add_parser("unit", help="rename or merge units (an edit of the data)")
     usub = p.add_subparsers(dest="unit_command", metavar="ACTION", required=True)
@@ -793,15 +813,35 @@ def cmd_domain_migrate(args: argparse.Namespace) -> int:
 
     try:
         text = edit.domain_migrate(args.data, args.old, args.new, args.keep_until,
-                                   request=args.request, dry_run=args.dry_run)
+                                   request=args.request, effective=args.effective,
+                                   dry_run=args.dry_run)
     except edit.EditError as exc:
         raise CliError(str(exc), 1) from None
     if args.dry_run:
         print(text, end="")
     else:
         print(f"{args.data}: {args.old} -> {args.new}"
+              + (f" from {args.effective}" if args.effective else "")
               + (f", {args.old} receives until {args.keep_until}" if args.keep_until else "")
               + "; review with git diff, then plan", file=sys.stderr)
+    return 0
+
+
+def cmd_reserve_purged(args: argparse.Namespace) -> int:
+    from mailgov import edit
+
+    archived = _archived(args.archived)
+    try:
+        text, done = edit.reserve_purged(args.data, archived,
+                                         today=args.today or date.today(),
+                                         dry_run=args.dry_run)
+    except edit.EditError as exc:
+        raise CliError(str(exc), 1) from None
+    if args.dry_run:
+        print(text, end="")
+    for p in done:
+        print(f"{args.data}: {p.address} (id {p.id}) removed; reserved: "
+              f"{', '.join(p.reserved)}", file=sys.stderr)
     return 0
 
 

@@ -29,7 +29,7 @@ import jsonschema
 
 from mailgov.directory import former_unit_locals
 from mailgov.loader import MAX_REPORTED, Loaded, LoadError, Locator, char_name, load
-from mailgov.model import Directory, Mailbox, Unit, build
+from mailgov.model import AliasDomain, Directory, Mailbox, Unit, build
 from mailgov.naming import NamingError, NamingPolicy, Person, unit_locals
 from mailgov.problems import Problem, json_path
 
@@ -399,6 +399,7 @@ class _Checker:
         self.naming = naming
         units = self.check_units()
         self.check_unit_history(units)
+        self.check_moves(units)
         unit_locals = self.unit_addresses(naming, units)
         self.check_addresses(units, unit_locals)
         self.check_mailboxes(naming, units, unit_locals)
@@ -491,6 +492,7 @@ class _Checker:
         not before today (MG223: the period is over, remove the entry)."""
         org = self.d.organization
         seen = {org.domain.lower(): "organization.domain"}
+        switches: list[AliasDomain] = []
         for a in org.alias_domains:
             path: PathT = ("organization", "alias_domains", a.index, "domain")
             first = seen.get(a.domain.lower())
@@ -500,6 +502,7 @@ class _Checker:
                             "listed once")
                 continue
             seen[a.domain.lower()] = f"alias_domains[{a.index}]"
+            switch = self._switch_day(a, switches)
             if a.until is None:
                 continue
             upath: PathT = ("organization", "alias_domains", a.index, "until")
@@ -507,10 +510,66 @@ class _Checker:
             if end is None:
                 self.report("MG306", upath, f"alias domain {a.domain!r}: {a.until!r} is not a "
                             "real date (YYYY-MM-DD)")
+            elif switch is not None and end <= switch:
+                self.report("MG229", upath, f"alias domain {a.domain!r}: its alias period ends "
+                            f"({a.until}) before or when the switch to {org.domain} takes "
+                            f"effect ({a.primary_until}); `until` must be after "
+                            "`primary_until`")
             elif end < self.today:
                 self.report("MG223", upath, f"alias domain {a.domain!r} ended on {a.until} "
                             f"(today is {self.today.isoformat()}); its addresses no longer "
                             "deliver (they stay reserved): remove the entry, or correct the date")
+
+    def _switch_day(self, a: AliasDomain, switches: list[AliasDomain]) -> date | None:
+        """A dated domain switch (``primary_until``): a real date (MG306); at most one still
+        to come (MG229: the plan of each day must know which domain is the primary)."""
+        if a.primary_until is None:
+            return None
+        path: PathT = ("organization", "alias_domains", a.index, "primary_until")
+        when = _parse_date(a.primary_until)
+        if when is None:
+            self.report("MG306", path, f"alias domain {a.domain!r}: {a.primary_until!r} is "
+                        "not a real date (YYYY-MM-DD)")
+            return None
+        if when > self.today:
+            if switches:
+                first = switches[0]
+                self.report("MG229", path, f"alias domain {a.domain!r}: a second domain switch "
+                            f"is scheduled ({a.primary_until}) while the one from "
+                            f"{first.domain!r} ({first.primary_until}) is still to come; "
+                            "schedule the next switch after that one took effect")
+            switches.append(a)
+        return when
+
+    def check_moves(self, units: dict[str, Unit]) -> None:
+        """Dated moves (``moved_from``): a real date (MG306); the unit before the move is
+        another unit id, still going on while the move is to come (MG228). A past move is
+        history: its unit may be gone since."""
+        for m in self.d.mailboxes:
+            mv = m.moved_from
+            if mv is None:
+                continue
+            when = _parse_date(mv.date)
+            if when is None:
+                self.report("MG306", ("mailboxes", m.index, "moved_from", "date"),
+                            f"mailbox {m.address!r}: {mv.date!r} is not a real date "
+                            "(YYYY-MM-DD)")
+                continue
+            path: PathT = ("mailboxes", m.index, "moved_from", "unit")
+            if mv.unit == m.unit:
+                self.report("MG228", path, f"mailbox {m.address!r}: moved_from names its own "
+                            f"unit {m.unit!r}; a move goes to another unit (remove moved_from, "
+                            "or name the unit it leaves)")
+            elif when <= self.today:
+                continue
+            elif mv.unit not in units:
+                self.report("MG228", path, f"mailbox {m.address!r}: moves on {mv.date} from "
+                            f"unit {mv.unit!r}, which is not a unit id; until that day the "
+                            "mailbox must be in a unit that exists")
+            elif (gone := units[mv.unit].dissolved) is not None:
+                self.report("MG228", path, f"mailbox {m.address!r}: moves on {mv.date} from "
+                            f"unit {mv.unit!r}, which is dissolved (into {gone.successor!r}); "
+                            "until that day the mailbox must be in a unit that goes on")
 
     def check_naming(self) -> NamingPolicy | None:
         try:
