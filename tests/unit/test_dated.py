@@ -216,3 +216,20 @@ def test_validation_of_dated_domain_switches(tmp_path: Path) -> None:
     data["organization"]["alias_domains"] = [SWITCH | {"until": "2026-12-01"}]
     [(rule, _, msg)] = _found(data, tmp_path)
     assert rule == "MG229" and "before or when the switch to mae.gov.vn" in msg
+
+
+def test_the_roles_get_the_domains_of_the_day(tmp_path: Path) -> None:
+    """Before a dated switch Postfix and Dovecot keep the old primary (the directory does too);
+    from its day the new one, with the old as an alias domain."""
+    from mailgov.role_vars import load_facts
+
+    good = Path(__file__).resolve().parents[2] / "tests" / "data" / "good" / "example.yaml"
+    path = tmp_path / "d.yaml"
+    path.write_text(good.read_text(encoding="utf-8").replace(
+        "  domain: monre.gov.vn\n", "  domain: mae.gov.vn\n  alias_domains:\n"
+        "    - { domain: monre.gov.vn, primary_until: 2026-12-15, until: 2027-12-15 }\n", 1),
+        encoding="utf-8")
+    org = load_facts(path, today=date(2026, 12, 14))["organization"]
+    assert (org["domain"], org["alias_domains"]) == ("monre.gov.vn", [])
+    org = load_facts(path, today=date(2026, 12, 15))["organization"]
+    assert (org["domain"], org["alias_domains"]) == ("mae.gov.vn", ["monre.gov.vn"])
