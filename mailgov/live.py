@@ -103,8 +103,8 @@ def connect(uri: str, bind_dn: str | None, password: str | None, ca_file: str | 
             # sasl_credentials "": an empty authzid; without it ldap3 sends none and slapd
             # 2.5 answers saslBindInProgress (the bind never completes)
             conn = Connection(server, authentication=SASL, sasl_mechanism=EXTERNAL,
-                              sasl_credentials="", auto_bind=AUTO_BIND_NONE, receive_timeout=seconds,
-                              raise_exceptions=False)
+                              sasl_credentials="", auto_bind=AUTO_BIND_NONE,
+                              receive_timeout=seconds, raise_exceptions=False)
         else:
             conn = Connection(server, bind_dn, password, auto_bind=AUTO_BIND_NONE,
                               receive_timeout=seconds, raise_exceptions=False)
