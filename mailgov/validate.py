@@ -874,7 +874,8 @@ class _Checker:
         if today is not None and d > today:
             self.report("MG304", path, f"mailbox {m.address!r}: {value} is in the future "
                         f"(today is {today.isoformat()}); this date cannot be scheduled: record "
-                        "it when it happens (a suspension, cancel or rename may be dated ahead)")
+                        "it when it happens (a suspension, cancel, rename, move or domain switch "
+                        "may be dated ahead)")
         return d
 
     def _check_forwarding(self, m: Mailbox, allowed: tuple[str, ...]) -> None:
