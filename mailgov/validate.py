@@ -433,6 +433,19 @@ class _Checker:
     def check_unit_history(self, units: dict[str, Unit]) -> None:
         """Dissolved units (issue 14): a live successor (MG224), no cycle (MG225), nobody and
         no sub-unit left in them (MG226); real dates, not in the future (MG306, MG304)."""
+        for u in units.values():  # a unit rename is not scheduled: its date is its day
+            for k, f in enumerate(u.formerly):
+                if f.date is None:
+                    continue
+                fpath: PathT = ("units", u.index, "formerly", k, "date")
+                when = _parse_date(f.date)
+                if when is None:
+                    self.report("MG306", fpath, f"unit {u.id!r}: {f.date!r} is not a real date "
+                                "(YYYY-MM-DD)")
+                elif when > self.today:
+                    self.report("MG304", fpath, f"unit {u.id!r}: renamed from {f.abbr!r} on "
+                                f"{f.date}, in the future (today is {self.today.isoformat()}); "
+                                "a unit rename cannot be scheduled: record it on its day")
         dissolved = {u.id: u for u in units.values() if u.dissolved is not None}
         in_cycle: set[str] = set()
         for u in dissolved.values():

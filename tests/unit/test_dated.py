@@ -233,3 +233,15 @@ def test_the_roles_get_the_domains_of_the_day(tmp_path: Path) -> None:
     assert (org["domain"], org["alias_domains"]) == ("monre.gov.vn", [])
     org = load_facts(path, today=date(2026, 12, 15))["organization"]
     assert (org["domain"], org["alias_domains"]) == ("mae.gov.vn", ["monre.gov.vn"])
+
+
+def test_a_unit_rename_cannot_be_scheduled(tmp_path: Path) -> None:
+    data = _base()
+    data["units"][1].update(abbr="mt", formerly=[{"abbr": "tcmt", "date": "2026-12-15"}])
+    found = _found(data, tmp_path)
+    assert [(r, m) for r, _, m in found] == [
+        ("MG304", "unit 'tcmt': renamed from 'tcmt' on 2026-12-15, in the future (today is "
+         "2026-11-29); a unit rename cannot be scheduled: record it on its day")]
+    assert found[0][1] > 0
+    data["units"][1]["formerly"][0]["date"] = "2026-11-01"
+    assert _found(data, tmp_path) == []
