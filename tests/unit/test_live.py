@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from ldap3 import MOCK_SYNC, NONE, Connection, Server
 
+from mailgov import live
 from mailgov.directory import ADMIN_LOCK
 from mailgov.live import LiveError, connect, load_json, open_and_bind, read_live, save_json
 
@@ -188,3 +189,18 @@ def test_bad_saved_state(tmp_path: Path, text: str, needle: str) -> None:
         load_json(path)
     with pytest.raises(LiveError, match="cannot read"):
         load_json(tmp_path / "missing.json")
+
+
+def test_ldapi_sends_an_empty_authzid(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SASL EXTERNAL over ldapi:// with ldap3: without credentials ldap3 sends none and slapd
+    2.5 answers saslBindInProgress, so the bind never completes (seen with a stock slapd by
+    benchmarks/common.py); an empty authzid ("") completes it."""
+    seen: dict[str, object] = {}
+
+    def fake_bind(conn: object, uri: str, *, start_tls: bool) -> object:
+        seen.update(creds=getattr(conn, "sasl_credentials", "missing"), tls=start_tls)
+        return conn
+
+    monkeypatch.setattr(live, "open_and_bind", fake_bind)
+    live.connect("ldapi://%2Frun%2Fslapd%2Fldapi", None, None, None)
+    assert seen == {"creds": "", "tls": False}
