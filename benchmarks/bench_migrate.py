@@ -72,13 +72,15 @@ def main() -> int:
     ap.add_argument("--work", default="/tmp/mailgov-bench", help="work dir (data, local slapd)")
     ap.add_argument("--local-slapd", action="store_true",
                     help="run against a slapd of this machine (benchmarks/common.py)")
+    ap.add_argument("--rounds", type=int, default=2,
+                    help="rounds of bare then ours (each undone after it); best of each kept")
     ap.add_argument("--nosync", action="store_true",
                     help="with --local-slapd: no fsync per write (the client's cost shows)")
     args = ap.parse_args()
     work = Path(args.work)
     source = data_file(args.count, args.seed, work)
     base = base_dn_of(source)
-    with target(args, base) as where:
+    with target(args, base, f"slapd-{args.count}-{args.seed}") as where:
         return run(args, where, work, source, base)
 
 
@@ -104,6 +106,8 @@ def run(args: argparse.Namespace, where: Any, work: Path, source: Path, base: st
         t1 = time.perf_counter()
         p = plan(d, live, today=date.today(), allow_mass_change=REASON)
         steps["plan"] = time.perf_counter() - t1
+        if p.refusals:  # never applied past a refusal: the figures would not be a reconcile's
+            sys.exit(f"bench: the plan of {path.name} is refused: {list(p.refusals)[:3]}")
         todo = Plan(tuple(x for x in p.changes if x.kind != "archive"), (), ())
         t1 = time.perf_counter()
         res = apply(c, todo)
@@ -127,25 +131,29 @@ def run(args: argparse.Namespace, where: Any, work: Path, source: Path, base: st
     print(f"  the migration: {len(forward)} changes ({', '.join(kinds)}), {len(writes)} "
           f"modify requests (the edit of the file: {edit_s:.2f} s)")
 
-    t = time.perf_counter()
-    c = where.connect()
-    failed = bare(c, writes)
-    c.unbind()
-    bare_s = time.perf_counter() - t
-    print(f"  bare ldap3 modify loop: {bare_s:.1f} s, {failed} failed")
-    back, _, res, _ = reconcile(source)  # the inverse, untimed for the comparison
-    print(f"  (back to the original by our apply: {back:.1f} s, ok={res.ok})")
-
-    ours_s, p, res, steps = reconcile(migrated_file)
-    print(f"  ours (validate + read + plan + apply): {ours_s:.1f} s, {len(p.changes)} "
-          f"changes, ok={res.ok}, refusals={list(p.refusals)}")
-    print("    " + ", ".join(f"{k} {v:.1f} s" for k, v in steps.items()))
-    back, _, res, _ = reconcile(source)
-    print(f"  (back to the original: {back:.1f} s, ok={res.ok})")
+    bare_s = ours_s = float("inf")
+    failed, res, p, steps = 0, None, None, {}
+    for n in range(1, args.rounds + 1):
+        t = time.perf_counter()
+        c = where.connect()
+        failed = bare(c, writes)
+        c.unbind()
+        took = time.perf_counter() - t
+        bare_s = min(bare_s, took)
+        print(f"  round {n}: bare ldap3 modify loop {took:.1f} s, {failed} failed")
+        back, _, res, _ = reconcile(source)  # the inverse, untimed for the comparison
+        print(f"    (back to the original by our apply: {back:.1f} s, ok={res.ok})")
+        took, p, res, steps = reconcile(migrated_file)
+        ours_s = min(ours_s, took)
+        print(f"  round {n}: ours (validate + read + plan + apply) {took:.1f} s, "
+              f"{len(p.changes)} changes, ok={res.ok}")
+        print("    " + ", ".join(f"{k} {v:.1f} s" for k, v in steps.items()))
+        back, _, back_res, _ = reconcile(source)
+        print(f"    (back to the original: {back:.1f} s, ok={back_res.ok})")
     ratio = ours_s / bare_s if bare_s else float("inf")
     print(f"\n  domain migration of {args.count}: ours {ours_s:8.1f} s   bare {bare_s:8.1f} s   "
           f"ratio {ratio:5.2f}×   (target ≤ 2×)")
-    return 0 if ratio <= 2 and not failed and res.ok else 1
+    return 0 if ratio <= 2 and not failed and res is not None and res.ok else 1
 
 
 if __name__ == "__main__":

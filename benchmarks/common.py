@@ -13,8 +13,6 @@ Two targets, the same for every benchmark:
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -93,13 +91,15 @@ def _project_schema() -> str:
 
 
 @contextmanager
-def local_slapd(work: Path, base_dn: str, nosync: bool = False) -> Iterator[Target]:
-    """A slapd of its own under ``work/slapd`` (kept between runs: a loaded directory is
-    loaded once), stopped on exit. ``nosync``: no fsync per write (dbnosync), so the figures
+def local_slapd(work: Path, base_dn: str, nosync: bool = False,
+                name: str = "slapd") -> Iterator[Target]:
+    """A slapd of its own under ``work/<name>`` (kept between runs: a loaded directory is
+    loaded once; one per data file, so another file's entries never meet this one's), stopped
+    on exit. ``nosync``: no fsync per write (dbnosync), so the figures
     show the client's own cost rather than the disk's."""
     if not Path(SLAPD).is_file():
         sys.exit(f"bench: {SLAPD} is missing (install the slapd package) or use a lab")
-    top = work / "slapd"
+    top = work / name
     db = top / "db"
     db.mkdir(parents=True, exist_ok=True)
     sock = top / "ldapi"
@@ -169,10 +169,10 @@ def base_dn_of(path: Path) -> str:
 
 
 @contextmanager
-def target(args: Any, base_dn: str) -> Iterator[Target]:
-    """The lab (MAILGOV_LAB_ID), or ``--local-slapd``."""
+def target(args: Any, base_dn: str, name: str = "slapd") -> Iterator[Target]:
+    """The lab (MAILGOV_LAB_ID), or ``--local-slapd`` (its database ``work/<name>``)."""
     if getattr(args, "local_slapd", False):
-        with local_slapd(Path(args.work), base_dn, getattr(args, "nosync", False)) as t:
+        with local_slapd(Path(args.work), base_dn, getattr(args, "nosync", False), name) as t:
             yield t
     else:
         yield lab_target(base_dn)
@@ -185,9 +185,3 @@ def timed(fn: Callable[[], Any], repeat: int = 1) -> tuple[float, Any]:
         out = fn()
         best = min(best, time.perf_counter() - t)
     return best, out
-
-
-def reset_local(work: Path) -> None:
-    """Forget the local slapd's database (the next run loads again)."""
-    shutil.rmtree(work / "slapd", ignore_errors=True)
-    os.makedirs(work, exist_ok=True)
