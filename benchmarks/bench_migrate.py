@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO))
 
 from ldap3 import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE  # noqa: E402
 
-from benchmarks.common import base_dn_of, data_file, target  # noqa: E402
+from benchmarks.common import base_dn_of, cpu, data_file, target  # noqa: E402
 from mailgov.apply import apply  # noqa: E402
 from mailgov.edit import domain_migrate  # noqa: E402
 from mailgov.live import read_live  # noqa: E402
@@ -94,7 +94,12 @@ def run(args: argparse.Namespace, where: Any, work: Path, source: Path, base: st
     domain_migrate(migrated_file, old, args.new_domain, date.today() + timedelta(days=365))
     edit_s = time.perf_counter() - t0
 
-    def reconcile(path: Path) -> tuple[float, Plan, Any, dict[str, float]]:
+    def reconcile(path: Path) -> tuple[dict[str, float], Plan, Any, dict[str, float]]:
+        with cpu(where) as used:
+            _, p, res, steps = _reconcile(path)
+        return used, p, res, steps
+
+    def _reconcile(path: Path) -> tuple[float, Plan, Any, dict[str, float]]:
         steps: dict[str, float] = {}
         t = time.perf_counter()
         d = validate(path).directory
@@ -116,8 +121,9 @@ def run(args: argparse.Namespace, where: Any, work: Path, source: Path, base: st
         return time.perf_counter() - t, p, res, steps
 
     print(f"{where.label}: {where.uri}; {args.count} mailboxes; {old} → {args.new_domain}")
-    t, p, res, _ = reconcile(source)  # load once / make sure we start from the original
-    print(f"  start state: {len(p.changes)} change(s) applied in {t:.1f} s (ok={res.ok})"
+    used, p, res, _ = reconcile(source)  # load once / make sure we start from the original
+    print(f"  start state: {len(p.changes)} change(s) applied in {used['wall']:.1f} s "
+          f"(ok={res.ok})"
           + (f" errors {res.errors[:3]}" if not res.ok else ""))
 
     # the modifications, as the planner computes them against the original directory
@@ -131,29 +137,46 @@ def run(args: argparse.Namespace, where: Any, work: Path, source: Path, base: st
     print(f"  the migration: {len(forward)} changes ({', '.join(kinds)}), {len(writes)} "
           f"modify requests (the edit of the file: {edit_s:.2f} s)")
 
-    bare_s = ours_s = float("inf")
-    failed, res, p, steps = 0, None, None, {}
+    best: dict[str, dict[str, float]] = {}
+
+    def keep(side: str, used: dict[str, float]) -> None:
+        for k, v in used.items():
+            best.setdefault(side, {})[k] = min(best.get(side, {}).get(k, float("inf")), v)
+
+    def show(used: dict[str, float]) -> str:
+        return (f"{used['wall']:.1f} s wall, CPU {used['client']:.1f} s client + "
+                f"{used['server']:.1f} s server")
+
+    failed, res = 0, None
     for n in range(1, args.rounds + 1):
-        t = time.perf_counter()
-        c = where.connect()
-        failed = bare(c, writes)
-        c.unbind()
-        took = time.perf_counter() - t
-        bare_s = min(bare_s, took)
-        print(f"  round {n}: bare ldap3 modify loop {took:.1f} s, {failed} failed")
+        with cpu(where) as used:
+            c = where.connect()
+            failed = bare(c, writes)
+            c.unbind()
+        keep("bare", used)
+        print(f"  round {n}: bare ldap3 modify loop {show(used)}, {failed} failed")
         back, _, res, _ = reconcile(source)  # the inverse, untimed for the comparison
-        print(f"    (back to the original by our apply: {back:.1f} s, ok={res.ok})")
-        took, p, res, steps = reconcile(migrated_file)
-        ours_s = min(ours_s, took)
-        print(f"  round {n}: ours (validate + read + plan + apply) {took:.1f} s, "
+        print(f"    (back to the original by our apply: {back['wall']:.1f} s, ok={res.ok})")
+        used, p, res, steps = reconcile(migrated_file)
+        keep("ours", used)
+        print(f"  round {n}: ours (validate + read + plan + apply) {show(used)}, "
               f"{len(p.changes)} changes, ok={res.ok}")
-        print("    " + ", ".join(f"{k} {v:.1f} s" for k, v in steps.items()))
+        print("    wall: " + ", ".join(f"{k} {v:.1f} s" for k, v in steps.items()))
         back, _, back_res, _ = reconcile(source)
-        print(f"    (back to the original: {back:.1f} s, ok={back_res.ok})")
-    ratio = ours_s / bare_s if bare_s else float("inf")
-    print(f"\n  domain migration of {args.count}: ours {ours_s:8.1f} s   bare {bare_s:8.1f} s   "
-          f"ratio {ratio:5.2f}×   (target ≤ 2×)")
-    return 0 if ratio <= 2 and not failed and res is not None and res.ok else 1
+        print(f"    (back to the original: {back['wall']:.1f} s, ok={back_res.ok})")
+    print(f"\n  domain migration of {args.count} (best of {args.rounds}):")
+    ratios = {}
+    for k in ("wall", "client", "server"):
+        o, b = best["ours"][k], best["bare"][k]
+        ratios[k] = o / b if b else float("inf")
+        print(f"    {k + ' s':<9} ours {o:8.1f}   bare {b:8.1f}   ratio {ratios[k]:5.2f}×")
+    cpu_o = best["ours"]["client"] + best["ours"]["server"]
+    cpu_b = best["bare"]["client"] + best["bare"]["server"]
+    total = cpu_o / cpu_b if cpu_b else float("inf")
+    print(f"    CPU s    ours {cpu_o:8.1f}   bare {cpu_b:8.1f}   ratio {total:5.2f}×"
+          "   (client + server; target ≤ 2×)")
+    ok = not failed and res is not None and res.ok
+    return 0 if ok and (total if cpu_b else ratios["wall"]) <= 2 else 1
 
 
 if __name__ == "__main__":

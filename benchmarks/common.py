@@ -13,6 +13,7 @@ Two targets, the same for every benchmark:
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -49,9 +50,30 @@ class Target:
     bind_dn: str | None
     password: str | None
     ca: str | None
+    server_pid: int | None = None  # a local slapd: its CPU time can be read
 
     def connect(self, timeout: float = 30) -> Any:
         return connect(self.uri, self.bind_dn, self.password, self.ca, timeout)
+
+    def server_cpu(self) -> float:
+        """CPU seconds the local slapd used so far (0 for a lab: not readable from here)."""
+        if self.server_pid is None:
+            return 0.0
+        fields = Path(f"/proc/{self.server_pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def cpu(target: Target) -> Iterator[dict[str, float]]:
+    """Wall, client CPU and server CPU seconds of the block (filled in on exit): on a shared
+    machine the CPU figures move much less with the load than the wall clock."""
+    out: dict[str, float] = {}
+    w, c, s = time.perf_counter(), time.process_time(), target.server_cpu()
+    try:
+        yield out
+    finally:
+        out.update(wall=time.perf_counter() - w, client=time.process_time() - c,
+                   server=target.server_cpu() - s)
 
 
 def lab_target(base_dn: str) -> Target:
@@ -123,7 +145,7 @@ def local_slapd(work: Path, base_dn: str, nosync: bool = False,
     proc = subprocess.Popen([SLAPD, "-d", "0", "-f", str(conf), "-h", uri],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        target = Target(f"local slapd {sock}", uri, None, None, None)
+        target = Target(f"local slapd {sock}", uri, None, None, None, proc.pid)
         deadline = time.monotonic() + 30
         while True:  # the socket exists before slapd listens on it: wait for a bind
             if proc.poll() is not None:
