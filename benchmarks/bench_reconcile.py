@@ -36,7 +36,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -46,7 +45,7 @@ sys.path.insert(0, str(REPO))
 
 from ldap3 import SUBTREE  # noqa: E402
 
-from lab import labenv  # noqa: E402
+from benchmarks.common import lab, timed  # noqa: E402
 from mailgov.apply import apply  # noqa: E402
 from mailgov.directory import desired_entries  # noqa: E402
 from mailgov.live import connect, read_live  # noqa: E402
@@ -57,29 +56,6 @@ from tools.generate import write as generate_file  # noqa: E402
 
 # The bare read asks for exactly the attributes read_live asks for.
 READ_ATTRS = list(PLAN_READ_ATTRS)
-
-
-def lab() -> dict[str, str]:
-    try:
-        lab_id = labenv.lab_id()  # the instance and state dir exactly as lab/lab picks them
-    except ValueError as exc:
-        sys.exit(f"bench: {exc}")
-    state = labenv.lab_dir(REPO, lab_id)
-    secret = state / "secrets" / "ldap-mailgov"
-    if not secret.is_file():
-        sys.exit(f"bench: no {secret}; bring the lab up and converge it first "
-                 f"(MAILGOV_LAB_ID={lab_id})")
-    return {"uri": f"ldap://10.210.{lab_id}.11", "password": secret.read_text().strip(),
-            "ca": str(state / "pki" / "ca.crt"), "id": str(lab_id)}
-
-
-def timed(fn: Callable[[], Any], repeat: int = 1) -> tuple[float, Any]:
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t)
-    return best, out
 
 
 def row(name: str, ours: float, theirs: float, target: str, per: str = "s") -> None:

@@ -731,10 +731,30 @@ def _add_edits(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     m.add_argument("new")
     m.add_argument("--keep-until", type=_date_arg, metavar="YYYY-MM-DD",
                    help="the first day the old domain no longer receives")
+    m.add_argument("--effective", type=_date_arg, metavar="YYYY-MM-DD",
+                   help="the day the switch takes effect (default: at the next apply); until "
+                   "then OLD stays the primary and the plan lists the switch under scheduled")
     m.add_argument("--request", help="the decision (cited in the plan), e.g. 35/2025/NĐ-CP")
     m.add_argument("--data", default=DEFAULT_DATA, help=f"the data file ({DEFAULT_DATA})")
     m.add_argument("--dry-run", action="store_true", help="print the diff, write nothing")
     m.set_defaults(func=cmd_domain_migrate)
+
+    r = sub.add_parser(
+        "reserve-purged", help="record purged mailboxes: their addresses go to `reserved`",
+        description="Edit the data file after the purge was applied: the records of purged "
+        "mailboxes (cancelled, past the retention on --today, archived in MANIFEST) leave the "
+        "data, and every address each ever used (address, renamed_from, aliases) is appended "
+        "to `reserved` with its id: `mailgov address` never proposes it again and validate "
+        "refuses it for anyone else (MG221). Comments and every other line stay; the result "
+        "must validate or nothing is written. Run before the purge, the next plan refuses "
+        "(MG603: the record left the data while its entry is still in the directory).")
+    r.add_argument("--archived", required=True, metavar="MANIFEST",
+                   help="the archive manifest the purge relied on")
+    r.add_argument("--today", type=_date_arg, default=None, metavar="YYYY-MM-DD",
+                   help="the day whose retention counts (default: today)")
+    r.add_argument("--data", default=DEFAULT_DATA, help=f"the data file ({DEFAULT_DATA})")
+    r.add_argument("--dry-run", action="store_true", help="print the diff, write nothing")
+    r.set_defaults(func=cmd_reserve_purged)
 
     p = sub.add_parser("unit", help="rename or merge units (an edit of the data)")
     usub = p.add_subparsers(dest="unit_command", metavar="ACTION", required=True)
@@ -798,14 +818,31 @@ def cmd_domain_migrate(args: argparse.Namespace) -> int:
 
     what = (_("{old} -> {new}, {old} receives until {until}") if args.keep_until
             else _("{old} -> {new}")).format(old=args.old, new=args.new, until=args.keep_until)
+    if args.effective:
+        what += " " + _("(from {day})").format(day=args.effective)
     return _edited(args, lambda: edit.domain_migrate(
         args.data, args.old, args.new, args.keep_until, request=args.request,
-        dry_run=args.dry_run), what)
+        effective=args.effective, dry_run=args.dry_run), what)
 
 
 # Words validate's summary shows (kinds and states), translated where shown.
 _SUMMARY_WORDS = (i18n.N_("personal"), i18n.N_("affiliate"), i18n.N_("active"),
                   i18n.N_("suspended"), i18n.N_("cancelled"))
+
+
+def cmd_reserve_purged(args: argparse.Namespace) -> int:
+    from mailgov import edit, edit_cli
+    from mailgov.mailbox_edit import Done
+
+    archived = _archived(args.archived)
+
+    def make() -> Done:
+        e, done = edit.reserve_purged(args.data, archived, today=args.today or date.today(),
+                                      dry_run=args.dry_run)
+        return Done(e, "; ".join(_("{address} (id {id}) removed; reserved: {reserved}").format(
+            address=p.address, id=p.id, reserved=", ".join(p.reserved)) for p in done))
+
+    return edit_cli.guarded(lambda a: edit_cli.run_edit(a, make))(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

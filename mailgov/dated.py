@@ -2,7 +2,8 @@
 
 A record says where it ends up (``state``) and when each step takes effect: a suspension from
 ``suspended.date`` until ``suspended.until`` (kept as history once over), a cancel from
-``cancelled.date``, a rename from the last ``renamed_from`` entry's ``date``. A date after the
+``cancelled.date``, a rename from the last ``renamed_from`` entry's ``date``, a move from
+``moved_from.date`` and a domain switch from the old domain's ``primary_until``. A date after the
 planning day schedules the step: :func:`as_of` gives the directory as it must be on that day
 (the planner plans it) and the steps still to come (the plan lists them under "scheduled").
 A daily scheduled reconcile applies each step on its day (docs/reconcile.md, "Dated
@@ -14,7 +15,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date
 
-from mailgov.model import Directory, Lifecycle, Mailbox
+from mailgov.model import Directory, Lifecycle, Mailbox, Organization
 
 
 def day(value: object) -> date | None:
@@ -41,9 +42,9 @@ def effective_state(m: Mailbox, today: date) -> str:
     return "active"
 
 
-def _steps(d: Directory, m: Mailbox, today: date) -> list[tuple[date, str]]:
+def _steps(domain: str, m: Mailbox, today: date) -> list[tuple[date, str]]:
     out: list[tuple[date, str]] = []
-    full = d.address(m.address)
+    full = f"{m.address}@{domain}"
     s, c = m.suspended, m.cancelled
     if s is not None and (start := day(s.date)) is not None and start > today:
         out.append((start, f"suspend {full} ({s.reason}, {s.request})"))
@@ -54,20 +55,59 @@ def _steps(d: Directory, m: Mailbox, today: date) -> list[tuple[date, str]]:
         out.append((start, f"cancel {full} ({c.reason}, {c.request})"))
     if m.previous and (when := day(m.previous[-1].date)) is not None and when > today:
         req = m.previous[-1].request
-        out.append((when, f"rename {d.address(m.previous[-1].address)} -> {full}"
+        out.append((when, f"rename {m.previous[-1].address}@{domain} -> {full}"
                     + (f" ({req})" if req else "")))
+    if (mv := m.moved_from) is not None and (when := day(mv.date)) is not None and when > today:
+        out.append((when, f"move {full} from unit {mv.unit} to {m.unit}"
+                    + (f" ({mv.request})" if mv.request else "")))
     return out
+
+
+def _moves_later(m: Mailbox, today: date) -> bool:
+    mv = m.moved_from
+    return mv is not None and (when := day(mv.date)) is not None and when > today
+
+
+def pending_switch(org: Organization, today: date) -> int | None:
+    """The index in ``alias_domains`` of the domain that stays the primary until a day after
+    ``today`` (a scheduled domain switch), or None. Validate allows one (MG229)."""
+    for a in org.alias_domains:
+        if (end := day(a.primary_until)) is not None and end > today:
+            return a.index
+    return None
+
+
+def _organization(org: Organization, today: date) -> tuple[Organization, list[tuple[date, str]]]:
+    """The organisation on ``today``: before a scheduled switch the old domain is still the
+    primary and the new one not yet a domain of ours; the alias periods still to end."""
+    steps: list[tuple[date, str]] = []
+    for a in org.alias_domains:
+        if (end := day(a.until)) is not None and end > today:
+            steps.append((end, f"alias domain {a.domain} stops receiving"
+                          + (f" ({a.request})" if a.request else "")))
+    i = pending_switch(org, today)
+    if i is None:
+        return org, steps
+    old = org.alias_domains[i]
+    when = day(old.primary_until)
+    assert when is not None
+    keep = f"receives until {old.until}" if old.until else "receives for ever"
+    steps.append((when, f"primary domain {old.domain} -> {org.domain} ({old.domain} {keep})"
+                  + (f" ({old.request})" if old.request else "")))
+    others = tuple(a for a in org.alias_domains if a.index != i)
+    return replace(org, domain=old.domain, alias_domains=others), steps
 
 
 def as_of(d: Directory, today: date) -> tuple[Directory, tuple[str, ...]]:
     """``d`` as it must be on ``today`` (future steps not yet taken), and the steps to come
     as "YYYY-MM-DD what (why)" lines, by date."""
-    scheduled: list[tuple[date, str]] = []
+    org, scheduled = _organization(d.organization, today)
     boxes: list[Mailbox] | None = None
     for i, m in enumerate(d.mailboxes):
-        if m.suspended is None and m.cancelled is None and not m.previous:
+        if m.suspended is None and m.cancelled is None and not m.previous \
+                and m.moved_from is None:
             continue  # the common case, 50,000 times
-        steps = _steps(d, m, today)
+        steps = _steps(org.domain, m, today)
         state = effective_state(m, today)
         if not steps and state == m.state:
             continue
@@ -78,15 +118,15 @@ def as_of(d: Directory, today: date) -> tuple[Directory, tuple[str, ...]]:
         if m.previous and (when := day(m.previous[-1].date)) is not None and when > today:
             # not renamed yet: the entry keeps the previous address until the day
             now = replace(now, address=m.previous[-1].address, previous=m.previous[:-1])
+        if _moves_later(m, today):
+            assert m.moved_from is not None
+            now = replace(now, unit=m.moved_from.unit)  # not moved yet: the old unit
         if now is not m:
             if boxes is None:
                 boxes = list(d.mailboxes)
             boxes[i] = now
-    for a in d.organization.alias_domains:
-        if (end := day(a.until)) is not None and end > today:
-            scheduled.append((end, f"alias domain {a.domain} stops receiving"
-                              + (f" ({a.request})" if a.request else "")))
     lines = tuple(f"{when.isoformat()} {what}" for when, what in sorted(scheduled))
-    if boxes is None:
+    if boxes is None and org is d.organization:
         return d, lines
-    return replace(d, mailboxes=tuple(boxes)), lines
+    return replace(d, organization=org,
+                   mailboxes=d.mailboxes if boxes is None else tuple(boxes)), lines

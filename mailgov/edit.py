@@ -1,12 +1,13 @@
 """Edits of the data file that reorganise (issue 14): one reviewable change each.
 
-``mailgov domain migrate OLD NEW [--keep-until DATE]``, ``mailgov unit rename ID --abbr NEW``
-and ``mailgov unit merge SRC DST`` change the data file the way an admin would by hand, as a
-careful text edit: comments, layout and every other line stay as they are (the project reads
-YAML with PyYAML/rapidyaml and writes none, so there is no round-trip library to lose
-comments with). Each edit is checked before anything is written: the edited text must
-validate; otherwise nothing is written and the problems are shown. Positions come from the
-loader's locator (the line of a key), so an edit touches exactly the lines it names.
+``mailgov domain migrate OLD NEW [--keep-until DATE] [--effective DATE]``, ``mailgov unit
+rename ID --abbr NEW``, ``mailgov unit merge SRC DST`` and ``mailgov reserve-purged`` change
+the data file the way an admin would by hand, as a careful text edit: comments, layout and
+every other line stay as they are (the project reads YAML with PyYAML/rapidyaml and writes
+none, so there is no round-trip library to lose comments with). Each edit is checked before
+anything is written: the edited text must validate; otherwise nothing is written and the
+problems are shown. Positions come from the loader's locator (the line of a key), so an edit
+touches exactly the lines it names.
 
 The same machinery makes the edits of people's records (issue 15: ``mailgov add``, ``cancel``
 … ``import``, mailgov/mailbox_edit.py): :class:`Edit` holds the main file and the per-unit
@@ -19,9 +20,11 @@ from __future__ import annotations
 
 import bisect
 import difflib
+import json
 import os
 import re
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -130,7 +133,7 @@ class Edit:
     def set_scalar(self, path: tuple[str | int, ...], key: str, old: str, new: str) -> None:
         """Replace ``key: old`` by ``key: new`` on the line the locator gives for ``path``
         (block or flow style; quotes kept)."""
-        file, n, _ = self.where(*path)
+        file, n, _col = self.where(*path)
         lines = self.files[file]
         line = lines[n - 1]
         pattern = re.compile(rf"(\b{re.escape(key)}:\s*)([\"']?){re.escape(old)}\2(?=[\s,}}#]|$)")
@@ -306,10 +309,12 @@ def _indent_of(line: str) -> str:
 
 def domain_migrate(path: str | Path, old: str, new: str, keep_until: date | None, *,
                    request: str | None = None, today: date | None = None,
-                   dry_run: bool = False) -> Edit:
+                   effective: date | None = None, dry_run: bool = False) -> Edit:
     """``organization.domain: OLD`` becomes NEW and OLD an alias domain (until
     ``keep_until``, or for ever): every address receives at both, people send and log in
-    with the new one. Returns the edit made (or, dry run, checked); ``.diff()`` shows it."""
+    with the new one. ``effective``: the day the switch takes effect (OLD's
+    ``primary_until``; until then the plan lists it under scheduled and changes nothing).
+    Returns the edit made (or, dry run, checked); ``.diff()`` shows it."""
     e = Edit.open(path)
     org = e.directory.organization
     old_l, new_l = old.strip().lower(), new.strip().lower()
@@ -324,6 +329,8 @@ def domain_migrate(path: str | Path, old: str, new: str, keep_until: date | None
                               new=new))
     e.set_scalar(("organization", "domain"), "domain", org.domain, new_l)
     fields = [f"domain: {old_l}"]
+    if effective is not None:
+        fields.append(f"primary_until: {effective.isoformat()}")
     if keep_until is not None:
         fields.append(f"until: {keep_until.isoformat()}")
     if request:
@@ -417,7 +424,7 @@ def _cite(e: Edit, m: Mailbox, request: str) -> None:
     if m.change_request is not None:
         e.set_scalar(("mailboxes", m.index, "change"), "request", m.change_request, request)
         return
-    file, n, _ = e.where("mailboxes", m.index, "unit")
+    file, n, _col = e.where("mailboxes", m.index, "unit")
     line = e.files[file][n - 1]
     if not line.lstrip().startswith("unit:"):
         raise EditError(_("{file}:{line}: mailbox {address!r} is written in flow style; edit it "
@@ -603,3 +610,118 @@ def flow(**values: object) -> str:
     """``{ k: v, … }`` with each text quoted as a flow mapping needs."""
     return "{ " + ", ".join(f"{k}: {scalar(str(v), flow=True)}" for k, v in values.items()
                             if v is not None) + " }"
+
+
+# --------------------------------------------------------------------------- purged records
+
+
+@dataclass(frozen=True)
+class Purged:
+    """A record ``reserve_purged`` removed, and the local parts it reserved for its id."""
+
+    address: str
+    id: int | None
+    reserved: tuple[str, ...]
+
+
+def _item_end(e: Edit, first: int, dash_col: int) -> int:
+    """The last line of the block-list item starting on line ``first`` whose dash is at
+    ``dash_col`` (0-based): lines indented deeper belong to it; trailing blank lines and
+    comments at the dash's column or left of it (the next item's) do not."""
+    last = first
+    for n in range(first + 1, len(e.lines) + 1):
+        line = e.lines[n - 1]
+        body = line.strip()
+        if not body:
+            continue
+        if len(line) - len(line.lstrip(" ")) <= dash_col:
+            break
+        last = n
+    return last
+
+
+def _item_lines(e: Edit, path: tuple[str | int, ...]) -> tuple[int, int, int]:
+    """(first line, last line, dash column) of the block-list item at ``path``."""
+    n, col = e.loaded.locator.locate(path)
+    line = e.lines[n - 1]
+    dash = line.find("-")
+    if dash < 0 or dash >= col - 1 or line[dash + 1: col - 1].strip():
+        raise EditError(_("{file}:{line}: not a block-list item ({path}); edit it by "
+                          "hand").format(file=e.path, line=n, path=".".join(map(str, path))))
+    return n, _item_end(e, n, dash), dash
+
+
+def _ever_used(e: Edit, m: Mailbox) -> list[str]:
+    """Every local part ``m`` used: its address, its previous addresses, its aliases at one
+    of the organisation's domains (primary or alias), in that order, each once."""
+    ours = {e.directory.organization.domain.lower(),
+            *(a.domain.lower() for a in e.directory.organization.alias_domains)}
+    out = [m.address, *(p.address for p in m.previous)]
+    for a in m.aliases:
+        local, _at, dom = a.partition("@")
+        if not dom or dom.lower() in ours:
+            out.append(local)
+    return list(dict.fromkeys(out))
+
+
+def _archived_sum(archived: Mapping[str, str], e: Edit, m: Mailbox) -> str | None:
+    full = f"{m.address}@{e.directory.organization.domain}".lower()
+    return archived.get(full) or archived.get(m.address.lower())
+
+
+def reserve_purged(path: str | Path, archived: Mapping[str, str], *, today: date,
+                   dry_run: bool = False) -> tuple[Edit, list[Purged]]:
+    """The records of purged mailboxes leave the data, and every address they ever used goes
+    to ``reserved`` with their id, so it is never proposed (``mailgov address``) nor accepted
+    (MG221) for anyone else. Purged = cancelled, past the retention by the data on ``today``
+    and archived (in ``archived``, address -> sha256, the manifest the purge relied on).
+
+    Run it after the purge was applied: a record that leaves the data while its entry is
+    still in the directory makes the next plan refuse (MG603)."""
+    from mailgov.archive import retention_end
+
+    e = Edit.open(path)
+    if e.loaded.parts is not None:
+        raise EditError(_("{file}: the mailboxes are split into unit files (include); "
+                          "remove the purged records and add their addresses to `reserved` "
+                          "by hand").format(file=e.path))
+    d = e.directory
+    done: list[Purged] = []
+    for m in d.mailboxes:
+        end = retention_end(m, d.policy)
+        if end is None or today < end or _archived_sum(archived, e, m) is None:
+            continue
+        done.append(Purged(m.address, m.id, tuple(_ever_used(e, m))))
+    if not done:
+        raise EditError(_("no purged mailbox in the data: none is cancelled, past its "
+                          "retention on {today} and in the archive manifest").format(
+                              today=today.isoformat()))
+    have = {r.address.casefold() for r in d.reserved}
+    new_items: list[str] = []
+    purged = {p.address for p in done}
+    for m in d.mailboxes:
+        if m.address not in purged:
+            continue
+        assert m.cancelled is not None
+        reason = json.dumps(f"purged {today.isoformat()} (cancelled {m.cancelled.date}, "
+                            f"{m.cancelled.request})", ensure_ascii=False)
+        for local in _ever_used(e, m):
+            if local.casefold() in have:
+                continue
+            have.add(local.casefold())
+            ident = f", id: {m.id}" if m.id is not None else ""
+            new_items.append(f"{{ address: {local}{ident}, reason: {reason} }}")
+        first, last, _dash = _item_lines(e, ("mailboxes", m.index))
+        for n in range(first, last + 1):
+            e.lines[n - 1] = ""
+    if d.reserved:
+        first, last, dash = _item_lines(e, ("reserved", len(d.reserved) - 1))
+        e.insert_after(last, [f"{' ' * dash}- {item}\n" for item in new_items])
+    elif new_items:
+        if e.lines and not e.lines[-1].endswith("\n"):
+            e.lines[-1] += "\n"
+        e.insert_after(len(e.lines), ["reserved:  # addresses once used: never anyone "
+                                      "else's (MG221)\n",
+                                      *(f"  - {item}\n" for item in new_items)])
+    e.write(today=today, dry_run=dry_run)
+    return e, done

@@ -15,7 +15,8 @@ from __future__ import annotations
 import json
 import math
 import ssl
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from itertools import chain
 from pathlib import Path
 from typing import Any
@@ -100,9 +101,11 @@ def connect(uri: str, bind_dn: str | None, password: str | None, ca_file: str | 
         server = Server(uri, use_ssl=scheme == "ldaps", tls=tls, get_info=NONE,
                         connect_timeout=seconds)
         if scheme == "ldapi":
+            # sasl_credentials "": an empty authzid; without it ldap3 sends none and slapd
+            # 2.5 answers saslBindInProgress (the bind never completes)
             conn = Connection(server, authentication=SASL, sasl_mechanism=EXTERNAL,
-                              auto_bind=AUTO_BIND_NONE, receive_timeout=seconds,
-                              raise_exceptions=False)
+                              sasl_credentials="", auto_bind=AUTO_BIND_NONE,
+                              receive_timeout=seconds, raise_exceptions=False)
         else:
             conn = Connection(server, bind_dn, password, auto_bind=AUTO_BIND_NONE,
                               receive_timeout=seconds, raise_exceptions=False)
@@ -139,6 +142,36 @@ def _result(conn: Connection) -> str:
     return " ".join(str(x) for x in (r.get("description"), r.get("message")) if x) or "no answer"
 
 
+def _entry_fast(response: Any, schema: Any, custom_formatter: Any,
+                check_names: bool) -> dict[str, Any]:
+    """ldap3's ``search_result_entry_response_to_dict_fast`` for :func:`read_live`: the DN and
+    the values decoded once, as UTF-8 text, into the tuples the planner compares. ldap3's own
+    builds two case-insensitive dicts per entry (values formatted, then raw) through its
+    configuration lookups: about half of reading 50,000 entries (benchmarks/README.md,
+    bench_migrate). The values are the same (tests/unit/test_live.py)."""
+    attrs: dict[str, tuple[str, ...]] = {}
+    for attribute in response[1][3]:
+        values = attribute[3][1][3]
+        if values:
+            attrs[bytes(attribute[3][0][3]).decode("utf-8")] = tuple(
+                bytes(v[3]).decode("utf-8") for v in values)
+    return {"raw_dn": response[0][3], "dn": bytes(response[0][3]).decode("utf-8"),
+            "raw_attributes": {}, "attributes": {}, "mailgov_attributes": attrs}
+
+
+@contextmanager
+def _fast_entries() -> Iterator[None]:
+    """:func:`_entry_fast` in place of ldap3's while one search runs (the CLI is one thread)."""
+    import ldap3.strategy.base as strategy
+
+    saved = strategy.search_result_entry_response_to_dict_fast
+    strategy.search_result_entry_response_to_dict_fast = _entry_fast
+    try:
+        yield
+    finally:
+        strategy.search_result_entry_response_to_dict_fast = saved
+
+
 def read_live(conn: Connection, base_dn: str) -> LiveState:
     """ONE paged search (page size 1000) of the subtree under ``base_dn``.
 
@@ -147,21 +180,13 @@ def read_live(conn: Connection, base_dn: str) -> LiveState:
     """
     out: dict[str, Attrs] = {}
     try:
-        for item in conn.extend.standard.paged_search(
-            base_dn, "(objectClass=*)", search_scope=SUBTREE, attributes=list(READ_ATTRS),
-            paged_size=PAGE_SIZE, generator=True,
-        ):
-            if item.get("type") != "searchResEntry":
-                continue  # referrals and the like: the provider holds everything
-            raw = item.get("raw_attributes") or {}
-            out[normalise_dn(item["dn"])] = {
-                name: tuple(v.decode("utf-8") if isinstance(v, bytes) else str(v)
-                            for v in values)
-                for name, values in raw.items() if values
-            }
+        with _fast_entries():
+            out = _read(conn, base_dn)
     except LDAPException as exc:
         raise LiveError(f"reading {base_dn} failed: {_explain(exc, str(conn.server), conn.user)}"
                         ) from None
+    except UnicodeDecodeError as exc:
+        raise LiveError(f"reading {base_dn} failed: a value is not UTF-8 ({exc})") from None
     result = conn.result or {}
     code = result.get("result", 0)
     if code == 32:
@@ -169,6 +194,27 @@ def read_live(conn: Connection, base_dn: str) -> LiveState:
                         "organization.base_dn and that the directory role has run")
     if code not in (0, None):
         raise LiveError(f"reading {base_dn} failed: {_result(conn)}")
+    return out
+
+
+def _read(conn: Connection, base_dn: str) -> dict[str, Attrs]:
+    out: dict[str, Attrs] = {}
+    for item in conn.extend.standard.paged_search(
+        base_dn, "(objectClass=*)", search_scope=SUBTREE, attributes=list(READ_ATTRS),
+        paged_size=PAGE_SIZE, generator=True,
+    ):
+        if item.get("type") != "searchResEntry":
+            continue  # referrals and the like: the provider holds everything
+        fast = item.get("mailgov_attributes")
+        if fast is not None:
+            out[normalise_dn(item["dn"])] = fast
+            continue
+        raw = item.get("raw_attributes") or {}
+        out[normalise_dn(item["dn"])] = {
+            name: tuple(v.decode("utf-8") if isinstance(v, bytes) else str(v)
+                        for v in values)
+            for name, values in raw.items() if values
+        }
     return out
 
 

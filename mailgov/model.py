@@ -45,6 +45,9 @@ class AliasDomain:
     domain: str
     until: str | None = None  # YYYY-MM-DD
     request: str | None = None
+    # A dated domain switch: this domain stays the primary until this day (then the
+    # organisation's ``domain`` is; None: the switch is done or the domain never was primary).
+    primary_until: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +194,16 @@ class PreviousAddress:
 
 
 @dataclass(frozen=True, slots=True)
+class MovedFrom:
+    """``moved_from``: the unit a mailbox was in before a move dated ``date`` (a future date
+    schedules the move; a past one is history)."""
+
+    unit: str
+    date: str  # YYYY-MM-DD the move takes effect
+    request: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Reserved:
     """An address never given to anyone else (top-level ``reserved``)."""
 
@@ -238,6 +251,7 @@ class Mailbox:
     # the planner matches by address, as before ids). Recorded as mailUidNumber; names the
     # store. Never the address: see docs/reconcile.md, "Invariants".
     id: int | None = None
+    moved_from: MovedFrom | None = None  # a dated move (issue 14 item 4)
 
     @property
     def renamed_from(self) -> str | None:
@@ -388,13 +402,16 @@ def build(data: Mapping[str, Any]) -> Directory:
                 () if (prev := m.get("renamed_from")) is None else _previous(prev),
                 (m.get("change") or {}).get("request"),
                 m.get("id"),
+                None if (mv := m.get("moved_from")) is None
+                else MovedFrom(mv["unit"], mv["date"], mv.get("request")),
             )
         )
     return Directory(
         data["version"],
         Organization(org["name"], org["domain"], org["base_dn"], org["it_unit"],
                      org.get("name_en"),
-                     tuple(AliasDomain(i, a["domain"], a.get("until"), a.get("request"))
+                     tuple(AliasDomain(i, a["domain"], a.get("until"), a.get("request"),
+                                       a.get("primary_until"))
                            for i, a in enumerate(org.get("alias_domains") or ()))),
         policy,
         tuple(units),

@@ -362,7 +362,9 @@ def _domain_reason(d: Directory, have: Attrs) -> str | None:
 
 def _change_reason(m: Mailbox, kind: str) -> str:
     """The request that caused this change (issue 14 item 6): the record's ``change``
-    request, a rename's own request, else the record's request."""
+    request, a rename's or a dated move's own request, else the record's request."""
+    if kind == "move" and m.moved_from is not None and m.moved_from.request:
+        return m.moved_from.request
     if m.change_request:
         return m.change_request
     if kind == "rename" and m.previous and m.previous[-1].request:

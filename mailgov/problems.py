@@ -73,6 +73,8 @@ RULES: dict[str, str] = {
     "MG225": "dissolved units name each other as successors (a cycle)",
     "MG226": "a mailbox or sub-unit is still in a dissolved unit",
     "MG227": "a suspension ends before or when it starts",
+    "MG228": "a dated move names its own unit, or a unit that is gone while the move is to come",
+    "MG229": "a domain switch: two pending at once, or the old domain's alias period ends first",
     # --- lifecycle ---
     "MG301": "a suspended mailbox has no `suspended` block",
     "MG302": "a cancelled mailbox has no `cancelled` block",

@@ -107,7 +107,12 @@ def load_facts(path: str | Path, *, today: date | None = None) -> dict[str, Any]
     result = validate(path, today=today)
     if not result.ok or result.directory is None:
         raise DataProblems(name, [p.format() for p in result.problems])
-    return facts(result.directory, str(Path(path).resolve()))
+    # A dated domain switch (alias_domains[].primary_until) is not in force before its day:
+    # the roles get the domains of ``today``, as the planner writes the directory for it.
+    from mailgov.dated import as_of
+
+    directory, _ = as_of(result.directory, today or date.today())
+    return facts(directory, str(Path(path).resolve()))
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -32,7 +32,7 @@ from mailgov.batchschema import BatchCheck
 from mailgov.directory import former_unit_locals
 from mailgov.i18n import N_, _, ngettext
 from mailgov.loader import MAX_REPORTED, Loaded, LoadError, Locator, char_name, load
-from mailgov.model import Directory, Mailbox, Unit, build
+from mailgov.model import AliasDomain, Directory, Mailbox, Unit, build
 from mailgov.naming import NamingError, NamingPolicy, Person, unit_locals
 from mailgov.problems import Problem, json_path
 
@@ -435,6 +435,7 @@ class _Checker:
         self.naming = naming
         units = self.check_units()
         self.check_unit_history(units)
+        self.check_moves(units)
         unit_locals = self.unit_addresses(naming, units)
         self.check_addresses(units, unit_locals)
         self.check_mailboxes(naming, units, unit_locals)
@@ -471,6 +472,23 @@ class _Checker:
     def check_unit_history(self, units: dict[str, Unit]) -> None:
         """Dissolved units (issue 14): a live successor (MG224), no cycle (MG225), nobody and
         no sub-unit left in them (MG226); real dates, not in the future (MG306, MG304)."""
+        for u in units.values():  # a unit rename is not scheduled: its date is its day
+            for k, f in enumerate(u.formerly):
+                if f.date is None:
+                    continue
+                fpath: PathT = ("units", u.index, "formerly", k, "date")
+                when = _parse_date(f.date)
+                if when is None:
+                    self.report("MG306", fpath, _("unit {unit!r}: {value!r} is not a real "
+                                                  "date (YYYY-MM-DD)").format(unit=u.id,
+                                                                              value=f.date))
+                elif when > self.today:
+                    self.report("MG304", fpath, _("unit {unit!r}: renamed from {abbr!r} on "
+                                                  "{day}, in the future (today is {today}); a "
+                                                  "unit rename cannot be scheduled: record it "
+                                                  "on its day").format(
+                                                  unit=u.id, abbr=f.abbr, day=f.date,
+                                                  today=self.today.isoformat()))
         dissolved = {u.id: u for u in units.values() if u.dissolved is not None}
         in_cycle: set[str] = set()
         for u in dissolved.values():
@@ -540,6 +558,7 @@ class _Checker:
         not before today (MG223: the period is over, remove the entry)."""
         org = self.d.organization
         seen = {org.domain.lower(): "organization.domain"}
+        switches: list[AliasDomain] = []
         for a in org.alias_domains:
             path: PathT = ("organization", "alias_domains", a.index, "domain")
             first = seen.get(a.domain.lower())
@@ -550,6 +569,7 @@ class _Checker:
                                              domain=a.domain, first=first))
                 continue
             seen[a.domain.lower()] = f"alias_domains[{a.index}]"
+            switch = self._switch_day(a, switches)
             if a.until is None:
                 continue
             upath: PathT = ("organization", "alias_domains", a.index, "until")
@@ -558,6 +578,13 @@ class _Checker:
                 self.report("MG306", upath, _("alias domain {domain!r}: {until!r} is "
                                               "not a real date (YYYY-MM-DD)").format(
                                               domain=a.domain, until=a.until))
+            elif switch is not None and end <= switch:
+                self.report("MG229", upath, _("alias domain {domain!r}: its alias period ends "
+                                              "({until}) before or when the switch to {new} "
+                                              "takes effect ({day}); `until` must be after "
+                                              "`primary_until`").format(
+                                              domain=a.domain, until=a.until, new=org.domain,
+                                              day=a.primary_until))
             elif end < self.today:
                 self.report("MG223", upath, _("alias domain {domain!r} ended on "
                                               "{until} (today is {isoformat}); its "
@@ -566,6 +593,67 @@ class _Checker:
                                               "the date").format(
                                               domain=a.domain, until=a.until,
                                               isoformat=self.today.isoformat()))
+
+    def _switch_day(self, a: AliasDomain, switches: list[AliasDomain]) -> date | None:
+        """A dated domain switch (``primary_until``): a real date (MG306); at most one still
+        to come (MG229: the plan of each day must know which domain is the primary)."""
+        if a.primary_until is None:
+            return None
+        path: PathT = ("organization", "alias_domains", a.index, "primary_until")
+        when = _parse_date(a.primary_until)
+        if when is None:
+            self.report("MG306", path, _("alias domain {domain!r}: {until!r} is "
+                                         "not a real date (YYYY-MM-DD)").format(
+                                         domain=a.domain, until=a.primary_until))
+            return None
+        if when > self.today:
+            if switches:
+                first = switches[0]
+                self.report("MG229", path, _("alias domain {domain!r}: a second domain "
+                                             "switch is scheduled ({day}) while the one from "
+                                             "{first!r} ({first_day}) is still to come; "
+                                             "schedule the next switch after that one took "
+                                             "effect").format(
+                                             domain=a.domain, day=a.primary_until,
+                                             first=first.domain, first_day=first.primary_until))
+            switches.append(a)
+        return when
+
+    def check_moves(self, units: dict[str, Unit]) -> None:
+        """Dated moves (``moved_from``): a real date (MG306); the unit before the move is
+        another unit id, still going on while the move is to come (MG228). A past move is
+        history: its unit may be gone since."""
+        for m in self.d.mailboxes:
+            mv = m.moved_from
+            if mv is None:
+                continue
+            when = _parse_date(mv.date)
+            if when is None:
+                self.report("MG306", ("mailboxes", m.index, "moved_from", "date"),
+                            _("mailbox {address!r}: {value!r} is not a real "
+                              "date (YYYY-MM-DD)").format(address=m.address, value=mv.date))
+                continue
+            path: PathT = ("mailboxes", m.index, "moved_from", "unit")
+            if mv.unit == m.unit:
+                self.report("MG228", path, _("mailbox {address!r}: moved_from names its own "
+                                             "unit {unit!r}; a move goes to another unit "
+                                             "(remove moved_from, or name the unit it "
+                                             "leaves)").format(address=m.address, unit=m.unit))
+            elif when <= self.today:
+                continue
+            elif mv.unit not in units:
+                self.report("MG228", path, _("mailbox {address!r}: moves on {day} from "
+                                             "unit {unit!r}, which is not a unit id; until "
+                                             "that day the mailbox must be in a unit that "
+                                             "exists").format(address=m.address, day=mv.date,
+                                                              unit=mv.unit))
+            elif (gone := units[mv.unit].dissolved) is not None:
+                self.report("MG228", path, _("mailbox {address!r}: moves on {day} from "
+                                             "unit {unit!r}, which is dissolved (into "
+                                             "{successor!r}); until that day the mailbox must "
+                                             "be in a unit that goes on").format(
+                                             address=m.address, day=mv.date, unit=mv.unit,
+                                             successor=gone.successor))
 
     def check_naming(self) -> NamingPolicy | None:
         try:
@@ -933,8 +1021,8 @@ class _Checker:
             self.report("MG304", path, _("mailbox {address!r}: {value} is in the "
                                          "future (today is {isoformat}); this date "
                                          "cannot be scheduled: record it when it "
-                                         "happens (a suspension, cancel or rename may "
-                                         "be dated ahead)").format(
+                                         "happens (a suspension, cancel, rename, move or "
+                                         "domain switch may be dated ahead)").format(
                                          address=m.address, value=value,
                                          isoformat=today.isoformat()))
         return d
