@@ -479,9 +479,8 @@ class _Checker:
                 fpath: PathT = ("units", u.index, "formerly", k, "date")
                 when = _parse_date(f.date)
                 if when is None:
-                    self.report("MG306", fpath, _("unit {unit!r}: {value!r} is not a real "
-                                                  "date (YYYY-MM-DD)").format(unit=u.id,
-                                                                              value=f.date))
+                    self.report("MG306", fpath, _("unit {id!r}: {date!r} is not a real date "
+                                                  "(YYYY-MM-DD)").format(id=u.id, date=f.date))
                 elif when > self.today:
                     self.report("MG304", fpath, _("unit {unit!r}: renamed from {abbr!r} on "
                                                   "{day}, in the future (today is {today}); a "
