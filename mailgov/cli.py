@@ -638,7 +638,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
         hint = " Re-run with --confirm to apply." if out.status == rec.PENDING else ""
         print(f"mailgov: {out.message}.{hint}", file=sys.stderr)
     else:
-        print(f"mailgov: error: {out.message}", file=sys.stderr)
+        print(i18n.error_line(out.message), file=sys.stderr)
     return out.exit_code
 
 
@@ -853,7 +853,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.func(args)
     except CliError as exc:
-        print(f"mailgov: error: {exc}", file=sys.stderr)
+        print(i18n.error_line(exc), file=sys.stderr)
         return exc.code
     except KeyboardInterrupt:
         return 130

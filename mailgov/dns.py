@@ -274,7 +274,9 @@ def cmd_dns(args: argparse.Namespace) -> int:
             own = read_domain_keys(key_dir, o.domain, primary=False)
             extra.append((o, records(o, own), own))
     except DnsError as exc:
-        print(f"mailgov: error: {exc}", file=sys.stderr)
+        from mailgov.i18n import error_line
+
+        print(error_line(exc), file=sys.stderr)
         return 2
     for name, found in ((domain, keys), *((o.domain, k) for o, _, k in extra)):
         if not found:

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable
 from datetime import date
 
+from mailgov import i18n
 from mailgov.i18n import _
 
 DEFAULT_DATA = "data/mailboxes.yaml"
@@ -37,7 +38,7 @@ def guarded(cmd: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Name
         try:
             return cmd(args)
         except EditCliError as exc:
-            print(f"mailgov: error: {exc}", file=sys.stderr)
+            print(i18n.error_line(exc), file=sys.stderr)
             return exc.code
 
     return run

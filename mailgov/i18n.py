@@ -84,6 +84,12 @@ def use(lang: str) -> None:
     argparse.ngettext = ngettext  # type: ignore[attr-defined]
 
 
+def error_line(message: object) -> str:
+    """``mailgov: error: MESSAGE`` in the chosen language (the prefix admins grep for stays
+    the program's name)."""
+    return _("mailgov: error: {message}").format(message=message)
+
+
 def current() -> str:
     return _active_lang
 

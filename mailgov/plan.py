@@ -48,6 +48,7 @@ from mailgov.directory import (
     former_unit_locals,
     layout_of,
 )
+from mailgov.i18n import N_, _
 from mailgov.model import Directory, Mailbox, Policy, Unit
 from mailgov.naming import NamingPolicy
 
@@ -223,7 +224,8 @@ def _deletable(attrs: tuple[str, ...]) -> frozenset[str]:
     """Of the managed ``attrs``, those a live entry may have to lose."""
     return frozenset(attrs) - _LEAVE_IF_ABSENT - _CREATE_ONLY
 _DISABLING = frozenset({"suspend", "cancel", "purge"})
-_PAST = {"suspend": "suspended", "cancel": "cancelled", "purge": "purged", "drift": "removed"}
+_PAST = {"suspend": N_("suspended"), "cancel": N_("cancelled"), "purge": N_("purged"),
+         "drift": N_("removed")}
 
 
 def _key(attr: str, value: str) -> str:
@@ -558,19 +560,23 @@ class _Planner:
                 return key, here, False
             if here is not None:  # renaming onto an entry that is someone else
                 self.explained.add(key)
-                self.refuse("MG604", f"mailbox id {ident} ({m.name}) would be renamed to "
-                            f"{e.attributes['mail'][0]}, which the directory gives to another "
-                            f"entry ({self._describe(here)}); rename one of them to a free "
-                            "address first, in its own reviewed change", path)
+                self.refuse("MG604", _("mailbox id {id} ({name}) would be renamed to "
+                                       "{address}, which the directory gives to another "
+                                       "entry ({holder}); rename one of them to a free "
+                                       "address first, in its own reviewed change").format(
+                                       id=ident, name=m.name, address=e.attributes["mail"][0],
+                                       holder=self._describe(here)), path)
                 return None, None, True
             return held, self.live[held], False
         if here is not None:
             live_id = _vals(here, IDENTITY)
             if live_id and live_id[0] != ident:
-                self.refuse("MG604", f"{e.attributes['mail'][0]} is held in the directory by "
-                            f"another mailbox ({self._describe(here)}); record id {ident} "
-                            "cannot take it: its old holder keeps it (retention, then the "
-                            "archive), choose another address", path)
+                self.refuse("MG604", _("{address} is held in the directory by another "
+                                       "mailbox ({holder}); record id {id} cannot take it: "
+                                       "its old holder keeps it (retention, then the "
+                                       "archive), choose another address").format(
+                                       address=e.attributes["mail"][0],
+                                       holder=self._describe(here), id=ident), path)
                 return None, None, True
             return key, here, False  # made before ids: taken over by its address
         for prev in reversed(m.previous):  # the latest rename first
@@ -837,11 +843,13 @@ def _drift(planner: _Planner) -> list[Change]:
         if ident:
             # A record mailgov made an entry for is gone from the data: it may leave only
             # after its purge (the entry is then gone too). Never drift, never deleted.
-            planner.refuse("MG603", f"{mail[0] if mail else key}: the record of mailbox id "
-                           f"{ident[0]} is no longer in the data, but the directory still "
-                           f"holds its entry ({planner._describe(have)}); put the record back "
-                           "(to close the mailbox, set state: cancelled: its mail is kept for "
-                           "the retention, then archived and purged)", ("mailboxes",))
+            planner.refuse("MG603", _("{address}: the record of mailbox id {id} is no "
+                                      "longer in the data, but the directory still holds its "
+                                      "entry ({holder}); put the record back (to close the "
+                                      "mailbox, set state: cancelled: its mail is kept for "
+                                      "the retention, then archived and purged)").format(
+                                      address=mail[0] if mail else key, id=ident[0],
+                                      holder=planner._describe(have)), ("mailboxes",))
         out.append(Change("drift", key, mail[0] if mail else key.split(",", 1)[0], unit,
                           before=dict(have), after=None))
     # Deletion order: groups first (they reference people), deepest DNs first.
@@ -901,18 +909,21 @@ def _holders(planner: _Planner, deleted: set[str]) -> None:
         if home and key not in deleted:
             homes.setdefault(home[0], set()).add(who)
     for what in sorted(moved):
-        planner.refuse("MG605", f"address {what}: an address would reach another mailbox than "
-                       "it does today; free it in one reviewed change (remove it, apply), then "
-                       "give it in another")
+        planner.refuse("MG605", _("address {what}: an address would reach another mailbox "
+                                  "than it does today; free it in one reviewed change (remove "
+                                  "it, apply), then give it in another").format(what=what))
     for addr, who in sorted(after.items()):
         if len(who) > 1:
-            planner.refuse("MG606", f"address {addr} would be held by {len(who)} entries "
-                           f"({', '.join(sorted(who))}); a unit or mailbox renamed while its "
-                           "old entry stays keeps the address: remove the old one first")
+            planner.refuse("MG606", _("address {address} would be held by {count} entries "
+                                      "({holders}); a unit or mailbox renamed while its old "
+                                      "entry stays keeps the address: remove the old one "
+                                      "first").format(address=addr, count=len(who),
+                                                      holders=", ".join(sorted(who))))
     for home, who in sorted(homes.items()):
         if len(who) > 1:
-            planner.refuse("MG606", f"mail store {home} would belong to {', '.join(sorted(who))};"
-                           " two mailboxes never share a store")
+            planner.refuse("MG606", _("mail store {home} would belong to {holders}; two "
+                                      "mailboxes never share a store").format(
+                                      home=home, holders=", ".join(sorted(who))))
 
 
 def _refusals(planner: _Planner, guards: Guards, changes: list[Change],
@@ -927,9 +938,11 @@ def _refusals(planner: _Planner, guards: Guards, changes: list[Change],
         hit = sorted(_addresses(c, live) & protected)
         if hit:
             what = _PAST.get(c.kind, "removed")
-            out.append(f"MG602 protected account {c.subject} ({', '.join(hit)}) would be "
-                       f"{what}; protected accounts ({guards.source}) are never disabled or "
-                       "removed by a plan")
+            out.append("MG602 " + _("protected account {subject} ({addresses}) would be "
+                                    "{what}; protected accounts ({source}) are never disabled "
+                                    "or removed by a plan").format(
+                                    subject=c.subject, addresses=", ".join(hit), what=_(what),
+                                    source=guards.source))
     people_suffix = "," + normalise_dn(layout_of(d).container("people"))
     total = sum(1 for k in live if k.endswith(people_suffix))
     # Everything that stops an address from delivering or takes a store away counts: people
@@ -939,24 +952,32 @@ def _refusals(planner: _Planner, guards: Guards, changes: list[Change],
                                                or _vals(c.before or {}, "mail"))))
     share = guards.max_disable_share
     if total and disabling > share * total and not allow_mass_change:
-        out.append(f"MG601 mass change: the plan suspends, cancels, archives or removes "
-                   f"{disabling} of {total} mailboxes ({disabling / total:.1%}), more than "
-                   f"max_disable_share {share:.0%} ({guards.source}); check the data, or pass "
-                   "--allow-mass-change REASON")
+        out.append("MG601 " + _("mass change: the plan suspends, cancels, archives or "
+                                "removes {count} of {total} mailboxes ({ratio}), more than "
+                                "max_disable_share {share} ({source}); check the data, or "
+                                "pass --allow-mass-change REASON").format(
+                                count=disabling, total=total, ratio=f"{disabling / total:.1%}",
+                                share=f"{share:.0%}", source=guards.source))
     if _reason(allow_mass_change):
         return out  # an override that names its reason passes every cap (noted in the plan)
     addressed, total_addressed, modified, total_entries = change_counts(changes, live)
     for rule, what, count, of, cap in (
-            ("MG609", "changes the addresses (mail, aliases) of", addressed, total_addressed,
-             guards.max_address_change_share),
-            ("MG610", "modifies", modified, total_entries, guards.max_modify_share)):
+            ("MG609", _("mass change: the plan changes the addresses (mail, aliases) of "
+                        "{count} of {of} entries ({ratio}), more than {name} {cap} (floor "
+                        "{floor}, {source}); check the data, or pass --allow-mass-change "
+                        "REASON naming the decision (shown in the plan)"),
+             addressed, total_addressed, guards.max_address_change_share),
+            ("MG610", _("mass change: the plan modifies {count} of {of} entries ({ratio}), "
+                        "more than {name} {cap} (floor {floor}, {source}); check the data, or "
+                        "pass --allow-mass-change REASON naming the decision (shown in the "
+                        "plan)"),
+             modified, total_entries, guards.max_modify_share)):
         limit = max(guards.cap_floor, cap * of)
         if count > limit:
             name = "max_address_change_share" if rule == "MG609" else "max_modify_share"
-            out.append(f"{rule} mass change: the plan {what} {count} of {of} entries "
-                       f"({count / max(of, 1):.1%}), more than {name} {cap:.0%} (floor "
-                       f"{guards.cap_floor}, {guards.source}); check the data, or pass "
-                       "--allow-mass-change REASON naming the decision (shown in the plan)")
+            out.append(f"{rule} " + what.format(
+                count=count, of=of, ratio=f"{count / max(of, 1):.1%}", name=name,
+                cap=f"{cap:.0%}", floor=guards.cap_floor, source=guards.source))
     return out
 
 

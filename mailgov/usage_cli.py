@@ -16,7 +16,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from mailgov import usage
+from mailgov import i18n, usage
 from mailgov.i18n import LANGUAGES
 
 DEFAULT_DATA = "data/mailboxes.yaml"
@@ -96,7 +96,7 @@ def _run(func: Any, args: argparse.Namespace) -> int:
     try:
         code: int = func(args)
     except (UsageCliError, usage.SnapshotError) as exc:
-        print(f"mailgov: error: {exc}", file=sys.stderr)
+        print(i18n.error_line(exc), file=sys.stderr)
         return 2
     return code
 

@@ -22,13 +22,10 @@ from babel.messages.pofile import read_po, write_po
 
 REPO = Path(__file__).resolve().parent.parent
 LOCALE = REPO / "mailgov" / "locale"
-# Files whose _("…"), N_("…") and ngettext("…", "…") strings are catalogued: reports and
-# published pages, validate's messages (validate, loader, include), the plan's Markdown, the
-# command line's own words. Command help is collected from the parsers (help_strings).
-SOURCES = ("mailgov/usage_report.py", "mailgov/publish.py", "mailgov/validate.py",
-           "mailgov/loader.py", "mailgov/include.py", "mailgov/report_plan.py",
-           "mailgov/cli.py", "mailgov/i18n.py", "mailgov/naming.py", "mailgov/edit.py",
-           "mailgov/mailbox_edit.py", "mailgov/edit_cli.py", "mailgov/importer.py")
+# Every module's _("…"), N_("…") and ngettext("…", "…") strings are catalogued (what admins
+# and units read: validate's and the planner's messages, the plan's Markdown, reports, pages,
+# the command line's own words). Command help is collected from the parsers (help_strings).
+SOURCES = tuple(sorted(str(p.relative_to(REPO)) for p in (REPO / "mailgov").glob("*.py")))
 KEYWORDS = {"_": None, "N_": None, "ngettext": (1, 2)}
 LANGUAGES = ("vi",)
 STAMP = datetime(2026, 12, 7, tzinfo=UTC)

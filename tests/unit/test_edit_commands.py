@@ -397,7 +397,7 @@ def test_add_gives_the_address_mailgov_address_proposes(
 
 
 @pytest.mark.parametrize(("lang", "expected"), [
-    ("vi", "mailgov: error: tệp sau khi sửa sẽ không hợp lệ; chưa ghi gì:\n"
+    ("vi", "mailgov: lỗi: tệp sau khi sửa sẽ không hợp lệ; chưa ghi gì:\n"
      "{data}:56:5: MG214 đơn vị 'vpb': người đứng đầu 'nhhung' là hộp thư cá nhân ở trạng "
      "thái đã hủy"),
     ("en", "mailgov: error: the edited file would not validate; nothing was written:\n"
@@ -414,7 +414,7 @@ def test_an_edit_refused_by_a_rule_says_why_in_the_chosen_language(
 
 
 @pytest.mark.parametrize(("env", "argv", "expected"), [
-    ({"LANG": "vi_VN.UTF-8"}, [], "mailgov: error: nvthanh đang hoạt động: không có gì để "
+    ({"LANG": "vi_VN.UTF-8"}, [], "mailgov: lỗi: nvthanh đang hoạt động: không có gì để "
      "khôi phục\n"),
     ({"LANG": "vi_VN.UTF-8"}, ["--lang", "en"], "mailgov: error: nvthanh is active: nothing to "
      "restore\n"),
@@ -435,7 +435,7 @@ def test_an_edit_follows_the_locale_unless_lang_is_given(
     ("vi", ["{f}:2: unit: không có đơn vị 'vbp'; có phải là vp, vpb?",
             "{f}:3: name: 'Nguyễn' không có tên: hãy ghi đủ họ và tên, họ trước "
             "(Nguyễn Văn Long)"],
-     "mailgov: error: {f}: không nhập gì (2 lỗi)\n"),
+     "mailgov: lỗi: {f}: không nhập gì (2 lỗi)\n"),
     ("en", ["{f}:2: unit: unknown unit 'vbp'; did you mean vp, vpb?",
             "{f}:3: name: 'Nguyễn' has no given name: write the full name, surname first "
             "(Nguyễn Văn Long)"],

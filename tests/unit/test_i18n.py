@@ -1,9 +1,11 @@
 """Vietnamese for the command line (issue 15 item 4): language choice, a few messages of
-validate, the plan's Markdown and the help in both languages, and a catalog that covers
-every string (tools/i18n.py --check, as `make i18n` leaves it)."""
+validate and of the planner's refusals, the error prefix, the plan's Markdown and the help in
+both languages, and a catalog that covers every string (tools/i18n.py --check, as
+`make i18n` leaves it)."""
 
 from __future__ import annotations
 
+import copy
 import re
 import subprocess
 import sys
@@ -187,3 +189,31 @@ def test_naming_policy_error_in_vietnamese(capsys: pytest.CaptureFixture[str]) -
     err = capsys.readouterr().err
     assert code == 2
     assert "họ tên '!!! ???' không có chữ cái nào để tạo địa chỉ" in err, err
+
+
+def test_planner_refusals_in_both_languages() -> None:
+    """The planner's refusals (MG6xx) speak the chosen language; the rule id stays first."""
+    have = _base()
+    want = copy.deepcopy(have)
+    boxes = {m["address"]: m for m in want["mailboxes"]}
+    boxes["natuan"]["aliases"] = []
+    boxes["natuan2"]["aliases"] = ["tuan.na"]  # an alias moving to another person: MG605
+    i18n.use("en")
+    en = [r for r in plan(build(want), live_of(have), today=TODAY).refusals
+          if r.startswith("MG605")]
+    i18n.use("vi")
+    vi = [r for r in plan(build(want), live_of(have), today=TODAY).refusals
+          if r.startswith("MG605")]
+    assert len(en) == len(vi) == 1
+    assert "an address would reach another mailbox than it does today" in en[0], en
+    assert "địa chỉ sẽ chuyển thư đến một hộp thư khác với hiện nay" in vi[0], vi
+    assert "(id:1 -> id:3)" in vi[0]  # the facts stay as they are
+
+
+def test_error_prefix_in_both_languages(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["restore", "nvthanh", "--request", "1/QĐ", "--lang", "vi",
+                 "--data", str(SAMPLE), "--dry-run"]) == 1
+    assert capsys.readouterr().err.startswith("mailgov: lỗi: ")
+    assert main(["restore", "nvthanh", "--request", "1/QĐ", "--lang", "en",
+                 "--data", str(SAMPLE), "--dry-run"]) == 1
+    assert capsys.readouterr().err.startswith("mailgov: error: ")
