@@ -30,7 +30,8 @@ from mailgov.loader import load
 
 pytestmark = pytest.mark.lab
 
-DUE_DATA = LAB_DIR / "due" / "mailboxes.yaml"  # the timer's data copy (on client)
+CONTROLLER = Path("/opt/mailgov")  # lab/due-timer's copy of this checkout on client
+DUE_DATA = CONTROLLER / LAB_DIR.relative_to(REPO) / "due" / "mailboxes.yaml"  # its data
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +69,7 @@ def test_timer_is_enabled_with_a_next_run(installed: str,
     # the unit that runs is the repository's, with only the paths given by the drop-in
     link = host_run("client", "readlink /etc/systemd/system/mailgov-due.service "
                               "/etc/systemd/system/mailgov-due.timer")
-    assert link.stdout.split() == [str(REPO / "lab/systemd" / u) for u in
+    assert link.stdout.split() == [str(CONTROLLER / "lab/systemd" / u) for u in
                                    ("mailgov-due.service", "mailgov-due.timer")], link.stdout
     cat = host_run("client", "systemctl cat mailgov-due.service")
     assert "playbooks/reconcile.yml" in cat.stdout and f"MAILGOV_DATA={DUE_DATA}" in cat.stdout
