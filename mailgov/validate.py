@@ -572,12 +572,10 @@ class _Checker:
             if a.until is None:
                 continue
             upath: PathT = ("organization", "alias_domains", a.index, "until")
-            end = _parse_date(a.until)
+            end = self._alias_date(a, "until", a.until)
             if end is None:
-                self.report("MG306", upath, _("alias domain {domain!r}: {until!r} is "
-                                              "not a real date (YYYY-MM-DD)").format(
-                                              domain=a.domain, until=a.until))
-            elif switch is not None and end <= switch:
+                continue
+            if switch is not None and end <= switch:
                 self.report("MG229", upath, _("alias domain {domain!r}: its alias period ends "
                                               "({until}) before or when the switch to {new} "
                                               "takes effect ({day}); `until` must be after "
@@ -599,13 +597,8 @@ class _Checker:
         if a.primary_until is None:
             return None
         path: PathT = ("organization", "alias_domains", a.index, "primary_until")
-        when = _parse_date(a.primary_until)
-        if when is None:
-            self.report("MG306", path, _("alias domain {domain!r}: {until!r} is "
-                                         "not a real date (YYYY-MM-DD)").format(
-                                         domain=a.domain, until=a.primary_until))
-            return None
-        if when > self.today:
+        when = self._alias_date(a, "primary_until", a.primary_until)
+        if when is not None and when > self.today:
             if switches:
                 first = switches[0]
                 self.report("MG229", path, _("alias domain {domain!r}: a second domain "
@@ -618,6 +611,15 @@ class _Checker:
             switches.append(a)
         return when
 
+    def _alias_date(self, a: AliasDomain, key: str, value: str) -> date | None:
+        """alias_domains[i].KEY as a date; MG306 when it is not a real one."""
+        when = _parse_date(value)
+        if when is None:
+            self.report("MG306", ("organization", "alias_domains", a.index, key),
+                        _("alias domain {domain!r}: {until!r} is not a real date "
+                          "(YYYY-MM-DD)").format(domain=a.domain, until=value))
+        return when
+
     def check_moves(self, units: dict[str, Unit]) -> None:
         """Dated moves (``moved_from``): a real date (MG306); the unit before the move is
         another unit id, still going on while the move is to come (MG228). A past move is
@@ -626,11 +628,9 @@ class _Checker:
             mv = m.moved_from
             if mv is None:
                 continue
-            when = _parse_date(mv.date)
+            # a move may be dated ahead: no today, no MG304
+            when = self._date(mv.date, ("mailboxes", m.index, "moved_from", "date"), None, m)
             if when is None:
-                self.report("MG306", ("mailboxes", m.index, "moved_from", "date"),
-                            _("mailbox {address!r}: {value!r} is not a real "
-                              "date (YYYY-MM-DD)").format(address=m.address, value=mv.date))
                 continue
             path: PathT = ("mailboxes", m.index, "moved_from", "unit")
             if mv.unit == m.unit:
