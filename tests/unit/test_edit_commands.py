@@ -552,3 +552,13 @@ def test_a_file_with_crlf_line_endings_keeps_them_on_the_lines_an_edit_writes(
     assert after != before
     assert after.count(b"\n") == after.count(b"\r\n")  # not one bare LF
     assert validate(data).ok
+
+
+def test_a_value_not_found_is_refused_with_its_reason(data: Path) -> None:
+    """Edit.set_scalar names what it could not find (its position tuple once shadowed the
+    catalog's `_`, so this refusal raised TypeError instead)."""
+    from mailgov.edit import Edit, EditError
+
+    e = Edit.open(data)
+    with pytest.raises(EditError, match=r"cannot find 'domain: no-such\.example' to change"):
+        e.set_scalar(("organization", "domain"), "domain", "no-such.example", "x.example")

@@ -152,3 +152,16 @@ def test_an_existing_reserved_list_is_extended_and_repeats_are_not_added(
         "  - { address: lthoa, id: 3," in text
     got = [r["address"] for r in yaml.safe_load(text)["reserved"]]
     assert got == ["hoa.lt", "lthoa", "lethihoa", "hoa.le"]
+
+
+def test_a_dry_run_prints_the_diff_and_writes_nothing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = _data(tmp_path)
+    before = data.read_bytes()
+    assert main(["reserve-purged", "--archived", str(_manifest(tmp_path, f"lthoa{D}")),
+                 "--today", DUE, "--data", str(data), "--dry-run"]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith(f"--- a/{data}\n+++ b/{data}\n"), out
+    assert "\n-  - address: lthoa\n" in out and '\n+  - { address: lethihoa, id: 3, ' in out
+    assert "(dry run: nothing written)" in err
+    assert data.read_bytes() == before
