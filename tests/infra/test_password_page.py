@@ -402,15 +402,20 @@ def chromium(name: str, ip: str, spki: str | None, profile: str) -> Any:
     return webdriver.Chrome(options=opts, service=Service(CHROMEDRIVER))
 
 
-def _poll(cond: Callable[[], Any], what: str, timeout: float = 60) -> Any:
-    """Poll cond until it returns something truthy (a loaded 2-core CI machine is slow)."""
+def wait_for(cond: Callable[[], Any], what: str, timeout: float = 60) -> Any:
+    """Poll cond until it returns something truthy (no fixed sleeps; 60 s: a loaded 2-core
+    CI machine is slow). The browser tests of webmail share it."""
     deadline = time.monotonic() + timeout
+    last: Exception | None = None
     while time.monotonic() < deadline:
-        got = cond()
-        if got:
-            return got
+        try:
+            got = cond()
+            if got:
+                return got
+        except Exception as exc:
+            last = exc
         time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"timed out waiting for {what} ({last})")
 
 
 @pytest.mark.control("PWWEB-07", "Password page: a real browser fills the form and gets success")
@@ -446,7 +451,7 @@ def test_real_browser_change(
         drv.find_element(By.ID, "submit").click()
         # click() returns before the POST's answer replaces the page: poll for the result
         # (CI under load: "Unable to locate element: [id=result]" right after the click).
-        result = _poll(lambda: drv.find_elements(By.ID, "result"), "the result")[0]
+        result = wait_for(lambda: drv.find_elements(By.ID, "result"), "the result")[0]
         assert result.text == MESSAGES["vi"]["ok"], result.text
         assert "ok" in (result.get_attribute("class") or "")
         # The stylesheet applied (CSP default-src 'self' allows it) and nothing was blocked.

@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 import secrets
 import shlex
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from typing import Any
 import pytest
 from authprobe import CA_ON_CLIENT, Probe, imap_steps
 from mailhelpers import fetch_delivered, known_passwords, swaks, token
-from test_password_page import chromium, page_spki_hash
+from test_password_page import chromium, page_spki_hash, wait_for
 
 from lab.labenv import lab_dir, lab_id
 
@@ -120,21 +119,6 @@ def browser(browsers: Browsers) -> Iterator[Callable[[], Any]]:
     finally:
         for d in taken:
             browsers.give_back(d)
-
-
-def wait_for(cond: Callable[[], Any], what: str, timeout: float = WAIT) -> Any:
-    """Poll cond until it returns something truthy (no fixed sleeps)."""
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            got = cond()
-            if got:
-                return got
-        except Exception as exc:
-            last = exc
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what} ({last})")
 
 
 def login(drv: Any, url: str, user: str, password: str) -> None:
