@@ -14,6 +14,9 @@ The same machinery makes the edits of people's records (issue 15: ``mailgov add`
 files it includes, a record is edited in the file that holds it, and the check loads the
 edited texts in memory (nothing is written before they validate). :func:`item`,
 :func:`replace_value`, :func:`add_key` and :func:`remove_key` change one key of one record.
+
+Every edit keeps CODEOWNERS with the data (:meth:`Edit.write`, mailgov/codeowners.py): a unit's
+first own file must be reviewed by its approvers in the very pull request that adds it.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
@@ -36,10 +40,24 @@ from mailgov.i18n import _
 from mailgov.loader import Loaded, LoadError, StrictLoader, load, load_file
 from mailgov.model import Directory, Mailbox, build
 
+if TYPE_CHECKING:
+    from mailgov.validate import Result
+
 
 class EditError(ValueError):
     """The edit cannot be made (unknown unit, wrong domain, the result would not validate);
     one message, nothing written."""
+
+
+@dataclass(frozen=True)
+class Owners:
+    """The CODEOWNERS file an edit rewrites: where, as it is (None: not there yet), as
+    `mailgov codeowners` writes it for the edited data, and the repository it serves."""
+
+    path: Path
+    old: str | None
+    new: str
+    root: Path
 
 
 @dataclass
@@ -61,6 +79,11 @@ class Edit:
     original: dict[str, str] = field(default_factory=dict)
     #: Files the edit starts (a unit's own file): not on disk until written.
     created: set[str] = field(default_factory=set)
+    #: CODEOWNERS to rewrite with the data (set by :meth:`write`; None: left as it is).
+    owners: Owners | None = None
+    #: One line each for the admin besides the summary (CODEOWNERS rewritten, or to be
+    #: updated by hand), set by :meth:`write`.
+    notes: list[str] = field(default_factory=list)
     _starts: dict[str, list[int]] = field(default_factory=dict, repr=False)
     _newlines: dict[str, list[int]] = field(default_factory=dict, repr=False)
 
@@ -192,13 +215,24 @@ class Edit:
             if name in self.created:  # as git shows a new file
                 hunks[0] = "--- /dev/null\n"
             out += hunks
+        if self.owners is not None:
+            from mailgov.codeowners import _shown
+
+            name = _shown(self.owners.path)
+            hunks = unified_diff((self.owners.old or "").splitlines(keepends=True),
+                                 self.owners.new.splitlines(keepends=True), name)
+            if self.owners.old is None:
+                hunks[0] = "--- /dev/null\n"
+            out += hunks
         return "".join(out)
 
-    def check(self, *, today: date | None = None, texts: dict[str, str] | None = None) -> None:
+    def check(self, *, today: date | None = None,
+              texts: dict[str, str] | None = None) -> Result:
         """Load and validate the edited files as they would be written (in memory, one load
-        of every file, the same checks as `mailgov validate`); EditError with the problems.
-        A date ahead of ``today`` (default: the real day) is a scheduled step."""
-        from mailgov.validate import check, gc_paused
+        of every file, the same checks as `mailgov validate`); EditError with the problems,
+        else the valid result. A date ahead of ``today`` (default: the real day) is a
+        scheduled step."""
+        from mailgov.validate import Result, check, gc_paused
 
         if texts is None:
             texts = self.changed()
@@ -207,10 +241,12 @@ class Edit:
         def read(name: str | Path) -> Loaded:
             return load_file(name, edited.get(str(name)))
 
+        result = Result(self.main)
         with gc_paused():
             try:
                 loaded = include.resolve(read(self.main), read, self.created)
-                problems = check(loaded, today=today).problems
+                result = check(loaded, today=today)
+                problems = result.problems
             except LoadError as exc:
                 problems = exc.problems
             except include.IncludeError as exc:
@@ -221,17 +257,58 @@ class Edit:
                 if len(problems) > 20 else ""
             raise EditError(_("the edited file would not validate; nothing was written:")
                             + f"\n{shown}{more}")
+        return result
 
     def write(self, *, today: date | None = None, dry_run: bool = False) -> str:
         """Validate the edited text, then replace each changed file atomically; returns the
         main file's text. A text that does not validate is never written (EditError with
-        the problems)."""
+        the problems). CODEOWNERS follows the data (:meth:`_owners`), written after it: a
+        unit's first own file is then routed to its approvers in the same pull request."""
+        from mailgov import codeowners
+
         texts = self.changed()
-        self.check(today=today, texts=texts)
+        result = self.check(today=today, texts=texts)
+        self._owners(result, dry_run)
         if not dry_run:
             for name, text in texts.items():
                 _replace(Path(name), text)
+            if self.owners is not None:
+                codeowners.write(result, self.owners.path, self.owners.root)
         return texts.get(self.main, self.original[self.main])
+
+    def _owners(self, result: Result, dry_run: bool) -> None:
+        """What the edit does to CODEOWNERS, for valid edited data that names approvers:
+        one `mailgov codeowners` made (its mark), or none yet, becomes what that command
+        writes for the edited data (unchanged when it is that already); a hand-written one
+        is never touched, and the admin is told to update it when the edit changes who owns
+        which file (a unit's first own file, records leaving one)."""
+        from mailgov import codeowners
+        from mailgov.validate import Result
+
+        self.owners, self.notes = None, []
+        d = result.directory
+        if d is None or not codeowners.declared(d):
+            return
+        root = codeowners.repo_root(self.main)
+        new = codeowners.render(result, root)
+        found = codeowners.find(root)
+        old = None
+        if found is not None:
+            old = found.read_text(encoding="utf-8", errors="replace")
+            if not old.startswith(codeowners.MARK):
+                before = Result(self.main, [], self.directory,
+                                loaded=self.loaded if self.loaded.parts is not None else None)
+                if codeowners.render(before, root) != new:
+                    self.notes.append(_("{path} is not made by `mailgov codeowners`: update "
+                                        "it by hand for this edit").format(
+                                            path=codeowners._shown(found)))
+                return
+            if old.splitlines() == new.splitlines():
+                return  # what `mailgov validate` accepts: left byte for byte
+        self.owners = Owners(found or root / codeowners.DEFAULT_PLACE, old, new, root)
+        what = _("{path}: would be rewritten as `mailgov codeowners` writes it") if dry_run \
+            else _("{path}: rewritten as `mailgov codeowners` writes it; commit it with the data")
+        self.notes.append(what.format(path=codeowners._shown(self.owners.path)))
 
 
 def _list_items(text: str, key: str) -> list[int]:

@@ -135,7 +135,8 @@ def add_parsers(sub: SubParsers) -> None:
 
 def run_edit(args: argparse.Namespace, make: Callable[[], object]) -> int:
     """Make an edit (``make`` returns a mailbox_edit.Done) and tell the admin: on a dry run
-    the unified diff on stdout; the summary on stderr. Every edit of the data file reports
+    the unified diff on stdout (CODEOWNERS's too, when the edit rewrites it); the summary
+    and the edit's notes on stderr. Every edit of the data file reports
     this way (also ``mailgov domain migrate`` and ``mailgov unit rename|merge``)."""
     from mailgov.edit import EditError
 
@@ -152,6 +153,8 @@ def run_edit(args: argparse.Namespace, make: Callable[[], object]) -> int:
     else:
         print(_("{path}: {what}; review with git diff, then plan").format(
             path=args.data, what=done.summary), file=sys.stderr)  # type: ignore[attr-defined]
+    for note in done.edit.notes:  # type: ignore[attr-defined]  # CODEOWNERS
+        print(note, file=sys.stderr)
     return 0
 
 

@@ -253,15 +253,16 @@ def table(batch: list[NewPerson], domain: str) -> str:
 def import_file(source: str | Path, data: str | Path, *, sheet: str | None = None,
                 request: str | None = None, on: date | None = None,
                 dry_run: bool = False, namesakes: bool = False
-                ) -> tuple[list[NewPerson], str]:
-    """Import ``source`` into ``data``: (the people added, the table)."""
+                ) -> tuple[list[NewPerson], str, list[str]]:
+    """Import ``source`` into ``data``: (the people added, the table, the edit's notes:
+    CODEOWNERS rewritten or to be updated by hand)."""
     rows = read_rows(source, sheet)
     if not rows:
         raise ImportError_([_("{file}: no rows below the heading").format(file=source)])
     e = Edit.open(data)
     batch = people(source, rows, e, request=request, namesakes=namesakes)
     add(data, batch, on=on, dry_run=dry_run, e=e)
-    return batch, table(batch, e.directory.organization.domain)
+    return batch, table(batch, e.directory.organization.domain), e.notes
 
 
 # --------------------------------------------------------------------------- export
@@ -359,7 +360,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     from mailgov.edit_cli import EditCliError
 
     try:
-        batch, shown = import_file(args.file, args.data, sheet=args.sheet,
+        batch, shown, notes = import_file(args.file, args.data, sheet=args.sheet,
                                    request=args.request, on=args.date, dry_run=args.dry_run,
                                    namesakes=args.namesakes)
     except ImportError_ as exc:
@@ -377,6 +378,8 @@ def cmd_import(args: argparse.Namespace) -> int:
                                       "added {n} mailboxes; review with git diff, then plan",
                                       len(batch))
     print(f"{args.data}: " + what.format(n=len(batch)), file=sys.stderr)
+    for note in notes:
+        print(note, file=sys.stderr)
     return 0
 
 

@@ -337,3 +337,161 @@ def test_reviewed_plan_digest_covers_the_per_unit_files(tmp_path: Path) -> None:
     unit_file.write_text(unit_file.read_text(encoding="utf-8").replace(
         "unit: ttb", "unit: ttb  # reviewed?", 1), encoding="utf-8")
     assert file_sha256(data) != before  # an edit in a unit's file changes the data digest
+
+
+# --------------------------------------------------------------------------- edits keep it
+
+
+def _owned_with_tnx(tmp_path: Path, approvers: str) -> Path:
+    """The owned split repository with unit tnx, without records yet (listed after tdkt):
+    ``approvers`` its own line (``approvers: [...]``) or ``parent: vpb`` (vpb's then)."""
+    data = _owned(tmp_path)
+    data.write_text(data.read_text(encoding="utf-8").replace(
+        "  - id: tcqldd\n", f"  - id: tnx\n    name: Vụ Thử nghiệm\n    {approvers}\n"
+        "  - id: tcqldd\n", 1), encoding="utf-8")
+    return data
+
+
+def _files(root: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _edit(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return code, out, err
+
+
+ADD_TNX = ("add", "Lê Văn Tám", "--unit", "tnx", "--request", "4/QĐ", "--date", TODAY)
+
+
+@pytest.mark.parametrize(("approvers", "owners"), [
+    ("approvers: [tnx-lead]", "@tnx-lead"),
+    ("parent: vpb", "@ntbthao @pththo"),  # a sub-unit: its department's approvers
+])
+@pytest.mark.parametrize("place", ["CODEOWNERS", ".github/CODEOWNERS", None])
+def test_an_edit_that_starts_a_units_file_rewrites_codeowners(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], approvers: str, owners: str,
+        place: str | None) -> None:
+    """The pull request that adds units/tnx.yaml asks tnx's approvers, and the admin's next
+    `mailgov validate` passes (no MG501/MG502): before this, it failed with MG502."""
+    data = _owned_with_tnx(tmp_path, approvers)
+    if place is not None:  # made by `mailgov codeowners` before; else none yet (MG501)
+        assert main(["codeowners", "--out", str(tmp_path / place), str(data)]) == 0
+    code, _out, err = _edit(capsys, *ADD_TNX, "--data", str(data))
+    assert code == 0, err
+    assert (data.parent / "units" / "tnx.yaml").is_file()
+    target = tmp_path / (place or "CODEOWNERS")
+    assert f"/data/units/tnx.yaml {owners}" in target.read_text(encoding="utf-8").splitlines()
+    assert err.splitlines()[-1] == (f"{codeowners._shown(target)}: rewritten as `mailgov "
+                                    "codeowners` writes it; commit it with the data")
+    assert [p.name for p in tmp_path.rglob("*CODEOWNERS*")] == ["CODEOWNERS"]  # no tmp left
+    code, out = _validate(data, capsys)
+    assert (code, out.split(": OK: ")[0]) == (0, str(data)), out
+    # exactly what `mailgov codeowners` writes for the edited data
+    before = target.read_bytes()
+    assert main(["codeowners", str(data)]) == 0 and target.read_bytes() == before
+
+
+def test_an_import_that_starts_a_units_file_rewrites_codeowners(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = _owned_with_tnx(tmp_path, "approvers: [tnx-lead]")
+    assert main(["codeowners", str(data)]) == 0
+    sheet = tmp_path / "new.csv"
+    sheet.write_text("name,unit\nLê Văn Tám,tnx\n", encoding="utf-8")
+    code, _out, err = _edit(capsys, "import", str(sheet), "--request", "5/QĐ", "--date",
+                            TODAY, "--data", str(data))
+    assert code == 0, err
+    assert "/data/units/tnx.yaml @tnx-lead" in \
+        (tmp_path / "CODEOWNERS").read_text(encoding="utf-8").splitlines()
+    assert "CODEOWNERS: rewritten as `mailgov codeowners` writes it" in err
+    assert _validate(data, capsys)[0] == 0
+
+
+def test_an_edit_dry_run_prints_the_codeowners_diff_and_writes_nothing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = _owned_with_tnx(tmp_path, "approvers: [tnx-lead]")
+    assert main(["codeowners", str(data)]) == 0
+    owners = tmp_path / "CODEOWNERS"
+    before = _files(tmp_path)
+    code, out, err = _edit(capsys, *ADD_TNX, "--dry-run", "--data", str(data))
+    assert code == 0, err
+    assert _files(tmp_path) == before  # byte for byte, nothing added
+    name = codeowners._shown(owners)
+    # after the data's diff (the new unit file and its include line), CODEOWNERS's own
+    head = out.index(f"--- a/{name}\n+++ b/{name}\n@@ ")
+    assert out.index(f"+++ b/{data.parent / 'units' / 'tnx.yaml'}\n") < head
+    hunk = out[head:].splitlines()
+    assert "+/data/units/tnx.yaml @tnx-lead" in hunk
+    assert [x for x in hunk[2:] if x[:1] in "+-"] == ["+/data/units/tnx.yaml @tnx-lead"]
+    assert err.splitlines()[-1] == (f"{name}: would be rewritten as `mailgov codeowners` "
+                                    "writes it")
+
+
+def test_an_edit_dry_run_shows_codeowners_as_a_new_file(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = _owned_with_tnx(tmp_path, "approvers: [tnx-lead]")
+    before = _files(tmp_path)
+    code, out, _err = _edit(capsys, *ADD_TNX, "--dry-run", "--data", str(data))
+    assert code == 0 and _files(tmp_path) == before
+    name = codeowners._shown(tmp_path / "CODEOWNERS")
+    assert f"--- /dev/null\n+++ b/{name}\n@@ -0,0 +1," in out
+
+
+def test_a_hand_written_codeowners_is_left_alone_and_the_admin_told(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = _owned_with_tnx(tmp_path, "approvers: [tnx-lead]")
+    owners = tmp_path / ".github" / "CODEOWNERS"
+    owners.parent.mkdir()
+    owners.write_text("* @monre/cntt-admins\n/data/units/vpb.yaml @ntbthao\n",
+                      encoding="utf-8")
+    mine = owners.read_bytes()
+    notice = (f"{codeowners._shown(owners)} is not made by `mailgov codeowners`: update it "
+              "by hand for this edit")
+    # an edit that changes no one's file: nothing to say
+    code, _out, err = _edit(capsys, "set", "nvthanh", "--quota", "4096", "--data", str(data))
+    assert code == 0 and notice not in err
+    code, out, err = _edit(capsys, *ADD_TNX, "--dry-run", "--data", str(data))
+    assert code == 0 and err.splitlines()[-1] == notice
+    assert f"b/{codeowners._shown(owners)}\n" not in out and "+/data/units/tnx.yaml @" not in out
+    code, _out, err = _edit(capsys, *ADD_TNX, "--data", str(data))
+    assert code == 0 and err.splitlines()[-1] == notice
+    assert owners.read_bytes() == mine
+    assert (data.parent / "units" / "tnx.yaml").is_file()
+    assert [p for p in tmp_path.rglob("*CODEOWNERS*")] == [owners]
+
+
+def test_an_edit_of_no_units_file_leaves_codeowners_as_it_is(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = _owned(tmp_path)
+    assert main(["codeowners", str(data)]) == 0
+    owners = tmp_path / "CODEOWNERS"
+    os.utime(owners, ns=(1_000_000_000, 1_000_000_000))
+    before = owners.read_bytes()
+    for argv in (["set", "nvthanh", "--quota", "4096"],
+                 ["move", "nvthanh", "ttb", "--request", "3/QĐ"],  # to a unit with its file
+                 ["unit", "rename", "ttb", "--abbr", "thanhtra", "--request", "6/QĐ", "--date",
+                  TODAY]):
+        code, out, err = _edit(capsys, *argv, "--data", str(data))
+        assert code == 0, err
+        assert "CODEOWNERS" not in out + err
+    assert owners.read_bytes() == before and owners.stat().st_mtime_ns == 1_000_000_000
+    assert _validate(data, capsys)[0] == 0
+
+
+def test_a_refused_edit_writes_neither_data_nor_codeowners(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = _owned_with_tnx(tmp_path, "approvers: [tnx-lead]")
+    assert main(["codeowners", str(data)]) == 0
+    before = _files(tmp_path)
+    # vpb's head would start tnx's file: refused by the data's own rules (MG215)
+    code, _out, err = _edit(capsys, "move", "nhhung", "tnx", "--request", "3/QĐ", "--data",
+                            str(data))
+    assert code == 1
+    assert err.startswith("mailgov: error: the edited file would not validate; nothing was "
+                          "written:\n")
+    assert "MG215 unit 'vpb': head 'nhhung' belongs to unit 'tnx'" in err
+    assert "CODEOWNERS" not in err
+    assert _files(tmp_path) == before
