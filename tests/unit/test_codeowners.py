@@ -383,13 +383,13 @@ def test_an_edit_that_starts_a_units_file_rewrites_codeowners(
     code, _out, err = _edit(capsys, *ADD_TNX, "--data", str(data))
     assert code == 0, err
     assert (data.parent / "units" / "tnx.yaml").is_file()
+    code, out = _validate(data, capsys)
+    assert (code, out.split(": OK: ")[0]) == (0, str(data)), out
     target = tmp_path / (place or "CODEOWNERS")
     assert f"/data/units/tnx.yaml {owners}" in target.read_text(encoding="utf-8").splitlines()
     assert err.splitlines()[-1] == (f"{codeowners._shown(target)}: rewritten as `mailgov "
                                     "codeowners` writes it; commit it with the data")
     assert [p.name for p in tmp_path.rglob("*CODEOWNERS*")] == ["CODEOWNERS"]  # no tmp left
-    code, out = _validate(data, capsys)
-    assert (code, out.split(": OK: ")[0]) == (0, str(data)), out
     # exactly what `mailgov codeowners` writes for the edited data
     before = target.read_bytes()
     assert main(["codeowners", str(data)]) == 0 and target.read_bytes() == before
@@ -481,10 +481,14 @@ def test_an_edit_of_no_units_file_leaves_codeowners_as_it_is(
     assert _validate(data, capsys)[0] == 0
 
 
+@pytest.mark.parametrize("owners", ["generated", "none", "hand-written"])
 def test_a_refused_edit_writes_neither_data_nor_codeowners(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], owners: str) -> None:
     data = _owned_with_tnx(tmp_path, "approvers: [tnx-lead]")
-    assert main(["codeowners", str(data)]) == 0
+    if owners == "generated":
+        assert main(["codeowners", str(data)]) == 0
+    elif owners == "hand-written":
+        (tmp_path / "CODEOWNERS").write_text("* @monre/cntt-admins\n", encoding="utf-8")
     before = _files(tmp_path)
     # vpb's head would start tnx's file: refused by the data's own rules (MG215)
     code, _out, err = _edit(capsys, "move", "nhhung", "tnx", "--request", "3/QĐ", "--data",
@@ -495,3 +499,25 @@ def test_a_refused_edit_writes_neither_data_nor_codeowners(
     assert "MG215 unit 'vpb': head 'nhhung' belongs to unit 'tnx'" in err
     assert "CODEOWNERS" not in err
     assert _files(tmp_path) == before
+
+
+def test_codeowners_is_written_only_after_the_data(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A data file that cannot be written (a full disk) leaves CODEOWNERS as it was: it never
+    names a unit file that is not there."""
+    import errno
+
+    from mailgov import edit
+
+    data = _owned_with_tnx(tmp_path, "approvers: [tnx-lead]")
+    assert main(["codeowners", str(data)]) == 0
+    owners = (tmp_path / "CODEOWNERS").read_bytes()
+
+    def full(path: Path, text: str) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(edit, "_replace", full)
+    code, _out, err = _edit(capsys, *ADD_TNX, "--data", str(data))
+    assert (code, err) == (2, f"mailgov: error: {data}: No space left on device\n")
+    assert (tmp_path / "CODEOWNERS").read_bytes() == owners
