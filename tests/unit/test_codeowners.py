@@ -410,6 +410,21 @@ def test_an_import_that_starts_a_units_file_rewrites_codeowners(
     assert _validate(data, capsys)[0] == 0
 
 
+def test_a_unit_merge_gives_the_merged_units_file_to_its_successors_approvers(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """ttb (no approvers: the IT department's) merges into vpb: units/ttb.yaml now holds vpb's
+    people, so vpb's approvers review it from this pull request on."""
+    data = _owned(tmp_path)
+    assert main(["codeowners", str(data)]) == 0
+    assert "/data/units/ttb.yaml @" not in (tmp_path / "CODEOWNERS").read_text(encoding="utf-8")
+    code, _out, err = _edit(capsys, "unit", "merge", "ttb", "vpb", "--request", "7/QĐ",
+                            "--date", TODAY, "--data", str(data))
+    assert code == 0, err
+    assert "/data/units/ttb.yaml @ntbthao @pththo" in \
+        (tmp_path / "CODEOWNERS").read_text(encoding="utf-8").splitlines()
+    assert _validate(data, capsys)[0] == 0
+
+
 def test_an_edit_dry_run_prints_the_codeowners_diff_and_writes_nothing(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = _owned_with_tnx(tmp_path, "approvers: [tnx-lead]")
