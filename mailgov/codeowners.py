@@ -18,7 +18,9 @@ must exist (MG501) and be exactly what this module writes (MG502); a unit with a
 have its records in its own file (MG503), and unit approvers need ``policy.approvers``
 (MG504), or whoever edits the main file could change who approves. A generated file left
 behind after the approvers were removed from the data is stale too (MG502); a hand-written
-CODEOWNERS in a repository whose data names no approvers is left alone.
+CODEOWNERS in a repository whose data names no approvers is left alone. The edit commands
+keep a generated file current with :func:`render` and :func:`write` (``Edit.write`` in
+mailgov/edit.py), so an edit's pull request already routes a new unit file to its approvers.
 """
 
 from __future__ import annotations
