@@ -43,6 +43,7 @@ from mailgov.archive_format import (
     verify,
 )
 from mailgov.directory import store_of
+from mailgov.i18n import _
 from mailgov.model import Directory, Mailbox, Policy
 
 __all__ = ["ARCHIVE_SUFFIX", "MANIFEST_VERSION", "ManifestError", "archive_name",
@@ -185,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(json.dumps(archived_map(load_manifest(args.manifest)), sort_keys=True))
     except (ManifestError, OSError, ValueError) as exc:
-        print(f"mailgov archive: {exc}", file=sys.stderr)
+        print(_("mailgov archive: {error}").format(error=exc), file=sys.stderr)
         return 2
     return 0
 

@@ -23,6 +23,8 @@ import tempfile
 from datetime import date
 from typing import Any, BinaryIO
 
+from mailgov.i18n import _
+
 MANIFEST_VERSION = 1
 MANIFEST_FILE = "manifest.json"
 ARCHIVE_SUFFIX = ".tar.gz"  # gzip: in every Debian base system; restorable with plain tar
@@ -68,16 +70,18 @@ def parse_manifest(text: str) -> dict[str, Any]:
     try:
         data = json.loads(text)
     except ValueError as exc:
-        raise ManifestError(f"manifest is not JSON: {exc}") from exc
+        raise ManifestError(_("manifest is not JSON: {error}").format(error=exc)) from exc
     if not isinstance(data, dict) or data.get("version") != MANIFEST_VERSION:
-        raise ManifestError(f"manifest version must be {MANIFEST_VERSION}")
+        raise ManifestError(_("manifest version must be {version}").format(
+            version=MANIFEST_VERSION))
     archives = data.get("archives")
     if not isinstance(archives, dict):
-        raise ManifestError("manifest has no 'archives' mapping")
+        raise ManifestError(_("manifest has no 'archives' mapping"))
     for address, entry in archives.items():
         problems = entry_problems(entry)
         if problems:
-            raise ManifestError(f"manifest entry {address}: {'; '.join(problems)}")
+            raise ManifestError(_("manifest entry {address}: {problems}").format(
+                address=address, problems='; '.join(problems)))
     return data
 
 

@@ -32,6 +32,7 @@ from typing import Any
 from ldap3 import SUBTREE, Connection
 from ldap3.utils.conv import escape_filter_chars
 
+from mailgov.i18n import _
 from mailgov.lock import LOCK_RDN
 
 SUFFIX = "cn=accesslog"
@@ -99,10 +100,10 @@ class Write:
             return f"renamed to {self.new_rdn}"
         shown = []
         for m in self.mods:
-            name, _, rest = m.partition(":")
+            name, _sep, rest = m.partition(":")
             if name.lower() in BOOKKEEPING:
                 continue
-            sign, _, value = rest.partition(" ")
+            sign, _sep, value = rest.partition(" ")
             if name.lower() in SECRET:
                 value = "(hidden)"
             verb = {"+": "+", "-": "-", "=": "=", "#": "inc"}.get(sign.strip(), sign)
@@ -130,7 +131,7 @@ class Write:
 
 def _time(value: str) -> datetime:
     text = value.rstrip("Z")
-    main, _, frac = text.partition(".")
+    main, _sep, frac = text.partition(".")
     t = datetime.strptime(main, "%Y%m%d%H%M%S").replace(tzinfo=UTC)
     return t.replace(microsecond=int((frac + "000000")[:6])) if frac else t
 
@@ -159,7 +160,8 @@ def _search(conn: Connection, flt: str) -> list[Write]:
             out.append(Write(_time(start), op, dn, who[3:] if who.startswith("dn:") else who,
                              tuple(dec.get("reqMod", [])), _first(dec, "reqNewRDN")))
     except Exception as exc:  # ldap3 raises its own types from inside the generator
-        raise AuditError(f"cannot read the access log ({SUFFIX}): {exc}") from None
+        raise AuditError(_("cannot read the access log ({suffix}): {error}").format(
+            suffix=SUFFIX, error=exc)) from None
     result = conn.result or {}
     if result.get("description") not in (None, "success"):
         raise AuditError(f"cannot read the access log ({SUFFIX}): "
@@ -265,8 +267,8 @@ def _git(repo: Path, *args: str, binary: bool = False) -> Any:
     out = subprocess.run(["git", "-C", str(repo), *args], capture_output=True,
                          timeout=120, check=False)
     if out.returncode != 0:
-        raise AuditError(f"git {' '.join(args[:2])}: "
-                         f"{out.stderr.decode('utf-8', 'replace').strip()[:300]}")
+        raise AuditError(_("git {args}: {stderr}").format(
+            args=' '.join(args[:2]), stderr=out.stderr.decode('utf-8', 'replace').strip()[:300]))
     return out.stdout if binary else out.stdout.decode("utf-8", "replace")
 
 

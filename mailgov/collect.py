@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from mailgov import usage
+from mailgov.i18n import _
 
 REPO_PLAYBOOK = Path(__file__).resolve().parent.parent / "playbooks" / "usage.yml"
 
@@ -176,7 +177,8 @@ def run_playbook(raw: Path, first: date, last: date, extra: list[str]) -> tuple[
     hosts, why = outcomes(raw)
     if proc.returncode not in (0, 4) or not hosts:  # 4: a host unreachable: still collect
         tail = (proc.stdout.strip() + "\n" + proc.stderr.strip())[-2000:]
-        raise CollectError(f"ansible-playbook failed (exit {proc.returncode}): {tail}")
+        raise CollectError(_("ansible-playbook failed (exit {returncode}): {tail}").format(
+            returncode=proc.returncode, tail=tail))
     return hosts, why
 
 
@@ -188,14 +190,15 @@ def collect(snapshot_dir: Path, domain: str, day: date, extra: list[str],
     if older:
         previous = usage.load(older[-1][1])
         if previous.domain != domain:
-            raise CollectError(f"{previous.path}: snapshot of {previous.domain}, not {domain}")
+            raise CollectError(_("{path}: snapshot of {domain}, not {wanted}").format(
+                path=previous.path, domain=previous.domain, wanted=domain))
     first = day - timedelta(days=usage.MAX_DAYS - 1)
     if previous is not None:
         first = max(first, previous.day + timedelta(days=1))
     with tempfile.TemporaryDirectory(prefix="mailgov-usage-") as tmp:
         hosts, failures = run_playbook(Path(tmp), first, day, extra)
         if not hosts:
-            raise CollectError("the playbook ran on no host (inventory group mailservers)")
+            raise CollectError(_("the playbook ran on no host (inventory group mailservers)"))
         results = read_results(Path(tmp), hosts, failures)
     doc = merge(results, day, domain, previous, published_units)
     usage.parse(doc)  # what we write must be what we read

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from mailgov.i18n import _
 from mailgov.plan import CHANGE_KINDS, Change, Plan, normalise_dn
 
 NOTHING = "nothing"  # the directory matches the data
@@ -111,8 +112,9 @@ class PlanContext:
             base_result = validate(base_path, today=clock)
             if not base_result.ok or base_result.directory is None:
                 first = base_result.problems[0].format() if base_result.problems else "?"
-                raise ContextError(f"the base of the review {base_path} does not validate "
-                                   f"({first}); the guards are read from it")
+                raise ContextError(_("the base of the review {path} does not validate "
+                                     "({problem}); the guards are read from it").format(
+                    path=base_path, problem=first))
             base = base_result.directory
         return cls(today or clock, clock, base, base_path, max_ahead_days, result.locate)
 

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mailgov.i18n import _
+
 FORMAT = "mailgov-plan/1"
 # What a reviewed plan fixes besides the changes (Settings fields, by name).
 SETTINGS = ("today", "allow_mass_change", "remove_drift", "scope", "kinds",
@@ -86,7 +88,8 @@ def file_sha256(path: str | Path) -> str:
         feed(Path(path), raw)
         return h.hexdigest()
     except OSError as exc:
-        raise ReviewedPlanError(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise ReviewedPlanError(_("cannot read {path}: {error}").format(
+            path=path, error=exc.strerror or exc)) from None
 
 
 def live_sha256(live: Mapping[str, Mapping[str, Sequence[str]]]) -> str:
@@ -141,12 +144,14 @@ def load(path: str | Path) -> Reviewed:
     try:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ReviewedPlanError(f"cannot read the plan {path}: {exc.strerror or exc}") from None
+        raise ReviewedPlanError(_("cannot read the plan {path}: {error}").format(
+            path=path, error=exc.strerror or exc)) from None
     except ValueError as exc:
-        raise ReviewedPlanError(f"{path} is not a plan file (not JSON: {exc})") from None
+        raise ReviewedPlanError(_("{path} is not a plan file (not JSON: {error})").format(
+            path=path, error=exc)) from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise ReviewedPlanError(f"{path} is not a plan file of {FORMAT} "
-                                "(write one with `mailgov plan --out FILE`)")
+        raise ReviewedPlanError(_("{path} is not a plan file of {format} (write one with "
+                                  "`mailgov plan --out FILE`)").format(path=path, format=FORMAT))
     try:
         data, base = doc["data"], doc.get("base") or {}
         return Reviewed(
@@ -157,7 +162,9 @@ def load(path: str | Path) -> Reviewed:
             live_sha256=doc.get("live_sha256"), archived=dict(doc.get("archived") or {}),
             source=str(path))
     except (KeyError, TypeError, ValueError) as exc:
-        raise ReviewedPlanError(f"{path}: a plan file with a missing or bad field ({exc})") \
+        raise ReviewedPlanError(_("{path}: a plan file with a missing or bad field "
+                                  "({error})").format(
+            path=path, error=exc)) \
             from None
 
 
