@@ -53,7 +53,8 @@ def entry_problems(entry: Any) -> list[str]:
     out = []
     name = entry.get("archive")
     if not isinstance(name, str) or not name.endswith(ARCHIVE_SUFFIX) or "/" in name:
-        out.append(f"archive must be a file name ending in {ARCHIVE_SUFFIX}")
+        out.append(_("archive must be a file name ending in {suffix}").format(
+            suffix=ARCHIVE_SUFFIX))
     if not isinstance(entry.get("sha256"), str) or not _SHA256.fullmatch(entry["sha256"]):
         out.append("sha256 must be 64 lower-case hex digits")
     if not isinstance(entry.get("size"), int) or entry["size"] < 0:
@@ -126,10 +127,11 @@ def verify(entry: dict[str, Any], sha256: str, size: int) -> list[str]:
     """Why an archive file does not match its manifest record (empty: it does)."""
     out = []
     if sha256 != entry.get("sha256"):
-        out.append(f"sha256 {sha256[:12]}… differs from the manifest's "
-                   f"{str(entry.get('sha256'))[:12]}…")
+        out.append(_("sha256 {sha256}… differs from the manifest's {manifest}…").format(
+            sha256=sha256[:12], manifest=str(entry.get('sha256'))[:12]))
     if size != entry.get("size"):
-        out.append(f"size {size} differs from the manifest's {entry.get('size')}")
+        out.append(_("size {size} differs from the manifest's {manifest}").format(
+            size=size, manifest=entry.get('size')))
     return out
 
 
@@ -137,9 +139,9 @@ def verify_file(archive_dir: str, entry: dict[str, Any]) -> list[str]:
     """Why the archive file in ``archive_dir`` does not match ``entry`` (empty: it does)."""
     path = os.path.join(archive_dir, entry["archive"])
     if not os.path.isfile(path):
-        return [f"archive {entry['archive']} is missing"]
+        return [_("archive {archive} is missing").format(archive=entry['archive'])]
     problems = verify(entry, *sha256_file(path))
     if problems:
-        return [f"archive {entry['archive']} does not match its manifest record: "
-                + "; ".join(problems)]
+        return [_("archive {archive} does not match its manifest record: {problems}").format(
+            archive=entry["archive"], problems="; ".join(problems))]
     return []

@@ -60,9 +60,10 @@ class Run:
     owner: str | None
 
     def describe(self) -> str:
-        out = f"commit {self.commit[:12] if self.commit else '(not in git)'}"
+        out = _("commit {commit}").format(
+            commit=self.commit[:12] if self.commit else _("(not in git)"))
         if self.ref:
-            out += f", request {self.ref}"
+            out += _(", request {ref}").format(ref=self.ref)
         return out
 
 
@@ -95,9 +96,9 @@ class Write:
     def changes(self, limit: int = 6) -> str:
         """What changed, one line; values of secret attributes hidden."""
         if self.op == "delete":
-            return "entry deleted"
+            return _("entry deleted")
         if self.op == "modrdn":
-            return f"renamed to {self.new_rdn}"
+            return _("renamed to {rdn}").format(rdn=self.new_rdn)
         shown = []
         for m in self.mods:
             name, _sep, rest = m.partition(":")
@@ -113,10 +114,11 @@ class Write:
 
     def author(self) -> str:
         if self.by_reconciler and self.run is not None:
-            return f"reconciler ({self.run.describe()})"
+            return _("reconciler ({holder})").format(holder=self.run.describe())
         if self.by_reconciler:
-            return f"OUTSIDE GIT: {self.who} (the reconciler's account, no apply running)"
-        return f"OUTSIDE GIT: {self.who or '(anonymous or internal)'}"
+            return _("OUTSIDE GIT: {who} (the reconciler's account, no apply running)").format(
+                who=self.who)
+        return _("OUTSIDE GIT: {who}").format(who=self.who or _("(anonymous or internal)"))
 
     def to_dict(self) -> dict[str, Any]:
         return {"when": self.when.isoformat(), "op": self.op, "dn": self.dn, "who": self.who,
@@ -235,10 +237,11 @@ def drift_section(plan: Any, outside: Mapping[str, Write]) -> str:
         for dn in (c.dn, c.old_dn):
             w = outside.get((dn or "").lower())
             if w is not None:
-                rows.append(f"- `{c.subject}` ({c.kind}): last written outside git by "
-                             f"`{w.who or '(anonymous or internal)'}` at "
-                             f"{w.when:%Y-%m-%d %H:%M:%S} UTC ({w.op}: {w.changes()}); "
-                             "the plan puts the data back")
+                rows.append(_("- `{subject}` ({kind}): last written outside git by `{who}` at "
+                              "{when:%Y-%m-%d %H:%M:%S} UTC ({op}: {changes}); the plan puts "
+                              "the data back").format(
+                    subject=c.subject, kind=c.kind, who=w.who or _("(anonymous or internal)"),
+                    when=w.when, op=w.op, changes=w.changes()))
                 break
     if not rows:
         return ""
@@ -318,15 +321,16 @@ def git_history(data_path: str | Path, address: str, ident: int | None,
         if record == previous:
             continue
         if previous is None and record is not None:
-            what = "created in the data" + (f" (request {record.get('request')})"
+            what = _("created in the data") + (_(" (request {request})").format(
+                request=record.get('request'))
                                             if record.get("request") else "")
         elif record is None:
-            what = "removed from the data"
+            what = _("removed from the data")
         else:
             what = _diff(previous or {}, record)
             if record.get("request") and record.get("request") != (previous or {}).get(
                     "request"):
-                what += f" (request {record['request']})"
+                what += _(" (request {request})").format(request=record['request'])
         events.append(Event(when, sha, author, subject, what, record))
         previous = record
     return events

@@ -68,7 +68,8 @@ def _date_arg(text: str) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
+        raise argparse.ArgumentTypeError(_("{text!r} is not a date YYYY-MM-DD").format(
+            text=text)) from None
 
 
 # --------------------------------------------------------------------------- validate
@@ -316,7 +317,7 @@ def cmd_address(args: argparse.Namespace) -> int:
     if args.unit is not None:
         if args.unit not in locals_by_unit:
             near = difflib.get_close_matches(args.unit, list(locals_by_unit), n=3)
-            hint = f"; did you mean {', '.join(near)}?" if near else ""
+            hint = _("; did you mean {names}?").format(names=', '.join(near)) if near else ""
             raise CliError(_("unknown unit {unit!r} in {data}{hint}").format(
                 unit=args.unit, data=args.data, hint=hint))
         unit_local = locals_by_unit[args.unit]
@@ -654,7 +655,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
         print(render_markdown(out.scoped_plan(), title=title, unit_names=out.unit_names),
               end="")
     if out.status in (rec.NOTHING, rec.APPLIED, rec.PENDING):
-        hint = " Re-run with --confirm to apply." if out.status == rec.PENDING else ""
+        hint = _(" Re-run with --confirm to apply.") if out.status == rec.PENDING else ""
         print(_("mailgov: {message}.{hint}").format(
             message=out.message, hint=hint), file=sys.stderr)
     else:

@@ -186,7 +186,7 @@ def check(result: Result, root: Path | None = None) -> list[Problem]:
     if want != have:
         line = next((i for i, (a, b) in enumerate(zip(want, have, strict=False)) if a != b),
                     min(len(want), len(have)))
-        expected = want[line] if line < len(want) else "(end of file)"
+        expected = want[line] if line < len(want) else _("(end of file)")
         problems.append(Problem(
             "MG502", _("CODEOWNERS is stale: line {line} should be {expected!r}; run `mailgov "
                        "codeowners`").format(

@@ -139,7 +139,7 @@ def read_results(folder: Path, hosts: list[str], failures: Mapping[str, str]
             out[host] = "no result (the play did not reach the host)"
             continue
         except (OSError, json.JSONDecodeError) as exc:
-            out[host] = f"unreadable result: {exc}"
+            out[host] = _("unreadable result: {error}").format(error=exc)
             continue
         out[host] = doc
     return out
@@ -156,13 +156,13 @@ def outcomes(folder: Path) -> tuple[list[str], dict[str, str]]:
         try:
             st = json.loads(p.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
-            why[host] = f"unreadable status: {exc}"
+            why[host] = _("unreadable status: {error}").format(error=exc)
             continue
         msg = " ".join(str(st.get("msg", "")).split())[:300]
         if st.get("unreachable"):
-            why[host] = f"unreachable: {msg}"
+            why[host] = _("unreachable: {msg}").format(msg=msg)
         elif not st.get("ok"):
-            why[host] = f"failed: {msg}"
+            why[host] = _("failed: {msg}").format(msg=msg)
     return hosts, why
 
 

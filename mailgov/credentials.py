@@ -105,7 +105,8 @@ def check_password(password: str, rules: PasswordRules,
         # Folded like the tokens, so "Tuấn", "TUAN" and "tu-an" all hide "tuan" (the server's
         # check module, packaging/slapd-pwcheck, folds the same way).
         folded = transliterate(password)
-        problems.extend(f"contains personal data {t!r}" for t in forbidden if t and t in folded)
+        problems.extend(_("contains personal data {t!r}").format(
+            t=t) for t in forbidden if t and t in folded)
     return problems
 
 

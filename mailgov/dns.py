@@ -217,7 +217,9 @@ NO_KEY_DIR = ("say where the DKIM public keys are: --dkim-public-key-dir DIR, th
 def _mx_arg(text: str) -> tuple[str, int]:
     host, sep, pref = text.rpartition(":")
     if not sep or not host or not pref.isdigit() or int(pref) > 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PREFERENCE (mail1.example:10)")
+        raise argparse.ArgumentTypeError(_("{text!r} is not HOST:PREFERENCE "
+                                           "(mail1.example:10)").format(
+            text=text))
     return host.rstrip("."), int(pref)
 
 

@@ -71,13 +71,16 @@ def _explain(exc: BaseException, uri: str, bind_dn: str | None) -> str:
         text = text[text.index("[SSL:"):].split(" (_ssl")[0]
     low = text.lower()
     if "certificate" in low or "ssl" in low or "tls" in low or isinstance(exc, LDAPStartTLSError):
-        return (f"TLS with {uri} failed ({text}); check --ca-file and that the server "
-                "certificate names the host in the URI")
+        return (_("TLS with {uri} failed ({text}); check --ca-file and that the server "
+                  "certificate names the host in the URI").format(uri=uri, text=text))
     if isinstance(exc, LDAPSocketOpenError):
-        return f"cannot reach {uri} ({text}); check the URI, the port and that slapd runs"
+        return _("cannot reach {uri} ({text}); check the URI, the port and that slapd runs").format(
+            uri=uri, text=text)
     if isinstance(exc, LDAPBindError):
-        return f"bind as {bind_dn} to {uri} refused ({text}); check --bind-dn and the password"
-    return f"LDAP error with {uri}: {text}"
+        return _("bind as {bind_dn} to {uri} refused ({text}); check --bind-dn and the "
+                 "password").format(
+            bind_dn=bind_dn, uri=uri, text=text)
+    return _("LDAP error with {uri}: {text}").format(uri=uri, text=text)
 
 
 def connect(uri: str, bind_dn: str | None, password: str | None, ca_file: str | None,

@@ -90,8 +90,9 @@ class Holder:
         return False
 
     def describe(self) -> str:
-        return (f"owner {self.owner}, since {self.since:%Y-%m-%d %H:%M:%S} UTC, "
-                f"expires {self.expires:%Y-%m-%d %H:%M:%S} UTC")
+        return (_("owner {owner}, since {since:%Y-%m-%d %H:%M:%S} UTC, expires "
+                  "{expires:%Y-%m-%d %H:%M:%S} UTC").format(
+            owner=self.owner, since=self.since, expires=self.expires))
 
 
 def default_owner() -> str:

@@ -265,18 +265,20 @@ def reconcile(settings: Settings, *, confirm: bool = False) -> Outcome:
 
     s = settings
     if s.scope not in SCOPES:
-        return Outcome(PROBLEMS, f"scope {s.scope!r}: use one of {', '.join(SCOPES)}")
+        return Outcome(PROBLEMS, _("scope {scope!r}: use one of {scopes}").format(
+            scope=s.scope, scopes=', '.join(SCOPES)))
     unknown = sorted(set(s.kinds) - set(CHANGE_KINDS))
     if unknown:
-        return Outcome(PROBLEMS, f"kinds {', '.join(unknown)}: use change kinds of "
-                       f"{', '.join(CHANGE_KINDS)}")
+        return Outcome(PROBLEMS, _("kinds {unknown}: use change kinds of {kinds}").format(
+            unknown=', '.join(unknown), kinds=', '.join(CHANGE_KINDS)))
     if s.reviewed is not None:
         from mailgov.reviewed import ReviewedPlanError, inputs_changed
 
         try:
             moved = inputs_changed(s.reviewed, s.data, s.base)
         except ReviewedPlanError as exc:
-            return Outcome(PROBLEMS, f"{exc}; nothing was changed", scope=s.scope)
+            return Outcome(PROBLEMS, _("{error}; nothing was changed").format(
+                error=exc), scope=s.scope)
         if moved:
             return Outcome(STALE, "; ".join(moved) + "; nothing was changed: plan again and "
                            "have that plan reviewed", scope=s.scope)
@@ -284,15 +286,16 @@ def reconcile(settings: Settings, *, confirm: bool = False) -> Outcome:
     result = validate(s.data, today=today)
     if not result.ok:
         problems = [p.format() for p in result.problems]
-        return Outcome(PROBLEMS, f"{s.data}: {len(problems)} problem(s) in the data; nothing "
-                       f"was changed. First: {problems[0]}", scope=s.scope, problems=problems)
+        return Outcome(PROBLEMS, _("{data}: {count} problem(s) in the data; nothing was "
+                                   "changed. First: {first}").format(
+            data=s.data, count=len(problems), first=problems[0]), scope=s.scope, problems=problems)
     desired = result.directory
     base_dn = desired.organization.base_dn
     try:
         context = PlanContext.make(result, today=s.today, base_path=s.base,
                                    max_ahead_days=s.today_max_ahead_days)
     except ContextError as exc:
-        return Outcome(PROBLEMS, f"{exc}; nothing was changed", scope=s.scope)
+        return Outcome(PROBLEMS, _("{error}; nothing was changed").format(error=exc), scope=s.scope)
     out = Outcome(NOTHING, "", scope=s.scope, kinds=tuple(s.kinds), base_dn=base_dn,
                   unit_names={u.id: u.name for u in desired.units})
     bind_dn = s.bind_dn or (None if s.uri.startswith("ldapi:")
@@ -312,21 +315,22 @@ def reconcile(settings: Settings, *, confirm: bool = False) -> Outcome:
         conn = connect(s.uri, bind_dn, s.password, s.ca_file, s.timeout)
         out.plan = fresh_plan(conn)
     except (LiveError, LDAPException, OSError) as exc:
-        return stop(UNREACHABLE, f"{exc}; nothing was changed")
+        return stop(UNREACHABLE, _("{error}; nothing was changed").format(error=exc))
     if out.plan.refusals:
         return stop(REFUSED, "the plan was refused by the safety rails (nothing was changed): "
                     + "; ".join(out.plan.refusals))
     stale = _not_reviewed(s, out.plan)
     if stale:
         _close(conn)
-        return stop(STALE, f"{stale}; nothing was changed: plan again and have that plan "
-                    "reviewed")
+        return stop(STALE, _("{stale}; nothing was changed: plan again and have that plan "
+                             "reviewed").format(stale=stale))
     if not out.writes:
         _close(conn)
         return stop(NOTHING, "nothing to apply" + _pending_note(out))
     if not confirm:
         _close(conn)
-        return stop(PENDING, f"{len(out.writes)} change(s) to apply (dry run, nothing written)"
+        return stop(PENDING, _("{count} change(s) to apply (dry run, nothing written)").format(
+            count=len(out.writes))
                     + _pending_note(out))
 
     first = _signature(out.writes)
@@ -339,13 +343,13 @@ def reconcile(settings: Settings, *, confirm: bool = False) -> Outcome:
         lock.acquire()
     except LockError as exc:
         _close(conn)
-        return stop(LOCKED, f"{exc}; nothing was changed")
+        return stop(LOCKED, _("{error}; nothing was changed").format(error=exc))
     try:
         out.plan = fresh_plan(conn)
     except (LiveError, LDAPException, OSError) as exc:
         _release(lock, s, bind_dn)
-        return stop(UNREACHABLE, f"reading the directory under the lock failed: {exc}; "
-                    "nothing was changed")
+        return stop(UNREACHABLE, _("reading the directory under the lock failed: {error}; "
+                                   "nothing was changed").format(error=exc))
     out.replanned = _signature(out.writes) != first
     if out.plan.refusals:
         lock.release()
@@ -355,8 +359,8 @@ def reconcile(settings: Settings, *, confirm: bool = False) -> Outcome:
     if stale:
         lock.release()
         _close(conn)
-        return stop(STALE, f"under the lock, {stale}; nothing was changed: plan again and "
-                    "have that plan reviewed")
+        return stop(STALE, _("under the lock, {stale}; nothing was changed: plan again and have "
+                             "that plan reviewed").format(stale=stale))
     writes = out.writes
     if not writes:
         lock.release()
@@ -366,7 +370,9 @@ def reconcile(settings: Settings, *, confirm: bool = False) -> Outcome:
                             on_change=_Refresher(lock))
     except (ConnectionLost, LockError) as exc:
         _release(lock, s, bind_dn)
-        return stop(INCOMPLETE, f"{exc}; re-run to finish (the next plan holds what is left)")
+        return stop(INCOMPLETE, _("{error}; re-run to finish (the next plan holds what is "
+                                  "left)").format(
+            error=exc))
     if out.applied.aborted is not None:
         _release(lock, s, bind_dn)  # the old connection is dead: release on a new one
     else:
@@ -374,12 +380,12 @@ def reconcile(settings: Settings, *, confirm: bool = False) -> Outcome:
         _close(conn)
     if not out.applied.ok:
         errors = [e.format() for e in out.applied.errors]
-        why = out.applied.aborted or f"{len(errors)} change(s) failed"
-        return stop(INCOMPLETE, f"apply incomplete: {why}; first errors: "
-                    f"{'; '.join(errors[:3]) or '-'}. Re-run to finish (the next plan holds "
-                    "only what is left)")
-    return stop(APPLIED, f"{out.applied.applied} change(s) applied in "
-                f"{out.applied.seconds:.1f} s" + _pending_note(out))
+        why = out.applied.aborted or _("{count} change(s) failed").format(count=len(errors))
+        return stop(INCOMPLETE, _("apply incomplete: {why}; first errors: {errors}. Re-run to "
+                                  "finish (the next plan holds only what is left)").format(
+            why=why, errors='; '.join(errors[:3]) or '-'))
+    return stop(APPLIED, _("{applied} change(s) applied in {seconds:.1f} s").format(
+        applied=out.applied.applied, seconds=out.applied.seconds) + _pending_note(out))
 
 
 def _not_reviewed(s: Settings, plan: Plan) -> str | None:
@@ -395,7 +401,8 @@ def _not_reviewed(s: Settings, plan: Plan) -> str | None:
 def _pending_note(out: Outcome) -> str:
     """Archives are the mail host's (the lifecycle play): say so, they are not forgotten."""
     pending = [c for c in out.scoped if c.kind in NOT_LDAP]
-    return f"; {len(pending)} archive(s) left to the mail host" if pending else ""
+    return _("; {count} archive(s) left to the mail host").format(
+        count=len(pending)) if pending else ""
 
 
 def _close(conn: Any) -> None:

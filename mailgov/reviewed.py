@@ -172,12 +172,15 @@ def inputs_changed(reviewed: Reviewed, data_path: str, base_path: str | None) ->
     """Why the files being applied are not the reviewed ones (empty: they are)."""
     out = []
     if file_sha256(data_path) != reviewed.data_sha256:
-        out.append(f"the data file {data_path} is not the one reviewed in {reviewed.source} "
-                   f"(sha256 {reviewed.data_sha256[:12]}…"
-                   + (f", commit {reviewed.commit}" if reviewed.commit else "") + ")")
+        out.append(_("the data file {path} is not the one reviewed in {source} (sha256 "
+                     "{sha256}…").format(
+            path=data_path, source=reviewed.source, sha256=reviewed.data_sha256[:12])
+                   + (_(", commit {commit}").format(
+                       commit=reviewed.commit) if reviewed.commit else "") + ")")
     if (base_path or None) != (reviewed.base_path or None) or (
             base_path and file_sha256(base_path) != reviewed.base_sha256):
-        out.append(f"the base of the review is not the reviewed one ({reviewed.base_path})")
+        out.append(_("the base of the review is not the reviewed one ({path})").format(
+            path=reviewed.base_path))
     return out
 
 
@@ -185,9 +188,11 @@ def differences(reviewed: Reviewed, changes: Sequence[Any]) -> str | None:
     """None when ``changes`` are the reviewed ones; else one line saying how they differ."""
     if checksum(changes) == reviewed.checksum:
         return None
-    return (f"the plan made now ({len(changes)} change(s), checksum {checksum(changes)[:12]}…) "
-            f"is not the reviewed plan ({reviewed.changes_total} change(s), checksum "
-            f"{reviewed.checksum[:12]}…): the directory or the clock moved since the review")
+    return (_("the plan made now ({count} change(s), checksum {checksum}…) is not the reviewed "
+              "plan ({reviewed} change(s), checksum {reviewed_checksum}…): the directory or the "
+              "clock moved since the review").format(
+        count=len(changes), checksum=checksum(changes)[:12], reviewed=reviewed.changes_total,
+        reviewed_checksum=reviewed.checksum[:12]))
 
 
 def split_markdown(text: str, limit: int = 60000) -> list[str]:
@@ -225,7 +230,8 @@ def split_markdown(text: str, limit: int = 60000) -> list[str]:
     out = []
     for i, body in enumerate(parts, 1):
         if i == 1:
-            out.append("\n".join(body) + f"\n\n_Part 1 of {n}._\n")
+            out.append("\n".join(body) + "\n\n" + _("_Part 1 of {n}._").format(n=n) + "\n")
         else:
-            out.append("\n".join([f"{title} (part {i} of {n})", *body]) + "\n")
+            out.append("\n".join([_("{title} (part {i} of {n})").format(
+                title=title, i=i, n=n), *body]) + "\n")
     return out

@@ -31,7 +31,8 @@ def _date(text: str) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
+        raise argparse.ArgumentTypeError(_("{text!r} is not a date YYYY-MM-DD").format(
+            text=text)) from None
 
 
 def _checked(path: str, today: date | None = None) -> Any:
@@ -54,7 +55,7 @@ def _unit(result: Any, unit: str | None, path: str) -> None:
     ids = [u.id for u in result.directory.units]
     if unit not in ids:
         near = difflib.get_close_matches(unit, ids, n=3)
-        hint = f"; did you mean {', '.join(near)}?" if near else ""
+        hint = _("; did you mean {names}?").format(names=', '.join(near)) if near else ""
         raise UsageCliError(_("--unit {unit!r} names no unit in {path}{hint}").format(
             unit=unit, path=path, hint=hint))
 
