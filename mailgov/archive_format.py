@@ -23,8 +23,6 @@ import tempfile
 from datetime import date
 from typing import Any, BinaryIO
 
-from mailgov.i18n import _
-
 MANIFEST_VERSION = 1
 MANIFEST_FILE = "manifest.json"
 ARCHIVE_SUFFIX = ".tar.gz"  # gzip: in every Debian base system; restorable with plain tar
@@ -53,8 +51,7 @@ def entry_problems(entry: Any) -> list[str]:
     out = []
     name = entry.get("archive")
     if not isinstance(name, str) or not name.endswith(ARCHIVE_SUFFIX) or "/" in name:
-        out.append(_("archive must be a file name ending in {suffix}").format(
-            suffix=ARCHIVE_SUFFIX))
+        out.append(f"archive must be a file name ending in {ARCHIVE_SUFFIX}")
     if not isinstance(entry.get("sha256"), str) or not _SHA256.fullmatch(entry["sha256"]):
         out.append("sha256 must be 64 lower-case hex digits")
     if not isinstance(entry.get("size"), int) or entry["size"] < 0:
@@ -71,18 +68,16 @@ def parse_manifest(text: str) -> dict[str, Any]:
     try:
         data = json.loads(text)
     except ValueError as exc:
-        raise ManifestError(_("manifest is not JSON: {error}").format(error=exc)) from exc
+        raise ManifestError(f"manifest is not JSON: {exc}") from exc
     if not isinstance(data, dict) or data.get("version") != MANIFEST_VERSION:
-        raise ManifestError(_("manifest version must be {version}").format(
-            version=MANIFEST_VERSION))
+        raise ManifestError(f"manifest version must be {MANIFEST_VERSION}")
     archives = data.get("archives")
     if not isinstance(archives, dict):
-        raise ManifestError(_("manifest has no 'archives' mapping"))
+        raise ManifestError("manifest has no 'archives' mapping")
     for address, entry in archives.items():
         problems = entry_problems(entry)
         if problems:
-            raise ManifestError(_("manifest entry {address}: {problems}").format(
-                address=address, problems='; '.join(problems)))
+            raise ManifestError(f"manifest entry {address}: {'; '.join(problems)}")
     return data
 
 
@@ -127,11 +122,10 @@ def verify(entry: dict[str, Any], sha256: str, size: int) -> list[str]:
     """Why an archive file does not match its manifest record (empty: it does)."""
     out = []
     if sha256 != entry.get("sha256"):
-        out.append(_("sha256 {sha256}… differs from the manifest's {manifest}…").format(
-            sha256=sha256[:12], manifest=str(entry.get('sha256'))[:12]))
+        out.append(f"sha256 {sha256[:12]}… differs from the manifest's "
+                   f"{str(entry.get('sha256'))[:12]}…")
     if size != entry.get("size"):
-        out.append(_("size {size} differs from the manifest's {manifest}").format(
-            size=size, manifest=entry.get('size')))
+        out.append(f"size {size} differs from the manifest's {entry.get('size')}")
     return out
 
 
@@ -139,9 +133,9 @@ def verify_file(archive_dir: str, entry: dict[str, Any]) -> list[str]:
     """Why the archive file in ``archive_dir`` does not match ``entry`` (empty: it does)."""
     path = os.path.join(archive_dir, entry["archive"])
     if not os.path.isfile(path):
-        return [_("archive {archive} is missing").format(archive=entry['archive'])]
+        return [f"archive {entry['archive']} is missing"]
     problems = verify(entry, *sha256_file(path))
     if problems:
-        return [_("archive {archive} does not match its manifest record: {problems}").format(
-            archive=entry["archive"], problems="; ".join(problems))]
+        return [f"archive {entry['archive']} does not match its manifest record: "
+                + "; ".join(problems)]
     return []
