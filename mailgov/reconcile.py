@@ -126,10 +126,11 @@ class PlanContext:
         refusals, notes = list(made.refusals), list(made.notes)
         ahead = (self.today - self.clock).days
         if ahead > self.max_ahead_days:
-            refusals.append(f"MG608 the plan is dated {self.today}, {ahead} day(s) ahead of "
-                            f"the clock ({self.clock}); at most {self.max_ahead_days} allowed "
-                            "(mailgov_today_max_ahead_days in the inventory): a date ahead "
-                            "would bring archives and purges forward")
+            refusals.append("MG608 " + _(
+                "the plan is dated {today}, {ahead} day(s) ahead of the clock ({clock}); at "
+                "most {most} allowed (mailgov_today_max_ahead_days in the inventory): a date "
+                "ahead would bring archives and purges forward").format(
+                    today=self.today, ahead=ahead, clock=self.clock, most=self.max_ahead_days))
         elif ahead:
             notes.append(f"dated {self.today}, {ahead:+d} day(s) from the clock "
                          f"({self.clock})")
