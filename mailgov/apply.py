@@ -29,6 +29,7 @@ from ldap3 import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE, Connection
 from ldap3.core.exceptions import LDAPCommunicationError, LDAPException
 from ldap3.utils.dn import parse_dn
 
+from mailgov.i18n import _
 from mailgov.plan import Attrs, Change, Plan
 
 # Called after each change: (change, error message or None when it was written).
@@ -199,7 +200,7 @@ def apply(conn: Connection, plan: Plan, *, on_change: OnChange | None = None) ->
         try:
             error = _apply_one(conn, change)
         except LDAPCommunicationError as exc:
-            result.aborted = f"connection lost at {change.dn}: {exc}"
+            result.aborted = _("connection lost at {dn}: {error}").format(dn=change.dn, error=exc)
             result.not_attempted = len(changes) - i
             break
         except LDAPException as exc:  # e.g. a value ldap3 refuses to encode
@@ -238,7 +239,8 @@ def set_passwords(conn: Connection, passwords: Mapping[str, str],
             if ok and dn.lower() in lock_again:
                 ok = conn.modify(dn, {"pwdAccountLockedTime": [(MODIFY_REPLACE, [ADMIN_LOCK])]})
         except LDAPCommunicationError as exc:
-            raise ConnectionLost(f"connection lost at {dn}: {exc}") from None
+            raise ConnectionLost(_("connection lost at {dn}: {error}").format(
+                dn=dn, error=exc)) from None
         if not ok and "not being changed from existing value" in _ldap_error(conn):
             ok = True  # ppolicy: it has this password already (set by another apply)
         if not ok:

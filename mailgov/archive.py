@@ -43,6 +43,7 @@ from mailgov.archive_format import (
     verify,
 )
 from mailgov.directory import store_of
+from mailgov.i18n import _
 from mailgov.model import Directory, Mailbox, Policy
 
 __all__ = ["ARCHIVE_SUFFIX", "MANIFEST_VERSION", "ManifestError", "archive_name",
@@ -149,13 +150,15 @@ def purge_allowed(manifest: Mapping[str, Any], address: str, sha256: str | None,
     (hashed just now: ``sha256``/``size``; None = file missing) still matches the record."""
     entry = manifest.get("archives", {}).get(address)
     if entry is None:
-        return False, f"{address}: no archive recorded in the manifest"
+        return False, _("{address}: no archive recorded in the manifest").format(address=address)
     if sha256 is None or size is None:
-        return False, f"{address}: archive file {entry['archive']} is missing"
+        return False, _("{address}: archive file {archive} is missing").format(
+            address=address, archive=entry['archive'])
     problems = verify(entry, sha256, size)
     if problems:
         return False, f"{address}: " + "; ".join(problems)
-    return True, f"{address}: archive {entry['archive']} verified"
+    return True, _("{address}: archive {archive} verified").format(
+        address=address, archive=entry['archive'])
 
 
 def split_actions(due: Iterable[DueStore], manifest: Mapping[str, Any],
@@ -185,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(json.dumps(archived_map(load_manifest(args.manifest)), sort_keys=True))
     except (ManifestError, OSError, ValueError) as exc:
-        print(f"mailgov archive: {exc}", file=sys.stderr)
+        print(_("mailgov archive: {error}").format(error=exc), file=sys.stderr)
         return 2
     return 0
 

@@ -32,6 +32,7 @@ from typing import Any
 from ldap3 import SUBTREE, Connection
 from ldap3.utils.conv import escape_filter_chars
 
+from mailgov.i18n import _
 from mailgov.lock import LOCK_RDN
 
 SUFFIX = "cn=accesslog"
@@ -59,9 +60,10 @@ class Run:
     owner: str | None
 
     def describe(self) -> str:
-        out = f"commit {self.commit[:12] if self.commit else '(not in git)'}"
+        out = _("commit {commit}").format(
+            commit=self.commit[:12] if self.commit else _("(not in git)"))
         if self.ref:
-            out += f", request {self.ref}"
+            out += _(", request {ref}").format(ref=self.ref)
         return out
 
 
@@ -94,15 +96,15 @@ class Write:
     def changes(self, limit: int = 6) -> str:
         """What changed, one line; values of secret attributes hidden."""
         if self.op == "delete":
-            return "entry deleted"
+            return _("entry deleted")
         if self.op == "modrdn":
-            return f"renamed to {self.new_rdn}"
+            return _("renamed to {rdn}").format(rdn=self.new_rdn)
         shown = []
         for m in self.mods:
-            name, _, rest = m.partition(":")
+            name, _sep, rest = m.partition(":")
             if name.lower() in BOOKKEEPING:
                 continue
-            sign, _, value = rest.partition(" ")
+            sign, _sep, value = rest.partition(" ")
             if name.lower() in SECRET:
                 value = "(hidden)"
             verb = {"+": "+", "-": "-", "=": "=", "#": "inc"}.get(sign.strip(), sign)
@@ -112,10 +114,11 @@ class Write:
 
     def author(self) -> str:
         if self.by_reconciler and self.run is not None:
-            return f"reconciler ({self.run.describe()})"
+            return _("reconciler ({holder})").format(holder=self.run.describe())
         if self.by_reconciler:
-            return f"OUTSIDE GIT: {self.who} (the reconciler's account, no apply running)"
-        return f"OUTSIDE GIT: {self.who or '(anonymous or internal)'}"
+            return _("OUTSIDE GIT: {who} (the reconciler's account, no apply running)").format(
+                who=self.who)
+        return _("OUTSIDE GIT: {who}").format(who=self.who or _("(anonymous or internal)"))
 
     def to_dict(self) -> dict[str, Any]:
         return {"when": self.when.isoformat(), "op": self.op, "dn": self.dn, "who": self.who,
@@ -130,7 +133,7 @@ class Write:
 
 def _time(value: str) -> datetime:
     text = value.rstrip("Z")
-    main, _, frac = text.partition(".")
+    main, _sep, frac = text.partition(".")
     t = datetime.strptime(main, "%Y%m%d%H%M%S").replace(tzinfo=UTC)
     return t.replace(microsecond=int((frac + "000000")[:6])) if frac else t
 
@@ -159,7 +162,8 @@ def _search(conn: Connection, flt: str) -> list[Write]:
             out.append(Write(_time(start), op, dn, who[3:] if who.startswith("dn:") else who,
                              tuple(dec.get("reqMod", [])), _first(dec, "reqNewRDN")))
     except Exception as exc:  # ldap3 raises its own types from inside the generator
-        raise AuditError(f"cannot read the access log ({SUFFIX}): {exc}") from None
+        raise AuditError(_("cannot read the access log ({suffix}): {error}").format(
+            suffix=SUFFIX, error=exc)) from None
     result = conn.result or {}
     if result.get("description") not in (None, "success"):
         raise AuditError(f"cannot read the access log ({SUFFIX}): "
@@ -233,10 +237,11 @@ def drift_section(plan: Any, outside: Mapping[str, Write]) -> str:
         for dn in (c.dn, c.old_dn):
             w = outside.get((dn or "").lower())
             if w is not None:
-                rows.append(f"- `{c.subject}` ({c.kind}): last written outside git by "
-                             f"`{w.who or '(anonymous or internal)'}` at "
-                             f"{w.when:%Y-%m-%d %H:%M:%S} UTC ({w.op}: {w.changes()}); "
-                             "the plan puts the data back")
+                rows.append(_("- `{subject}` ({kind}): last written outside git by `{who}` at "
+                              "{when:%Y-%m-%d %H:%M:%S} UTC ({op}: {changes}); the plan puts "
+                              "the data back").format(
+                    subject=c.subject, kind=c.kind, who=w.who or _("(anonymous or internal)"),
+                    when=w.when, op=w.op, changes=w.changes()))
                 break
     if not rows:
         return ""
@@ -265,8 +270,8 @@ def _git(repo: Path, *args: str, binary: bool = False) -> Any:
     out = subprocess.run(["git", "-C", str(repo), *args], capture_output=True,
                          timeout=120, check=False)
     if out.returncode != 0:
-        raise AuditError(f"git {' '.join(args[:2])}: "
-                         f"{out.stderr.decode('utf-8', 'replace').strip()[:300]}")
+        raise AuditError(_("git {args}: {stderr}").format(
+            args=' '.join(args[:2]), stderr=out.stderr.decode('utf-8', 'replace').strip()[:300]))
     return out.stdout if binary else out.stdout.decode("utf-8", "replace")
 
 
@@ -316,15 +321,16 @@ def git_history(data_path: str | Path, address: str, ident: int | None,
         if record == previous:
             continue
         if previous is None and record is not None:
-            what = "created in the data" + (f" (request {record.get('request')})"
+            what = _("created in the data") + (_(" (request {request})").format(
+                request=record.get('request'))
                                             if record.get("request") else "")
         elif record is None:
-            what = "removed from the data"
+            what = _("removed from the data")
         else:
             what = _diff(previous or {}, record)
             if record.get("request") and record.get("request") != (previous or {}).get(
                     "request"):
-                what += f" (request {record['request']})"
+                what += _(" (request {request})").format(request=record['request'])
         events.append(Event(when, sha, author, subject, what, record))
         previous = record
     return events

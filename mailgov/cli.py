@@ -68,7 +68,8 @@ def _date_arg(text: str) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
+        raise argparse.ArgumentTypeError(_("{text!r} is not a date YYYY-MM-DD").format(
+            text=text)) from None
 
 
 # --------------------------------------------------------------------------- validate
@@ -171,7 +172,8 @@ def cmd_history(args: argparse.Namespace) -> int:
     d = result.directory
     local = args.address.split("@", 1)[0].lower()
     if "@" in args.address and args.address.split("@", 1)[1].lower() != d.organization.domain:
-        raise CliError(f"{args.address}: not at {d.organization.domain}")
+        raise CliError(_("{address}: not at {domain}").format(
+            address=args.address, domain=d.organization.domain))
     box = next((m for m in d.mailboxes if local in (m.address, *m.aliases, m.renamed_from)),
                None)
     ident = box.id if box is not None else None
@@ -181,10 +183,10 @@ def cmd_history(args: argparse.Namespace) -> int:
         try:
             events = audit.git_history(args.data, local, ident, args.max_commits)
         except audit.AuditError as exc:
-            git_note = f"git history not read: {exc}"
+            git_note = _("git history not read: {error}").format(error=exc)
     if box is None and not events:
-        raise CliError(f"{args.address}: no such mailbox in {args.data} (nor in its git "
-                       "history)")
+        raise CliError(_("{address}: no such mailbox in {data} (nor in its git history)").format(
+            address=args.address, data=args.data))
     base_dn = d.organization.base_dn
     writes: list[Any] = []
     log_note = ""
@@ -204,26 +206,26 @@ def cmd_history(args: argparse.Namespace) -> int:
         except (audit.AuditError, live_mod.LiveError) as exc:
             raise CliError(str(exc)) from None
     else:
-        log_note = "access log not read: give --ldap-uri (with --password-file, --ca-file)"
+        log_note = _("access log not read: give --ldap-uri (with --password-file, --ca-file)")
     shown = f"{box.address if box else local}@{d.organization.domain}"
     if args.format == "json":
         _print_json({"address": shown, "id": ident, "git": [e.to_dict() for e in events],
                      "accesslog": [w.to_dict() for w in writes],
                      "notes": [n for n in (git_note, log_note) if n]})
         return EXIT_OK
-    print(f"{shown} (id {ident if ident is not None else '?'})")
-    print(f"From git ({args.data}):")
+    print(_("{shown} (id {id})").format(shown=shown, id=ident if ident is not None else '?'))
+    print(_("From git ({data}):").format(data=args.data))
     for e in events:
         print(f"  {e.when[:19].replace('T', ' ')}  {e.commit[:12]}  {e.author}: {e.what}"
               f"  [{e.subject}]")
     if git_note or not events:
-        print(f"  {git_note or '(no commit changed this record)'}")
-    print(f"From the provider's access log ({audit.SUFFIX}):")
+        print("  " + (git_note or _("(no commit changed this record)")))
+    print(_("From the provider's access log ({suffix}):").format(suffix=audit.SUFFIX))
     for w in writes:
-        print(f"  {w.when:%Y-%m-%d %H:%M:%S} UTC  {w.op} {w.dn}: {w.changes()}  "
-              f"by {w.author()}")
+        print(_("  {when:%Y-%m-%d %H:%M:%S} UTC  {op} {dn}: {changes}  by {author}").format(
+            when=w.when, op=w.op, dn=w.dn, changes=w.changes(), author=w.author()))
     if log_note or not writes:
-        print(f"  {log_note or '(no write logged for this entry)'}")
+        print("  " + (log_note or _("(no write logged for this entry)")))
     return EXIT_OK
 
 
@@ -239,10 +241,10 @@ def cmd_codeowners(args: argparse.Namespace) -> int:
             return EXIT_PROBLEMS
         return EXIT_OK
     if not codeowners.declared(result.directory):  # type: ignore[arg-type]
-        raise CliError("the data names no approvers (policy.approvers, units[].approvers); "
-                       "nothing to write")
+        raise CliError(_("the data names no approvers (policy.approvers, units[].approvers); "
+                         "nothing to write"))
     target = codeowners.write(result, args.out, args.repo_root)
-    print(f"wrote {target}")
+    print(_("wrote {target}").format(target=target))
     return EXIT_OK
 
 
@@ -252,15 +254,22 @@ def cmd_layout(args: argparse.Namespace) -> int:
     try:
         if args.action == "split":
             files = layout.split(args.path)
-            print(f"wrote {files[0]} and {len(files) - 1} per-unit files "
-                  f"({Path(files[1]).parent if len(files) > 1 else '-'})")
+            print(ngettext("wrote {main} and {count} per-unit file ({folder})",
+                           "wrote {main} and {count} per-unit files "
+                           "({folder})", len(files) - 1).format(
+                main=files[0], count=len(files) - 1,
+                folder=Path(files[1]).parent if len(files) > 1 else '-'))
         else:
             files = layout.join(args.path)
-            print(f"wrote {args.path}; removed {len(files)} per-unit files")
+            print(ngettext("wrote {path}; removed {count} per-unit file",
+                           "wrote {path}; removed {count} per-unit files", len(files)).format(
+                path=args.path, count=len(files)))
     except LoadError as exc:
         for p in exc.problems:
             print(p.format())
-        print(f"{len(exc.problems)} problem(s) in {args.path}", file=sys.stderr)
+        print(ngettext("{count} problem in {path}",
+                       "{count} problems in {path}", len(exc.problems)).format(
+            count=len(exc.problems), path=args.path), file=sys.stderr)
         return EXIT_PROBLEMS
     except (layout.LayoutError, OSError) as exc:
         raise CliError(str(exc)) from None
@@ -288,17 +297,18 @@ def _add_address(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
 def cmd_address(args: argparse.Namespace) -> int:
     if args.birth is not None and not _BIRTH.fullmatch(args.birth):
-        raise CliError(f"--birth {args.birth!r} must be YYYY-MM, e.g. 1990-02")
+        raise CliError(_("--birth {birth!r} must be YYYY-MM, e.g. 1990-02").format(
+            birth=args.birth))
     if args.id_digits is not None and not re.fullmatch(r"[0-9]{1,6}", args.id_digits):
-        raise CliError(f"--id-digits {args.id_digits!r} must be 1 to 6 digits "
-                       "(never the full citizen ID)")
+        raise CliError(_("--id-digits {id_digits!r} must be 1 to 6 digits (never the full "
+                         "citizen ID)").format(id_digits=args.id_digits))
     if not args.name.strip():
-        raise CliError("the name is empty")
+        raise CliError(_("the name is empty"))
     # One load and one check; the naming policy and the unit mailboxes come from that check.
     result = validate(args.data)
     if not result.ok or result.directory is None or result.naming is None:
         _report_problems(result, args.format)
-        print("mailgov: error: fix the data file before proposing addresses", file=sys.stderr)
+        print(i18n.error_line(_("fix the data file before proposing addresses")), file=sys.stderr)
         return EXIT_PROBLEMS
     d = result.directory
     naming = result.naming
@@ -307,15 +317,16 @@ def cmd_address(args: argparse.Namespace) -> int:
     if args.unit is not None:
         if args.unit not in locals_by_unit:
             near = difflib.get_close_matches(args.unit, list(locals_by_unit), n=3)
-            hint = f"; did you mean {', '.join(near)}?" if near else ""
-            raise CliError(f"unknown unit {args.unit!r} in {args.data}{hint}")
+            hint = _("; did you mean {names}?").format(names=', '.join(near)) if near else ""
+            raise CliError(_("unknown unit {unit!r} in {data}{hint}").format(
+                unit=args.unit, data=args.data, hint=hint))
         unit_local = locals_by_unit[args.unit]
     person = Person(args.name, unit_local, args.birth, args.id_digits)
     try:
         local = naming.propose(person, taken_locals(d, naming, locals_by_unit))
         candidates = naming.candidates(person)
     except NamingError as exc:
-        raise CliError(f"cannot propose an address: {exc}") from None
+        raise CliError(_("cannot propose an address: {error}").format(error=exc)) from None
     address = d.address(local)
     if args.format == "json":
         _print_json({"address": address, "local": local, "name": args.name,
@@ -407,8 +418,8 @@ def _password(args: argparse.Namespace) -> str | None:
         with open(args.password_file, encoding="utf-8") as fh:
             return fh.read().rstrip("\r\n")
     except OSError as exc:
-        raise CliError(f"cannot read --password-file {args.password_file}: "
-                       f"{exc.strerror or exc}") from None
+        raise CliError(_("cannot read --password-file {password_file}: {error}").format(
+            password_file=args.password_file, error=exc.strerror or exc)) from None
 
 
 def _read_live(args: argparse.Namespace, base_dn: str) -> Any:
@@ -419,8 +430,8 @@ def _read_live(args: argparse.Namespace, base_dn: str) -> Any:
         if getattr(args, "live_json", None):
             return live_mod.load_json(args.live_json)
         if not args.ldap_uri:
-            raise CliError("give --ldap-uri URI (with --password-file and --ca-file), or "
-                           "--live-json FILE")
+            raise CliError(_("give --ldap-uri URI (with --password-file and --ca-file), or "
+                             "--live-json FILE"))
         password = _password(args)
         bind_dn = args.bind_dn or (None if args.ldap_uri.startswith("ldapi:")
                                    else f"cn=mailgov,ou=services,{base_dn}")
@@ -441,7 +452,7 @@ def _archived(path: str | None) -> dict[str, str]:
     try:
         return archived_map(load_manifest(path))
     except (ManifestError, OSError, ValueError) as exc:
-        raise CliError(f"archive manifest {path}: {exc}") from None
+        raise CliError(_("archive manifest {path}: {error}").format(path=path, error=exc)) from None
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -518,7 +529,8 @@ def _outside_git(args: argparse.Namespace, the_plan: Any, base_dn: str) -> dict[
         finally:
             conn.unbind()
     except (audit.AuditError, live_mod.LiveError) as exc:
-        print(f"mailgov: note: authors of drift not shown: {exc}", file=sys.stderr)
+        print(_("mailgov: note: authors of drift not shown: {error}").format(
+            error=exc), file=sys.stderr)
         return {}
 
 
@@ -533,8 +545,11 @@ def _write_comment_parts(folder: Path, markdown: str) -> None:
         for i, part in enumerate(parts, 1):
             (folder / f"plan-{i}.md").write_text(part, encoding="utf-8")
     except OSError as exc:
-        raise CliError(f"cannot write the comment parts in {folder}: {exc}") from None
-    print(f"mailgov: {len(parts)} comment part(s) in {folder}", file=sys.stderr)
+        raise CliError(_("cannot write the comment parts in {folder}: {error}").format(
+            folder=folder, error=exc)) from None
+    print(ngettext("mailgov: {count} comment part in {folder}",
+                   "mailgov: {count} comment parts in {folder}", len(parts)).format(
+        count=len(parts), folder=folder), file=sys.stderr)
 
 
 def _write_reviewed(args: argparse.Namespace, the_plan: Any, live: Any) -> None:
@@ -550,8 +565,10 @@ def _write_reviewed(args: argparse.Namespace, the_plan: Any, live: Any) -> None:
         Path(args.out).write_text(json.dumps(doc, ensure_ascii=False, indent=1) + "\n",
                                   encoding="utf-8")
     except OSError as exc:
-        raise CliError(f"cannot write {args.out}: {exc.strerror or exc}") from None
-    print(f"mailgov: plan recorded in {args.out} (checksum {doc['checksum'][:12]}…)",
+        raise CliError(_("cannot write {out}: {error}").format(
+            out=args.out, error=exc.strerror or exc)) from None
+    print(_("mailgov: plan recorded in {out} (checksum {checksum}…)").format(
+        out=args.out, checksum=doc['checksum'][:12]),
           file=sys.stderr)
 
 
@@ -563,15 +580,18 @@ def cmd_dump_live(args: argparse.Namespace) -> int:
         result = validate(args.path)
         if not result.ok or result.directory is None:
             _report_problems(result, "text")
-            raise CliError("the data has problems; give --base-dn to read anyway",
+            raise CliError(_("the data has problems; give --base-dn to read anyway"),
                            EXIT_PROBLEMS)
         base_dn = result.directory.organization.base_dn
     live = _read_live(args, base_dn)
     try:
         save_json(live, args.output, base_dn)
     except (OSError, LiveError) as exc:
-        raise CliError(f"cannot write {args.output}: {exc}") from None
-    print(f"{args.output}: {len(live)} entries under {base_dn}", file=sys.stderr)
+        raise CliError(_("cannot write {output}: {error}").format(
+            output=args.output, error=exc)) from None
+    print(ngettext("{output}: {count} entry under {base_dn}",
+                   "{output}: {count} entries under {base_dn}", len(live)).format(
+        output=args.output, count=len(live), base_dn=base_dn), file=sys.stderr)
     return EXIT_OK
 
 
@@ -614,7 +634,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     from mailgov.report_plan import render_markdown
 
     if not args.ldap_uri:
-        raise CliError("give --ldap-uri URI (with --password-file and --ca-file)")
+        raise CliError(_("give --ldap-uri URI (with --password-file and --ca-file)"))
     settings = rec.Settings(
         data=args.path, uri=args.ldap_uri, password=_password(args), bind_dn=args.bind_dn,
         ca_file=args.ca_file, timeout=args.timeout, today=args.today,
@@ -635,8 +655,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
         print(render_markdown(out.scoped_plan(), title=title, unit_names=out.unit_names),
               end="")
     if out.status in (rec.NOTHING, rec.APPLIED, rec.PENDING):
-        hint = " Re-run with --confirm to apply." if out.status == rec.PENDING else ""
-        print(f"mailgov: {out.message}.{hint}", file=sys.stderr)
+        hint = _(" Re-run with --confirm to apply.") if out.status == rec.PENDING else ""
+        print(_("mailgov: {message}.{hint}").format(
+            message=out.message, hint=hint), file=sys.stderr)
     else:
         print(i18n.error_line(out.message), file=sys.stderr)
     return out.exit_code
@@ -669,8 +690,8 @@ def _reviewed_settings(args: argparse.Namespace, base: Any) -> Any:
                                    ("--allow-mass-change", args.allow_mass_change),
                                    ("--remove-drift", args.remove_drift)) if on]
     if given:
-        raise CliError(f"{', '.join(given)}: a reviewed plan carries its own settings; plan "
-                       "again with them and have that plan reviewed")
+        raise CliError(_("{given}: a reviewed plan carries its own settings; plan again with "
+                         "them and have that plan reviewed").format(given=', '.join(given)))
     try:
         r = reviewed.load(args.path)
         today = date.fromisoformat(r.settings["today"]) if r.settings.get("today") else None

@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from mailgov.i18n import _
 from mailgov.loader import Locator
 from mailgov.model import Directory, Unit
 from mailgov.problems import Problem
@@ -154,28 +155,32 @@ def check(result: Result, root: Path | None = None) -> list[Problem]:
     for u in d.units:
         if u.approvers and u.id not in own_file:
             problems.append(_problem(
-                result, "MG503", f"unit {u.id!r} names approvers but its records are not in "
-                "a file of their own, so CODEOWNERS cannot ask them; `mailgov split` puts "
-                f"them in units/{u.id}.yaml", ("units", u.index, "approvers")))
+                result, "MG503", _("unit {id!r} names approvers but its records are not in a "
+                                   "file of their own, so CODEOWNERS cannot ask them; `mailgov "
+                                   "split` puts them in units/{id}.yaml").format(
+                    id=u.id), ("units", u.index, "approvers")))
     if any(u.approvers for u in d.units) and not d.policy.approvers:
         first = next(u for u in d.units if u.approvers)
         problems.append(_problem(
-            result, "MG504", "units name approvers but policy.approvers (the IT "
-            "department) is missing: anyone could then change the main file, and with it "
-            "who approves", ("units", first.index, "approvers")))
+            result, "MG504", _("units name approvers but policy.approvers (the IT department) "
+                               "is missing: anyone could then change the main file, and with it "
+                               "who approves"), ("units", first.index, "approvers")))
     found = find(root)
     if not declared(d):
         if found is not None and found.read_text(encoding="utf-8",
                                                  errors="replace").startswith(MARK):
             problems.append(Problem(
-                "MG502", "CODEOWNERS was made by `mailgov codeowners` but the data names no "
-                "approvers any more; delete it or run `mailgov codeowners` again", (), 1, 1,
+                "MG502", _("CODEOWNERS was made by `mailgov codeowners` but the data names no "
+                           "approvers any more; delete it or run `mailgov codeowners` "
+                           "again"), (), 1, 1,
                 _shown(found)))
         return problems
     if found is None:
         problems.append(_problem(
-            result, "MG501", "the data names approvers but the repository has no CODEOWNERS "
-            f"(looked in {', '.join(PLACES)} under {root}); run `mailgov codeowners`",
+            result, "MG501", _("the data names approvers but the repository has no CODEOWNERS "
+                               "(looked in {places} under {root}); run `mailgov "
+                               "codeowners`").format(
+                places=', '.join(PLACES), root=root),
             ("policy", "approvers") if d.policy.approvers else ("units",)))
         return problems
     want = render(result, root).splitlines()
@@ -183,10 +188,11 @@ def check(result: Result, root: Path | None = None) -> list[Problem]:
     if want != have:
         line = next((i for i, (a, b) in enumerate(zip(want, have, strict=False)) if a != b),
                     min(len(want), len(have)))
-        expected = want[line] if line < len(want) else "(end of file)"
+        expected = want[line] if line < len(want) else _("(end of file)")
         problems.append(Problem(
-            "MG502", f"CODEOWNERS is stale: line {line + 1} should be {expected!r}; run "
-            "`mailgov codeowners`", (), line + 1, 1, _shown(found)))
+            "MG502", _("CODEOWNERS is stale: line {line} should be {expected!r}; run `mailgov "
+                       "codeowners`").format(
+                line=line + 1, expected=expected), (), line + 1, 1, _shown(found)))
     return problems
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from mailgov import usage
+from mailgov.i18n import _
 
 REPO_PLAYBOOK = Path(__file__).resolve().parent.parent / "playbooks" / "usage.yml"
 
@@ -138,7 +139,7 @@ def read_results(folder: Path, hosts: list[str], failures: Mapping[str, str]
             out[host] = "no result (the play did not reach the host)"
             continue
         except (OSError, json.JSONDecodeError) as exc:
-            out[host] = f"unreadable result: {exc}"
+            out[host] = _("unreadable result: {error}").format(error=exc)
             continue
         out[host] = doc
     return out
@@ -155,13 +156,13 @@ def outcomes(folder: Path) -> tuple[list[str], dict[str, str]]:
         try:
             st = json.loads(p.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
-            why[host] = f"unreadable status: {exc}"
+            why[host] = _("unreadable status: {error}").format(error=exc)
             continue
         msg = " ".join(str(st.get("msg", "")).split())[:300]
         if st.get("unreachable"):
-            why[host] = f"unreachable: {msg}"
+            why[host] = _("unreachable: {msg}").format(msg=msg)
         elif not st.get("ok"):
-            why[host] = f"failed: {msg}"
+            why[host] = _("failed: {msg}").format(msg=msg)
     return hosts, why
 
 
@@ -176,7 +177,8 @@ def run_playbook(raw: Path, first: date, last: date, extra: list[str]) -> tuple[
     hosts, why = outcomes(raw)
     if proc.returncode not in (0, 4) or not hosts:  # 4: a host unreachable: still collect
         tail = (proc.stdout.strip() + "\n" + proc.stderr.strip())[-2000:]
-        raise CollectError(f"ansible-playbook failed (exit {proc.returncode}): {tail}")
+        raise CollectError(_("ansible-playbook failed (exit {returncode}): {tail}").format(
+            returncode=proc.returncode, tail=tail))
     return hosts, why
 
 
@@ -188,14 +190,15 @@ def collect(snapshot_dir: Path, domain: str, day: date, extra: list[str],
     if older:
         previous = usage.load(older[-1][1])
         if previous.domain != domain:
-            raise CollectError(f"{previous.path}: snapshot of {previous.domain}, not {domain}")
+            raise CollectError(_("{path}: snapshot of {domain}, not {wanted}").format(
+                path=previous.path, domain=previous.domain, wanted=domain))
     first = day - timedelta(days=usage.MAX_DAYS - 1)
     if previous is not None:
         first = max(first, previous.day + timedelta(days=1))
     with tempfile.TemporaryDirectory(prefix="mailgov-usage-") as tmp:
         hosts, failures = run_playbook(Path(tmp), first, day, extra)
         if not hosts:
-            raise CollectError("the playbook ran on no host (inventory group mailservers)")
+            raise CollectError(_("the playbook ran on no host (inventory group mailservers)"))
         results = read_results(Path(tmp), hosts, failures)
     doc = merge(results, day, domain, previous, published_units)
     usage.parse(doc)  # what we write must be what we read

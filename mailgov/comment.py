@@ -29,6 +29,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from mailgov.i18n import _
+
 MARKER = "<!-- mailgov-plan part {n} -->"
 MARKER_RE = re.compile(r"^<!-- mailgov-plan part (\d+) -->")
 
@@ -53,7 +55,8 @@ class Api:
             with urllib.request.urlopen(req, timeout=30) as resp:
                 raw = resp.read()
         except urllib.error.HTTPError as exc:
-            raise CommentError(f"{method} {path}: HTTP {exc.code} {exc.reason}") from None
+            raise CommentError(_("{method} {path}: HTTP {code} {reason}").format(
+                method=method, path=path, code=exc.code, reason=exc.reason)) from None
         except (urllib.error.URLError, OSError) as exc:
             raise CommentError(f"{method} {path}: {exc}") from None
         return json.loads(raw) if raw.strip() else None
@@ -80,7 +83,8 @@ def gitlab_api(env: Mapping[str, str]) -> Api | None:
                  f"{env['CI_MERGE_REQUEST_IID']}/notes")
         return Api(env["CI_API_V4_URL"], {"PRIVATE-TOKEN": token}, notes, notes + "/{id}", "PUT")
     except KeyError as exc:
-        raise CommentError(f"not a merge request pipeline: {exc.args[0]} is not set") from None
+        raise CommentError(_("not a merge request pipeline: {variable} is not set").format(
+            variable=exc.args[0])) from None
 
 
 def github_api(env: Mapping[str, str]) -> Api | None:
@@ -92,7 +96,7 @@ def github_api(env: Mapping[str, str]) -> Api | None:
         number = event["pull_request"]["number"]
         repo = env["GITHUB_REPOSITORY"]
     except (KeyError, OSError, ValueError, TypeError) as exc:
-        raise CommentError(f"not a pull request run: {exc}") from None
+        raise CommentError(_("not a pull request run: {error}").format(error=exc)) from None
     return Api(env.get("GITHUB_API_URL", "https://api.github.com"),
                {"Authorization": f"Bearer {token}", "Accept": "application/vnd.github+json"},
                f"/repos/{repo}/issues/{number}/comments",
@@ -127,20 +131,20 @@ def run(platform: str, folder: str, env: Mapping[str, str] = os.environ) -> int:
     files = sorted(Path(folder).glob("plan-*.md"),
                    key=lambda p: int(re.sub(r"\D", "", p.stem) or 0))
     if not files:
-        print(f"mailgov comment: no plan-*.md in {folder}", file=sys.stderr)
+        print(_("mailgov comment: no plan-*.md in {folder}").format(folder=folder), file=sys.stderr)
         return 2
     try:
         api = (gitlab_api if platform == "gitlab" else github_api)(env)
         if api is None:
-            print("mailgov comment: no token in the CI's secrets: not posted (the plan is in "
-                  "the job's artifacts)", file=sys.stderr)
+            print(_("mailgov comment: no token in the CI's secrets: not posted (the plan is in "
+                    "the job's artifacts)"), file=sys.stderr)
             return 0
         done = post(api, [f.read_text(encoding="utf-8") for f in files])
     except CommentError as exc:
-        print(f"mailgov comment: {exc}", file=sys.stderr)
+        print(_("mailgov comment: {error}").format(error=exc), file=sys.stderr)
         return 2
-    print(f"mailgov comment: {done['created']} created, {done['updated']} updated, "
-          f"{done['deleted']} deleted", file=sys.stderr)
+    print(_("mailgov comment: {created} created, {updated} updated, {deleted} deleted").format(
+        created=done['created'], updated=done['updated'], deleted=done['deleted']), file=sys.stderr)
     return 0
 
 

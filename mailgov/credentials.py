@@ -39,6 +39,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from mailgov.i18n import _
 from mailgov.model import Directory, Mailbox, PasswordRules
 from mailgov.naming import split_name, transliterate
 
@@ -85,7 +86,7 @@ def personal_tokens(mailbox: Mailbox | None = None, *, local: str | None = None,
         parts = split_name(name)
         out.update((parts.surname, *parts.middle, parts.given, transliterate(name)))
     if birth:
-        year, _, month = birth.partition("-")
+        year, _sep, month = birth.partition("-")
         out.update((year, f"{month}{year}", f"{year}{month}"))
     return tuple(sorted(t for t in out if len(t) >= MIN_TOKEN))
 
@@ -95,15 +96,17 @@ def check_password(password: str, rules: PasswordRules,
     """What is wrong with ``password`` under ``rules`` (empty list: acceptable)."""
     problems = []
     if len(password) < rules.min_length:
-        problems.append(f"shorter than {rules.min_length} characters")
+        problems.append(_("shorter than {min_length} characters").format(
+            min_length=rules.min_length))
     for cls in rules.required_classes:
         if not any(c in ACCEPTED_CLASSES[cls] for c in password):
-            problems.append(f"no {cls} character")
+            problems.append(_("no {cls} character").format(cls=cls))
     if rules.forbid_personal_data:
         # Folded like the tokens, so "Tuấn", "TUAN" and "tu-an" all hide "tuan" (the server's
         # check module, packaging/slapd-pwcheck, folds the same way).
         folded = transliterate(password)
-        problems.extend(f"contains personal data {t!r}" for t in forbidden if t and t in folded)
+        problems.extend(_("contains personal data {t!r}").format(
+            t=t) for t in forbidden if t and t in folded)
     return problems
 
 
@@ -118,14 +121,15 @@ def generate_password(rules: PasswordRules, forbidden: Iterable[str] = (), *,
     n = max(length or DEFAULT_LENGTH, rules.min_length, len(rules.required_classes))
     pool = "".join(_alphabet(c) for c in CLASSES)
     rng = secrets.SystemRandom()
-    for _ in range(100):
+    for _try in range(100):
         chars = [secrets.choice(_alphabet(c)) for c in rules.required_classes]
-        chars += [secrets.choice(pool) for _ in range(n - len(chars))]
+        chars += [secrets.choice(pool) for _i in range(n - len(chars))]
         rng.shuffle(chars)
         password = "".join(chars)
         if not check_password(password, rules, forbidden):
             return password
-    raise CredentialError("could not generate a password that meets the policy")  # pragma: no cover
+    raise CredentialError(_("could not generate a password that meets the "
+                            "policy"))  # pragma: no cover
 
 
 @dataclass(frozen=True)
@@ -170,7 +174,7 @@ def render_sheet(unit: str, creds: Sequence[Credential], day: date, *,
 def age_binary() -> str:
     path = shutil.which("age")
     if not path:
-        raise CredentialError("the 'age' program is not installed (Debian package: age)")
+        raise CredentialError(_("the 'age' program is not installed (Debian package: age)"))
     return path
 
 
@@ -181,11 +185,11 @@ def encrypt_age(plaintext: str, recipients: Sequence[str], dest: Path) -> Path:
     complete, so a failed run leaves nothing half-written.
     """
     if not recipients:
-        raise CredentialError(f"no age recipient for {dest.name}: set the unit's "
-                              "focal_point.age_recipient in the data")
+        raise CredentialError(_("no age recipient for {name}: set the unit's "
+                                "focal_point.age_recipient in the data").format(name=dest.name))
     for r in recipients:
         if not r.startswith("age1") or any(c.isspace() for c in r):
-            raise CredentialError(f"not an age public key: {r[:12]}…")
+            raise CredentialError(_("not an age public key: {key}…").format(key=r[:12]))
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-", suffix=".age")
     os.close(fd)
@@ -195,7 +199,8 @@ def encrypt_age(plaintext: str, recipients: Sequence[str], dest: Path) -> Path:
     try:
         proc = subprocess.run(argv, input=plaintext.encode(), capture_output=True, check=False)
         if proc.returncode != 0:
-            raise CredentialError(f"age failed: {proc.stderr.decode(errors='replace').strip()}")
+            raise CredentialError(_("age failed: {stderr}").format(
+                stderr=proc.stderr.decode(errors='replace').strip()))
         os.chmod(tmp, 0o600)
         os.replace(tmp, dest)
     finally:
@@ -287,10 +292,11 @@ def set_initial_password(conn: Any, dn: str, password: str) -> None:
     from ldap3 import MODIFY_REPLACE  # I/O dependency kept out of the pure helpers above
 
     if not conn.extend.standard.modify_password(user=dn, new_password=password):
-        raise CredentialError(f"password modify refused for {dn}: "
-                              f"{conn.result.get('description')} {conn.result.get('message')}")
+        raise CredentialError(_("password modify refused for {dn}: {description} {message}").format(
+            dn=dn, description=conn.result.get('description'), message=conn.result.get('message')))
     if not conn.modify(dn, {"pwdReset": [(MODIFY_REPLACE, ["TRUE"])]}):
-        raise CredentialError(f"cannot set pwdReset on {dn}: {conn.result.get('description')}")
+        raise CredentialError(_("cannot set pwdReset on {dn}: {description}").format(
+            dn=dn, description=conn.result.get('description')))
 
 
 # ----------------------------------------------------------------------- state guard
@@ -311,9 +317,9 @@ def state_path_problems(path: Path, uid: int | None = None) -> list[str]:
     target = Path(os.path.abspath(path))
     for node in [target, *target.parents]:
         if (node / ".git").exists():
-            problems.append(f"{path} is inside the git checkout {node}: keep the lifecycle "
-                            "state in a directory the inventory names outside it "
-                            "(mailgov_state_dir)")
+            problems.append(_("{path} is inside the git checkout {node}: keep the lifecycle "
+                              "state in a directory the inventory names outside it "
+                              "(mailgov_state_dir)").format(path=path, node=node))
             break
     for node in [target, *target.parents]:
         try:
@@ -321,13 +327,15 @@ def state_path_problems(path: Path, uid: int | None = None) -> list[str]:
         except FileNotFoundError:
             continue
         except OSError as exc:
-            problems.append(f"cannot check {node}: {exc}")
+            problems.append(_("cannot check {node}: {error}").format(node=node, error=exc))
             continue
         if st.st_uid not in (uid, 0):
-            problems.append(f"{node} is owned by uid {st.st_uid}, not by this user or root")
+            problems.append(_("{node} is owned by uid {uid}, not by this user or root").format(
+                node=node, uid=st.st_uid))
         sticky_dir = node != target and node.is_dir() and st.st_mode & 0o1000
         if st.st_mode & 0o022 and not sticky_dir:
-            problems.append(f"{node} is writable by others (mode {st.st_mode & 0o7777:04o})")
+            problems.append(_("{node} is writable by others (mode {mode:04o})").format(
+                node=node, mode=st.st_mode & 0o7777))
     return problems
 
 
@@ -335,7 +343,8 @@ def check_state_paths(*paths: str | None) -> None:
     """CredentialError naming every problem of the given state paths (None: not used)."""
     problems = [msg for p in paths if p for msg in state_path_problems(Path(p))]
     if problems:
-        raise CredentialError("unsafe lifecycle state: " + "; ".join(problems))
+        raise CredentialError(_("unsafe lifecycle state: {problems}").format(
+            problems="; ".join(problems)))
 
 
 # --------------------------------------------------------------------------- CLI
@@ -347,9 +356,10 @@ def _load_recipients(path: str | None) -> dict[str, list[str]]:
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise CredentialError(f"cannot read recipients file {path}: {exc}") from exc
+        raise CredentialError(_("cannot read recipients file {path}: {error}").format(
+            path=path, error=exc)) from exc
     if not isinstance(data, dict):
-        raise CredentialError(f"{path}: expected {{unit: [age keys]}}")
+        raise CredentialError(_("{path}: expected {{unit: [age keys]}}").format(path=path))
     return {str(k): [str(x) for x in (v if isinstance(v, list) else [v])] for k, v in data.items()}
 
 
@@ -358,12 +368,12 @@ def _read_stdin() -> tuple[list[dict[str, str]], str | None]:
     try:
         raw = json.load(sys.stdin)
     except ValueError as exc:
-        raise CredentialError(f"bad todo JSON on stdin: {exc}") from exc
+        raise CredentialError(_("bad todo JSON on stdin: {error}").format(error=exc)) from exc
     if isinstance(raw, list):
         return raw, None
     if isinstance(raw, dict) and isinstance(raw.get("todo"), list):
         return raw["todo"], raw.get("bind_password")
-    raise CredentialError("stdin must be a todo list or {todo, bind_password}")
+    raise CredentialError(_("stdin must be a todo list or {todo, bind_password}"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -388,7 +398,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             check_state_paths(args.out_dir, args.recipients_file)
         except CredentialError as exc:
-            print(f"mailgov credentials: {exc}", file=sys.stderr)
+            print(_("mailgov credentials: {error}").format(error=exc), file=sys.stderr)
             return 2
         return 0
     from mailgov.validate import validate  # heavy import only for the CLI
@@ -397,13 +407,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_state_paths(args.out_dir, args.recipients_file)
         result = validate(args.data)
         if not result.ok or result.directory is None:
-            raise CredentialError(f"{args.data} does not validate; run mailgov validate")
+            raise CredentialError(_("{data} does not validate; run mailgov validate").format(
+                data=args.data))
         todo, bind_password = _read_stdin()
         today = date.fromisoformat(args.today) if args.today else date.today()
         conn = None
         if args.uri and todo:
             if not (args.bind_dn and args.ca_file and bind_password):
-                raise CredentialError("--uri needs --bind-dn, --ca-file and bind_password on stdin")
+                raise CredentialError(_("--uri needs --bind-dn, --ca-file and bind_password on "
+                                        "stdin"))
             conn = connect(args.uri, args.bind_dn, bind_password, args.ca_file)
         creds, paths, waiting = issue(result.directory, todo, Path(args.out_dir), today=today,
                                       extra_recipients=_load_recipients(args.recipients_file),
@@ -418,7 +430,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 done.append(c.dn)
             conn.unbind()
     except CredentialError as exc:
-        print(f"mailgov credentials: {exc}", file=sys.stderr)
+        print(_("mailgov credentials: {error}").format(error=exc), file=sys.stderr)
         return 2
     out: dict[str, Any] = {"artifacts": [str(p) for p in paths], "set": done,
                            "waiting": waiting}

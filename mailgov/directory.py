@@ -21,6 +21,7 @@ from datetime import date, timedelta
 from functools import lru_cache
 from typing import Any
 
+from mailgov.i18n import _
 from mailgov.model import Directory, Mailbox, PreviousAddress, Unit, build
 from mailgov.naming import NamingError, NamingPolicy, unit_locals
 
@@ -167,7 +168,9 @@ def _as_directory(d: Directory | Mapping[str, Any]) -> Directory:
     try:
         return build(d)
     except (KeyError, TypeError, AttributeError) as exc:
-        raise DirectoryError(f"the data is not valid (missing {exc}); run `mailgov validate`"
+        raise DirectoryError(_("the data is not valid (missing {error}); run `mailgov "
+                               "validate`").format(
+            error=exc)
                              ) from None
 
 

@@ -24,6 +24,8 @@ import sys
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from mailgov.i18n import _, error_line
+
 # One selector: letters, digits, hyphen (RFC 6376 allows dots too; we never make those).
 _SELECTOR = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _PEM = re.compile(r"-----BEGIN PUBLIC KEY-----(.*?)-----END PUBLIC KEY-----", re.DOTALL)
@@ -71,7 +73,8 @@ class MtaStsPolicy:
 def txt_rdata(text: str) -> str:
     """A TXT value as quoted character-strings of at most 255 bytes each."""
     if '"' in text or "\\" in text:
-        raise DnsError(f"TXT text must not contain quotes or backslashes: {text!r}")
+        raise DnsError(_("TXT text must not contain quotes or backslashes: {text!r}").format(
+            text=text))
     chunks = [text[i:i + _TXT_CHUNK] for i in range(0, len(text), _TXT_CHUNK)] or [""]
     return " ".join(f'"{c}"' for c in chunks)
 
@@ -80,14 +83,17 @@ def dkim_public_key_b64(pem: str, source: str = "key") -> str:
     """The base64 body of a PEM SubjectPublicKeyInfo, checked to decode."""
     m = _PEM.search(pem)
     if not m:
-        raise DnsError(f"{source}: not a PEM public key (BEGIN PUBLIC KEY)")
+        raise DnsError(_("{source}: not a PEM public key (BEGIN PUBLIC KEY)").format(source=source))
     body = "".join(m.group(1).split())
     try:
         der = base64.b64decode(body, validate=True)
     except binascii.Error:
-        raise DnsError(f"{source}: the PEM body is not valid base64") from None
+        raise DnsError(_("{source}: the PEM body is not valid base64").format(
+            source=source)) from None
     if len(der) < 200:  # a 2048-bit RSA SubjectPublicKeyInfo is 294 bytes
-        raise DnsError(f"{source}: key too short ({len(der)} bytes); DKIM needs RSA >= 2048 bits")
+        raise DnsError(_("{source}: key too short ({count} bytes); DKIM needs RSA >= 2048 "
+                         "bits").format(
+            source=source, count=len(der)))
     return body
 
 
@@ -100,16 +106,17 @@ def read_dkim_keys(directory: Path) -> dict[str, str]:
     if not directory.exists():
         return {}
     if not directory.is_dir():
-        raise DnsError(f"{directory}: not a directory")
+        raise DnsError(_("{directory}: not a directory").format(directory=directory))
     keys: dict[str, str] = {}
     for path in sorted(directory.glob("*.pub")):
         selector = path.stem
         if not _SELECTOR.match(selector):
-            raise DnsError(f"{path}: {selector!r} is not a selector name (a-z, 0-9, -)")
+            raise DnsError(_("{path}: {selector!r} is not a selector name (a-z, 0-9, -)").format(
+                path=path, selector=selector))
         try:
             keys[selector] = path.read_text(encoding="ascii")
         except (OSError, UnicodeDecodeError) as exc:
-            raise DnsError(f"{path}: cannot read: {exc}") from None
+            raise DnsError(_("{path}: cannot read: {error}").format(path=path, error=exc)) from None
     return keys
 
 
@@ -141,16 +148,18 @@ def default_options(domain: str) -> DnsOptions:
 
 
 def mta_sts_policy(opts: DnsOptions) -> MtaStsPolicy:
-    return MtaStsPolicy(opts.mta_sts_mode, tuple(h for h, _ in opts.mx), opts.mta_sts_max_age)
+    return MtaStsPolicy(opts.mta_sts_mode, tuple(h for h, _port in opts.mx), opts.mta_sts_max_age)
 
 
 def records(opts: DnsOptions, dkim_keys: dict[str, str]) -> list[Record]:
     if opts.dmarc_policy not in ("none", "quarantine", "reject"):
-        raise DnsError(f"DMARC policy {opts.dmarc_policy!r}: use none, quarantine or reject")
+        raise DnsError(_("DMARC policy {dmarc_policy!r}: use none, quarantine or reject").format(
+            dmarc_policy=opts.dmarc_policy))
     if opts.mta_sts_mode not in ("enforce", "testing", "none"):
-        raise DnsError(f"MTA-STS mode {opts.mta_sts_mode!r}: use enforce, testing or none")
+        raise DnsError(_("MTA-STS mode {mta_sts_mode!r}: use enforce, testing or none").format(
+            mta_sts_mode=opts.mta_sts_mode))
     if not opts.mx:
-        raise DnsError("at least one MX host is needed")
+        raise DnsError(_("at least one MX host is needed"))
     d = f"{opts.domain}."
     out = [Record(d, "MX", f"{pref} {host}.", "inbound mail" if i == 0 else "")
            for i, (host, pref) in enumerate(opts.mx)]
@@ -169,7 +178,8 @@ def records(opts: DnsOptions, dkim_keys: dict[str, str]) -> list[Record]:
     policy = mta_sts_policy(opts)
     host = opts.mta_sts_host or opts.mx[0][0]
     out.append(Record(f"mta-sts.{d}", "CNAME", f"{host}.",
-                      "MTA-STS: the policy is served at https://mta-sts.DOMAIN/.well-known/mta-sts.txt"))
+                      "MTA-STS: the policy is served at "
+                      "https://mta-sts.DOMAIN/.well-known/mta-sts.txt"))
     out.append(Record(f"_mta-sts.{d}", "TXT", f"v=STSv1; id={policy.policy_id()}"))
     out.append(Record(f"_smtp._tls.{d}", "TXT", f"v=TLSRPTv1; rua={report}",
                       "TLS-RPT: senders report TLS failures to the postmaster"))
@@ -207,7 +217,9 @@ NO_KEY_DIR = ("say where the DKIM public keys are: --dkim-public-key-dir DIR, th
 def _mx_arg(text: str) -> tuple[str, int]:
     host, sep, pref = text.rpartition(":")
     if not sep or not host or not pref.isdigit() or int(pref) > 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PREFERENCE (mail1.example:10)")
+        raise argparse.ArgumentTypeError(_("{text!r} is not HOST:PREFERENCE "
+                                           "(mail1.example:10)").format(
+            text=text))
     return host.rstrip("."), int(pref)
 
 
@@ -248,21 +260,21 @@ def cmd_dns(args: argparse.Namespace) -> int:
         if not result.ok or result.directory is None:
             for problem in result.problems:
                 print(problem.format())
-            print(f"mailgov: error: fix {args.data} first", file=sys.stderr)
+            print(error_line(_("fix {data} first").format(data=args.data)), file=sys.stderr)
             return 1
         domain = result.directory.organization.domain
         opts = default_options(domain)
         report = args.report_address or opts.report_address
         if "@" not in report:
-            raise DnsError(f"--report-address {report!r} is not an address")
+            raise DnsError(_("--report-address {report!r} is not an address").format(report=report))
         if args.mta_sts_max_age <= 0 or args.ttl <= 0:
-            raise DnsError("--mta-sts-max-age and --ttl must be positive")
+            raise DnsError(_("--mta-sts-max-age and --ttl must be positive"))
         opts = DnsOptions(domain=domain, mx=tuple(args.mx) if args.mx else opts.mx,
                           report_address=report, dmarc_policy=args.dmarc_policy,
                           mta_sts_mode=args.mta_sts_mode, mta_sts_max_age=args.mta_sts_max_age)
         key_dir = args.dkim_public_key_dir
         if key_dir.exists() and not key_dir.is_dir():
-            raise DnsError(f"{key_dir}: not a directory")
+            raise DnsError(_("{key_dir}: not a directory").format(key_dir=key_dir))
         keys = read_domain_keys(key_dir, domain.lower(), primary=True)
         recs = records(opts, keys)
         # Alias domains (issue 14): the same MX hosts and reports; each domain its own zone,
@@ -274,21 +286,20 @@ def cmd_dns(args: argparse.Namespace) -> int:
             own = read_domain_keys(key_dir, o.domain, primary=False)
             extra.append((o, records(o, own), own))
     except DnsError as exc:
-        from mailgov.i18n import error_line
-
         print(error_line(exc), file=sys.stderr)
         return 2
-    for name, found in ((domain, keys), *((o.domain, k) for o, _, k in extra)):
+    for name, found in ((domain, keys), *((o.domain, k) for o, _r, k in extra)):
         if not found:
-            print(f"mailgov: warning: no DKIM public keys for {name} in {key_dir} (converge "
-                  "the mailauth role first); no DKIM records printed for it", file=sys.stderr)
+            print(_("mailgov: warning: no DKIM public keys for {name} in {key_dir} (converge "
+                    "the mailauth role first); no DKIM records printed for it").format(
+                name=name, key_dir=key_dir), file=sys.stderr)
     if args.format == "json":
         doc = render_json(opts, recs, args.ttl)
         if extra:
-            doc["alias_domains"] = [render_json(o, r, args.ttl) for o, r, _ in extra]
+            doc["alias_domains"] = [render_json(o, r, args.ttl) for o, r, _k in extra]
         print(json.dumps(doc, ensure_ascii=False, indent=2))
     else:
         print(render_zone(opts, recs, args.ttl), end="")
-        for o, r, _ in extra:
+        for o, r, _k in extra:
             print("\n" + render_zone(o, r, args.ttl), end="")
     return 0

@@ -36,6 +36,7 @@ from mailgov.directory import (
     desired_entries,
     layout_of,
 )
+from mailgov.i18n import _, ngettext
 from mailgov.loader import LoadError, load
 from mailgov.model import Directory
 from mailgov.plan import LiveState, _key, normalise_dn
@@ -157,15 +158,19 @@ def finish(data: dict[str, Any], header: str, today: date | None,
             elif p.rule in ("MG213", "MG214", "MG215") and p.path[:1] == ("units",):
                 unit = data["units"][int(p.path[1])]
                 if unit.pop("head", None) is not None:
-                    notes.append(f"unit {unit['id']}: head dropped ({p.message})")
+                    notes.append(_("unit {id}: head dropped ({message})").format(
+                        id=unit['id'], message=p.message))
                     fixed += 1
         if not fixed:
             break
         if _round == 0 and fixed:
             n = sum(1 for m in data["mailboxes"] if "naming_exemption" in m)
             if n:
-                notes.append(f"{n} address(es) outside the naming policy carry a "
-                             "naming_exemption saying where they came from")
+                notes.append(ngettext("{n} address outside the naming policy carries a "
+                                      "naming_exemption saying where it came from",
+                                      "{n} addresses outside the naming policy carry a "
+                                      "naming_exemption saying where they came from", n).format(
+                    n=n))
     return Written(text, result, notes)
 
 
@@ -182,10 +187,10 @@ def check_text(text: str, today: date | None,
             loaded = load(name)
         except LoadError as exc:
             if expected is not None:
-                raise DumpError("emitted text does not read back") from None
+                raise DumpError(_("emitted text does not read back")) from None
             return Result(name, list(exc.problems))
         if expected is not None and loaded.data != expected:
-            raise DumpError("emitted text does not read back as the data")
+            raise DumpError(_("emitted text does not read back as the data"))
         return check(loaded, today=today)
     finally:
         os.unlink(name)
@@ -236,7 +241,7 @@ def dump(template: Directory, raw: Mapping[str, Any], live: LiveState, *, today:
     in the directory needs an approving document and neither ``request`` nor the record has
     one.
     """
-    d, _ = as_of(template, today)
+    d, _notes = as_of(template, today)
     layout = layout_of(d, today)
     base = normalise_dn(layout.base_dn)
     people_sfx = f",ou=people,{base}"
@@ -286,7 +291,7 @@ def dump(template: Directory, raw: Mapping[str, Any], live: LiveState, *, today:
         unit_rec[uid] = rec
         order.append(uid)
     for uid in [u for u in raw_by_id if u not in unit_rec]:
-        notes.append(f"unit {uid}: not in the directory; left out")
+        notes.append(_("unit {id}: not in the directory; left out").format(id=uid))
     # delegates: cn=<unit local>-delegates
     for dn, attrs in live_groups.items():
         cn = (_one(attrs, "cn") or _rdn_value(dn)).lower()
@@ -329,8 +334,9 @@ def dump(template: Directory, raw: Mapping[str, Any], live: LiveState, *, today:
             ident_n = int(ident) if ident and ident.isdigit() else next_id
             if not (ident and ident.isdigit()):
                 next_id += 1
-                notes.append(f"{_rdn_value(dn)}: no {IDENTITY} in the directory; given id "
-                             f"{ident_n} (the plan against the dump writes it)")
+                notes.append(_("{entry}: no {attribute} in the directory; given id {id} (the "
+                               "plan against the dump writes it)").format(
+                    entry=_rdn_value(dn), attribute=IDENTITY, id=ident_n))
             rec = {"address": _rdn_value(dn), "id": ident_n}
             want_attrs = {}
             m = None
@@ -351,8 +357,8 @@ def dump(template: Directory, raw: Mapping[str, Any], live: LiveState, *, today:
             boxes.append(dict(r))  # purged (or not yet made): the record keeps the address
             continue
         if m is not None:
-            notes.append(f"{m.address}: in the data, not in the directory; its address is "
-                         "reserved in the dump")
+            notes.append(_("{address}: in the data, not in the directory; its address is "
+                           "reserved in the dump").format(address=m.address))
             reserved.append({"address": m.address, "id": m.id,
                              "reason": f"not in the directory on {today.isoformat()}"})
     boxes += sorted(new_boxes, key=lambda r: r["id"])
@@ -456,8 +462,9 @@ def _patch_state(rec: dict[str, Any], state: str, today: date, request: str | No
                  notes: list[str]) -> None:
     ref = request or rec.get("request")
     if state != "active" and not ref:
-        raise DumpError(f"{rec['address']} is {state} in the directory, not in the data: "
-                        "give --request REF (the document that records the change)")
+        raise DumpError(_("{address} is {state} in the directory, not in the data: give "
+                          "--request REF (the document that records the change)").format(
+            address=rec['address'], state=state))
     day = today.isoformat()
     rec.pop("suspended", None)
     rec.pop("cancelled", None)
@@ -470,7 +477,8 @@ def _patch_state(rec: dict[str, Any], state: str, today: date, request: str | No
     else:
         rec["state"] = "cancelled"
         rec["cancelled"] = {"date": day, "reason": "other", "request": ref}
-    notes.append(f"{rec['address']}: {state} in the directory (recorded from {day})")
+    notes.append(_("{address}: {state} in the directory (recorded from {day})").format(
+        address=rec['address'], state=state, day=day))
 
 
 def header(what: str, today: date) -> str:
@@ -527,8 +535,8 @@ def cmd_dump(args: Any) -> int:
     result = validate(args.data, today=today)
     if not result.ok or result.directory is None:
         _report_problems(result, "text")
-        raise CliError(f"{args.data} has problems; the dump needs a valid data file for "
-                       "what the directory does not hold", EXIT_PROBLEMS)
+        raise CliError(_("{data} has problems; the dump needs a valid data file for what the "
+                         "directory does not hold").format(data=args.data), EXIT_PROBLEMS)
     raw = load(args.data).data
     live = _read_live(args, result.directory.organization.base_dn)
     try:
@@ -540,25 +548,30 @@ def cmd_dump(args: Any) -> int:
     def exempt(rec: dict[str, Any]) -> dict[str, Any]:
         ref = args.request or rec.get("request")
         if not ref:
-            raise CliError(f"{rec['address']}: address outside the naming policy; give "
-                           "--request REF for its naming exemption")
+            raise CliError(_("{address}: address outside the naming policy; give --request REF "
+                             "for its naming exemption").format(address=rec['address']))
         return {"reason": f"found in the directory by mailgov dump on {today.isoformat()}",
                 "request": ref}
 
     done = finish(data, header("Dump of the live directory", today), today, exempt)
     for n in [*notes, *done.notes]:
-        print(f"mailgov: note: {n}", file=sys.stderr)
+        print(_("mailgov: note: {n}").format(n=n), file=sys.stderr)
     if not done.result.ok:
         for line in problems_text(done.result.problems, where):
             print(line)
-        raise CliError(f"the directory does not make a valid data file "
-                       f"({len(done.result.problems)} problem(s)); nothing written",
+        raise CliError(ngettext("the directory does not make a valid data file ({count} "
+                                "problem); nothing written",
+                                "the directory does not make a valid data file ({count} "
+                                "problems); nothing written", len(done.result.problems)).format(
+            count=len(done.result.problems)),
                        EXIT_PROBLEMS)
     try:
         write(done.text, args.out)
     except OSError as exc:
-        raise CliError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+        raise CliError(_("cannot write {out}: {error}").format(
+            out=args.out, error=exc.strerror or exc)) from None
     if args.out != "-":
-        print(f"{args.out}: {len(data['units'])} units, {len(data['mailboxes'])} mailboxes "
-              "from the directory", file=sys.stderr)
+        print(_("{out}: {units} units, {mailboxes} mailboxes from the directory").format(
+            out=args.out, units=len(data['units']),
+            mailboxes=len(data['mailboxes'])), file=sys.stderr)
     return 0

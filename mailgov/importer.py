@@ -7,8 +7,12 @@ columns (docs/commands.md): ``name``/``họ và tên`` and ``unit``/``đơn vị
 ``id_digits`` optional. Every row is checked and every address computed for the whole batch
 first (one load of the data file; a clash inside the batch is numbered in row order, as if
 the rows had been added one by one); errors are ``FILE:ROW: column: message``, all of them,
-and nothing is written unless every row is valid. The records are then added by the same
-edit as ``mailgov add`` (mailgov/mailbox_edit.py), checked before writing.
+and nothing is written unless every row is valid. The columns `mailgov export` adds
+(``unit_name``/``tên đơn vị``, ``address``/``địa chỉ``, ``state``/``trạng thái``) are
+accepted so that an export (in either language) imports again: the unit's name and the
+address are not read (addresses come from the naming policy), and a row whose state is not
+active is refused. The records are then added by the same edit as ``mailgov add``
+(mailgov/mailbox_edit.py), checked before writing.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from mailgov.edit import Edit, EditError
-from mailgov.i18n import _, ngettext
+from mailgov.i18n import N_, _, ngettext, translator
 from mailgov.mailbox_edit import Naming, NewPerson, add, check_name
 from mailgov.naming import NamingError
 
@@ -38,6 +42,10 @@ COLUMNS = {
     "kind": "kind", "loại": "kind",
     "request": "request", "quyết định": "request",
     "birth": "birth", "id_digits": "id_digits",
+    # Written by `mailgov export`, so that its sheet (in either language) imports again.
+    "unit_name": "unit_name", "tên đơn vị": "unit_name",
+    "address": "address", "địa chỉ": "address",
+    "state": "state", "trạng thái": "state",
 }
 REQUIRED = ("name", "unit")
 ROLES = ("staff", "head", "admin")
@@ -208,6 +216,11 @@ def people(path: str | Path, rows: list[Row], e: Edit, *, request: str | None,
                 bad(row, field, _("{value!r}: one of {allowed}").format(
                     value=v[field], allowed=", ".join(allowed)))
                 ok = False
+        state = v.get("state", "").casefold()
+        if state and state not in ("active", translator("vi").gettext("active").casefold()):
+            bad(row, "state", _("{value!r}: only active people are imported").format(
+                value=v["state"]))
+            ok = False
         if v.get("birth") and not (len(v["birth"]) == 7 and v["birth"][4] == "-"):
             bad(row, "birth", _("{value!r}: YYYY-MM").format(value=v["birth"]))
             ok = False
@@ -268,6 +281,14 @@ def import_file(source: str | Path, data: str | Path, *, sheet: str | None = Non
 # --------------------------------------------------------------------------- export
 
 EXPORT_COLUMNS = ("unit", "unit_name", "name", "address", "title", "role", "kind", "state")
+# The headings and states as the reader's language writes them (import accepts both).
+_EXPORT_WORDS = (N_("unit"), N_("unit_name"), N_("name"), N_("address"), N_("title"),
+                 N_("role"), N_("kind"), N_("state"), N_("active"), N_("suspended"),
+                 N_("cancelled"))
+
+
+def export_headings() -> list[str]:
+    return [_(c) for c in EXPORT_COLUMNS]
 
 
 def export_rows(data: str | Path, unit: str | None = None) -> list[dict[str, list[list[str]]]]:
@@ -284,7 +305,7 @@ def export_rows(data: str | Path, unit: str | None = None) -> list[dict[str, lis
     for m in d.mailboxes:
         per_unit.setdefault(m.unit, []).append(
             [m.unit, names.get(m.unit, ""), m.name, d.address(m.address), m.title or "",
-             m.role, m.kind, m.state])
+             m.role, m.kind, _(m.state)])
     return [{uid: rows} for uid, rows in per_unit.items()
             if rows and (unit is None or uid == unit)]
 
@@ -294,7 +315,7 @@ def export(data: str | Path, fmt: str, out: str | None, unit: str | None = None)
     if fmt == "csv":
         buf = io.StringIO(newline="")
         w = csv.writer(buf, lineterminator="\r\n")
-        w.writerow(EXPORT_COLUMNS)
+        w.writerow(export_headings())
         for g in groups:
             for rows in g.values():
                 w.writerows(rows)
@@ -311,11 +332,11 @@ def export(data: str | Path, fmt: str, out: str | None, unit: str | None = None)
     for g in groups:
         for uid, rows in g.items():
             ws = wb.create_sheet(title=uid[:31])  # one sheet per unit
-            ws.append(list(EXPORT_COLUMNS))
+            ws.append(export_headings())
             for r in rows:
                 ws.append(r)
     if not groups:
-        wb.create_sheet(title="people").append(list(EXPORT_COLUMNS))
+        wb.create_sheet(title="people").append(export_headings())
     wb.save(out)
 
 
@@ -391,5 +412,5 @@ def cmd_export(args: argparse.Namespace) -> int:
     except ImportError_ as exc:
         raise EditCliError("\n".join(exc.errors), 1) from None
     except OSError as exc:
-        raise EditCliError(f"{args.out}: {exc.strerror or exc}") from None
+        raise EditCliError(f"{args.out}: {exc.strerror or exc}") from None  # no words
     return 0

@@ -20,6 +20,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from mailgov.i18n import _
 from mailgov.include import is_include
 from mailgov.loader import LoadError, load, load_file
 
@@ -47,9 +48,10 @@ def _section(text: str, path: str) -> Section:
     lines = text.splitlines(keepends=True)
     heads = [i for i, line in enumerate(lines) if _MAILBOXES.match(line.rstrip("\r\n"))]
     if len(heads) != 1:
-        raise LayoutError(f"{path}: expected one block `mailboxes:` line at the top level "
-                          f"(found {len(heads)}); a flow list `mailboxes: [...]` cannot be "
-                          "split")
+        raise LayoutError(_("{path}: expected one block `mailboxes:` line at the top level "
+                            "(found {count}); a flow list `mailboxes: [...]` cannot be "
+                            "split").format(
+            path=path, count=len(heads)))
     head = heads[0]
     end = len(lines)
     for i in range(head + 1, len(lines)):
@@ -86,15 +88,16 @@ def split_text(text: str, data: dict, main_name: str) -> tuple[str, dict[str, st
     """(new main text, {relative path: text}) for ``text`` whose parsed data is ``data``."""
     boxes = data.get("mailboxes")
     if not isinstance(boxes, list) or not boxes:
-        raise LayoutError(f"{main_name}: no mailboxes to split")
+        raise LayoutError(_("{main_name}: no mailboxes to split").format(main_name=main_name))
     if any(is_include(b) for b in boxes):
-        raise LayoutError(f"{main_name}: already includes per-unit files; "
-                          "`mailgov join` it first")
+        raise LayoutError(_("{main_name}: already includes per-unit files; `mailgov join` it "
+                            "first").format(main_name=main_name))
     sec = _section(text, main_name)
     indent, starts = _items(sec)
     if len(starts) != len(boxes):
-        raise LayoutError(f"{main_name}: found {len(starts)} list items under `mailboxes:` "
-                          f"for {len(boxes)} records; split needs one `- ` line per record")
+        raise LayoutError(_("{main_name}: found {items} list items under `mailboxes:` for "
+                            "{records} records; split needs one `- ` line per record").format(
+            main_name=main_name, items=len(starts), records=len(boxes)))
     # Where each record's text begins: the comment/blank lines just above it go with it.
     begin = []
     for k, s in enumerate(starts):
@@ -108,19 +111,21 @@ def split_text(text: str, data: dict, main_name: str) -> tuple[str, dict[str, st
     for k, box in enumerate(boxes):
         unit = box.get("unit") if isinstance(box, dict) else None
         if not isinstance(unit, str) or not re.fullmatch(r"[a-z0-9_-]{1,32}", unit):
-            raise LayoutError(f"{main_name}:{starts[k] + 1}: record has no valid `unit`; "
-                              "run `mailgov validate` first")
+            raise LayoutError(_("{file}:{line}: record has no valid `unit`; run `mailgov "
+                                "validate` first").format(file=main_name, line=starts[k] + 1))
         if runs and runs[-1][0] == unit:
             runs[-1] = (unit, runs[-1][1], k + 1)
         else:
             runs.append((unit, k, k + 1))
     seen: dict[str, int] = {}
-    for unit, first, _ in runs:
+    for unit, first, _last in runs:
         if unit in seen:
             raise LayoutError(
-                f"{main_name}:{starts[first] + 1}: the records of unit {unit!r} are in more "
-                f"than one place (also from line {starts[seen[unit]] + 1}); move them "
-                "together first (one file per unit keeps one run)")
+                _("{file}:{line}: the records of unit {unit!r} are in more than one place (also "
+                  "from line {other}); move them together first (one file per unit keeps one "
+                  "run)").format(
+                    file=main_name, line=starts[first] + 1, unit=unit,
+                    other=starts[seen[unit]] + 1))
         seen[unit] = first
     lines = sec.lines
     out = lines[: sec.head + 1]
@@ -149,9 +154,10 @@ def join_text(text: str, read: dict[str, str], main_name: str) -> str:
         sub_lines = sub.splitlines(keepends=True)
         heads = [j for j, x in enumerate(sub_lines) if _MAILBOXES.match(x.rstrip("\r\n"))]
         if len(heads) != 1:
-            raise LayoutError(f"{m.group('path')}: expected one `mailboxes:` line")
+            raise LayoutError(_("{file}: expected one `mailboxes:` line").format(
+                file=m.group('path')))
         body = sub_lines[heads[0] + 1:]
-        _, item_starts = _items(Section(sub_lines, heads[0], len(sub_lines)))
+        _head, item_starts = _items(Section(sub_lines, heads[0], len(sub_lines)))
         have = (len(sub_lines[item_starts[0]]) - len(sub_lines[item_starts[0]].lstrip(" "))
                 if item_starts else 0)
         shift = len(m.group("indent")) - have
@@ -160,7 +166,8 @@ def join_text(text: str, read: dict[str, str], main_name: str) -> str:
                 x = " " * shift + x
             elif shift < 0 and x.strip():
                 if x[: -shift].strip():
-                    raise LayoutError(f"{m.group('path')}: cannot re-indent line {x!r}")
+                    raise LayoutError(_("{file}: cannot re-indent line {line!r}").format(
+                        file=m.group('path'), line=x))
                 x = x[-shift:]
             out.append(x)
         if body and not body[-1].endswith("\n"):
@@ -191,7 +198,8 @@ def split(path: str | Path) -> list[str]:
     new_main, files = split_text(text, loaded.data, str(main))
     for rel in files:
         if (main.parent / rel).exists():
-            raise LayoutError(f"{main.parent / rel} exists already; move it away first")
+            raise LayoutError(_("{file} exists already; move it away first").format(
+                file=main.parent / rel))
     # Check in a scratch copy: same data, and join gives back these very bytes.
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp) / main.name
@@ -202,12 +210,13 @@ def split(path: str | Path) -> list[str]:
         try:
             again = load(scratch).data
         except LoadError as exc:
-            raise LayoutError(f"the split layout would not load: {exc}") from None
+            raise LayoutError(_("the split layout would not load: {error}").format(
+                error=exc)) from None
         if again != loaded.data:
-            raise LayoutError("the split layout would read differently; nothing written")
+            raise LayoutError(_("the split layout would read differently; nothing written"))
         if join_text(new_main, files, str(main)) != text:
-            raise LayoutError("joining the split layout would not give the same bytes; "
-                              "nothing written")
+            raise LayoutError(_("joining the split layout would not give the same bytes; "
+                                "nothing written"))
     (main.parent / UNITS_DIR).mkdir(exist_ok=True)
     written = [str(main)]
     for rel, body in files.items():
@@ -224,11 +233,12 @@ def join(path: str | Path) -> list[str]:
     text = loaded.source.decode("utf-8")
     rels = _includes(text, str(main))
     if not rels:
-        raise LayoutError(f"{main}: includes no per-unit files; nothing to join")
+        raise LayoutError(_("{main}: includes no per-unit files; nothing to join").format(
+            main=main))
     if loaded.parts is None or len(loaded.parts.files) != len(rels):
-        raise LayoutError(f"{main}: join handles one level of `- include: PATH` lines in the "
-                          "main file (an included file includes others, or an include is "
-                          "written another way)")
+        raise LayoutError(_("{main}: join handles one level of `- include: PATH` lines in the "
+                            "main file (an included file includes others, or an include is "
+                            "written another way)").format(main=main))
     read = {rel: (main.parent / rel).read_text(encoding="utf-8") for rel in rels}
     joined = join_text(text, read, str(main))
     with tempfile.TemporaryDirectory() as tmp:
@@ -237,10 +247,11 @@ def join(path: str | Path) -> list[str]:
         try:
             again = load(scratch).data
         except LoadError as exc:
-            raise LayoutError(f"the joined file would not load: {exc}") from None
+            raise LayoutError(_("the joined file would not load: {error}").format(
+                error=exc)) from None
     if again != loaded.data:
-        raise LayoutError("the joined file would read differently (comments or anchors "
-                          "above `mailboxes:` in an included file?); nothing written")
+        raise LayoutError(_("the joined file would read differently (comments or anchors above "
+                            "`mailboxes:` in an included file?); nothing written"))
     _write(main, joined)
     removed = []
     for rel in rels:

@@ -42,6 +42,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from mailgov.i18n import _, ngettext
+
 #: The policy of a data file made from nothing: the sample data's (docs/data-format.md).
 DEFAULT_POLICY: dict[str, Any] = {
     "naming": {
@@ -132,11 +134,13 @@ def parse(path: str | Path) -> list[Entry]:
                         for v in vs)
                 out.append((dn, entry))
     except OSError as exc:
-        raise LdifImportError(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise LdifImportError(_("cannot read {path}: {error}").format(
+            path=path, error=exc.strerror or exc)) from None
     except ValueError as exc:  # the parser's errors (bad line, bad base64, a change record)
-        raise LdifImportError(f"{path}: not a usable LDIF file: {exc}") from None
+        raise LdifImportError(_("{path}: not a usable LDIF file: {error}").format(
+            path=path, error=exc)) from None
     if not out:
-        raise LdifImportError(f"{path}: no entries")
+        raise LdifImportError(_("{path}: no entries").format(path=path))
     return out
 
 
@@ -212,7 +216,9 @@ def convert(entries: list[Entry], source: str, opts: Options) -> tuple[dict[str,
     allowed_fwd = [str(a).lower() for a in policy["forwarding"]["allowed_domains"]]
     people = [(dn, e) for dn, e in entries if _is_person(e)]
     if not people:
-        raise LdifImportError(f"{source}: no person entries (inetOrgPerson or zimbraAccount)")
+        raise LdifImportError(_("{source}: no person entries (inetOrgPerson or "
+                                "zimbraAccount)").format(
+            source=source))
     primary = {dn: (_one(e, "zimbramaildeliveryaddress", "mail") or "").lower()
                for dn, e in people}
     domain = (opts.domain or "").lower() or Counter(
@@ -230,7 +236,8 @@ def convert(entries: list[Entry], source: str, opts: Options) -> tuple[dict[str,
         rdns = _rdns(dn)
         uid = unit_id(rdns[0][1])
         if not _UNIT_ID.match(uid or "-"):
-            errors.append(f"{dn}: the unit name {rdns[0][1]!r} gives no usable unit id")
+            errors.append(_("{dn}: the unit name {name!r} gives no usable unit id").format(
+                dn=dn, name=rdns[0][1]))
             continue
         parent = next((unit_id(v) for k, v in rdns[1:] if k == "ou"
                        and v.lower() not in CONTAINERS), None)
@@ -286,20 +293,22 @@ def convert(entries: list[Entry], source: str, opts: Options) -> tuple[dict[str,
             addr = f"{uid_attr.lower()}@{domain}" if uid_attr else ""
         local = addr.split("@", 1)[0]
         if _domain_of(addr) != domain:
-            msg = f"{dn}: address {addr} is not at {domain}"
+            msg = _("{dn}: address {address} is not at {domain}").format(
+                dn=dn, address=addr, domain=domain)
             if opts.skip_other_domains:
-                notes.append(f"{msg}; left out (--skip-other-domains)")
+                notes.append(_("{msg}; left out (--skip-other-domains)").format(msg=msg))
                 continue
-            errors.append(f"{msg} (import each domain on its own with --domain, or give "
-                          "--skip-other-domains)")
+            errors.append(_("{msg} (import each domain on its own with --domain, or give "
+                            "--skip-other-domains)").format(msg=msg))
             continue
         if not _LOCAL.match(local):
-            errors.append(f"{dn}: {local!r} is not a valid local part (a-z, 0-9, . - _)")
+            errors.append(_("{dn}: {local!r} is not a valid local part (a-z, 0-9, . - _)").format(
+                dn=dn, local=local))
             continue
         unit = unit_of(dn, e)
         if unit is None:
-            errors.append(f"{dn}: outside any unit (no ou attribute, no ou= in its DN); "
-                          "give --unit-for-orphans UNIT or fix the export")
+            errors.append(_("{dn}: outside any unit (no ou attribute, no ou= in its DN); give "
+                            "--unit-for-orphans UNIT or fix the export").format(dn=dn))
             continue
         rec: dict[str, Any] = {"address": local}
         ident = _one(e, "mailuidnumber", "uidnumber")
@@ -336,24 +345,27 @@ def convert(entries: list[Entry], source: str, opts: Options) -> tuple[dict[str,
             if q["min"] <= quota <= q["max"]:
                 rec["quota_mb"] = quota
             else:
-                notes.append(f"{local}: quota {quota} MiB outside the policy's "
-                             f"{q['min']}..{q['max']}; the default applies")
+                notes.append(_("{local}: quota {quota} MiB outside the policy's {min}..{max}; "
+                               "the default applies").format(
+                    local=local, quota=quota, min=q['min'], max=q['max']))
         aliases = []
         alias_attrs = ("zimbramailalias",) if zimbra else ("mailalias", "mailalternateaddress")
         for a in (v.strip().lower() for n in alias_attrs for v in e.get(n, [])):
             if a == addr or (a.split("@", 1)[0] == local and _domain_of(a) == domain):
                 continue
             if _domain_of(a) not in ("", domain):
-                msg = f"{dn}: alias {a} is not at {domain}"
+                msg = _("{dn}: alias {alias} is not at {domain}").format(
+                    dn=dn, alias=a, domain=domain)
                 if opts.skip_other_domains:
-                    notes.append(f"{msg}; left out (--skip-other-domains)")
+                    notes.append(_("{msg}; left out (--skip-other-domains)").format(msg=msg))
                     continue
-                errors.append(f"{msg} (the data format holds aliases at the domain only; "
-                              "give --skip-other-domains to leave it out)")
+                errors.append(_("{msg} (the data format holds aliases at the domain only; give "
+                                "--skip-other-domains to leave it out)").format(msg=msg))
                 continue
             a_local = a.split("@", 1)[0]
             if not _LOCAL.match(a_local):
-                errors.append(f"{dn}: alias {a!r} is not a valid local part")
+                errors.append(_("{dn}: alias {alias!r} is not a valid local part").format(
+                    dn=dn, alias=a))
                 continue
             if a_local not in aliases:
                 aliases.append(a_local)
@@ -366,12 +378,12 @@ def convert(entries: list[Entry], source: str, opts: Options) -> tuple[dict[str,
             if f in forwards or f == addr:
                 continue
             if not _allowed_forward(f, allowed_fwd):
-                msg = (f"{dn}: forwarding to {f} is outside the policy's allowed domains "
-                       f"({', '.join(allowed_fwd)})")
+                msg = (_("{dn}: forwarding to {target} is outside the policy's allowed domains "
+                         "({allowed})").format(dn=dn, target=f, allowed=', '.join(allowed_fwd)))
                 if opts.skip_other_domains:
-                    notes.append(f"{msg}; left out (--skip-other-domains)")
+                    notes.append(_("{msg}; left out (--skip-other-domains)").format(msg=msg))
                     continue
-                errors.append(f"{msg}; give --skip-other-domains to leave it out")
+                errors.append(_("{msg}; give --skip-other-domains to leave it out").format(msg=msg))
                 continue
             forwards.append(f)
         if forwards:
@@ -387,8 +399,11 @@ def convert(entries: list[Entry], source: str, opts: Options) -> tuple[dict[str,
             rec["cancelled"] = {"date": day, "reason": "other", "request": opts.request}
         boxes.append(rec)
     if errors:
-        raise LdifImportError(f"{source}: {len(errors)} entr{'y' if len(errors) == 1 else 'ies'}"
-                              " cannot be imported; nothing written", errors)
+        raise LdifImportError(ngettext("{source}: {count} entry cannot be imported; nothing "
+                                       "written",
+                                       "{source}: {count} entries cannot be imported; nothing "
+                                       "written", len(errors)).format(
+            source=source, count=len(errors)), errors)
     next_id = max(used_ids or {0}) + 1
     for rec in pending_ids:
         rec["id"] = next_id
@@ -406,28 +421,31 @@ def convert(entries: list[Entry], source: str, opts: Options) -> tuple[dict[str,
     kept = []
     for rec in boxes:
         if rec["address"] in taken:
-            notes.append(f"{rec['address']}: the unit mailbox of {taken[rec['address']]} "
-                         "(the data makes it from the unit); not a personal record")
+            notes.append(_("{address}: the unit mailbox of {unit} (the data makes it from the "
+                           "unit); not a personal record").format(
+                address=rec['address'], unit=taken[rec['address']]))
             continue
         kept.append(rec)
     for u in units.values():
         if u.get("parent") and u["parent"] not in units:
-            notes.append(f"unit {u['id']}: parent {u['parent']} not in the LDIF; made "
-                         "top-level")
+            notes.append(_("unit {id}: parent {parent} not in the LDIF; made top-level").format(
+                id=u['id'], parent=u['parent']))
             u.pop("parent")
     order = {u: i for i, u in enumerate(units)}
     kept.sort(key=lambda r: (order[r["unit"]], r["address"]))
     it_unit = opts.it_unit or next(iter(units))
     if opts.it_unit is None:
-        notes.append(f"organization.it_unit is {it_unit} (the first unit): check it")
+        notes.append(_("organization.it_unit is {it_unit} (the first unit): check it").format(
+            it_unit=it_unit))
     present = {r["address"] for r in kept} | {a for r in kept for a in r.get("aliases", [])}
     protected = [x for x in policy.get("protected", []) if x in present]
     missing = [x for x in policy.get("protected", []) if x not in present]
     policy["protected"] = protected
     if missing:
-        notes.append(f"{', '.join(missing)}: not in the LDIF, so not in policy.protected; "
-                     "every mail domain needs postmaster@ and abuse@ (RFC 5321, RFC 2142): "
-                     "add them as aliases of an IT mailbox and to policy.protected")
+        notes.append(_("{missing}: not in the LDIF, so not in policy.protected; every mail "
+                       "domain needs postmaster@ and abuse@ (RFC 5321, RFC 2142): add them as "
+                       "aliases of an IT mailbox and to policy.protected").format(
+            missing=', '.join(missing)))
     org_name = opts.org_name or next((_one(e, "o") for _dn, e in entries if _one(e, "o")),
                                      None) or domain
     data = {
@@ -508,8 +526,9 @@ def cmd_import_ldif(args: Any) -> int:
         try:
             policy = load(args.policy_from).data.get("policy")
         except LoadError as exc:
-            raise CliError(f"--policy-from {args.policy_from}: "
-                           f"{exc.problems[0].message if exc.problems else exc}") from None
+            raise CliError(_("--policy-from {policy_from}: {reason}").format(
+                policy_from=args.policy_from,
+                reason=exc.problems[0].message if exc.problems else exc)) from None
     today = args.today or date.today()
     opts = Options(request=args.request, domain=args.domain, base_dn=args.base_dn,
                    org_name=args.org_name, it_unit=args.it_unit,
@@ -535,18 +554,22 @@ def cmd_import_ldif(args: Any) -> int:
 
     done = finish(data, header(f"Imported from {Path(args.file).name}", today), today, exempt)
     for n in [*notes, *done.notes]:
-        print(f"mailgov: note: {n}", file=sys.stderr)
+        print(_("mailgov: note: {n}").format(n=n), file=sys.stderr)
     if not done.result.ok:
         for line in problems_text(done.result.problems, args.out if args.out != "-"
                                   else "<import>"):
             print(line)
-        raise CliError(f"the import does not validate ({len(done.result.problems)} "
-                       "problem(s)); nothing written", EXIT_PROBLEMS)
+        raise CliError(ngettext("the import does not validate ({count} problem); nothing written",
+                                "the import does not validate ({count} problems); nothing "
+                                "written", len(done.result.problems)).format(
+            count=len(done.result.problems)), EXIT_PROBLEMS)
     try:
         write(done.text, args.out)
     except OSError as exc:
-        raise CliError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+        raise CliError(_("cannot write {out}: {error}").format(
+            out=args.out, error=exc.strerror or exc)) from None
     if args.out != "-":
-        print(f"{args.out}: {len(data['units'])} units, {len(data['mailboxes'])} mailboxes "
-              f"from {args.file}", file=sys.stderr)
+        print(_("{out}: {units} units, {mailboxes} mailboxes from {file}").format(
+            out=args.out, units=len(data['units']), mailboxes=len(data['mailboxes']),
+            file=args.file), file=sys.stderr)
     return 0

@@ -39,6 +39,7 @@ from ldap3.core.exceptions import (
     LDAPStartTLSError,
 )
 
+from mailgov.i18n import _
 from mailgov.plan import READ_ATTRS, Attrs, LiveState, normalise_dn
 
 PAGE_SIZE = 1000
@@ -51,13 +52,14 @@ class LiveError(Exception):
 
 def _tls(ca_file: str) -> Tls:
     if not Path(ca_file).is_file():
-        raise LiveError(f"CA file {ca_file} does not exist (give --ca-file, the CA that "
-                        "signed the LDAP server's certificate)")
+        raise LiveError(_("CA file {ca_file} does not exist (give --ca-file, the CA that signed "
+                          "the LDAP server's certificate)").format(ca_file=ca_file))
     try:
         return Tls(ca_certs_file=ca_file, validate=ssl.CERT_REQUIRED,
                    version=ssl.PROTOCOL_TLS_CLIENT)
     except LDAPSSLConfigurationError as exc:
-        raise LiveError(f"CA file {ca_file} is not usable: {exc}") from None
+        raise LiveError(_("CA file {ca_file} is not usable: {error}").format(
+            ca_file=ca_file, error=exc)) from None
 
 
 def _explain(exc: BaseException, uri: str, bind_dn: str | None) -> str:
@@ -69,13 +71,16 @@ def _explain(exc: BaseException, uri: str, bind_dn: str | None) -> str:
         text = text[text.index("[SSL:"):].split(" (_ssl")[0]
     low = text.lower()
     if "certificate" in low or "ssl" in low or "tls" in low or isinstance(exc, LDAPStartTLSError):
-        return (f"TLS with {uri} failed ({text}); check --ca-file and that the server "
-                "certificate names the host in the URI")
+        return (_("TLS with {uri} failed ({text}); check --ca-file and that the server "
+                  "certificate names the host in the URI").format(uri=uri, text=text))
     if isinstance(exc, LDAPSocketOpenError):
-        return f"cannot reach {uri} ({text}); check the URI, the port and that slapd runs"
+        return _("cannot reach {uri} ({text}); check the URI, the port and that slapd runs").format(
+            uri=uri, text=text)
     if isinstance(exc, LDAPBindError):
-        return f"bind as {bind_dn} to {uri} refused ({text}); check --bind-dn and the password"
-    return f"LDAP error with {uri}: {text}"
+        return _("bind as {bind_dn} to {uri} refused ({text}); check --bind-dn and the "
+                 "password").format(
+            bind_dn=bind_dn, uri=uri, text=text)
+    return _("LDAP error with {uri}: {text}").format(uri=uri, text=text)
 
 
 def connect(uri: str, bind_dn: str | None, password: str | None, ca_file: str | None,
@@ -88,12 +93,12 @@ def connect(uri: str, bind_dn: str | None, password: str | None, ca_file: str | 
     """
     scheme = uri.split("://", 1)[0].lower()
     if scheme not in ("ldap", "ldaps", "ldapi"):
-        raise LiveError(f"{uri}: use an ldap://, ldaps:// or ldapi:// URI")
+        raise LiveError(_("{uri}: use an ldap://, ldaps:// or ldapi:// URI").format(uri=uri))
     if scheme != "ldapi":
         if not ca_file:
-            raise LiveError("a CA file is needed to verify the server (--ca-file)")
+            raise LiveError(_("a CA file is needed to verify the server (--ca-file)"))
         if not bind_dn or password is None:
-            raise LiveError("a bind DN and a password are needed (--bind-dn, --password-file)")
+            raise LiveError(_("a bind DN and a password are needed (--bind-dn, --password-file)"))
     # ldap3 packs the receive timeout into a C struct: whole seconds only.
     seconds = max(1, math.ceil(timeout))
     try:
@@ -123,16 +128,18 @@ def open_and_bind(conn: Connection, uri: str, *, start_tls: bool) -> Connection:
     try:
         conn.open()
         if start_tls and not conn.start_tls():
-            raise LiveError(f"StartTLS with {uri} failed ({_result(conn)}); check --ca-file")
+            raise LiveError(_("StartTLS with {uri} failed ({reason}); check --ca-file").format(
+                uri=uri, reason=_result(conn)))
         if not conn.bind():
-            raise LiveError(f"bind as {conn.user} to {uri} refused ({_result(conn)}); "
-                            "check --bind-dn and the password")
+            raise LiveError(_("bind as {user} to {uri} refused ({reason}); check --bind-dn and "
+                              "the password").format(user=conn.user, uri=uri, reason=_result(conn)))
     except LiveError:
         raise
     except (LDAPException, OSError, ssl.SSLError) as exc:
         raise LiveError(_explain(exc, uri, conn.user)) from None
     except Exception as exc:
-        raise LiveError(f"LDAP connection to {uri} failed: {type(exc).__name__}: {exc}"
+        raise LiveError(_("LDAP connection to {uri} failed: {kind}: {error}").format(
+            uri=uri, kind=type(exc).__name__, error=exc)
                         ) from None
     return conn
 
@@ -183,17 +190,21 @@ def read_live(conn: Connection, base_dn: str) -> LiveState:
         with _fast_entries():
             out = _read(conn, base_dn)
     except LDAPException as exc:
-        raise LiveError(f"reading {base_dn} failed: {_explain(exc, str(conn.server), conn.user)}"
+        raise LiveError(_("reading {base_dn} failed: {reason}").format(
+            base_dn=base_dn, reason=_explain(exc, str(conn.server), conn.user))
                         ) from None
     except UnicodeDecodeError as exc:
-        raise LiveError(f"reading {base_dn} failed: a value is not UTF-8 ({exc})") from None
+        raise LiveError(_("reading {base_dn} failed: a value is not UTF-8 ({error})").format(
+            base_dn=base_dn, error=exc)) from None
     result = conn.result or {}
     code = result.get("result", 0)
     if code == 32:
-        raise LiveError(f"{base_dn} does not exist on the server (noSuchObject); check "
-                        "organization.base_dn and that the directory role has run")
+        raise LiveError(_("{base_dn} does not exist on the server (noSuchObject); check "
+                          "organization.base_dn and that the directory role has run").format(
+            base_dn=base_dn))
     if code not in (0, None):
-        raise LiveError(f"reading {base_dn} failed: {_result(conn)}")
+        raise LiveError(_("reading {base_dn} failed: {reason}").format(
+            base_dn=base_dn, reason=_result(conn)))
     return out
 
 
@@ -235,24 +246,28 @@ def load_json(path: str | Path) -> LiveState:
     try:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
-        raise LiveError(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise LiveError(_("cannot read {path}: {error}").format(
+            path=path, error=exc.strerror or exc)) from None
     except ValueError as exc:
-        raise LiveError(f"{path} is not JSON: {exc}") from None
+        raise LiveError(_("{path} is not JSON: {error}").format(path=path, error=exc)) from None
     entries: Any = doc.get("entries") if isinstance(doc, Mapping) and "mailgov_live" in doc \
         else doc
     if not isinstance(entries, Mapping):
-        raise LiveError(f"{path}: expected {{dn: {{attribute: [values]}}}}")
+        raise LiveError(_("{path}: expected {{dn: {{attribute: [values]}}}}").format(path=path))
     out: dict[str, Attrs] = {}
     only_lists = {list}
     for dn, attrs in entries.items():
         # The checks and the copy run at C speed (a no-op plan of 50,000 entries reads
         # 800,000 values here): map/set for the lists, str.join refuses any value not text.
         if attrs.__class__ is not dict or not set(map(type, attrs.values())) <= only_lists:
-            raise LiveError(f"{path}: entry {dn!r} must map attribute names to lists of text")
+            raise LiveError(_("{path}: entry {dn!r} must map attribute names to lists of "
+                              "text").format(
+                path=path, dn=dn))
         try:
             "".join(chain.from_iterable(attrs.values()))
         except TypeError:
-            raise LiveError(f"{path}: entry {dn!r} must map attribute names to lists of "
-                            "text") from None
+            raise LiveError(_("{path}: entry {dn!r} must map attribute names to lists of "
+                              "text").format(
+                path=path, dn=dn)) from None
         out[normalise_dn(str(dn))] = dict(zip(attrs, map(tuple, attrs.values()), strict=True))
     return out

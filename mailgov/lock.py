@@ -40,6 +40,8 @@ from datetime import UTC, datetime
 from ldap3 import BASE, MODIFY_ADD, MODIFY_DELETE, Connection
 from ldap3.core.exceptions import LDAPException
 
+from mailgov.i18n import _
+
 LOCK_RDN = "cn=reconcile-lock"
 DEFAULT_TTL = 3600  # seconds; an apply refreshes it, so only a dead holder's lock expires
 
@@ -88,8 +90,9 @@ class Holder:
         return False
 
     def describe(self) -> str:
-        return (f"owner {self.owner}, since {self.since:%Y-%m-%d %H:%M:%S} UTC, "
-                f"expires {self.expires:%Y-%m-%d %H:%M:%S} UTC")
+        return (_("owner {owner}, since {since:%Y-%m-%d %H:%M:%S} UTC, expires "
+                  "{expires:%Y-%m-%d %H:%M:%S} UTC").format(
+            owner=self.owner, since=self.since, expires=self.expires))
 
 
 def default_owner() -> str:
@@ -154,7 +157,8 @@ class ReconcileLock:
         if not ok:
             if (self.conn.result or {}).get("description") == "noSuchObject":
                 return None
-            raise LockError(f"cannot read the reconcile lock {self.dn}: {self._error()}")
+            raise LockError(_("cannot read the reconcile lock {dn}: {reason}").format(
+                dn=self.dn, reason=self._error()))
         values = self.conn.entries[0].entry_attributes_as_dict.get("description", [])
         return Holder.parse(str(values[0]) if values else "")
 
@@ -179,7 +183,8 @@ class ReconcileLock:
                     self._value = value
                     return self
                 if (self.conn.result or {}).get("description") != "entryAlreadyExists":
-                    raise LockError(f"cannot take the reconcile lock {self.dn}: {self._error()}")
+                    raise LockError(_("cannot take the reconcile lock {dn}: {reason}").format(
+                        dn=self.dn, reason=self._error()))
                 holder = self._read()
                 if holder is None:
                     continue  # released between our add and our read: try again
@@ -189,11 +194,12 @@ class ReconcileLock:
                         return self
                     continue  # another apply took the stale lock first; look again
                 if self._clock() >= deadline:
-                    raise LockError(f"another apply is running ({holder.describe()}); "
-                                    f"try again when it has finished")
+                    raise LockError(_("another apply is running ({holder}); try again when it "
+                                      "has finished").format(holder=holder.describe()))
                 self._sleep(min(self.poll, max(0.05, deadline - self._clock())))
         except LDAPException as exc:
-            raise LockError(f"cannot take the reconcile lock {self.dn}: {exc}") from None
+            raise LockError(_("cannot take the reconcile lock {dn}: {error}").format(
+                dn=self.dn, error=exc)) from None
 
     def refresh(self) -> None:
         """Push the expiry forward (call during a long apply)."""
@@ -201,7 +207,8 @@ class ReconcileLock:
             return
         value = self._new_value()
         if not self._swap(self._value, value):
-            raise LockError(f"lost the reconcile lock {self.dn} (taken over as stale?)")
+            raise LockError(_("lost the reconcile lock {dn} (taken over as stale?)").format(
+                dn=self.dn))
         self._value = value
 
     def release(self, conn: Connection | None = None) -> None:

@@ -1063,9 +1063,10 @@ def plan(desired: Directory, live: LiveState, *, today: date,
     if base is not None and not Guards.of(base.policy, "").same_as(
             Guards.of(desired.policy, "")):
         if changes:
-            refusals.append("MG607 the data changes policy.safety or policy.protected, and "
-                            f"the plan holds {len(changes)} other change(s); change the guards "
-                            "alone in one reviewed change, the rest after it")
+            refusals.append("MG607 " + _(
+                "the data changes policy.safety or policy.protected, and the plan holds "
+                "{count} other change(s); change the guards alone in one reviewed change, the "
+                "rest after it").format(count=len(changes)))
         else:
             notes.append("the guards change (policy.safety / policy.protected); alone, as "
                          "they must")

@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from mailgov.i18n import _
 from mailgov.model import Directory, Mailbox
 from mailgov.usage import Snapshot, logged_in
 
@@ -80,9 +81,10 @@ def _duties(address: str, heads: dict[str, str], delegates: dict[str, str]) -> s
     """What else the admin must change for the data to validate (a head, a delegate)."""
     notes = []
     if address in heads:
-        notes.append(f"head of unit {heads[address]}: name another head")
+        notes.append(_("head of unit {unit}: name another head").format(unit=heads[address]))
     if address in delegates:
-        notes.append(f"delegate of unit {delegates[address]}'s mailbox: remove or replace")
+        notes.append(_("delegate of unit {unit}'s mailbox: remove or replace").format(
+            unit=delegates[address]))
     return "; ".join(notes)
 
 

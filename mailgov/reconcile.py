@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from mailgov.i18n import _
 from mailgov.plan import CHANGE_KINDS, Change, Plan, normalise_dn
 
 NOTHING = "nothing"  # the directory matches the data
@@ -111,8 +112,9 @@ class PlanContext:
             base_result = validate(base_path, today=clock)
             if not base_result.ok or base_result.directory is None:
                 first = base_result.problems[0].format() if base_result.problems else "?"
-                raise ContextError(f"the base of the review {base_path} does not validate "
-                                   f"({first}); the guards are read from it")
+                raise ContextError(_("the base of the review {path} does not validate "
+                                     "({problem}); the guards are read from it").format(
+                    path=base_path, problem=first))
             base = base_result.directory
         return cls(today or clock, clock, base, base_path, max_ahead_days, result.locate)
 
@@ -124,10 +126,11 @@ class PlanContext:
         refusals, notes = list(made.refusals), list(made.notes)
         ahead = (self.today - self.clock).days
         if ahead > self.max_ahead_days:
-            refusals.append(f"MG608 the plan is dated {self.today}, {ahead} day(s) ahead of "
-                            f"the clock ({self.clock}); at most {self.max_ahead_days} allowed "
-                            "(mailgov_today_max_ahead_days in the inventory): a date ahead "
-                            "would bring archives and purges forward")
+            refusals.append("MG608 " + _(
+                "the plan is dated {today}, {ahead} day(s) ahead of the clock ({clock}); at "
+                "most {most} allowed (mailgov_today_max_ahead_days in the inventory): a date "
+                "ahead would bring archives and purges forward").format(
+                    today=self.today, ahead=ahead, clock=self.clock, most=self.max_ahead_days))
         elif ahead:
             notes.append(f"dated {self.today}, {ahead:+d} day(s) from the clock "
                          f"({self.clock})")
@@ -263,18 +266,20 @@ def reconcile(settings: Settings, *, confirm: bool = False) -> Outcome:
 
     s = settings
     if s.scope not in SCOPES:
-        return Outcome(PROBLEMS, f"scope {s.scope!r}: use one of {', '.join(SCOPES)}")
+        return Outcome(PROBLEMS, _("scope {scope!r}: use one of {scopes}").format(
+            scope=s.scope, scopes=', '.join(SCOPES)))
     unknown = sorted(set(s.kinds) - set(CHANGE_KINDS))
     if unknown:
-        return Outcome(PROBLEMS, f"kinds {', '.join(unknown)}: use change kinds of "
-                       f"{', '.join(CHANGE_KINDS)}")
+        return Outcome(PROBLEMS, _("kinds {unknown}: use change kinds of {kinds}").format(
+            unknown=', '.join(unknown), kinds=', '.join(CHANGE_KINDS)))
     if s.reviewed is not None:
         from mailgov.reviewed import ReviewedPlanError, inputs_changed
 
         try:
             moved = inputs_changed(s.reviewed, s.data, s.base)
         except ReviewedPlanError as exc:
-            return Outcome(PROBLEMS, f"{exc}; nothing was changed", scope=s.scope)
+            return Outcome(PROBLEMS, _("{error}; nothing was changed").format(
+                error=exc), scope=s.scope)
         if moved:
             return Outcome(STALE, "; ".join(moved) + "; nothing was changed: plan again and "
                            "have that plan reviewed", scope=s.scope)
@@ -282,15 +287,16 @@ def reconcile(settings: Settings, *, confirm: bool = False) -> Outcome:
     result = validate(s.data, today=today)
     if not result.ok:
         problems = [p.format() for p in result.problems]
-        return Outcome(PROBLEMS, f"{s.data}: {len(problems)} problem(s) in the data; nothing "
-                       f"was changed. First: {problems[0]}", scope=s.scope, problems=problems)
+        return Outcome(PROBLEMS, _("{data}: {count} problem(s) in the data; nothing was "
+                                   "changed. First: {first}").format(
+            data=s.data, count=len(problems), first=problems[0]), scope=s.scope, problems=problems)
     desired = result.directory
     base_dn = desired.organization.base_dn
     try:
         context = PlanContext.make(result, today=s.today, base_path=s.base,
                                    max_ahead_days=s.today_max_ahead_days)
     except ContextError as exc:
-        return Outcome(PROBLEMS, f"{exc}; nothing was changed", scope=s.scope)
+        return Outcome(PROBLEMS, _("{error}; nothing was changed").format(error=exc), scope=s.scope)
     out = Outcome(NOTHING, "", scope=s.scope, kinds=tuple(s.kinds), base_dn=base_dn,
                   unit_names={u.id: u.name for u in desired.units})
     bind_dn = s.bind_dn or (None if s.uri.startswith("ldapi:")
@@ -310,21 +316,22 @@ def reconcile(settings: Settings, *, confirm: bool = False) -> Outcome:
         conn = connect(s.uri, bind_dn, s.password, s.ca_file, s.timeout)
         out.plan = fresh_plan(conn)
     except (LiveError, LDAPException, OSError) as exc:
-        return stop(UNREACHABLE, f"{exc}; nothing was changed")
+        return stop(UNREACHABLE, _("{error}; nothing was changed").format(error=exc))
     if out.plan.refusals:
         return stop(REFUSED, "the plan was refused by the safety rails (nothing was changed): "
                     + "; ".join(out.plan.refusals))
     stale = _not_reviewed(s, out.plan)
     if stale:
         _close(conn)
-        return stop(STALE, f"{stale}; nothing was changed: plan again and have that plan "
-                    "reviewed")
+        return stop(STALE, _("{stale}; nothing was changed: plan again and have that plan "
+                             "reviewed").format(stale=stale))
     if not out.writes:
         _close(conn)
         return stop(NOTHING, "nothing to apply" + _pending_note(out))
     if not confirm:
         _close(conn)
-        return stop(PENDING, f"{len(out.writes)} change(s) to apply (dry run, nothing written)"
+        return stop(PENDING, _("{count} change(s) to apply (dry run, nothing written)").format(
+            count=len(out.writes))
                     + _pending_note(out))
 
     first = _signature(out.writes)
@@ -337,13 +344,13 @@ def reconcile(settings: Settings, *, confirm: bool = False) -> Outcome:
         lock.acquire()
     except LockError as exc:
         _close(conn)
-        return stop(LOCKED, f"{exc}; nothing was changed")
+        return stop(LOCKED, _("{error}; nothing was changed").format(error=exc))
     try:
         out.plan = fresh_plan(conn)
     except (LiveError, LDAPException, OSError) as exc:
         _release(lock, s, bind_dn)
-        return stop(UNREACHABLE, f"reading the directory under the lock failed: {exc}; "
-                    "nothing was changed")
+        return stop(UNREACHABLE, _("reading the directory under the lock failed: {error}; "
+                                   "nothing was changed").format(error=exc))
     out.replanned = _signature(out.writes) != first
     if out.plan.refusals:
         lock.release()
@@ -353,8 +360,8 @@ def reconcile(settings: Settings, *, confirm: bool = False) -> Outcome:
     if stale:
         lock.release()
         _close(conn)
-        return stop(STALE, f"under the lock, {stale}; nothing was changed: plan again and "
-                    "have that plan reviewed")
+        return stop(STALE, _("under the lock, {stale}; nothing was changed: plan again and have "
+                             "that plan reviewed").format(stale=stale))
     writes = out.writes
     if not writes:
         lock.release()
@@ -364,7 +371,9 @@ def reconcile(settings: Settings, *, confirm: bool = False) -> Outcome:
                             on_change=_Refresher(lock))
     except (ConnectionLost, LockError) as exc:
         _release(lock, s, bind_dn)
-        return stop(INCOMPLETE, f"{exc}; re-run to finish (the next plan holds what is left)")
+        return stop(INCOMPLETE, _("{error}; re-run to finish (the next plan holds what is "
+                                  "left)").format(
+            error=exc))
     if out.applied.aborted is not None:
         _release(lock, s, bind_dn)  # the old connection is dead: release on a new one
     else:
@@ -372,12 +381,12 @@ def reconcile(settings: Settings, *, confirm: bool = False) -> Outcome:
         _close(conn)
     if not out.applied.ok:
         errors = [e.format() for e in out.applied.errors]
-        why = out.applied.aborted or f"{len(errors)} change(s) failed"
-        return stop(INCOMPLETE, f"apply incomplete: {why}; first errors: "
-                    f"{'; '.join(errors[:3]) or '-'}. Re-run to finish (the next plan holds "
-                    "only what is left)")
-    return stop(APPLIED, f"{out.applied.applied} change(s) applied in "
-                f"{out.applied.seconds:.1f} s" + _pending_note(out))
+        why = out.applied.aborted or _("{count} change(s) failed").format(count=len(errors))
+        return stop(INCOMPLETE, _("apply incomplete: {why}; first errors: {errors}. Re-run to "
+                                  "finish (the next plan holds only what is left)").format(
+            why=why, errors='; '.join(errors[:3]) or '-'))
+    return stop(APPLIED, _("{applied} change(s) applied in {seconds:.1f} s").format(
+        applied=out.applied.applied, seconds=out.applied.seconds) + _pending_note(out))
 
 
 def _not_reviewed(s: Settings, plan: Plan) -> str | None:
@@ -393,7 +402,8 @@ def _not_reviewed(s: Settings, plan: Plan) -> str | None:
 def _pending_note(out: Outcome) -> str:
     """Archives are the mail host's (the lifecycle play): say so, they are not forgotten."""
     pending = [c for c in out.scoped if c.kind in NOT_LDAP]
-    return f"; {len(pending)} archive(s) left to the mail host" if pending else ""
+    return _("; {count} archive(s) left to the mail host").format(
+        count=len(pending)) if pending else ""
 
 
 def _close(conn: Any) -> None:

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mailgov.i18n import _
+
 FORMAT = "mailgov-plan/1"
 # What a reviewed plan fixes besides the changes (Settings fields, by name).
 SETTINGS = ("today", "allow_mass_change", "remove_drift", "scope", "kinds",
@@ -86,7 +88,8 @@ def file_sha256(path: str | Path) -> str:
         feed(Path(path), raw)
         return h.hexdigest()
     except OSError as exc:
-        raise ReviewedPlanError(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise ReviewedPlanError(_("cannot read {path}: {error}").format(
+            path=path, error=exc.strerror or exc)) from None
 
 
 def live_sha256(live: Mapping[str, Mapping[str, Sequence[str]]]) -> str:
@@ -141,12 +144,14 @@ def load(path: str | Path) -> Reviewed:
     try:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ReviewedPlanError(f"cannot read the plan {path}: {exc.strerror or exc}") from None
+        raise ReviewedPlanError(_("cannot read the plan {path}: {error}").format(
+            path=path, error=exc.strerror or exc)) from None
     except ValueError as exc:
-        raise ReviewedPlanError(f"{path} is not a plan file (not JSON: {exc})") from None
+        raise ReviewedPlanError(_("{path} is not a plan file (not JSON: {error})").format(
+            path=path, error=exc)) from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise ReviewedPlanError(f"{path} is not a plan file of {FORMAT} "
-                                "(write one with `mailgov plan --out FILE`)")
+        raise ReviewedPlanError(_("{path} is not a plan file of {format} (write one with "
+                                  "`mailgov plan --out FILE`)").format(path=path, format=FORMAT))
     try:
         data, base = doc["data"], doc.get("base") or {}
         return Reviewed(
@@ -157,7 +162,9 @@ def load(path: str | Path) -> Reviewed:
             live_sha256=doc.get("live_sha256"), archived=dict(doc.get("archived") or {}),
             source=str(path))
     except (KeyError, TypeError, ValueError) as exc:
-        raise ReviewedPlanError(f"{path}: a plan file with a missing or bad field ({exc})") \
+        raise ReviewedPlanError(_("{path}: a plan file with a missing or bad field "
+                                  "({error})").format(
+            path=path, error=exc)) \
             from None
 
 
@@ -165,12 +172,15 @@ def inputs_changed(reviewed: Reviewed, data_path: str, base_path: str | None) ->
     """Why the files being applied are not the reviewed ones (empty: they are)."""
     out = []
     if file_sha256(data_path) != reviewed.data_sha256:
-        out.append(f"the data file {data_path} is not the one reviewed in {reviewed.source} "
-                   f"(sha256 {reviewed.data_sha256[:12]}…"
-                   + (f", commit {reviewed.commit}" if reviewed.commit else "") + ")")
+        out.append(_("the data file {path} is not the one reviewed in {source} (sha256 "
+                     "{sha256}…").format(
+            path=data_path, source=reviewed.source, sha256=reviewed.data_sha256[:12])
+                   + (_(", commit {commit}").format(
+                       commit=reviewed.commit) if reviewed.commit else "") + ")")
     if (base_path or None) != (reviewed.base_path or None) or (
             base_path and file_sha256(base_path) != reviewed.base_sha256):
-        out.append(f"the base of the review is not the reviewed one ({reviewed.base_path})")
+        out.append(_("the base of the review is not the reviewed one ({path})").format(
+            path=reviewed.base_path))
     return out
 
 
@@ -178,9 +188,11 @@ def differences(reviewed: Reviewed, changes: Sequence[Any]) -> str | None:
     """None when ``changes`` are the reviewed ones; else one line saying how they differ."""
     if checksum(changes) == reviewed.checksum:
         return None
-    return (f"the plan made now ({len(changes)} change(s), checksum {checksum(changes)[:12]}…) "
-            f"is not the reviewed plan ({reviewed.changes_total} change(s), checksum "
-            f"{reviewed.checksum[:12]}…): the directory or the clock moved since the review")
+    return (_("the plan made now ({count} change(s), checksum {checksum}…) is not the reviewed "
+              "plan ({reviewed} change(s), checksum {reviewed_checksum}…): the directory or the "
+              "clock moved since the review").format(
+        count=len(changes), checksum=checksum(changes)[:12], reviewed=reviewed.changes_total,
+        reviewed_checksum=reviewed.checksum[:12]))
 
 
 def split_markdown(text: str, limit: int = 60000) -> list[str]:
@@ -218,7 +230,8 @@ def split_markdown(text: str, limit: int = 60000) -> list[str]:
     out = []
     for i, body in enumerate(parts, 1):
         if i == 1:
-            out.append("\n".join(body) + f"\n\n_Part 1 of {n}._\n")
+            out.append("\n".join(body) + "\n\n" + _("_Part 1 of {n}._").format(n=n) + "\n")
         else:
-            out.append("\n".join([f"{title} (part {i} of {n})", *body]) + "\n")
+            out.append("\n".join([_("{title} (part {i} of {n})").format(
+                title=title, i=i, n=n), *body]) + "\n")
     return out

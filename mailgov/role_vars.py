@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from mailgov.directory import desired_entries
+from mailgov.i18n import error_line, ngettext
 from mailgov.model import Directory, PasswordRules
 from mailgov.validate import validate
 
@@ -111,7 +112,7 @@ def load_facts(path: str | Path, *, today: date | None = None) -> dict[str, Any]
     # the roles get the domains of ``today``, as the planner writes the directory for it.
     from mailgov.dated import as_of
 
-    directory, _ = as_of(result.directory, today or date.today())
+    directory, _notes = as_of(result.directory, today or date.today())
     return facts(directory, str(Path(path).resolve()))
 
 
@@ -134,7 +135,10 @@ def cmd_export_vars(args: argparse.Namespace) -> int:
     except DataProblems as exc:
         for line in exc.problems:
             print(line)
-        print(f"mailgov: error: {len(exc.problems)} problem(s) in {exc.path}; nothing exported",
+        print(error_line(ngettext("{count} problem in {path}; nothing exported",
+                                  "{count} problems in {path}; nothing "
+                                  "exported", len(exc.problems)).format(
+            count=len(exc.problems), path=exc.path)),
               file=sys.stderr)
         return 1
     if args.format == "json":

@@ -44,6 +44,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from mailgov.i18n import _
 from mailgov.model import Directory, Mailbox, Unit
 
 FORMAT = "mailgov-usage-snapshot"
@@ -119,11 +120,14 @@ def _stamp(value: Any, where: str, name: str = "") -> datetime | None:
     if value is None:
         return None
     if not isinstance(value, str) or not _STAMP.fullmatch(value):
-        raise SnapshotError(f"{where}{name}: {value!r} is not a UTC time YYYY-MM-DDTHH:MM:SSZ")
+        raise SnapshotError(_("{where}{name}: {value!r} is not a UTC time "
+                              "YYYY-MM-DDTHH:MM:SSZ").format(
+            where=where, name=name, value=value))
     try:
         return datetime.fromisoformat(value[:-1])
     except ValueError:
-        raise SnapshotError(f"{where}{name}: {value!r} is not a real time") from None
+        raise SnapshotError(_("{where}{name}: {value!r} is not a real time").format(
+            where=where, name=name, value=value)) from None
 
 
 @lru_cache(maxsize=4096)
@@ -141,14 +145,17 @@ def _day(value: Any, where: str) -> date:
     d = _known_day(value) if isinstance(value, str) else None
     if d is None:
         if isinstance(value, str) and _DAY.fullmatch(value):
-            raise SnapshotError(f"{where}: {value!r} is not a real date")
-        raise SnapshotError(f"{where}: {value!r} is not a date YYYY-MM-DD")
+            raise SnapshotError(_("{where}: {value!r} is not a real date").format(
+                where=where, value=value))
+        raise SnapshotError(_("{where}: {value!r} is not a date YYYY-MM-DD").format(
+            where=where, value=value))
     return d
 
 
 def _count(value: Any, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise SnapshotError(f"{where}: {value!r} is not a count (a whole number ≥ 0)")
+        raise SnapshotError(_("{where}: {value!r} is not a count (a whole number ≥ 0)").format(
+            where=where, value=value))
     return value
 
 
@@ -160,7 +167,8 @@ def _optional_count(value: Any, where: str, name: str = "") -> int | None:
 
 def _per_day(value: Any, where: str, name: str = "") -> dict[date, int]:
     if not isinstance(value, dict):
-        raise SnapshotError(f"{where}{name}: expected {{\"YYYY-MM-DD\": count}}")
+        raise SnapshotError(_("{where}{name}: expected {{\"YYYY-MM-DD\": count}}").format(
+            where=where, name=name))
     out = {}
     for k, v in value.items():
         d = _known_day(k) if isinstance(k, str) else None
@@ -173,7 +181,8 @@ def _per_day(value: Any, where: str, name: str = "") -> dict[date, int]:
 
 def _days(value: Any, where: str, name: str = "") -> frozenset[date]:
     if not isinstance(value, list | tuple):
-        raise SnapshotError(f"{where}{name}: expected a list of dates")
+        raise SnapshotError(_("{where}{name}: expected a list of dates").format(
+            where=where, name=name))
     out = set()
     for i, v in enumerate(value):
         d = _known_day(v) if isinstance(v, str) else None
@@ -190,20 +199,21 @@ _FIELDS = frozenset({"id", "last_login", "login_days", "read_days", "sent", "rec
 
 def _usage(local: str, m: Any, where: str) -> Usage:
     if not isinstance(m, dict):
-        raise SnapshotError(f"{where}: expected an object")
+        raise SnapshotError(_("{where}: expected an object").format(where=where))
     unknown = sorted(m.keys() - _FIELDS)
     if unknown:
-        raise SnapshotError(f"{where}: unknown field {unknown[0]!r}")
+        raise SnapshotError(_("{where}: unknown field {unknown!r}").format(
+            where=where, unknown=unknown[0]))
     ip = m.get("initial_password")
     if ip is not None and (not isinstance(ip, dict) or not isinstance(ip.get("unchanged"), bool)):
-        raise SnapshotError(f"{where}.initial_password: expected "
-                            "{\"unchanged\": true|false, \"since\": \"YYYY-MM-DD\"|null}")
+        raise SnapshotError(_("{where}.initial_password: expected {{\"unchanged\": true|false, "
+                              "\"since\": \"YYYY-MM-DD\"|null}}").format(where=where))
     locked = m.get("locked", False)
     if not isinstance(locked, bool):
-        raise SnapshotError(f"{where}.locked: expected true or false")
+        raise SnapshotError(_("{where}.locked: expected true or false").format(where=where))
     events = m.get("lock_events", [])
     if not isinstance(events, list):
-        raise SnapshotError(f"{where}.lock_events: expected a list of times")
+        raise SnapshotError(_("{where}.lock_events: expected a list of times").format(where=where))
     ident = m.get("id")
     return Usage(
         # Field names are joined to ``where`` only for a message (46,000 rows, 11 fields).
@@ -227,24 +237,28 @@ def _usage(local: str, m: Any, where: str) -> Usage:
 def parse(doc: Any, path: str = "<snapshot>") -> Snapshot:
     """Check a decoded snapshot document and build it; :class:`SnapshotError` names the field."""
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise SnapshotError(f"{path}: not a mailgov usage snapshot (no \"format\": \"{FORMAT}\")")
+        raise SnapshotError(_("{path}: not a mailgov usage snapshot (no \"format\": "
+                              "\"{format}\")").format(path=path, format=FORMAT))
     if doc.get("version") != VERSION:
-        raise SnapshotError(f"{path}: snapshot format version {doc.get('version')!r}; this "
-                            f"mailgov reads version {VERSION}")
+        raise SnapshotError(_("{path}: snapshot format version {version!r}; this mailgov reads "
+                              "version {supported}").format(
+            path=path, version=doc.get('version'), supported=VERSION))
     org = doc.get("organization")
     if not isinstance(org, dict) or not isinstance(org.get("domain"), str):
-        raise SnapshotError(f"{path}: organization.domain missing")
+        raise SnapshotError(_("{path}: organization.domain missing").format(path=path))
     day = _day(doc.get("date"), f"{path}: date")
     days = _count(doc.get("days", MAX_DAYS), f"{path}: days")
     hosts = doc.get("hosts", {})
     if not isinstance(hosts, dict) or not all(isinstance(v, dict) for v in hosts.values()):
-        raise SnapshotError(f"{path}: hosts: expected {{host: {{\"ok\": …}}}}")
+        raise SnapshotError(_("{path}: hosts: expected {{host: {{\"ok\": …}}}}").format(path=path))
     pub = doc.get("published_units", [])
     if not isinstance(pub, list) or not all(isinstance(u, str) for u in pub):
-        raise SnapshotError(f"{path}: published_units: expected a list of unit ids")
+        raise SnapshotError(_("{path}: published_units: expected a list of unit ids").format(
+            path=path))
     boxes = doc.get("mailboxes")
     if not isinstance(boxes, dict):
-        raise SnapshotError(f"{path}: mailboxes: expected an object keyed by local part")
+        raise SnapshotError(_("{path}: mailboxes: expected an object keyed by local part").format(
+            path=path))
     return Snapshot(
         path, org["domain"], day, str(doc.get("collected_at", "")), days, hosts,
         frozenset(pub),
@@ -258,25 +272,29 @@ def load(path: str | Path) -> Snapshot:
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise SnapshotError(f"{p}: no such snapshot (mailgov collect writes them)") from None
+        raise SnapshotError(_("{path}: no such snapshot (mailgov collect writes them)").format(
+            path=p)) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise SnapshotError(f"{p}: cannot read: {exc}") from None
+        raise SnapshotError(_("{path}: cannot read: {error}").format(path=p, error=exc)) from None
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise SnapshotError(f"{p}: corrupt snapshot: {exc.msg} at line {exc.lineno} "
-                            f"column {exc.colno}") from None
+        raise SnapshotError(_("{path}: corrupt snapshot: {error} at line {line} column "
+                              "{column}").format(
+            path=p, error=exc.msg, line=exc.lineno, column=exc.colno)) from None
     return parse(doc, str(p))
 
 
 def check_against(snap: Snapshot, directory: Directory, today: date) -> None:
     """Refuse a snapshot of another organization or from the future."""
     if snap.domain != directory.organization.domain:
-        raise SnapshotError(f"{snap.path}: snapshot of {snap.domain}, the data file is "
-                            f"{directory.organization.domain}: another organization's figures")
+        raise SnapshotError(_("{path}: snapshot of {domain}, the data file is {data_domain}: "
+                              "another organization's figures").format(
+            path=snap.path, domain=snap.domain, data_domain=directory.organization.domain))
     if snap.day > today:
-        raise SnapshotError(f"{snap.path}: snapshot dated {snap.day}, after today ({today}): "
-                            "a clock or file name is wrong")
+        raise SnapshotError(_("{path}: snapshot dated {day}, after today ({today}): a clock or "
+                              "file name is wrong").format(
+            path=snap.path, day=snap.day, today=today))
 
 
 def file_name(day: date) -> str:

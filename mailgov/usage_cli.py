@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mailgov import i18n, usage
-from mailgov.i18n import LANGUAGES
+from mailgov.i18n import LANGUAGES, _, ngettext
 
 DEFAULT_DATA = "data/mailboxes.yaml"
 SubParsers = argparse._SubParsersAction  # type: ignore[type-arg]
@@ -31,7 +31,8 @@ def _date(text: str) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
+        raise argparse.ArgumentTypeError(_("{text!r} is not a date YYYY-MM-DD").format(
+            text=text)) from None
 
 
 def _checked(path: str, today: date | None = None) -> Any:
@@ -41,7 +42,10 @@ def _checked(path: str, today: date | None = None) -> Any:
     if not result.ok or result.directory is None:
         for p in result.problems:
             print(p.format())
-        raise UsageCliError(f"fix {path} first ({len(result.problems)} problems)")
+        raise UsageCliError(ngettext("fix {path} first ({count} problem)",
+                                     "fix {path} first ({count} "
+                                     "problems)", len(result.problems)).format(
+            path=path, count=len(result.problems)))
     return result
 
 
@@ -51,8 +55,9 @@ def _unit(result: Any, unit: str | None, path: str) -> None:
     ids = [u.id for u in result.directory.units]
     if unit not in ids:
         near = difflib.get_close_matches(unit, ids, n=3)
-        hint = f"; did you mean {', '.join(near)}?" if near else ""
-        raise UsageCliError(f"--unit {unit!r} names no unit in {path}{hint}")
+        hint = _("; did you mean {names}?").format(names=', '.join(near)) if near else ""
+        raise UsageCliError(_("--unit {unit!r} names no unit in {path}{hint}").format(
+            unit=unit, path=path, hint=hint))
 
 
 def _snapshots(args: argparse.Namespace, result: Any, today: date
@@ -63,11 +68,13 @@ def _snapshots(args: argparse.Namespace, result: Any, today: date
     else:
         folder = Path(args.snapshot_dir)
         if not folder.is_dir():
-            raise UsageCliError(f"--snapshot-dir {folder}: no such folder (mailgov collect "
-                                "writes snapshots there)")
+            raise UsageCliError(_("--snapshot-dir {folder}: no such folder (mailgov collect "
+                                  "writes snapshots there)").format(folder=folder))
         files = [p for d, p in usage.snapshots_in(folder) if d <= today]
         if not files:
-            raise UsageCliError(f"{folder}: no snapshot usage-YYYY-MM-DD.json up to {today}")
+            raise UsageCliError(_("{folder}: no snapshot usage-YYYY-MM-DD.json up to "
+                                  "{today}").format(
+                folder=folder, today=today))
         current = usage.load(files[-1])
         previous = (usage.load(args.previous) if args.previous
                     else usage.load(files[-2]) if len(files) > 1 else None)
@@ -75,8 +82,9 @@ def _snapshots(args: argparse.Namespace, result: Any, today: date
         if snap is not None:
             usage.check_against(snap, result.directory, today)
     if previous is not None and previous.day >= current.day:
-        raise UsageCliError(f"--previous {previous.path} ({previous.day}) is not older than "
-                            f"the snapshot ({current.day})")
+        raise UsageCliError(_("--previous {path} ({day}) is not older than the snapshot "
+                              "({current})").format(
+            path=previous.path, day=previous.day, current=current.day))
     return current, previous
 
 
@@ -86,7 +94,8 @@ def _write(out: str | None, text: str) -> None:
         return
     target = Path(out)
     if not target.parent.is_dir():
-        raise UsageCliError(f"--out {out}: folder {target.parent} does not exist")
+        raise UsageCliError(_("--out {out}: folder {parent} does not exist").format(
+            out=out, parent=target.parent))
     tmp = target.with_name(f".{target.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(target)  # whole or nothing: a reader never sees half a report
@@ -153,7 +162,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         text = usage_report.render_markdown(ev, before, opts)
     _write(args.out, text)
     for gap in ev.gaps:
-        print(f"mailgov: warning: not collected: {gap}", file=sys.stderr)
+        print(_("mailgov: warning: not collected: {gap}").format(gap=gap), file=sys.stderr)
     return 0
 
 
@@ -194,11 +203,13 @@ def cmd_propose(args: argparse.Namespace) -> int:
     if diff:
         _write(args.out, diff)
     s = proposals.summary(found)
-    print(f"mailgov: {len(s['inactive'])} inactive, {len(s['initial_password'])} initial "
-          f"password overdue; {len(found) - len(skipped)} in the patch"
+    print(_("mailgov: {inactive} inactive, {overdue} initial password overdue; {patched} in "
+            "the patch").format(inactive=len(s["inactive"]), overdue=len(s["initial_password"]),
+                                patched=len(found) - len(skipped))
           + (f" ({args.out})" if args.out and diff else ""), file=sys.stderr)
     for p in [*skipped, *(p for p in found if p.note and p not in skipped)]:
-        print(f"mailgov: warning: {p.address}: {p.note}", file=sys.stderr)
+        print(_("mailgov: warning: {address}: {note}").format(
+            address=p.address, note=p.note), file=sys.stderr)
     return 0
 
 
@@ -225,11 +236,13 @@ def cmd_publish(args: argparse.Namespace) -> int:
     result = _checked(args.data)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
-        raise UsageCliError(f"--out {out}: not a folder")
+        raise UsageCliError(_("--out {out}: not a folder").format(out=out))
     if not out.parent.is_dir():
-        raise UsageCliError(f"--out {out}: folder {out.parent} does not exist")
+        raise UsageCliError(_("--out {out}: folder {parent} does not exist").format(
+            out=out, parent=out.parent))
     n = publish.write(result.directory, result.unit_locals, out, args.lang)
-    print(f"mailgov: {n['entries']} entries, {n['files']} files in {out}", file=sys.stderr)
+    print(_("mailgov: {entries} entries, {files} files in {out}").format(
+        entries=n['entries'], files=n['files'], out=out), file=sys.stderr)
     return 0
 
 
@@ -263,31 +276,32 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
     day = args.day or date.today()
     if day > date.today():
-        raise UsageCliError(f"--day {day} is in the future")
+        raise UsageCliError(_("--day {day} is in the future").format(day=day))
     result = _checked(args.data)
     folder = Path(args.snapshot_dir)
     if not folder.is_dir() or not os.access(folder, os.W_OK):
-        raise UsageCliError(f"--snapshot-dir {folder}: not a writable folder (create it "
-                            "0750, outside the git checkout)")
+        raise UsageCliError(_("--snapshot-dir {folder}: not a writable folder (create it 0750, "
+                              "outside the git checkout)").format(folder=folder))
     try:
         extra = shlex.split(args.ansible_args)
     except ValueError as exc:
-        raise UsageCliError(f"--ansible-args: {exc}") from None
+        raise UsageCliError(_("--ansible-args: {error}").format(error=exc)) from None
     try:
         target, doc = collect.collect(folder, result.directory.organization.domain, day, extra,
                                       [])
     except collect.CollectError as exc:
         raise UsageCliError(str(exc)) from None
     gaps = usage.parse(doc, str(target)).gaps
-    print(f"mailgov: {len(doc['mailboxes'])} mailboxes from "
-          f"{sum(1 for h in doc['hosts'].values() if h.get('ok'))} of {len(doc['hosts'])} "
-          f"hosts into {target}", file=sys.stderr)
+    print(_("mailgov: {count} mailboxes from {ok} of {hosts} hosts into {target}").format(
+        count=len(doc['mailboxes']), ok=sum(1 for h in doc['hosts'].values() if h.get('ok')),
+        hosts=len(doc['hosts']), target=target), file=sys.stderr)
     for gap in gaps:
-        print(f"mailgov: warning: not collected: {gap}", file=sys.stderr)
+        print(_("mailgov: warning: not collected: {gap}").format(gap=gap), file=sys.stderr)
     if args.prune:
         for old in usage.expired(folder, day):
             old.unlink()
-            print(f"mailgov: removed {old} (older than {usage.RETENTION_DAYS} days)",
+            print(_("mailgov: removed {old} (older than {days} days)").format(
+                old=old, days=usage.RETENTION_DAYS),
                   file=sys.stderr)
     return 0
 

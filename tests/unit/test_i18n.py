@@ -217,3 +217,166 @@ def test_error_prefix_in_both_languages(capsys: pytest.CaptureFixture[str]) -> N
     assert main(["restore", "nvthanh", "--request", "1/QĐ", "--lang", "en",
                  "--data", str(SAMPLE), "--dry-run"]) == 1
     assert capsys.readouterr().err.startswith("mailgov: error: ")
+
+
+# --------------------------------------------------------------------------- no plain English
+
+# Errors whose message (first argument) reaches the admin as "mailgov: error: …".
+USER_ERRORS = frozenset({
+    "CliError", "ManifestError", "AuditError", "CollectError", "CommentError",
+    "CredentialError", "DirectoryError", "DnsError", "DumpError", "EditError", "EditCliError",
+    "ImportError_", "IncludeError", "LayoutError", "LdifImportError", "LiveError", "LoadError",
+    "LockError", "NamingError", "ContextError", "ReviewedPlanError", "SnapshotError",
+    "UsageCliError", "ConnectionLost", "ArgumentTypeError",
+})
+# validate's problems: callee -> (position, keyword) of the message argument.
+PROBLEM_MESSAGE = {"Problem": (1, "message"), "problem": (1, "message"),
+                   "_problem": (2, "message"), "report": (2, "message")}
+# Deliberate plain text, (file, start of the literal): never shown as a sentence to translate.
+ALLOWED = {
+    # `python -m mailgov.directory`: a developer's debugging entry point, not the mailgov CLI.
+    ("directory.py", "usage: python -m mailgov.directory"),
+    # Standard library only: module_utils/mailgov_archive_format.py links to it, and the mail
+    # host that runs it has no mailgov package (nor its catalog).
+    ("archive_format.py", ""),
+}
+
+
+def _words(node: Any) -> bool:
+    """A string literal or f-string with words in its own text (not only placeholders and
+    punctuation such as f"{path}: {exc}")."""
+    import ast
+
+    if isinstance(node, ast.Constant):
+        return isinstance(node.value, str) and any(c.isalpha() for c in node.value)
+    if isinstance(node, ast.JoinedStr):
+        return any(isinstance(v, ast.Constant) and any(c.isalpha() for c in v.value)
+                   for v in node.values)
+    if isinstance(node, ast.BinOp):
+        return _words(node.left) or _words(node.right)
+    if isinstance(node, ast.IfExp):
+        return _words(node.body) or _words(node.orelse)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+            and node.func.attr in ("format", "join"):
+        return _words(node.func.value)  # "…{x}…".format(x=…) without _() around it
+    return False  # _("…"), ngettext(…), a variable: not plain English text
+
+
+def untranslated_messages(folder: Path) -> list[str]:
+    """FILE:LINE of every user-facing message in ``folder``/*.py given as plain text: the
+    message of a USER_ERRORS exception or of a validate problem, and a line printed to
+    stderr."""
+    import ast
+
+    found = []
+    for path in sorted(folder.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            f = node.func
+            name = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) \
+                else ""
+            arg = None
+            if name in USER_ERRORS and node.args:
+                arg = node.args[0]
+            elif name in PROBLEM_MESSAGE:
+                at, key = PROBLEM_MESSAGE[name]
+                arg = node.args[at] if len(node.args) > at else next(
+                    (k.value for k in node.keywords if k.arg == key), None)
+            elif name == "print" and node.args and any(
+                    k.arg == "file" and ast.unparse(k.value) == "sys.stderr"
+                    for k in node.keywords):
+                arg = node.args[0]
+            if arg is None or not _words(arg):
+                continue
+            text = ast.unparse(arg).lstrip("f").strip("'\"")
+            if any(path.name == file and text.startswith(start) for file, start in ALLOWED):
+                continue
+            found.append(f"{path.name}:{node.lineno}: {name}({ast.unparse(arg)[:80]})")
+    return found
+
+
+def test_user_facing_messages_go_through_gettext() -> None:
+    """An error message, validate problem or stderr line written as a plain string or
+    f-string stays English under --lang vi: wrap it, _("… {name} …").format(name=…)."""
+    assert untranslated_messages(ROOT / "mailgov") == []
+
+
+def test_the_guard_sees_plain_messages(tmp_path: Path) -> None:
+    (tmp_path / "m.py").write_text(
+        'import sys\n'
+        'raise CliError(f"cannot read {path}")\n'
+        'raise CliError("the name is empty")\n'
+        'raise LiveError("{x} is gone".format(x=1))\n'
+        'p = Problem("MG502", f"line {n} is stale", ())\n'
+        'print(f"mailgov: {n} parts", file=sys.stderr)\n'
+        'raise CliError(_("the name is empty"))\n'  # translated: fine
+        'raise CliError(f"{path}: {exc}")\n'  # no words of its own: fine
+        'print(f"{n} parts")\n', encoding="utf-8")  # standard output (data): not checked
+    assert [x.split(":")[1] for x in untranslated_messages(tmp_path)] == \
+        ["2", "3", "4", "5", "6"]
+
+
+def test_codeowners_problem_in_both_languages(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from test_codeowners import _owned
+
+    data = _owned(tmp_path)
+    assert main(["codeowners", str(data)]) == 0
+    owners = tmp_path / "CODEOWNERS"
+    owners.write_text(owners.read_text(encoding="utf-8") + "/x @y\n", encoding="utf-8")
+    line = len(owners.read_text(encoding="utf-8").splitlines())
+    capsys.readouterr()
+    for lang, want in (
+            ("en", f"MG502 CODEOWNERS is stale: line {line} should be '(end of file)'; run "
+                   "`mailgov codeowners`"),
+            ("vi", f"MG502 CODEOWNERS đã cũ: dòng {line} phải là '(hết tệp)'; hãy chạy "
+                   "`mailgov codeowners`")):
+        assert main(["validate", "--today", "2026-11-29", str(data), "--lang", lang]) == 1
+        out = capsys.readouterr().out
+        assert f"CODEOWNERS:{line}:1: {want}\n" in out, out
+
+
+@pytest.mark.parametrize(("lang", "expected"), [
+    ("en", "mailgov: error: the name is empty\n"),
+    ("vi", "mailgov: lỗi: họ tên để trống\n"),
+])
+def test_cli_error_in_both_languages(capsys: pytest.CaptureFixture[str], lang: str,
+                                     expected: str) -> None:
+    assert main(["address", "", "--lang", lang]) == 2
+    assert capsys.readouterr().err == expected
+
+
+def test_export_in_vietnamese_imports_again(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    before = tmp_path / "before.yaml"
+    shutil.copy(SAMPLE, before)
+    data = tmp_path / "mailboxes.yaml"
+    shutil.copy(SAMPLE, data)
+    sheet = tmp_path / "new.csv"
+    sheet.write_text("name,unit,title\nLê Văn Tám,ttb,Thanh tra viên\n", encoding="utf-8")
+    assert main(["import", str(sheet), "--data", str(data)]) == 0
+    capsys.readouterr()
+    assert main(["export", "--unit", "ttb", "--data", str(data), "--lang", "vi"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[0] == "đơn vị,tên đơn vị,họ và tên,địa chỉ,chức danh,vai trò,loại,trạng thái"
+    new = next(r for r in rows if "Lê Văn Tám" in r)
+    assert new.endswith(",staff,personal,đang hoạt động"), new
+    assert main(["export", "--unit", "ttb", "--data", str(data), "--lang", "en"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == \
+        "unit,unit_name,name,address,title,role,kind,state"
+    # The Vietnamese sheet of the new person imports into the data as it was before.
+    again = tmp_path / "again.csv"
+    again.write_text(rows[0] + "\n" + new + "\n", encoding="utf-8")
+    assert main(["import", str(again), "--data", str(before)]) == 0
+    assert "lvtam@monre.gov.vn" in capsys.readouterr().out
+    assert before.read_text(encoding="utf-8") == data.read_text(encoding="utf-8")
+    # A state other than active is not imported, in either language.
+    closed = tmp_path / "closed.csv"
+    closed.write_text(rows[0] + "\n" + new.replace("đang hoạt động", "đã hủy") + "\n",
+                      encoding="utf-8")
+    assert main(["import", str(closed), "--data", str(before), "--lang", "vi"]) == 1
+    assert f"{closed}:2: state: 'đã hủy': chỉ nhập những người đang hoạt động" in \
+        capsys.readouterr().out
