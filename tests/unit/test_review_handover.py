@@ -553,7 +553,7 @@ def _split(w: Review, data: Data, where: dict[str, str] | None = None,
     rest = []
     for b in d["mailboxes"]:
         f = (where or {}).get(b["address"], b["unit"])
-        (files[f] if f in files else rest).append(b)
+        files.get(f, rest).append(b)
     for name, records in (extra or {}).items():
         files[name] += records
     for name, records in files.items():
@@ -571,7 +571,7 @@ def test_a_record_moved_between_unit_files_is_matched_by_its_id(w: Review) -> No
     box(moved, "htmai")["unit"] = "tcmt"
     result = _split(w, moved, where={"htmai": "tcmt"})
     p = w._plan(result.directory, today=w.clock)
-    assert p.ok and [(c.kind, c.subject) for c in p.changes][0] == ("move", f"htmai@{DOMAIN}")
+    assert p.ok and (p.changes[0].kind, p.changes[0].subject) == ("move", f"htmai@{DOMAIN}")
     box(moved, "htmai")["id"] = 99  # moved and its id edited in the same pull request
     p = w._plan(_split(w, moved, where={"htmai": "tcmt"}).directory, today=w.clock)
     assert {r.split(" ", 1)[0] for r in p.refusals} == {"MG603", "MG604"}
