@@ -830,8 +830,8 @@ class _Checker:
 
     def check_ids(self) -> None:
         """A mailbox id names one person's entry and store, for ever: never two records, and
-        a purged mailbox's id (kept in ``reserved``) only for that mailbox back, i.e. a
-        record at one of the addresses reserved with the id: another record with it would
+        a purged mailbox's id (kept in ``reserved``) only for that mailbox, i.e. a record
+        using one of the addresses reserved with the id: another record with it would
         be stored at the purged one's store path and could claim its reserved addresses."""
         first: dict[int, Mailbox] = {}
         top = max((x for x in (*(m.id for m in self.d.mailboxes),
@@ -845,7 +845,8 @@ class _Checker:
                 continue
             held = purged.get(m.id)
             if held:
-                mine = {m.address.casefold(), *(p.address.casefold() for p in m.previous)}
+                mine = {m.address.casefold(), *(p.address.casefold() for p in m.previous),
+                        *(a.partition("@")[0].casefold() for a in m.aliases)}
                 if not any(r.address.casefold() in mine for r in held):
                     line, _col = self.loaded.locator.locate(("reserved", held[0].index, "id"))
                     self.report("MG220", ("mailboxes", m.index, "id"),
