@@ -908,7 +908,7 @@ def _holders(planner: _Planner, deleted: set[str]) -> None:
         home = _vals(attrs, "mailHomeDirectory")
         if home and key not in deleted:
             homes.setdefault(home[0], set()).add(who)
-    for what in sorted(moved):
+    for what in sorted(set(moved)):  # an address in both mail and mailAlias: one line
         planner.refuse("MG605", _("address {what}: an address would reach another mailbox "
                                   "than it does today; free it in one reviewed change (remove "
                                   "it, apply), then give it in another").format(what=what))

@@ -32,7 +32,7 @@ from mailgov.batchschema import BatchCheck
 from mailgov.directory import former_unit_locals
 from mailgov.i18n import N_, _, ngettext
 from mailgov.loader import MAX_REPORTED, Loaded, LoadError, Locator, char_name, load
-from mailgov.model import AliasDomain, Directory, Mailbox, Unit, build
+from mailgov.model import AliasDomain, Directory, Mailbox, Reserved, Unit, build
 from mailgov.naming import NamingError, NamingPolicy, Person, unit_locals
 from mailgov.problems import Problem, json_path
 
@@ -384,10 +384,14 @@ def _cut(text: str) -> str:
 
 
 def _next_id(data: Any) -> int:
-    """One more than the highest mailbox id in the (possibly invalid) data."""
-    boxes = data.get("mailboxes") if isinstance(data, dict) else None
-    ids = [b["id"] for b in boxes or () if isinstance(b, dict)
-           and isinstance(b.get("id"), int) and not isinstance(b.get("id"), bool)]
+    """One more than the highest mailbox id in the (possibly invalid) data, the ids of
+    purged mailboxes (``reserved``) included: an id is never reused (mailbox_edit._next_id)."""
+    ids: list[int] = []
+    for key in ("mailboxes", "reserved"):
+        items = data.get(key) if isinstance(data, dict) else None
+        ids += [b["id"] for b in items if isinstance(b, dict)
+                and isinstance(b.get("id"), int) and not isinstance(b.get("id"), bool)] \
+            if isinstance(items, list) else []
     return max(ids, default=0) + 1
 
 
@@ -825,12 +829,32 @@ class _Checker:
                                          reason=r.reason))
 
     def check_ids(self) -> None:
-        """A mailbox id names one person's entry and store, for ever: never two records."""
+        """A mailbox id names one person's entry and store, for ever: never two records, and
+        a purged mailbox's id (kept in ``reserved``) only for that mailbox, i.e. a record
+        using one of the addresses reserved with the id: another record with it would
+        be stored at the purged one's store path and could claim its reserved addresses."""
         first: dict[int, Mailbox] = {}
-        top = max((m.id for m in self.d.mailboxes if m.id is not None), default=0)
+        top = max((x for x in (*(m.id for m in self.d.mailboxes),
+                               *(r.id for r in self.d.reserved)) if x is not None), default=0)
+        purged: dict[int, list[Reserved]] = {}
+        for r in self.d.reserved:
+            if r.id is not None:
+                purged.setdefault(r.id, []).append(r)
         for m in self.d.mailboxes:
             if m.id is None:
                 continue
+            held = purged.get(m.id)
+            if held:
+                mine = {m.address.casefold(), *(p.address.casefold() for p in m.previous),
+                        *(a.partition("@")[0].casefold() for a in m.aliases)}
+                if not any(r.address.casefold() in mine for r in held):
+                    line, _col = self.loaded.locator.locate(("reserved", held[0].index, "id"))
+                    self.report("MG220", ("mailboxes", m.index, "id"),
+                                _("mailbox {address!r}: id {id} is already the id of "
+                                  "{address2!r} (line {line}); every mailbox has its own "
+                                  "id, never reused (the next free id is {value})").format(
+                                  address=m.address, id=m.id, address2=held[0].address,
+                                  line=line, value=top + 1))
             other = first.setdefault(m.id, m)
             if other is not m:
                 line, _col = self.loaded.locator.locate(("mailboxes", other.index, "id"))
