@@ -728,19 +728,6 @@ def _item_lines(e: Edit, path: tuple[str | int, ...]) -> tuple[int, int, int]:
     return n, _item_end(e, n, dash), dash
 
 
-def _ever_used(e: Edit, m: Mailbox) -> list[str]:
-    """Every local part ``m`` used: its address, its previous addresses, its aliases at one
-    of the organisation's domains (primary or alias), in that order, each once."""
-    ours = {e.directory.organization.domain.lower(),
-            *(a.domain.lower() for a in e.directory.organization.alias_domains)}
-    out = [m.address, *(p.address for p in m.previous)]
-    for a in m.aliases:
-        local, _at, dom = a.partition("@")
-        if not dom or dom.lower() in ours:
-            out.append(local)
-    return list(dict.fromkeys(out))
-
-
 def _archived_sum(archived: Mapping[str, str], e: Edit, m: Mailbox) -> str | None:
     full = f"{m.address}@{e.directory.organization.domain}".lower()
     return archived.get(full) or archived.get(m.address.lower())
@@ -768,7 +755,7 @@ def reserve_purged(path: str | Path, archived: Mapping[str, str], *, today: date
         end = retention_end(m, d.policy)
         if end is None or today < end or _archived_sum(archived, e, m) is None:
             continue
-        done.append(Purged(m.address, m.id, tuple(_ever_used(e, m))))
+        done.append(Purged(m.address, m.id, tuple(e.directory.ever_used(m))))
     if not done:
         raise EditError(_("no purged mailbox in the data: none is cancelled, past its "
                           "retention on {today} and in the archive manifest").format(
@@ -782,7 +769,7 @@ def reserve_purged(path: str | Path, archived: Mapping[str, str], *, today: date
         assert m.cancelled is not None
         reason = json.dumps(f"purged {today.isoformat()} (cancelled {m.cancelled.date}, "
                             f"{m.cancelled.request})", ensure_ascii=False)
-        for local in _ever_used(e, m):
+        for local in e.directory.ever_used(m):
             if local.casefold() in have:
                 continue
             have.add(local.casefold())

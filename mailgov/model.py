@@ -271,6 +271,19 @@ class Directory:
     def address(self, local: str) -> str:
         return f"{local}@{self.organization.domain}"
 
+    def ever_used(self, m: Mailbox) -> list[str]:
+        """Every local part ``m`` used: its address, its previous addresses, its aliases at
+        one of the organisation's domains (primary or alias), in that order, each once. What
+        `reserve-purged` reserves and a purged record may not leave the data without."""
+        ours = {self.organization.domain.lower(),
+                *(a.domain.lower() for a in self.organization.alias_domains)}
+        out = [m.address, *(p.address for p in m.previous)]
+        for a in m.aliases:
+            local, _at, dom = a.partition("@")
+            if not dom or dom.lower() in ours:
+                out.append(local)
+        return list(dict.fromkeys(out))
+
 
 # policy.password.<kind>.lockout_duration_minutes when the data leaves it out. Users: locked
 # until an administrator unlocks (as before the field existed). Administrators: 30 minutes,

@@ -678,10 +678,28 @@ class _Planner:
             reason = (None if m.change_request else _domain_reason(self.d, have)) or \
                 _change_reason(m, "modify")
         change = self._update(kind, e, have, reason, ((add, delete, replace),))
+        if change is not None and kind == "restore" and live_state == "cancelled":
+            self._restored_as_itself(change, e, have, m)
         if change is not None:
             if LOCK in delete or LOCK in replace:
                 change = _with_lock(change, lock, e.attributes.get(LOCK))
             self.people.append(change)
+
+    def _restored_as_itself(self, change: Change, e: Entry, have: Attrs, m: Mailbox) -> None:
+        """A cancelled mailbox's retained mail belongs to the person it was cancelled for: a
+        restore that also changes the name or the address in the same plan may be a record
+        reused for someone else, who would get that mail and the entry (MG612)."""
+        changed = {*change.add, *change.delete, *change.replace}
+        if not changed & {"cn", "mail"}:
+            return
+        self.refuse("MG612", _(
+            "mailbox id {id}: {address} would be restored from cancelled and get another "
+            "name or address in the same change ({before} -> {after}); its retained mail "
+            "belongs to {before}: restore it as it was, and change the name or address in a "
+            "second reviewed change").format(
+                id=m.id, address=_vals(have, "mail")[0] if _vals(have, "mail") else e.dn,
+                before=_vals(have, "cn")[0] if _vals(have, "cn") else "?",
+                after=e.attributes["cn"][0]), ("mailboxes", m.index))
 
     def _cancel_times(self, m: Mailbox) -> dict[str, tuple[str, ...]]:
         """What a cancel applied now records: the day, and the end of the retention in
@@ -879,6 +897,35 @@ def _addresses(c: Change, live: Mapping[str, Attrs]) -> set[str]:
     return out
 
 
+def _purged_records_left(planner: _Planner, base: Directory | None) -> None:
+    """A purged mailbox leaves the data only with every address it used in ``reserved``
+    (``mailgov reserve-purged``). After the purge the directory holds nothing of it, so a
+    record deleted by hand would free its address for the next newcomer, who would receive
+    mail meant for the person gone: only the base of the review still knows it (MG611)."""
+    if base is None:
+        return
+    d = planner.d
+    kept = {m.id for m in d.mailboxes if m.id is not None}
+    gone = [m for m in base.mailboxes
+            if m.state == "cancelled" and m.id is not None and m.id not in kept]
+    if not gone:
+        return
+    live_ids = {v for have in planner.live.values() for v in _vals(have, IDENTITY)}
+    reserved = {r.address.casefold() for r in d.reserved}
+    for m in gone:
+        if str(m.id) in live_ids:
+            continue  # its entry is still there: MG603 says so
+        missing = [a for a in base.ever_used(m) if a.casefold() not in reserved]
+        if missing:
+            planner.refuse("MG611", _(
+                "mailbox id {id} ({address}) was purged and its record leaves the data, but "
+                "{missing} is not in `reserved`: a newcomer could be given it and receive mail "
+                "meant for {name}; run `mailgov reserve-purged`, or add those addresses to "
+                "`reserved` with id {id}").format(
+                    id=m.id, address=d.address(m.address), missing=", ".join(missing),
+                    name=m.name), ("mailboxes",))
+
+
 def _holders(planner: _Planner, deleted: set[str]) -> None:
     """MG605/MG606: no address moves to another mailbox, none is held twice, no store is
     shared, after the plan."""
@@ -1049,6 +1096,7 @@ def plan(desired: Directory, live: LiveState, *, today: date,
         changes += [c for c in drift if _removable(c)]
     deleted = {normalise_dn(c.dn) for c in changes if c.kind in ("drift", "purge")}
     _holders(planner, deleted)
+    _purged_records_left(planner, base)
     refusals = planner.refusals + _refusals(planner, effective, changes, allow_mass_change)
     notes = [f"guards from {effective.source}: max_disable_share "
              f"{effective.max_disable_share:.0%}, max_address_change_share "

@@ -115,6 +115,8 @@ PLAN_RULES: dict[str, str] = {
     "MG608": "the planning date is ahead of the clock by more than allowed",
     "MG609": "mass change: the plan changes the addresses of more entries than the caps allow",
     "MG610": "mass change: the plan modifies more entries than the caps allow",
+    "MG611": "a purged mailbox's record left the data without its addresses in `reserved`",
+    "MG612": "a cancelled mailbox would be restored under another name or address",
 }
 
 #: severity is always "error" today; the field exists so warnings can come later

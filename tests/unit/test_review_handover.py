@@ -284,20 +284,32 @@ def test_the_next_free_id_skips_the_ids_of_purged_mailboxes(w: Review) -> None:
     assert "required field 'id' is missing; the next free id is 30" in out.text("MG101")
 
 
-@pytest.mark.xfail(strict=True, reason="after the purge the directory holds nothing of the "
-                   "mailbox: a record deleted by hand (not through reserve-purged) frees its "
-                   "address, and neither validate nor the plan knows it was ever used")
+PURGED_LEFT = ("was purged and its record leaves the data, but dtthu is not in `reserved`: a "
+               "newcomer could be given it and receive mail meant for")
+
+
 @pytest.mark.parametrize("two_prs", [False, True], ids=["same PR", "two PRs"])
 def test_a_purged_records_address_is_never_given_to_a_newcomer(w: Review,
                                                                two_prs: bool) -> None:
+    """FIXED (plan._purged_records_left, MG611): after the purge the directory holds nothing
+    of the mailbox, so only the base of the review knows the record; it may leave the data
+    only with its addresses in `reserved` (what `mailgov reserve-purged` writes)."""
     w.purge_cancelled()
     if two_prs:
-        assert w.pr(lambda d: remove(d, "dtthu")).status == "applied"
-        out = w.pr(lambda d: add(d, "dtthu"))
+        first = w.pr(lambda d: remove(d, "dtthu"))
+        assert first.status == "refused" and first.rules() == {"MG611"}, first
+        assert "mailbox id 14 (dtthu@" in first.text("MG611")
+        assert PURGED_LEFT in first.text("MG611")
+        out = w.pr(lambda d: add(d, "dtthu"), apply=False)  # the record is still there
+        assert out.status == "invalid" and "MG201" in out.rules(), out
     else:
         out = w.pr(lambda d: (remove(d, "dtthu"), add(d, "dtthu")))
-    assert out.found == []  # today: AddressMoved: dtthu@ reached 14, now reaches 40
-    assert out.status in ("invalid", "refused")
+        assert out.status == "refused" and out.rules() == {"MG611"}, out
+        assert PURGED_LEFT in out.text("MG611")
+    # the way out: reserve-purged's edit passes, and the address is then refused as reserved
+    assert w.pr(lambda d: reserve(d, "dtthu", 14)).status == "applied"
+    again = w.pr(lambda d: add(d, "dtthu"), apply=False)
+    assert again.status == "invalid" and again.rules() == {"MG221"}
 
 
 @pytest.mark.xfail(strict=True, reason="the planner's `archived` is address -> sha256: a "
@@ -317,17 +329,33 @@ def test_a_purge_needs_the_archive_of_its_own_store(w: Review) -> None:
     assert not [f for f in out.found if f[0] == "EarlyPurge"], out.found
 
 
-@pytest.mark.xfail(strict=True, reason="a cancelled mailbox restored under another name in "
-                   "one edit hands the old holder's retained mail (and entry) to whoever the "
-                   "record now names; nothing asks for the restore and the new name apart")
 def test_a_cancelled_record_recycled_for_a_newcomer_is_refused(w: Review) -> None:
+    """FIXED (plan._Planner._restored_as_itself, MG612): a restore from cancelled that also
+    changes the name or the address is refused; restoring as it was still plans."""
     def recycle(d: Data) -> None:
         b = box(d, "dtthu")
         b.update(name=NEW_NAME, naming_exemption=EXEMPT)
         del b["state"], b["cancelled"]
 
     out = w.pr(recycle, apply=False)
-    assert out.status != "planned", out.kinds()  # today: restore dtthu@ as Nguyễn Văn Mới
+    assert out.status == "refused" and out.rules() == {"MG612"}, out.kinds()
+    assert "would be restored from cancelled and get another name or address" in \
+        out.text("MG612")
+    assert f"-> {NEW_NAME})" in out.text("MG612")
+
+    def readdress(d: Data) -> None:
+        b = box(d, "dtthu")
+        b.update(address="moi.nv", renamed_from="dtthu", naming_exemption=EXEMPT)
+        del b["state"], b["cancelled"]
+
+    moved = w.pr(readdress, apply=False)
+    assert moved.status == "refused" and "MG612" in moved.rules(), moved
+
+    def restore(d: Data) -> None:
+        b = box(d, "dtthu")
+        del b["state"], b["cancelled"]
+
+    assert w.pr(restore, apply=False).status == "planned"
 
 
 # --- units: old addresses, merged and dissolved, moved sub-units --------------------------------
