@@ -17,6 +17,7 @@ import argparse
 import csv
 import difflib
 import io
+import re
 import sys
 import unicodedata
 from dataclasses import dataclass
@@ -108,9 +109,16 @@ def _csv_rows(path: Path) -> list[list[str]]:
     return rows
 
 
-def _cell(value: Any) -> str:
+def _key(heading: str) -> str:
+    """A column heading as COLUMNS spells it."""
+    return unicodedata.normalize("NFC", heading.strip()).casefold()
+
+
+def _cell(value: Any, field: str | None = None) -> str:
     if value is None:
         return ""
+    if field == "birth" and isinstance(value, date):
+        return value.isoformat()[:7]  # Excel makes a date of a typed 1990-02: its month
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     if isinstance(value, date):
@@ -133,7 +141,14 @@ def _xlsx_rows(path: Path, sheet: str | None) -> list[list[str]]:
             raise ImportError_([_("{file}: no sheet {sheet!r} (sheets: {names})").format(
                 file=path, sheet=sheet, names=", ".join(wb.sheetnames))])
         ws = wb[sheet] if sheet is not None else wb.worksheets[0]
-        return [[_cell(v) for v in row] for row in ws.iter_rows(values_only=True)]
+        out: list[list[str]] = []
+        fields: list[str | None] = []
+        for row in ws.iter_rows(values_only=True):
+            out.append([_cell(v, fields[i] if i < len(fields) else None)
+                        for i, v in enumerate(row)])
+            if len(out) == 1:  # the heading: which cell is whose (a birth date, below)
+                fields = [COLUMNS.get(_key(h)) for h in out[0]]
+        return out
     finally:
         wb.close()
 
@@ -153,7 +168,7 @@ def read_rows(path: str | Path, sheet: str | None = None) -> list[Row]:
     errors = []
     fields: list[str | None] = []
     for heading in table[0]:
-        key = unicodedata.normalize("NFC", heading.strip()).casefold()
+        key = _key(heading)
         if not key:
             fields.append(None)
             continue
@@ -245,8 +260,12 @@ def people(path: str | Path, rows: list[Row], e: Edit, *, request: str | None,
                 bad(row, field, _("{value!r}: one of {allowed}").format(
                     value=v[field], allowed=", ".join(allowed)))
                 ok = False
-        if v.get("birth") and not (len(v["birth"]) == 7 and v["birth"][4] == "-"):
+        if v.get("birth") and not re.fullmatch(r"[0-9]{4}-[0-9]{2}", v["birth"]):
             bad(row, "birth", _("{value!r}: YYYY-MM").format(value=v["birth"]))
+            ok = False
+        elif v.get("birth") and not 1 <= int(v["birth"][5:]) <= 12:
+            bad(row, "birth", _("{value!r}: the month is 01 to 12 (YYYY-MM)").format(
+                value=v["birth"]))
             ok = False
         if v.get("id_digits") and not (v["id_digits"].isdigit() and len(v["id_digits"]) <= 6):
             bad(row, "id_digits", _("1 to 6 digits (never the full citizen ID)"))
