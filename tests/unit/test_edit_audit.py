@@ -210,7 +210,9 @@ def test_reserve_purged_refuses_a_manifest_that_does_not_exist(
             "one: give the manifest the purge relied on)") in err
     assert data.read_bytes() == before
     assert not missing.exists()
-    # an empty manifest that exists is still one
+    # an empty manifest that exists is still one: nothing in it, nothing to reserve
     missing.write_text(json.dumps({"version": 1, "archives": {}}), encoding="utf-8")
-    assert run(capsys, "reserve-purged", "--archived", str(missing), "--data",
-               str(data))[0] in (0, 1)
+    code, _out, err = run(capsys, "reserve-purged", "--archived", str(missing), "--data",
+                          str(data))
+    assert code == 1 and "no purged mailbox in the data" in err
+    assert data.read_bytes() == before
