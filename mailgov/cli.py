@@ -449,6 +449,12 @@ def _archived(path: str | None) -> dict[str, str]:
         return {}
     from mailgov.archive import ManifestError, archived_map, load_manifest
 
+    if not Path(path).exists():
+        # load_manifest reads an absent file as empty (the archive run starts one); a path
+        # the admin names that is not there is a typo, not "nothing archived"
+        raise CliError(_("archive manifest {path}: no such file (an absent manifest is not "
+                         "an empty one: give the manifest the purge relied on)").format(
+            path=path))
     try:
         return archived_map(load_manifest(path))
     except (ManifestError, OSError, ValueError) as exc:

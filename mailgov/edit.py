@@ -153,15 +153,18 @@ class Edit:
             key += 1
         return file, bisect.bisect_left(newlines, offset) + 1, key - offset + 1
 
-    def set_scalar(self, path: tuple[str | int, ...], key: str, old: str, new: str) -> None:
+    def set_scalar(self, path: tuple[str | int, ...], key: str, old: str, new: str, *,
+                   text: bool = False) -> None:
         """Replace ``key: old`` by ``key: new`` on the line the locator gives for ``path``
-        (block or flow style; quotes kept)."""
+        (block or flow style; quotes kept). ``text``: ``new`` is free text (a request),
+        written quoted as YAML needs to read it back as that text."""
         file, n, _col = self.where(*path)
         lines = self.files[file]
         line = lines[n - 1]
         pattern = re.compile(rf"(\b{re.escape(key)}:\s*)([\"']?){re.escape(old)}\2(?=[\s,}}#]|$)")
-        edited, count = pattern.subn(lambda m: f"{m.group(1)}{m.group(2)}{new}{m.group(2)}",
-                                     line, count=1)
+        edited, count = pattern.subn(
+            lambda m: f"{m.group(1)}{scalar(new, flow=True)}" if text
+            else f"{m.group(1)}{m.group(2)}{new}{m.group(2)}", line, count=1)
         if count != 1:
             raise EditError(_("{file}:{line}: cannot find '{key}: {old}' to change; edit it "
                               "by hand").format(file=file, line=n, key=key, old=old))
@@ -411,7 +414,7 @@ def domain_migrate(path: str | Path, old: str, new: str, keep_until: date | None
     if keep_until is not None:
         fields.append(f"until: {keep_until.isoformat()}")
     if request:
-        fields.append(f"request: {request}")
+        fields.append(f"request: {scalar(request, flow=True)}")
     item = "{ " + ", ".join(fields) + " }"
     domain_line = e.line_of("organization", "domain")
     indent = _indent_of(e.lines[domain_line - 1])
@@ -465,10 +468,6 @@ def _append_to_list(e: Edit, path: tuple[str | int, ...], count: int, key: str,
         e.insert_after(after_line, [f"{indent}{key}:\n", f"{indent}  - {item}\n"])
 
 
-def _fields(**values: object) -> str:
-    return "{ " + ", ".join(f"{k}: {v}" for k, v in values.items() if v is not None) + " }"
-
-
 def unit_rename(path: str | Path, unit_id: str, new_abbr: str, *, request: str | None = None,
                 on: date | None = None, dry_run: bool = False) -> Edit:
     """The unit's abbreviation (its unit mailbox and list address) becomes ``new_abbr``; the
@@ -482,7 +481,7 @@ def unit_rename(path: str | Path, unit_id: str, new_abbr: str, *, request: str |
         raise EditError(_("unit {unit!r} already has abbr {abbr!r}").format(unit=unit_id,
                                                                          abbr=new_abbr))
     first, indent = _block_item(e, i)
-    item = _fields(abbr=u.abbr, date=(on or date.today()).isoformat(), request=request)
+    item = flow(abbr=u.abbr, date=(on or date.today()).isoformat(), request=request)
     # In-place changes first, insertions last (the locator's line numbers are the file's).
     if u.abbreviation:
         anchor = e.line_of("units", i, "abbr")
@@ -499,14 +498,15 @@ def unit_rename(path: str | Path, unit_id: str, new_abbr: str, *, request: str |
 def _cite(e: Edit, m: Mailbox, request: str) -> None:
     """The mailbox's ``change.request`` becomes ``request`` (the plan cites it)."""
     if m.change_request is not None:
-        e.set_scalar(("mailboxes", m.index, "change"), "request", m.change_request, request)
+        e.set_scalar(("mailboxes", m.index, "change"), "request", m.change_request, request,
+                     text=True)
         return
     file, n, _col = e.where("mailboxes", m.index, "unit")
     line = e.files[file][n - 1]
     if not line.lstrip().startswith("unit:"):
         raise EditError(_("{file}:{line}: mailbox {address!r} is written in flow style; edit it "
                           "by hand").format(file=file, line=n, address=m.address))
-    e.insert_after(n, [f"{_indent_of(line)}change: {{ request: {request} }}\n"], file)
+    e.insert_after(n, [f"{_indent_of(line)}change: {flow(request=request)}\n"], file)
 
 
 def unit_merge(path: str | Path, src: str, dst: str, *, request: str,
@@ -548,7 +548,7 @@ def unit_merge(path: str | Path, src: str, dst: str, *, request: str,
                               "hand").format(file=e.path, line=n, unit=src))
         e.lines[n - 1] = ""
     when = (on or date.today()).isoformat()
-    block = _fields(date=when, successor=dst, request=request)
+    block = flow(date=when, successor=dst, request=request)
     e.insert_after(first, [f"{indent}dissolved: {block}\n"])
     e.write(dry_run=dry_run)
     return e

@@ -53,15 +53,17 @@ def _date(text: str) -> date:
 
 
 def _common(p: argparse.ArgumentParser, *, request_required: bool = False,
-            dated: bool = True) -> None:
+            dated: bool = True, date_help: str | None = None) -> None:
+    """The options every edit command has; ``date_help``: a step whose date cannot be
+    scheduled says so (help texts are translated by i18n.localise)."""
     p.add_argument("--data", default=DEFAULT_DATA,
                    help=f"the data file (default {DEFAULT_DATA})")
     p.add_argument("--request", required=request_required, metavar="REF",
                    help="the approving document, e.g. 45/QĐ-TCCB (the plan cites it)")
     if dated:
         p.add_argument("--date", type=_date, metavar="YYYY-MM-DD",
-                       help=("when it takes effect (default today; a later day schedules "
-                              "it)"))
+                       help=date_help or ("when it takes effect (default today; a later day "
+                                          "schedules it)"))
     p.add_argument("--dry-run", action="store_true",
                    help="print the diff, write nothing")
 
@@ -81,7 +83,8 @@ def add_parsers(sub: SubParsers) -> None:
     p.add_argument("--kind", choices=("personal", "affiliate"))
     p.add_argument("--birth", metavar="YYYY-MM")
     p.add_argument("--id-digits", metavar="D")
-    _common(p)
+    # `created` cannot be dated ahead (MG304): a record exists from the day it is added
+    _common(p, date_help="the day it is created (default today; not a later day: MG304)")
     p.set_defaults(func=guarded(cmd_add))
 
     p = sub.add_parser("cancel", help="cancel a mailbox (state: cancelled)")

@@ -21,6 +21,7 @@ import argparse
 import csv
 import difflib
 import io
+import re
 import sys
 import unicodedata
 from dataclasses import dataclass
@@ -64,6 +65,8 @@ class ImportError_(Exception):
 class Row:
     number: int  # the spreadsheet's row number (the heading is row 1)
     values: dict[str, str]
+    extra: tuple[str, ...] = ()  # non-empty cells right of the last heading (refused)
+    columns: int = 0  # how many columns the heading has
 
 
 # --------------------------------------------------------------------------- reading
@@ -85,15 +88,45 @@ def _decode(path: Path, raw: bytes) -> str:
 
 
 def _csv_rows(path: Path) -> list[list[str]]:
-    text = _decode(path, path.read_bytes())
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ImportError_([_("{file}: cannot read it ({why})").format(
+            file=path, why=exc.strerror or exc)]) from None
+    text = _decode(path, raw)
     first = text.split("\n", 1)[0]
     delimiter = max("\t;,", key=first.count) if any(c in first for c in "\t;,") else ","
-    return [row for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)]
+    rows: list[list[str]] = []
+    # strict: a quote never closed is an error at the end of the data, not a last cell that
+    # swallows every row after it
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    try:
+        for row in reader:
+            rows.append(row)
+    except csv.Error as exc:
+        number = len(rows) + 1  # the row the spreadsheet would number (records, not lines)
+        why = str(exc)
+        if "field limit" in why or "end of data" in why:
+            raise ImportError_([_("{file}:{row}: a quote (\") opened in this row is never "
+                                  "closed (or a cell is longer than {limit} characters); "
+                                  "close the quote, or save the sheet again from "
+                                  "Excel").format(file=path, row=number,
+                                                  limit=csv.field_size_limit())]) from None
+        raise ImportError_([_("{file}:{row}: not valid CSV ({why})").format(
+            file=path, row=number, why=why)]) from None
+    return rows
 
 
-def _cell(value: Any) -> str:
+def _key(heading: str) -> str:
+    """A column heading as COLUMNS spells it."""
+    return unicodedata.normalize("NFC", heading.strip()).casefold()
+
+
+def _cell(value: Any, field: str | None = None) -> str:
     if value is None:
         return ""
+    if field == "birth" and isinstance(value, date):
+        return value.isoformat()[:7]  # Excel makes a date of a typed 1990-02: its month
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     if isinstance(value, date):
@@ -116,7 +149,14 @@ def _xlsx_rows(path: Path, sheet: str | None) -> list[list[str]]:
             raise ImportError_([_("{file}: no sheet {sheet!r} (sheets: {names})").format(
                 file=path, sheet=sheet, names=", ".join(wb.sheetnames))])
         ws = wb[sheet] if sheet is not None else wb.worksheets[0]
-        return [[_cell(v) for v in row] for row in ws.iter_rows(values_only=True)]
+        out: list[list[str]] = []
+        fields: list[str | None] = []
+        for row in ws.iter_rows(values_only=True):
+            out.append([_cell(v, fields[i] if i < len(fields) else None)
+                        for i, v in enumerate(row)])
+            if len(out) == 1:  # the heading: which cell is whose (a birth date, below)
+                fields = [COLUMNS.get(_key(h)) for h in out[0]]
+        return out
     finally:
         wb.close()
 
@@ -124,6 +164,8 @@ def _xlsx_rows(path: Path, sheet: str | None) -> list[list[str]]:
 def read_rows(path: str | Path, sheet: str | None = None) -> list[Row]:
     """The rows of ``path`` as {field: text}; heading problems raise ImportError_."""
     p = Path(path)
+    if p.is_dir():
+        raise ImportError_([_("{file}: is a directory, not a CSV or XLSX file").format(file=p)])
     if not p.is_file():
         raise ImportError_([_("{file}: no such file").format(file=p)])
     table = (_xlsx_rows(p, sheet) if p.suffix.lower() in (".xlsx", ".xlsm")
@@ -134,7 +176,7 @@ def read_rows(path: str | Path, sheet: str | None = None) -> list[Row]:
     errors = []
     fields: list[str | None] = []
     for heading in table[0]:
-        key = unicodedata.normalize("NFC", heading.strip()).casefold()
+        key = _key(heading)
         if not key:
             fields.append(None)
             continue
@@ -159,8 +201,9 @@ def read_rows(path: str | Path, sheet: str | None = None) -> list[Row]:
     for n, cells in enumerate(table[1:], start=2):
         values = {f: unicodedata.normalize("NFC", " ".join(c.split()))
                   for f, c in zip(fields, cells, strict=False) if f is not None}
-        if any(values.values()):
-            rows.append(Row(n, values))
+        extra = tuple(c.strip() for c in cells[len(fields):] if c.strip())
+        if any(values.values()) or extra:
+            rows.append(Row(n, values, extra, len(fields)))
     return rows
 
 
@@ -190,6 +233,15 @@ def people(path: str | Path, rows: list[Row], e: Edit, *, request: str | None,
         v = row.values
         name, unit = v.get("name", ""), v.get("unit", "")
         ok = True
+        if row.extra:  # a shifted row: its cells may not be in the columns they seem
+            what = ngettext("{file}:{row}: {cells}: a cell beyond the last column (the "
+                            "heading names {n}); give it a heading or remove it",
+                            "{file}:{row}: {cells}: cells beyond the last column (the "
+                            "heading names {n}); give them a heading or remove them",
+                            len(row.extra))
+            errors.append(what.format(file=path, row=row.number, n=row.columns,
+                                      cells=", ".join(repr(c) for c in row.extra)))
+            ok = False
         try:
             check_name(name)
         except NamingError as exc:
@@ -221,8 +273,12 @@ def people(path: str | Path, rows: list[Row], e: Edit, *, request: str | None,
             bad(row, "state", _("{value!r}: only active people are imported").format(
                 value=v["state"]))
             ok = False
-        if v.get("birth") and not (len(v["birth"]) == 7 and v["birth"][4] == "-"):
+        if v.get("birth") and not re.fullmatch(r"[0-9]{4}-[0-9]{2}", v["birth"]):
             bad(row, "birth", _("{value!r}: YYYY-MM").format(value=v["birth"]))
+            ok = False
+        elif v.get("birth") and not 1 <= int(v["birth"][5:]) <= 12:
+            bad(row, "birth", _("{value!r}: the month is 01 to 12 (YYYY-MM)").format(
+                value=v["birth"]))
             ok = False
         if v.get("id_digits") and not (v["id_digits"].isdigit() and len(v["id_digits"]) <= 6):
             bad(row, "id_digits", _("1 to 6 digits (never the full citizen ID)"))

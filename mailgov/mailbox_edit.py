@@ -373,14 +373,22 @@ def suspend(path: str | Path, address: str, *, reason: str, request: str,
 
 def restore(path: str | Path, address: str, *, request: str | None = None,
             on: date | None = None, dry_run: bool = False) -> Done:
-    """Undo a cancel (its block goes), or end a suspension: one that has begun by ``on``
-    gets ``until: ON`` (history), one that has not begun is removed."""
+    """Undo a cancel (its block goes; not on a later day: a cancel has no end date), or end
+    a suspension: one that has begun by ``on`` gets ``until: ON`` (history, scheduled when
+    ON is later), one that has not begun is removed."""
     e = Edit.open(path)
     m = find(e.directory, address)
     it = _record(e, m)
     when = on or date.today()
     s = m.suspended
     if m.state == "cancelled":
+        if on is not None and on > date.today():
+            # a cancel has no end date in the data (docs/data-format.md, "Lifecycle"), so
+            # removing the block now would restore today, not on the day given
+            raise EditError(_("{address} is cancelled: a cancel cannot be undone on a later "
+                              "day ({date}); restore it on the day, without --date (the data "
+                              "has no end date for a cancel)").format(
+                address=m.address, date=on.isoformat()))
         remove_key(e, it, "cancelled")
         pending = s is not None and s.until is None
         _set_state(e, it, "suspended" if pending else "active")
