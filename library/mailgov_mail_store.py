@@ -14,7 +14,7 @@ description:
     newest message's mtime in C(<archive_dir>/manifest.json). An address already recorded is
     left alone unless mail arrived in its store after that archive (then it is archived again).
     A mailbox with neither a store nor a directory entry was purged already and is left.
-  - C(state=verified) is read-only - it returns C(verified), address -> sha256, for the
+  - C(state=verified) is read-only - it returns C(verified), store -> sha256, for the
     addresses recorded in the manifest whose archive file hashes to the recorded sha256 now
     and whose store holds no mail newer than the archive (all recorded addresses when
     C(mailboxes) is empty). That map is what the planner's C(archived) takes - the directory
@@ -84,7 +84,10 @@ EXAMPLES = r"""
 RETURN = r"""
 archived: {description: Addresses archived (or that would be)., type: list, returned: always}
 verified:
-  description: "Address -> sha256 of its verified archive (state=verified)."
+  description:
+    - "Store (home directory archived) -> sha256 of its verified archive (state=verified)."
+    - The planner purges an entry only when its own store is there, never on another
+      mailbox's archive of the same address.
   type: dict
   returned: always
 purged: {description: Addresses whose store was deleted., type: list, returned: always}
@@ -297,8 +300,16 @@ def main() -> None:  # pragma: no cover - exercised on the lab
 
         if p["state"] == "archived":
             for mb, has_store, has_entry in items:
-                if mb["address"] in recorded and not changed_since(recorded[mb["address"]],
-                                                                   mb["store"]):
+                had = recorded.get(mb["address"])
+                if had is not None and had.get("store") != mb["store"]:
+                    # one record per address: another mailbox's archive (the address passed
+                    # on) is neither replaced nor counted as this store's; it stays unarchived
+                    # (and so never purged) until an admin settles it
+                    out["left"][mb["address"]] = (
+                        f"the archive recorded for this address is of {had.get('store')}, not "
+                        f"of {mb['store']}; not archived (and so never purged): move the old "
+                        "record aside in the manifest first")
+                elif had is not None and not changed_since(had, mb["store"]):
                     out["left"][mb["address"]] = "already archived"
                 elif not (has_store or has_entry):
                     out["left"][mb["address"]] = "already purged (no store, no entry)"
@@ -316,7 +327,9 @@ def main() -> None:  # pragma: no cover - exercised on the lab
                 if why:
                     out["left"][mb["address"]] = why
                 else:
-                    out["verified"][mb["address"]] = recorded[mb["address"]]["sha256"]
+                    # keyed by the store archived: what the planner's `archived` wants
+                    out["verified"][recorded[mb["address"]]["store"]] = \
+                        recorded[mb["address"]]["sha256"]
 
         elif p["state"] == "purged":
             if conn is None:

@@ -19,13 +19,15 @@ A record is replaced only by a new archive of the same address, made because mai
 the store after the recorded one (``newest``); a purge refuses a store with newer mail.
 
 ``archived_map(manifest)`` turns it into the planner's ``archived`` argument
-(address → sha256): a ``purge`` is planned only for an address found there.
+(store → sha256): a ``purge`` is planned only for an entry whose own home directory was
+archived. Keyed by the store, not the address: an address can pass from one mailbox to
+another over the years, and an archive of the first must never let the second be purged.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -107,10 +109,9 @@ def due_stores(directory: Directory, today: date) -> list[DueStore]:
     for m in directory.mailboxes:
         end = retention_end(m, directory.policy)
         if end is not None and today >= end:
-            store = store_path(org.domain, m.address) if m.id is None else store_of(m.id)
             out.append(DueStore(directory.address(m.address),
                                 f"uid={m.address},ou=people,{org.base_dn}",
-                                store, m.unit, end.isoformat()))
+                                store_for(directory, m), m.unit, end.isoformat()))
     return out
 
 
@@ -137,52 +138,28 @@ def add_entry(manifest: Mapping[str, Any], address: str, entry: Mapping[str, Any
 
 
 def archived_map(manifest: Mapping[str, Any]) -> dict[str, str]:
-    """address → sha256: what ``mailgov.plan.plan(archived=...)`` wants."""
-    return {a: e["sha256"] for a, e in manifest.get("archives", {}).items()}
+    """store (the home directory archived) → sha256: what ``mailgov.plan.plan(archived=...)``
+    wants."""
+    return {e["store"]: e["sha256"] for e in manifest.get("archives", {}).values()}
 
 
-# --------------------------------------------------------------------------- checks
-
-
-def purge_allowed(manifest: Mapping[str, Any], address: str, sha256: str | None,
-                  size: int | None) -> tuple[bool, str]:
-    """May ``address``'s store and entry be deleted? Only with a recorded archive whose file
-    (hashed just now: ``sha256``/``size``; None = file missing) still matches the record."""
-    entry = manifest.get("archives", {}).get(address)
-    if entry is None:
-        return False, _("{address}: no archive recorded in the manifest").format(address=address)
-    if sha256 is None or size is None:
-        return False, _("{address}: archive file {archive} is missing").format(
-            address=address, archive=entry['archive'])
-    problems = verify(entry, sha256, size)
-    if problems:
-        return False, f"{address}: " + "; ".join(problems)
-    return True, _("{address}: archive {archive} verified").format(
-        address=address, archive=entry['archive'])
-
-
-def split_actions(due: Iterable[DueStore], manifest: Mapping[str, Any],
-                  present: Iterable[str]) -> tuple[list[DueStore], list[DueStore]]:
-    """(to archive, to purge) among ``due`` given the addresses still ``present`` on the host
-    (entry or store). Purge needs a recorded archive; archiving needs something to archive."""
-    here = set(present)
-    recorded = manifest.get("archives", {})
-    to_archive = [d for d in due if d.address in here and d.address not in recorded]
-    to_purge = [d for d in due if d.address in here and d.address in recorded]
-    return to_archive, to_purge
+def store_for(directory: Directory, m: Mailbox) -> str:
+    """The home directory of ``m``'s entry: by id, or by address for one made before ids."""
+    return store_path(directory.organization.domain, m.address) if m.id is None \
+        else store_of(m.id)
 
 
 # --------------------------------------------------------------------------- CLI
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m mailgov.archive archived MANIFEST``: address -> sha256 as JSON."""
+    """``python -m mailgov.archive archived MANIFEST``: store -> sha256 as JSON."""
     import argparse
     import sys
 
     ap = argparse.ArgumentParser(prog="python -m mailgov.archive")
     sub = ap.add_subparsers(dest="cmd", required=True)
-    arch = sub.add_parser("archived", help="address -> sha256 from a manifest (JSON)")
+    arch = sub.add_parser("archived", help="store -> sha256 from a manifest (JSON)")
     arch.add_argument("manifest")
     args = ap.parse_args(argv)
     try:

@@ -729,8 +729,9 @@ def _item_lines(e: Edit, path: tuple[str | int, ...]) -> tuple[int, int, int]:
 
 
 def _archived_sum(archived: Mapping[str, str], e: Edit, m: Mailbox) -> str | None:
-    full = f"{m.address}@{e.directory.organization.domain}".lower()
-    return archived.get(full) or archived.get(m.address.lower())
+    from mailgov.archive import store_for
+
+    return archived.get(store_for(e.directory, m))
 
 
 def reserve_purged(path: str | Path, archived: Mapping[str, str], *, today: date,
@@ -738,7 +739,7 @@ def reserve_purged(path: str | Path, archived: Mapping[str, str], *, today: date
     """The records of purged mailboxes leave the data, and every address they ever used goes
     to ``reserved`` with their id, so it is never proposed (``mailgov address``) nor accepted
     (MG221) for anyone else. Purged = cancelled, past the retention by the data on ``today``
-    and archived (in ``archived``, address -> sha256, the manifest the purge relied on).
+    and archived (in ``archived``, store -> sha256, the manifest the purge relied on).
 
     Run it after the purge was applied: a record that leaves the data while its entry is
     still in the directory makes the next plan refuse (MG603)."""

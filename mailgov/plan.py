@@ -408,7 +408,7 @@ class _Planner:
         self.live: dict[str, Attrs] = _index_live(live)
         self.today = today
         self.recorded = recorded  # the day a cancel applied now is recorded (the clock)
-        self.archived = {k.lower(): v for k, v in archived.items()}
+        self.archived = dict(archived)  # store -> sha256 (mailgov.archive.archived_map)
         self.locate = locate
         self.explained: set[str] = set()  # normalised live DNs the data accounts for
         # Renamed entries: old normalised DN -> new DN. The provider's refint overlay rewrites
@@ -598,9 +598,9 @@ class _Planner:
         if live_key is None or have is None:
             self.explained.add(key)
             # Past retention (by the data) or archived, and absent: purged. Never recreate.
-            gone = m.state == "cancelled" and (self._data_due(m) or self._archive_sum(m))
+            home = e.attributes["mailHomeDirectory"][0]
+            gone = m.state == "cancelled" and (self._data_due(m) or self._archive_sum(home))
             if not gone:
-                home = e.attributes["mailHomeDirectory"][0]
                 self.homes[home] = identity
                 create = self._create(e, _lifecycle_reason(m))
                 if m.state == "cancelled":  # created cancelled: its retention starts now
@@ -628,12 +628,12 @@ class _Planner:
         if _unchanged(e, have, m):
             return  # the bulk of any plan
         due = m.state == "cancelled" and self._live_due(m, have)
-        if due and self._archive_sum(m) is not None:
+        home = _vals(have, "mailHomeDirectory") or e.attributes["mailHomeDirectory"]
+        if due and self._archive_sum(home[0]) is not None:
             self.purges.append(self._purge(e, have, m))
             return
         self._person_update(e, have, m)
         if due:
-            home = _vals(have, "mailHomeDirectory") or e.attributes["mailHomeDirectory"]
             until = _vals(have, RETAIN_UNTIL)
             self.archives.append(Change(
                 "archive", e.dn, e.attributes["mail"][0], m.unit,
@@ -723,15 +723,16 @@ class _Planner:
             return False
         return self._data_due(m)
 
-    def _archive_sum(self, m: Mailbox) -> str | None:
-        full = self.layout.address(m.address)
-        return self.archived.get(full) or self.archived.get(m.address.lower())
+    def _archive_sum(self, home: str) -> str | None:
+        """The sha256 of the verified archive of the store ``home``: by the store, never by
+        the address, which may have been another mailbox's (whose archive it would be)."""
+        return self.archived.get(home)
 
     def _purge(self, e: Entry, have: Attrs, m: Mailbox) -> Change:
         home = _vals(have, "mailHomeDirectory") or e.attributes["mailHomeDirectory"]
         return Change("purge", e.dn, e.attributes["mail"][0], m.unit, before=dict(have),
                       after=None, reason=f"retention recorded in the directory over and "
-                      f"archived (sha256 {self._archive_sum(m)}): delete the entry and the "
+                      f"archived (sha256 {self._archive_sum(home[0])}): delete the entry and the "
                       "store", store=home[0])
 
     # -- groups -------------------------------------------------------------------------
@@ -1069,9 +1070,9 @@ def plan(desired: Directory, live: LiveState, *, today: date,
          locate: Locate | None = None, recorded: date | None = None) -> Plan:
     """Changes that make ``live`` match ``desired``, in apply order, with safety rails.
 
-    ``desired`` must be validated data (``validate(path).directory``). ``archived`` maps an
-    address to the sha256 of its verified archive; a cancelled mailbox past the retention
-    recorded in the directory is purged only when its address is there.
+    ``desired`` must be validated data (``validate(path).directory``). ``archived`` maps a
+    store (home directory) to the sha256 of its verified archive; a cancelled mailbox past the
+    retention recorded in the directory is purged only when its entry's own store is there.
 
     ``allow_mass_change`` is the override of the caps: a string is its reason (shown in the
     plan's notes) and passes MG601, MG609 and MG610; a bare True passes MG601 only.

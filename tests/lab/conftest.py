@@ -33,7 +33,7 @@ import pytest
 import yaml
 
 from lab import labenv, proofgate, test_passwords
-from mailgov.archive import archived_map, due_stores, load_manifest
+from mailgov.archive import due_stores, load_manifest
 from mailgov.directory import Entry, desired_entries
 from mailgov.loader import load
 from mailgov.model import build
@@ -172,7 +172,7 @@ def purged_addresses(data_file: Path = DATA_FILE) -> set[str]:
     """Cancelled mailboxes a fresh lab never gets (past their retention by the data) and those
     archived by a lifecycle run (the planner never recreates an archived address), so a test
     that needs a live cancelled entry picks another."""
-    archived = set(archived_map(load_manifest(STATE_DIR / "archives" / "manifest.json")))
+    archived = set(load_manifest(STATE_DIR / "archives" / "manifest.json")["archives"])
     return archived | {s.address for s in due_stores(build(load(data_file).data), date.today())}
 
 

@@ -139,7 +139,8 @@ class Event:
     ``purged`` (identity, store, other = the store's owner before, subject), ``disabled``
     (identity; via ``create`` when the entry was created disabled) / ``enabled`` (mailEnabled
     FALSE / TRUE), ``locked`` (the administrator lock written on an existing entry),
-    ``archived`` (subject, store), ``error`` (subject, detail). ``deleted`` has detail
+    ``archived`` (subject, store), ``archive_left`` (subject, store: the address has an
+    archive of another store), ``error`` (subject, detail). ``deleted`` has detail
     ``person`` for a person entry.
     """
 
@@ -232,8 +233,8 @@ class SimDirectory:
         return "suspended" if attrs.get("pwdAccountLockedTime") else "active"
 
     def archived_map(self) -> dict[str, str]:
-        """The planner's ``archived`` argument: address -> sha256."""
-        return {a: x.sha256 for a, x in self.archives.items()}
+        """The planner's ``archived`` argument: store -> sha256."""
+        return {x.store: x.sha256 for x in self.archives.values()}
 
     # -- writing ------------------------------------------------------------------------
 
@@ -267,8 +268,14 @@ class SimDirectory:
         elif kind == "archive":
             store = c.store or ""
             owner = self.stores.get(store)
+            key = c.subject.strip().lower()
+            if key in self.archives and self.archives[key].store != store:
+                # as library/mailgov_mail_store.py: the manifest holds one record per address,
+                # and one of another store is never replaced (nor counted as this one's)
+                events.append(Event("archive_left", owner, store, subject=c.subject))
+                return
             digest = hashlib.sha256(f"{store}|{owner}|{today}".encode()).hexdigest()
-            self.archives[c.subject.strip().lower()] = Archive(digest, store, owner, today)
+            self.archives[key] = Archive(digest, store, owner, today)
             events.append(Event("archived", owner, store, subject=c.subject))
         elif kind == "purge":
             who = self.identity(c.dn)

@@ -112,7 +112,7 @@ def test_manifest_round_trip_and_add_never_replaces() -> None:
     again = ar.add_entry(m, "x@monre.gov.vn", entry(sha="b" * 64))
     assert again["archives"]["x@monre.gov.vn"]["sha256"] == "a" * 64
     assert ar.parse_manifest(json.dumps(again)) == again
-    assert ar.archived_map(again) == {"x@monre.gov.vn": "a" * 64}
+    assert ar.archived_map(again) == {entry()["store"]: "a" * 64}  # keyed by the store
     assert ar.parse_manifest("") == ar.empty_manifest()
 
 
@@ -128,28 +128,6 @@ def test_manifest_round_trip_and_add_never_replaces() -> None:
 def test_bad_manifest(text: str, message: str) -> None:
     with pytest.raises(ar.ManifestError, match=message):
         ar.parse_manifest(text)
-
-
-def test_purge_allowed_only_with_matching_archive() -> None:
-    m = ar.add_entry(ar.empty_manifest(), "x@monre.gov.vn", entry())
-    assert ar.purge_allowed(m, "x@monre.gov.vn", "a" * 64, 10)[0]
-    assert not ar.purge_allowed(m, "y@monre.gov.vn", "a" * 64, 10)[0]
-    assert not ar.purge_allowed(m, "x@monre.gov.vn", None, None)[0]
-    ok, why = ar.purge_allowed(m, "x@monre.gov.vn", "b" * 64, 10)
-    assert not ok and "sha256" in why
-    ok, why = ar.purge_allowed(m, "x@monre.gov.vn", "a" * 64, 11)
-    assert not ok and "size" in why
-
-
-def test_split_actions() -> None:
-    due = ar.due_stores(directory(), date(2027, 1, 1))
-    m = ar.add_entry(ar.empty_manifest(), "ptminh@monre.gov.vn", entry())
-    to_archive, to_purge = ar.split_actions(due, m, {"lthoa@monre.gov.vn",
-                                                     "ptminh@monre.gov.vn"})
-    assert [d.address for d in to_archive] == ["lthoa@monre.gov.vn"]
-    assert [d.address for d in to_purge] == ["ptminh@monre.gov.vn"]
-    # gone from the host (purged before): nothing to do
-    assert ar.split_actions(due, m, set()) == ([], [])
 
 
 def test_sha256_stream() -> None:

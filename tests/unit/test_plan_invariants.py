@@ -15,6 +15,7 @@ from typing import Any
 
 from test_plan import BASE, TODAY, D, _base, _box, cancel, live_of, person, rename
 
+from mailgov.archive import store_for
 from mailgov.directory import IDENTITY, STORE_BY_ID
 from mailgov.model import build
 from mailgov.plan import Guards, Plan, normalise_dn, plan
@@ -240,7 +241,9 @@ def test_cancelled_person_entry_is_not_recreated_after_its_purge() -> None:
     cancel("natuan2", "2025-01-01")(data)
     live = live_of(data)
     del live[person("natuan2")]
-    p = plan(build(data), live, today=TODAY, archived={f"natuan2{D}": "ab" * 32})
+    d = build(data)
+    natuan2 = next(m for m in d.mailboxes if m.address == "natuan2")
+    p = plan(d, live, today=TODAY, archived={store_for(d, natuan2): "ab" * 32})
     assert kinds(p, f"natuan2{D}") == []
 
 
