@@ -136,7 +136,8 @@ DEFAULT_MAX_DISABLE_SHARE = 0.05  # what a file without a base may never loosen
 # Caps on the other kinds of change, in the spirit of octoDNS (MAX_SAFE_UPDATE_PCENT and
 # MAX_SAFE_DELETE_PCENT 30 %, not checked below 10 existing records) and peribolos
 # (--maximum-removal-delta 0.25): a cap fires when more than max(floor, share x total)
-# entries change that way. The floor keeps a small directory workable.
+# entries change that way (MG601's max_disable_share too). The floor keeps a small directory
+# workable.
 DEFAULT_MAX_ADDRESS_CHANGE_SHARE = 0.30
 DEFAULT_MAX_MODIFY_SHARE = 0.30
 DEFAULT_CAP_FLOOR = 10
@@ -951,13 +952,15 @@ def _refusals(planner: _Planner, guards: Guards, changes: list[Change],
                     or (c.kind == "drift" and (c.dn.endswith(people_suffix)
                                                or _vals(c.before or {}, "mail"))))
     share = guards.max_disable_share
-    if total and disabling > share * total and not allow_mass_change:
+    # The floor as for MG609/MG610: a few suspensions in a small directory are no mass change.
+    if total and disabling > max(guards.cap_floor, share * total) and not allow_mass_change:
         out.append("MG601 " + _("mass change: the plan suspends, cancels, archives or "
                                 "removes {count} of {total} mailboxes ({ratio}), more than "
-                                "max_disable_share {share} ({source}); check the data, or "
-                                "pass --allow-mass-change REASON").format(
+                                "max_disable_share {share} (floor {floor}, {source}); check "
+                                "the data, or pass --allow-mass-change REASON").format(
                                 count=disabling, total=total, ratio=f"{disabling / total:.1%}",
-                                share=f"{share:.0%}", source=guards.source))
+                                share=f"{share:.0%}", floor=guards.cap_floor,
+                                source=guards.source))
     if _reason(allow_mass_change):
         return out  # an override that names its reason passes every cap (noted in the plan)
     addressed, total_addressed, modified, total_entries = change_counts(changes, live)
