@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from mailgov.i18n import _
 from mailgov.plan import CHANGE_KINDS, Change, Plan, normalise_dn
 
 NOTHING = "nothing"  # the directory matches the data
@@ -111,8 +112,9 @@ class PlanContext:
             base_result = validate(base_path, today=clock)
             if not base_result.ok or base_result.directory is None:
                 first = base_result.problems[0].format() if base_result.problems else "?"
-                raise ContextError(f"the base of the review {base_path} does not validate "
-                                   f"({first}); the guards are read from it")
+                raise ContextError(_("the base of the review {path} does not validate "
+                                     "({first}); the guards are read from it").format(
+                                     path=base_path, first=first))
             base = base_result.directory
         return cls(today or clock, clock, base, base_path, max_ahead_days, result.locate)
 
@@ -124,15 +126,18 @@ class PlanContext:
         refusals, notes = list(made.refusals), list(made.notes)
         ahead = (self.today - self.clock).days
         if ahead > self.max_ahead_days:
-            refusals.append(f"MG608 the plan is dated {self.today}, {ahead} day(s) ahead of "
-                            f"the clock ({self.clock}); at most {self.max_ahead_days} allowed "
-                            "(mailgov_today_max_ahead_days in the inventory): a date ahead "
-                            "would bring archives and purges forward")
+            refusals.append("MG608 " + _("the plan is dated {today}, {ahead} day(s) ahead of the "
+                                         "clock ({clock}); at most {allowed} allowed "
+                                         "(mailgov_today_max_ahead_days in the inventory): a "
+                                         "date ahead would bring archives and purges "
+                                         "forward").format(
+                                         today=self.today, ahead=ahead, clock=self.clock,
+                                         allowed=self.max_ahead_days))
         elif ahead:
-            notes.append(f"dated {self.today}, {ahead:+d} day(s) from the clock "
-                         f"({self.clock})")
+            notes.append(_("dated {today}, {ahead} day(s) from the clock ({clock})").format(
+                today=self.today, ahead=f"{ahead:+d}", clock=self.clock))
         if self.base_path:
-            notes.append(f"base of the review: {self.base_path}")
+            notes.append(_("base of the review: {path}").format(path=self.base_path))
         return Plan(made.changes, made.drift, tuple(refusals), tuple(notes), made.scheduled)
 
 
