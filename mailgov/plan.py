@@ -567,9 +567,9 @@ class _Planner:
         while u is not None and u.id not in seen:  # a parent's rename renames its sub-units
             seen.add(u.id)
             if u.formerly and u.formerly[-1].request:
-                return Reason(N_("{request}, {unit} renamed from {old}"),
-                              request=u.formerly[-1].request, unit=u.id,
-                              old=u.formerly[-1].abbr)
+                return Reason(N_("{request}, unit renamed {old} -> {new}"),
+                              request=u.formerly[-1].request, old=u.formerly[-1].abbr,
+                              new=u.abbr)
             u = self.units_by_id.get(u.parent or "")
         return (_domain_reason(self.d, have) if have is not None else None) or ""
 

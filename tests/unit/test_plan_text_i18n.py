@@ -156,7 +156,7 @@ def test_merger_and_rename_reasons_are_messages(sample: Path,
     monkeypatch.setattr(i18n, "_active", _Marked())  # after the edits: main() sets "en"
     md = render_markdown(plan(d, live, today=DAY, allow_mass_change="5/QĐ-BNNMT"))
     assert "(⟦5/QĐ-BNNMT, merged into vpb⟧)" in md
-    assert "(⟦6/QĐ-BNNMT, tcmt renamed from tcmt⟧)" in md
+    assert "(⟦6/QĐ-BNNMT, unit renamed tcmt -> mt⟧)" in md
 
 
 def test_the_new_messages_are_extracted_for_the_catalog() -> None:
@@ -176,6 +176,7 @@ def test_the_new_messages_are_extracted_for_the_catalog() -> None:
             "suspend {address} ({reason}, {request})",
             "primary domain {old} -> {new} ({keep}) ({request})",
             "{request}, domain {old} -> {new}", "{request}, merged into {unit}",
+            "{request}, unit renamed {old} -> {new}",
             "cancelled, retained until {day} (recorded in the directory when the cancel was "
             "applied); purge follows the archive",
             "retention recorded in the directory over and archived (sha256 {sha256}): delete "
