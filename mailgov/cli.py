@@ -643,13 +643,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 
 def _is_reviewed_plan(path: str) -> bool:
-    """A plan file (JSON object) rather than a data file (YAML mapping)."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            head = fh.read(4096).lstrip()
-    except (OSError, UnicodeDecodeError):
-        return False
-    return head.startswith("{") and '"format"' in head
+    from mailgov.reviewed import is_plan_file
+
+    return is_plan_file(path)
 
 
 def _override(value: object) -> bool | str:
