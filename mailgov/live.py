@@ -231,15 +231,19 @@ def save_json(live: LiveState, path: str | Path, base_dn: str) -> None:
 
 
 def load_json(path: str | Path) -> LiveState:
-    """Read a saved live state; a plain {dn: {attr: [values]}} mapping is accepted too."""
+    """Read a live state saved by :func:`save_json` (its ``mailgov_live`` marker). Anything
+    else is refused: ``{}`` or a bare mapping would be planned as a directory that lacks
+    everything the data has (a create for every entry)."""
     try:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise LiveError(f"cannot read {path}: {exc.strerror or exc}") from None
     except ValueError as exc:
         raise LiveError(f"{path} is not JSON: {exc}") from None
-    entries: Any = doc.get("entries") if isinstance(doc, Mapping) and "mailgov_live" in doc \
-        else doc
+    if not isinstance(doc, Mapping) or doc.get("mailgov_live") != JSON_FORMAT:
+        raise LiveError(f'{path} is not a live state saved by mailgov (no "mailgov_live": '
+                        f"{JSON_FORMAT}); save one with `mailgov dump-live`")
+    entries: Any = doc.get("entries")
     if not isinstance(entries, Mapping):
         raise LiveError(f"{path}: expected {{dn: {{attribute: [values]}}}}")
     out: dict[str, Attrs] = {}

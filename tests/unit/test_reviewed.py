@@ -14,6 +14,7 @@ from test_reconcile import DATA, World, settings
 
 from mailgov import cli, reviewed
 from mailgov import reconcile as rec
+from mailgov.live import save_json
 
 
 @pytest.fixture
@@ -24,7 +25,7 @@ def world(monkeypatch: pytest.MonkeyPatch) -> World:
 def plan_file(tmp_path: Path, world: World, data: Path, *extra: str) -> Path:
     """`mailgov plan DATA --out plan.json` against the stand-in's live state."""
     live = tmp_path / "live.json"
-    live.write_text(json.dumps(world.live[0]))
+    save_json(world.live[0], live, "dc=monre,dc=gov,dc=vn")
     out = tmp_path / "plan.json"
     code = cli.main(["plan", str(data), "--live-json", str(live), "--out", str(out), *extra])
     assert code == 4  # changes pending
@@ -162,7 +163,7 @@ def test_short_plan_is_one_part() -> None:
 
 def test_comment_parts_written(tmp_path: Path, world: World, capsys: Any) -> None:
     live = tmp_path / "live.json"
-    live.write_text("{}")
+    save_json({}, live, "dc=monre,dc=gov,dc=vn")  # an empty directory
     code = cli.main(["plan", str(DATA), "--live-json", str(live), "--comment-parts",
                      str(tmp_path / "parts")])
     assert code == 4
