@@ -859,4 +859,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m mailgov.cli` runs this file as __main__, a second copy of the module: the
+    # other modules raise mailgov.cli.CliError, which only mailgov.cli's own main() catches.
+    from mailgov.cli import main as _main
+
+    sys.exit(_main())
