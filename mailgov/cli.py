@@ -670,13 +670,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 
 def _is_reviewed_plan(path: str) -> bool:
-    """A plan file (JSON object) rather than a data file (YAML mapping)."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            head = fh.read(4096).lstrip()
-    except (OSError, UnicodeDecodeError):
-        return False
-    return head.startswith("{") and '"format"' in head
+    from mailgov.reviewed import is_plan_file
+
+    return is_plan_file(path)
 
 
 def _override(value: object) -> bool | str:
@@ -890,4 +886,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m mailgov.cli` runs this file as __main__, a second copy of the module: the
+    # other modules raise mailgov.cli.CliError, which only mailgov.cli's own main() catches.
+    from mailgov.cli import main as _main
+
+    sys.exit(_main())

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date
 
+from mailgov.i18n import _
 from mailgov.model import Directory, Lifecycle, Mailbox, Organization
 
 
@@ -47,19 +48,24 @@ def _steps(domain: str, m: Mailbox, today: date) -> list[tuple[date, str]]:
     full = f"{m.address}@{domain}"
     s, c = m.suspended, m.cancelled
     if s is not None and (start := day(s.date)) is not None and start > today:
-        out.append((start, f"suspend {full} ({s.reason}, {s.request})"))
+        out.append((start, _("suspend {address} ({reason}, {request})").format(
+            address=full, reason=s.reason, request=s.request)))
     if s is not None and (end := day(s.until)) is not None and end > today:
-        out.append((end, f"end the suspension of {full} ({s.request})"))
+        out.append((end, _("end the suspension of {address} ({request})").format(
+            address=full, request=s.request)))
     if m.state == "cancelled" and c is not None and (start := day(c.date)) is not None \
             and start > today:
-        out.append((start, f"cancel {full} ({c.reason}, {c.request})"))
+        out.append((start, _("cancel {address} ({reason}, {request})").format(
+            address=full, reason=c.reason, request=c.request)))
     if m.previous and (when := day(m.previous[-1].date)) is not None and when > today:
         req = m.previous[-1].request
-        out.append((when, f"rename {m.previous[-1].address}@{domain} -> {full}"
-                    + (f" ({req})" if req else "")))
+        old = f"{m.previous[-1].address}@{domain}"
+        out.append((when, (_("rename {old} -> {new} ({request})") if req else
+                           _("rename {old} -> {new}")).format(old=old, new=full, request=req)))
     if (mv := m.moved_from) is not None and (when := day(mv.date)) is not None and when > today:
-        out.append((when, f"move {full} from unit {mv.unit} to {m.unit}"
-                    + (f" ({mv.request})" if mv.request else "")))
+        out.append((when, (_("move {address} from unit {old} to {new} ({request})")
+                           if mv.request else _("move {address} from unit {old} to {new}"))
+                    .format(address=full, old=mv.unit, new=m.unit, request=mv.request)))
     return out
 
 
@@ -83,17 +89,20 @@ def _organization(org: Organization, today: date) -> tuple[Organization, list[tu
     steps: list[tuple[date, str]] = []
     for a in org.alias_domains:
         if (end := day(a.until)) is not None and end > today:
-            steps.append((end, f"alias domain {a.domain} stops receiving"
-                          + (f" ({a.request})" if a.request else "")))
+            steps.append((end, (_("alias domain {domain} stops receiving ({request})")
+                                if a.request else _("alias domain {domain} stops receiving"))
+                          .format(domain=a.domain, request=a.request)))
     i = pending_switch(org, today)
     if i is None:
         return org, steps
     old = org.alias_domains[i]
     when = day(old.primary_until)
     assert when is not None
-    keep = f"receives until {old.until}" if old.until else "receives for ever"
-    steps.append((when, f"primary domain {old.domain} -> {org.domain} ({old.domain} {keep})"
-                  + (f" ({old.request})" if old.request else "")))
+    keep = (_("{domain} receives until {day}") if old.until else
+            _("{domain} receives for ever")).format(domain=old.domain, day=old.until)
+    steps.append((when, (_("primary domain {old} -> {new} ({keep}) ({request})")
+                         if old.request else _("primary domain {old} -> {new} ({keep})"))
+                  .format(old=old.domain, new=org.domain, keep=keep, request=old.request)))
     others = tuple(a for a in org.alias_domains if a.index != i)
     return replace(org, domain=old.domain, alias_domains=others), steps
 

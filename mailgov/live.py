@@ -242,7 +242,9 @@ def save_json(live: LiveState, path: str | Path, base_dn: str) -> None:
 
 
 def load_json(path: str | Path) -> LiveState:
-    """Read a saved live state; a plain {dn: {attr: [values]}} mapping is accepted too."""
+    """Read a live state saved by :func:`save_json` (its ``mailgov_live`` marker). Anything
+    else is refused: ``{}`` or a bare mapping would be planned as a directory that lacks
+    everything the data has (a create for every entry)."""
     try:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
@@ -250,8 +252,11 @@ def load_json(path: str | Path) -> LiveState:
             path=path, error=exc.strerror or exc)) from None
     except ValueError as exc:
         raise LiveError(_("{path} is not JSON: {error}").format(path=path, error=exc)) from None
-    entries: Any = doc.get("entries") if isinstance(doc, Mapping) and "mailgov_live" in doc \
-        else doc
+    if not isinstance(doc, Mapping) or doc.get("mailgov_live") != JSON_FORMAT:
+        raise LiveError(_('{path} is not a live state saved by mailgov (no "mailgov_live": '
+                          "{version}); save one with `mailgov dump-live`").format(
+                              path=path, version=JSON_FORMAT))
+    entries: Any = doc.get("entries")
     if not isinstance(entries, Mapping):
         raise LiveError(_("{path}: expected {{dn: {{attribute: [values]}}}}").format(path=path))
     out: dict[str, Attrs] = {}

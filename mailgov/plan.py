@@ -60,6 +60,32 @@ CHANGE_KINDS: tuple[str, ...] = ("create", "modify", "rename", "move", "suspend"
 Attrs = Mapping[str, tuple[str, ...]]  # attribute name (as in docs/directory.md) -> values
 
 
+class Reason(str):
+    """A change's reason in mailgov's own words (a domain switch, a merger, an archive).
+
+    The string itself is English: it is the ``reason`` of the plan's JSON and counts in the
+    reviewed plan's checksum (mailgov.reviewed), which must not depend on the language of
+    whoever makes the plan. The Markdown shows :func:`shown`: the same message through the
+    catalog (mailgov.i18n), in the reader's language."""
+
+    msgid: str
+    params: Mapping[str, object]
+
+    def __new__(cls, msgid: str, **params: object) -> Reason:
+        self = super().__new__(cls, msgid.format(**params))
+        self.msgid = msgid
+        self.params = params
+        return self
+
+
+def shown(reason: str) -> str:
+    """``reason`` in the active language (a :class:`Reason`), else as written (the data's)."""
+    if not isinstance(reason, Reason):
+        return reason
+    return _(reason.msgid).format(**{k: shown(v) if isinstance(v, str) else v
+                                     for k, v in reason.params.items()})
+
+
 @dataclass(frozen=True)
 class Change:
     kind: ChangeKind
@@ -136,10 +162,17 @@ DEFAULT_MAX_DISABLE_SHARE = 0.05  # what a file without a base may never loosen
 # Caps on the other kinds of change, in the spirit of octoDNS (MAX_SAFE_UPDATE_PCENT and
 # MAX_SAFE_DELETE_PCENT 30 %, not checked below 10 existing records) and peribolos
 # (--maximum-removal-delta 0.25): a cap fires when more than max(floor, share x total)
-# entries change that way. The floor keeps a small directory workable.
+# entries change that way (MG601's max_disable_share too). The floor keeps a small directory
+# workable.
 DEFAULT_MAX_ADDRESS_CHANGE_SHARE = 0.30
 DEFAULT_MAX_MODIFY_SHARE = 0.30
 DEFAULT_CAP_FLOOR = 10
+# Where the guards were read (Guards.source), translated where shown.
+_SOURCES = (N_("defaults"), N_("the base of the review"))
+
+
+def _source(source: str) -> str:
+    return _(source) if source else source  # gettext("") is the catalog's header
 
 
 @dataclass(frozen=True)
@@ -358,8 +391,10 @@ def _domain_reason(d: Directory, have: Attrs) -> str | None:
     if old == new:
         return None
     alias = next((a for a in d.organization.alias_domains if a.domain.lower() == old), None)
-    what = f"domain {old} -> {new}"
-    return f"{alias.request}, {what}" if alias is not None and alias.request else what
+    if alias is not None and alias.request:
+        return Reason(N_("{request}, domain {old} -> {new}"), request=alias.request, old=old,
+                      new=new)
+    return Reason(N_("domain {old} -> {new}"), old=old, new=new)
 
 
 def _change_reason(m: Mailbox, kind: str) -> str:
@@ -526,20 +561,25 @@ class _Planner:
         domain switch (issue 14 item 6)."""
         u = self.units_by_id.get(unit_id or "")
         if u is not None and u.dissolved is not None:
-            return f"{u.dissolved.request}, merged into {u.dissolved.successor}"
+            return Reason(N_("{request}, merged into {unit}"), request=u.dissolved.request,
+                          unit=u.dissolved.successor)
         seen: set[str] = set()
         while u is not None and u.id not in seen:  # a parent's rename renames its sub-units
             seen.add(u.id)
             if u.formerly and u.formerly[-1].request:
-                return f"{u.formerly[-1].request}, {u.id} renamed from {u.formerly[-1].abbr}"
+                return Reason(N_("{request}, unit renamed {old} -> {new}"),
+                              request=u.formerly[-1].request, old=u.formerly[-1].abbr,
+                              new=u.abbr)
             u = self.units_by_id.get(u.parent or "")
         return (_domain_reason(self.d, have) if have is not None else None) or ""
 
     def _describe(self, attrs: Attrs) -> str:
         name = _vals(attrs, "cn")
         ident = _vals(attrs, IDENTITY)
-        return (f"id {ident[0]}" if ident else "no id") + (f", {name[0]}" if name else "") + \
-            f", {_live_state(attrs)}"
+        state = {"active": N_("active"), "suspended": N_("suspended"),
+                 "cancelled": N_("cancelled")}[_live_state(attrs)]
+        return (_("id {id}").format(id=ident[0]) if ident else _("no id")) + \
+            (f", {name[0]}" if name else "") + f", {_(state)}"
 
     def _match(self, e: Entry, key: str, m: Mailbox
                ) -> tuple[str | None, Attrs | None, bool]:
@@ -637,8 +677,9 @@ class _Planner:
             until = _vals(have, RETAIN_UNTIL)
             self.archives.append(Change(
                 "archive", e.dn, e.attributes["mail"][0], m.unit,
-                reason=f"cancelled, retained until {_gdate(until[0])} (recorded in the "
-                f"directory when the cancel was applied); purge follows the archive",
+                reason=Reason(N_("cancelled, retained until {day} (recorded in the directory "
+                                 "when the cancel was applied); purge follows the archive"),
+                              day=_gdate(until[0])),
                 store=home[0]))
 
     def _person_update(self, e: Entry, have: Attrs, m: Mailbox) -> None:
@@ -731,9 +772,11 @@ class _Planner:
     def _purge(self, e: Entry, have: Attrs, m: Mailbox) -> Change:
         home = _vals(have, "mailHomeDirectory") or e.attributes["mailHomeDirectory"]
         return Change("purge", e.dn, e.attributes["mail"][0], m.unit, before=dict(have),
-                      after=None, reason=f"retention recorded in the directory over and "
-                      f"archived (sha256 {self._archive_sum(home[0])}): delete the entry and the "
-                      "store", store=home[0])
+                      after=None, reason=Reason(N_("retention recorded in the directory over "
+                                                   "and archived (sha256 {sha256}): delete the "
+                                                   "entry and the store"),
+                                                sha256=self._archive_sum(home[0])),
+                      store=home[0])
 
     # -- groups -------------------------------------------------------------------------
 
@@ -990,7 +1033,7 @@ def _refusals(planner: _Planner, guards: Guards, changes: list[Change],
                                     "{what}; protected accounts ({source}) are never disabled "
                                     "or removed by a plan").format(
                                     subject=c.subject, addresses=", ".join(hit), what=_(what),
-                                    source=guards.source))
+                                    source=_source(guards.source)))
     people_suffix = "," + normalise_dn(layout_of(d).container("people"))
     total = sum(1 for k in live if k.endswith(people_suffix))
     # Everything that stops an address from delivering or takes a store away counts: people
@@ -999,13 +1042,15 @@ def _refusals(planner: _Planner, guards: Guards, changes: list[Change],
                     or (c.kind == "drift" and (c.dn.endswith(people_suffix)
                                                or _vals(c.before or {}, "mail"))))
     share = guards.max_disable_share
-    if total and disabling > share * total and not allow_mass_change:
+    # The floor as for MG609/MG610: a few suspensions in a small directory are no mass change.
+    if total and disabling > max(guards.cap_floor, share * total) and not allow_mass_change:
         out.append("MG601 " + _("mass change: the plan suspends, cancels, archives or "
                                 "removes {count} of {total} mailboxes ({ratio}), more than "
-                                "max_disable_share {share} ({source}); check the data, or "
-                                "pass --allow-mass-change REASON").format(
+                                "max_disable_share {share} (floor {floor}, {source}); check "
+                                "the data, or pass --allow-mass-change REASON").format(
                                 count=disabling, total=total, ratio=f"{disabling / total:.1%}",
-                                share=f"{share:.0%}", source=guards.source))
+                                share=f"{share:.0%}", floor=guards.cap_floor,
+                                source=_source(guards.source)))
     if _reason(allow_mass_change):
         return out  # an override that names its reason passes every cap (noted in the plan)
     addressed, total_addressed, modified, total_entries = change_counts(changes, live)
@@ -1025,7 +1070,7 @@ def _refusals(planner: _Planner, guards: Guards, changes: list[Change],
             name = "max_address_change_share" if rule == "MG609" else "max_modify_share"
             out.append(f"{rule} " + what.format(
                 count=count, of=of, ratio=f"{count / max(of, 1):.1%}", name=name,
-                cap=f"{cap:.0%}", floor=guards.cap_floor, source=guards.source))
+                cap=f"{cap:.0%}", floor=guards.cap_floor, source=_source(guards.source)))
     return out
 
 
@@ -1099,16 +1144,18 @@ def plan(desired: Directory, live: LiveState, *, today: date,
     _holders(planner, deleted)
     _purged_records_left(planner, base)
     refusals = planner.refusals + _refusals(planner, effective, changes, allow_mass_change)
-    notes = [f"guards from {effective.source}: max_disable_share "
-             f"{effective.max_disable_share:.0%}, max_address_change_share "
-             f"{effective.max_address_change_share:.0%}, max_modify_share "
-             f"{effective.max_modify_share:.0%} (floor {effective.cap_floor}), protected "
-             f"{len(effective.protected)}"]
+    notes = [_("guards from {source}: max_disable_share {disable}, max_address_change_share "
+               "{address}, max_modify_share {modify} (floor {floor}), protected "
+               "{protected}").format(
+               source=_source(effective.source), disable=f"{effective.max_disable_share:.0%}",
+               address=f"{effective.max_address_change_share:.0%}",
+               modify=f"{effective.max_modify_share:.0%}", floor=effective.cap_floor,
+               protected=len(effective.protected))]
     if allow_mass_change:
         reason = _reason(allow_mass_change)
-        notes.insert(0, f"OVERRIDE of the mass-change caps: {reason}" if reason else
-                     "OVERRIDE of MG601 without a reason (the caps MG609/MG610 still apply: "
-                     "name a reason to pass them)")
+        notes.insert(0, _("OVERRIDE of the mass-change caps: {reason}").format(reason=reason)
+                     if reason else _("OVERRIDE of MG601 without a reason (the caps "
+                                      "MG609/MG610 still apply: name a reason to pass them)"))
     if base is not None and not Guards.of(base.policy, "").same_as(
             Guards.of(desired.policy, "")):
         if changes:
@@ -1117,8 +1164,8 @@ def plan(desired: Directory, live: LiveState, *, today: date,
                 "{count} other change(s); change the guards alone in one reviewed change, the "
                 "rest after it").format(count=len(changes)))
         else:
-            notes.append("the guards change (policy.safety / policy.protected); alone, as "
-                         "they must")
+            notes.append(_("the guards change (policy.safety / policy.protected); alone, as "
+                           "they must"))
     return Plan(tuple(changes), tuple(drift), tuple(refusals), tuple(notes), scheduled)
 
 

@@ -132,10 +132,10 @@ class PlanContext:
                 "ahead would bring archives and purges forward").format(
                     today=self.today, ahead=ahead, clock=self.clock, most=self.max_ahead_days))
         elif ahead:
-            notes.append(f"dated {self.today}, {ahead:+d} day(s) from the clock "
-                         f"({self.clock})")
+            notes.append(_("dated {today}, {ahead} day(s) from the clock ({clock})").format(
+                today=self.today, ahead=f"{ahead:+d}", clock=self.clock))
         if self.base_path:
-            notes.append(f"base of the review: {self.base_path}")
+            notes.append(_("base of the review: {path}").format(path=self.base_path))
         return Plan(made.changes, made.drift, tuple(refusals), tuple(notes), made.scheduled)
 
 

@@ -13,7 +13,7 @@ from itertools import groupby
 
 from mailgov.directory import ADMIN_LOCK
 from mailgov.i18n import N_, _, ngettext
-from mailgov.plan import Attrs, Change, Plan
+from mailgov.plan import Attrs, Change, Plan, shown
 
 FOLD_AFTER = 10  # a (unit, kind) list longer than this is folded
 MAX_LINES = 3000  # GitHub/GitLab comments are limited (~65k characters)
@@ -114,11 +114,11 @@ def describe(c: Change) -> str:
     if lead:  # the lock and mailEnabled are what the lead says; show only the rest
         parts = _attr_changes(c, _LEAD_ATTRS)
         return _(lead) + (f" ({'; '.join(parts)})" if parts else "")
-    return "; ".join(_attr_changes(c)) or c.kind
+    return "; ".join(_attr_changes(c)) or _word(c.kind)
 
 
 def line(c: Change) -> str:
-    reason = f" ({c.reason})" if c.reason else ""
+    reason = f" ({shown(c.reason)})" if c.reason else ""
     return f"- `{c.subject}`: {describe(c)}{reason}"
 
 

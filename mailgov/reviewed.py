@@ -139,6 +139,26 @@ def record(*, data_path: str, base_path: str | None, changes: Sequence[Any],
     }
 
 
+def is_plan_file(path: str | Path) -> bool:
+    """Whether ``mailgov apply PATH`` was given a plan file rather than a data file (YAML): a
+    JSON object naming its format, or a ``*.json`` file that is not JSON at all (a cut or
+    broken plan file is reported as not a plan by :func:`load`, never as malformed YAML)."""
+    named_json = Path(path).suffix.lower() == ".json"
+    try:
+        with open(path, encoding="utf-8") as fh:
+            head = fh.read(4096)
+            if head.lstrip().startswith("{") and '"format"' in head:
+                return True
+            if not named_json:
+                return False  # a data file (its loader reports what is wrong with it)
+            json.loads(head + fh.read())
+    except OSError:
+        return False
+    except ValueError:  # not JSON, or not UTF-8
+        return named_json  # a *.json that is not JSON: a broken plan file
+    return False  # valid JSON: a data file written as JSON is the data loader's business
+
+
 def load(path: str | Path) -> Reviewed:
     """Read a plan file written by `mailgov plan --out`; ReviewedPlanError on anything else."""
     try:

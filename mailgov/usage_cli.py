@@ -40,8 +40,9 @@ def _checked(path: str, today: date | None = None) -> Any:
 
     result = validate(path, today=today)
     if not result.ok or result.directory is None:
+        # With the error on standard error: standard output is the report (or `> file`).
         for p in result.problems:
-            print(p.format())
+            print(p.format(), file=sys.stderr)
         raise UsageCliError(ngettext("fix {path} first ({count} problem)",
                                      "fix {path} first ({count} "
                                      "problems)", len(result.problems)).format(

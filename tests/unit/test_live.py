@@ -171,16 +171,20 @@ def test_saved_state_round_trip(tmp_path: Path) -> None:
     assert load_json(path) == {f"uid=x,ou=people,{BASE}": {"mail": ("x@monre.gov.vn",)}}
 
 
+def _saved(entries: str) -> str:
+    return '{"mailgov_live": 1, "base_dn": "dc=x", "entries": ' + entries + "}"
+
+
 @pytest.mark.parametrize(("text", "needle"), [
     ("{", "not JSON"),
-    ("[1]", "expected"),
-    ('{"uid=x": {"mail": "x@y"}}', "lists of text"),
+    (_saved("[1]"), "expected"),
+    (_saved('{"uid=x": {"mail": "x@y"}}'), "lists of text"),
     # Each kind of wrong value (the checks run at C speed: map/set, str.join).
-    ('{"uid=x": {"mail": ["x@y", 1]}}', "lists of text"),
-    ('{"uid=x": {"mail": [null]}}', "lists of text"),
-    ('{"uid=x": {"mail": [["x@y"]]}}', "lists of text"),
-    ('{"uid=x": {"cn": ["a"], "mail": {"x": "y"}}}', "lists of text"),
-    ('{"uid=x": ["mail"]}', "lists of text"),
+    (_saved('{"uid=x": {"mail": ["x@y", 1]}}'), "lists of text"),
+    (_saved('{"uid=x": {"mail": [null]}}'), "lists of text"),
+    (_saved('{"uid=x": {"mail": [["x@y"]]}}'), "lists of text"),
+    (_saved('{"uid=x": {"cn": ["a"], "mail": {"x": "y"}}}'), "lists of text"),
+    (_saved('{"uid=x": ["mail"]}'), "lists of text"),
 ])
 def test_bad_saved_state(tmp_path: Path, text: str, needle: str) -> None:
     path = tmp_path / "live.json"
@@ -189,6 +193,23 @@ def test_bad_saved_state(tmp_path: Path, text: str, needle: str) -> None:
         load_json(path)
     with pytest.raises(LiveError, match="cannot read"):
         load_json(tmp_path / "missing.json")
+
+
+@pytest.mark.parametrize("text", [
+    "{}",  # the audit's case: planned as an empty directory, creates for everything
+    "[1]", '{"uid=x,dc=x": {"mail": ["x@y"]}}',  # a bare mapping: no marker
+    '{"mailgov_live": 2, "entries": {}}', '{"entries": {}}'])
+def test_only_a_saved_state_with_its_marker_is_a_live_state(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "live.json"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(LiveError) as err:
+        load_json(path)
+    assert str(err.value) == (
+        f'{path} is not a live state saved by mailgov (no "mailgov_live": 1); save one with '
+        "`mailgov dump-live`")
+    # ... while a saved empty directory is one
+    save_json({}, path, BASE)
+    assert load_json(path) == {}
 
 
 def test_ldapi_sends_an_empty_authzid(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from mailgov.model import build
 from mailgov.plan import Guards, change_counts, plan
-from tests.unit.test_plan import TODAY, _base, live_of
+from tests.unit.test_plan import TODAY, _base, live_of, suspend
 
 Data = dict[str, Any]
 
@@ -125,3 +125,33 @@ def test_the_notes_name_every_cap() -> None:
     have = _base()
     p = _planned(have, copy.deepcopy(have))
     assert ("max_address_change_share 30%, max_modify_share 30% (floor 10)") in p.notes[0]
+
+
+def test_mg601_has_the_floor_a_few_suspensions_in_a_small_directory_pass() -> None:
+    """3 of 44 (6.8 %) is above max_disable_share 5 % but not above the floor (10): no mass
+    change, as MG609/MG610 (the audit's case: 3 suspensions refused)."""
+    have = _base()
+    want = copy.deepcopy(have)
+    for i in range(3):
+        suspend(f"nv{i}")(want)
+    p = _planned(have, want)
+    assert p.ok, p.refusals
+    assert [c.kind for c in p.changes].count("suspend") == 3
+
+
+def test_a_real_mass_disable_is_still_refused_by_mg601_with_its_counts_and_floor() -> None:
+    have = _base()
+    want = copy.deepcopy(have)
+    for i in range(11):  # 11 > max(10, 5 % x 44)
+        suspend(f"nv{i}")(want)
+    p = _planned(have, want)
+    assert _rules(p) == {"MG601"}, p.refusals
+    assert p.refusals[0] == (
+        "MG601 mass change: the plan suspends, cancels, archives or removes 11 of 44 "
+        "mailboxes (25.0%), more than max_disable_share 5% (floor 10, defaults); check the "
+        "data, or pass --allow-mass-change REASON")
+    # the floor is the guards' (policy.safety.floor): a smaller one refuses 3 of 44 again
+    want = copy.deepcopy(have)
+    for i in range(3):
+        suspend(f"nv{i}")(want)
+    assert _rules(_planned(have, want, guards=Guards(cap_floor=2))) == {"MG601"}

@@ -141,6 +141,8 @@ def start_data() -> Data:
         "units": units,
         "mailboxes": [],
     }
+    # floor 1: ~30 mailboxes, so the 5 % share (1.4) is the rail MG601 applies, not the floor
+    data["policy"]["safety"] = {**data["policy"]["safety"], "floor": 1}
     taken = set(unit_locals(build(data).units, NAMING).values()) | set(PROTECTED)
     for i, (name, unit, extra) in enumerate(PEOPLE, start=1):
         address = NAMING.propose(Person(name), taken)
@@ -240,6 +242,7 @@ class World:
         self.start = directory
         self.base = directory
         self.share = directory.policy.max_disable_share
+        self.floor = directory.policy.cap_floor
         p = self._plan(directory, today=self.clock)
         assert p.ok, p.refusals
         retention = self._retention(directory, self.data)
@@ -444,7 +447,7 @@ class World:
             hit = {e.identity for e in events
                    if (e.kind == "disabled" and e.via != "create") or e.kind == "locked"
                    or (e.kind == "deleted" and e.detail == "person")}
-            if people and len(hit) > self.share * people:
+            if people and len(hit) > max(self.floor, self.share * people):
                 found.append((CapExceeded, f"{len(hit)} of {people} mailboxes disabled or "
                               f"removed in one plan (start max_disable_share {self.share})"))
         return found

@@ -165,7 +165,7 @@ def test_cli_changes_pending(files: tuple[Path, Path], capsys: pytest.CaptureFix
 
 def test_cli_refused(files: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
     data, live = files
-    for i in range(3):
+    for i in range(11):  # above the floor (10) of MG601
         _edit(data, cancel(f"nv{i}"))
     assert cli(str(data), "--live-json", str(live)) == EXIT_REFUSED
     assert "**Refused: MG601 mass change" in capsys.readouterr().out
@@ -176,7 +176,7 @@ def test_cli_refused(files: tuple[Path, Path], capsys: pytest.CaptureFixture[str
 def test_cli_override_names_its_reason_in_the_plan_text(
         files: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
     data, live = files
-    for i in range(3):
+    for i in range(11):  # above the floor (10) of MG601
         _edit(data, cancel(f"nv{i}"))
     assert cli(str(data), "--live-json", str(live), "--allow-mass-change",
                "QĐ 12/QĐ-BNNMT: unit closed") == EXIT_CHANGES

@@ -14,6 +14,7 @@ from test_reconcile import DATA, World, settings
 
 from mailgov import cli, reviewed
 from mailgov import reconcile as rec
+from mailgov.live import save_json
 
 
 @pytest.fixture
@@ -24,7 +25,7 @@ def world(monkeypatch: pytest.MonkeyPatch) -> World:
 def plan_file(tmp_path: Path, world: World, data: Path, *extra: str) -> Path:
     """`mailgov plan DATA --out plan.json` against the stand-in's live state."""
     live = tmp_path / "live.json"
-    live.write_text(json.dumps(world.live[0]))
+    save_json(world.live[0], live, "dc=monre,dc=gov,dc=vn")
     out = tmp_path / "plan.json"
     code = cli.main(["plan", str(data), "--live-json", str(live), "--out", str(out), *extra])
     assert code == 4  # changes pending
@@ -162,10 +163,39 @@ def test_short_plan_is_one_part() -> None:
 
 def test_comment_parts_written(tmp_path: Path, world: World, capsys: Any) -> None:
     live = tmp_path / "live.json"
-    live.write_text("{}")
+    save_json({}, live, "dc=monre,dc=gov,dc=vn")  # an empty directory
     code = cli.main(["plan", str(DATA), "--live-json", str(live), "--comment-parts",
                      str(tmp_path / "parts")])
     assert code == 4
     files = sorted((tmp_path / "parts").glob("plan-*.md"))
     assert [f.name for f in files] == ["plan-1.md"]
     assert files[0].read_text().startswith("### mailgov plan")
+
+
+@pytest.mark.parametrize("text", ['{"format": "mailgov-plan/1", "checksum": ', "{ not json",
+                                  "", "]]"])
+def test_apply_of_a_broken_plan_file_says_it_is_not_a_plan_not_malformed_yaml(
+        tmp_path: Path, world: World, capsys: Any, text: str) -> None:
+    """A cut or broken PLAN.json is not a data file: no MG006 'malformed YAML'."""
+    bad = tmp_path / "broken.json"
+    bad.write_text(text, encoding="utf-8")
+    assert apply_reviewed(bad, "--confirm") == 2  # a usage error, as any unusable plan file
+    out, err = capsys.readouterr()
+    assert err.startswith(f"mailgov: error: {bad} is not a plan file (not JSON: "), err
+    assert "MG006" not in out + err and "YAML" not in out + err
+    assert not world.applied
+
+
+def test_data_files_stay_data_files(tmp_path: Path) -> None:
+    """Only a *.json that is not JSON is taken for a broken plan: a data file's own faults
+    (bad bytes, bad YAML) and a data file written as JSON are the data loader's to report."""
+    latin1 = tmp_path / "mailboxes.yaml"
+    latin1.write_bytes(b"version: 1\nname: Nguy\xe1n\n")
+    bad_yaml = tmp_path / "data.yaml"
+    bad_yaml.write_text("{ not: [yaml\n", encoding="utf-8")
+    as_json = tmp_path / "data.json"
+    as_json.write_text('{"version": 1}', encoding="utf-8")
+    assert not any(reviewed.is_plan_file(p) for p in (latin1, bad_yaml, as_json))
+    broken = tmp_path / "plan.json"
+    broken.write_bytes(b"\xff\xfe{")
+    assert reviewed.is_plan_file(broken)

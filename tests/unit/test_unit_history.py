@@ -90,7 +90,7 @@ def test_rename_keeps_the_old_unit_address_and_list_and_the_sub_units(
     p = plan(d, live, today=DAY)  # type: ignore[arg-type]
     assert p.ok, p.refusals
     unit = next(c for c in p.changes if c.subject == f"mt{D}")
-    assert unit.reason == "6/QĐ-BNNMT, tcmt renamed from tcmt"
+    assert unit.reason == "6/QĐ-BNNMT, unit renamed tcmt -> mt"
     assert not any(c.delete.get("mailAlias") for c in p.changes)
     # nothing is left as drift: the delegates groups are renamed, like the unit mailbox
     assert p.drift == (), p.drift
@@ -112,7 +112,7 @@ def test_rename_moves_the_delegates_group_instead_of_drift(data: Path) -> None:
     assert len([o for o in renames if o and "-delegates" in o]) == 2, renames  # ksonm, btdd
     c = renames[f"cn=ksonm.tcmt-delegates,{groups}"]
     assert c.dn == f"cn=ksonm.mt-delegates,{groups}"
-    assert c.reason == "6/QĐ-BNNMT, tcmt renamed from tcmt"
+    assert c.reason == "6/QĐ-BNNMT, unit renamed tcmt -> mt"
     assert c.before == {"cn": ("ksonm.tcmt-delegates",)}
     assert c.after == {"cn": ("ksonm.mt-delegates",)}
     created = [x.dn for x in p.changes if x.kind == "create"]

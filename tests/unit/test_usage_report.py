@@ -245,3 +245,21 @@ def test_report_in_chromium(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
         assert shot.stat().st_size > 10_000
     finally:
         drv.quit()
+
+
+def test_data_with_problems_lists_them_with_the_error_not_in_the_report(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The audit's `mailgov report --today 2026-01-01`: the sample has records dated after
+    that day (MG304). Each problem is shown as validate shows it, before the summary, on
+    standard error: standard output is the report (often `> report.html`) and stays empty."""
+    code = main(["report", str(ROOT / "data" / "mailboxes.yaml"), "--snapshot", NOW,
+                 "--today", "2026-01-01", "--lang", "en"])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    *problems, summary = err.splitlines()
+    assert summary == f"mailgov: error: fix {ROOT / 'data' / 'mailboxes.yaml'} first " \
+        f"({len(problems)} problems)"
+    assert len(problems) >= 2
+    assert all(re.match(r".*/data/mailboxes\.yaml:\d+:\d+: MG304 mailbox '[a-z0-9.]+': "
+                        r"2026-\d\d-\d\d is in the future \(today is 2026-01-01\)", p)
+               for p in problems), problems
