@@ -23,7 +23,7 @@ from typing import Any
 
 from mailgov.i18n import _
 from mailgov.model import Directory, Mailbox, PreviousAddress, Unit, build
-from mailgov.naming import NamingError, NamingPolicy, unit_locals
+from mailgov.naming import NamingError, NamingPolicy, list_local, unit_locals
 
 # Auxiliary classes from the postfix-book schema (docs/directory.md says why this schema).
 MAIL_CLASSES = ("PostfixBookMailAccount", "PostfixBookMailForward")
@@ -369,13 +369,13 @@ def _group_entries(
     for uid in sorted(locals_, key=lambda x: (-depth[x], x)):
         if history is not None and uid in history.closed:
             continue  # a dissolved unit's list after its period: left as drift
-        name = f"{locals_[uid]}-all"
+        name = list_local(locals_[uid])
         member = sorted(members[uid]) + sorted(
-            layout.group_dn(f"{locals_[c]}-all") for c in children[uid]
+            layout.group_dn(list_local(locals_[c])) for c in children[uid]
         )
         if history is not None and uid in history.forwarding:
             # a dissolved unit's list reaches everyone of the successor's
-            member = [layout.group_dn(f"{locals_[successor_of(d, uid)]}-all")]
+            member = [layout.group_dn(list_local(locals_[successor_of(d, uid)]))]
         mail = layout.address(name)
         attrs = {
             "cn": (name,),
@@ -388,7 +388,7 @@ def _group_entries(
         out.append(Entry(layout.group_dn(name), LIST_CLASSES, attrs, "list", uid))
         for old in (history.former.get(uid, ()) if history is not None else ()):
             # a renamed unit's old list: holds the new one for the period (not drift)
-            oname = f"{old}-all"
+            oname = list_local(old)
             omail = layout.address(oname)
             out.append(Entry(layout.group_dn(oname), LIST_CLASSES, {
                 "cn": (oname,),

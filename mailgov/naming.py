@@ -592,6 +592,15 @@ class NamingPolicy:
         return local
 
 
+LIST_SUFFIX = "-all"
+
+
+def list_local(unit_local: str) -> str:
+    """Local part of a unit's distribution list (``vpb`` -> ``vpb-all``): the one place it is
+    named (the directory's groups, validation's address claims, the published directory)."""
+    return f"{unit_local}{LIST_SUFFIX}"
+
+
 class UnitLike(Protocol):
     """What :func:`unit_locals` needs of a unit (the model's Unit has it)."""
 

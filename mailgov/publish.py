@@ -7,15 +7,19 @@
   "Nguyễn"); no request leaves the page (Content Security Policy ``default-src 'none'``, the
   script allowed by its hash). Without JavaScript it is a plain table.
 * ``danh-ba.csv`` and ``danh-ba.vcf``: everything; ``units/<id>.csv`` and ``units/<id>.vcf``:
-  one unit (its unit mailbox first, then its people).
+  one unit (its unit mailbox first, then its list, then its people).
 * vCard 4.0 (RFC 6350): CRLF lines folded at 75 octets, VERSION right after BEGIN, text
   escaped (``\\,`` ``\\;`` ``\\\\`` ``\\n``), ``UID`` stable across runs (from the mailbox id),
-  ``KIND:org`` for unit and affiliate mailboxes. This is the address book mail clients use:
+  ``KIND:org`` for unit and affiliate mailboxes, ``KIND:group`` (no ``MEMBER``) for a unit's
+  list. This is the address book mail clients use:
   import the .vcf, or subscribe to its URL on the portal (no CardDAV server).
 
-Public fields: name, title, unit, address; for units their name and unit mailbox address.
-Only active mailboxes; never aliases, forwards, quotas, dates of birth, id digits, requests,
-states or ids. Data has no mailing lists yet; when it does they belong here too.
+Public fields: name, title, unit, address; for units their name, unit mailbox address and
+list address (``<unit local part>-all@``, named by :func:`mailgov.naming.list_local` as the
+directory's group is; its name is "All mailboxes of unit <unit name>", translated). A list is
+published wherever its unit mailbox is. Only active mailboxes; never aliases (nor a renamed
+unit's former list), forwards, quotas, dates of birth, id digits, requests, states, ids or list
+members.
 """
 
 from __future__ import annotations
@@ -31,8 +35,9 @@ from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
-from mailgov.i18n import translator
+from mailgov.i18n import DEFAULT_LANGUAGE, translator
 from mailgov.model import Directory
+from mailgov.naming import list_local
 
 # UIDs: uuid5 in a namespace of our own, so the same mailbox keeps its UID from run to run.
 _NS = uuid.UUID("6f1d3c2e-2b7a-5d0e-9a51-8f2c1b7e4d10")
@@ -47,12 +52,14 @@ class Entry:
     unit_id: str
     unit_name: str
     address: str  # full address
-    kind: str  # person | unit | affiliate
+    kind: str  # person | unit | list | affiliate
     uid: str
 
 
-def entries(directory: Directory, unit_locals: dict[str, str]) -> list[Entry]:
-    """Unit mailboxes and active mailboxes, unit by unit in the file's order."""
+def entries(directory: Directory, unit_locals: dict[str, str],
+            lang: str = DEFAULT_LANGUAGE) -> list[Entry]:
+    """Unit mailboxes, their lists and active mailboxes, unit by unit in the file's order."""
+    _ = translator(lang).gettext
     units = {u.id: u for u in directory.units}
     domain = directory.organization.domain
     out: list[Entry] = []
@@ -69,6 +76,10 @@ def entries(directory: Directory, unit_locals: dict[str, str]) -> list[Entry]:
         if local:
             out.append(Entry(u.name, None, u.id, u.name, directory.address(local), "unit",
                              f"urn:uuid:{uuid.uuid5(_NS, f'{domain}/u/{u.id}')}"))
+            # The same rule as its unit mailbox: the list exists as long as the unit entry.
+            out.append(Entry(_("All mailboxes of unit {unit}").format(unit=u.name), None, u.id,
+                             u.name, directory.address(list_local(local)), "list",
+                             f"urn:uuid:{uuid.uuid5(_NS, f'{domain}/l/{u.id}')}"))
         out.extend(sorted(people[u.id], key=lambda e: (e.kind != "person", e.name, e.address)))
     return out
 
@@ -98,9 +109,13 @@ def _fold(line: str) -> str:
     return "\r\n ".join(parts) + "\r\n"
 
 
+# RFC 6350 6.1.4: a list is a group (its members are not published, so no MEMBER).
+_KINDS = {"person": "individual", "list": "group"}
+
+
 def vcard(e: Entry, org: str) -> str:
     lines = ["BEGIN:VCARD", "VERSION:4.0",
-             f"KIND:{'individual' if e.kind == 'person' else 'org'}", f"FN:{_esc(e.name)}"]
+             f"KIND:{_KINDS.get(e.kind, 'org')}", f"FN:{_esc(e.name)}"]
     if e.kind == "person":
         words = e.name.split()
         family, given = (words[0], words[-1]) if len(words) > 1 else ("", e.name)
@@ -162,7 +177,7 @@ SCRIPT = """(function () {
 
 CSS = """body{font-family:"DejaVu Sans",Arial,sans-serif;margin:1.5em;font-size:14px}
 table{border-collapse:collapse}td,th{border:1px solid #bbb;padding:2px 6px;text-align:left}
-th{background:#eef}tr.unit td{background:#f6f6f6;font-weight:bold}
+th{background:#eef}tr.unit td{background:#f6f6f6;font-weight:bold}tr.list td{background:#f6f6f6}
 #q{font-size:1.1em;padding:.3em;width:24em}"""
 
 
@@ -183,7 +198,7 @@ def page(directory: Directory, rows: list[Entry], lang: str = "vi") -> str:
     t_all = _("whole directory")
     body = []
     for e in rows:
-        cls = ' class="unit"' if e.kind == "unit" else ""
+        cls = f' class="{e.kind}"' if e.kind in ("unit", "list") else ""
         body.append(f'<tr{cls} data-unit="{escape(e.unit_id)}"><td>{escape(e.name)}</td>'
                     f"<td>{escape(e.title or '')}</td><td>{escape(e.unit_name)}</td>"
                     f'<td><a href="mailto:{escape(e.address)}">{escape(e.address)}</a></td>'
@@ -209,7 +224,7 @@ def page(directory: Directory, rows: list[Entry], lang: str = "vi") -> str:
 def write(directory: Directory, unit_locals: dict[str, str], out: Path,
           lang: str = "vi") -> dict[str, int]:
     """Write the files into ``out`` (created; existing files of ours replaced)."""
-    rows = entries(directory, unit_locals)
+    rows = entries(directory, unit_locals, lang)
     org = directory.organization.name
     (out / "units").mkdir(parents=True, exist_ok=True)
     files = {"index.html": page(directory, rows, lang), "danh-ba.csv": to_csv(rows),

@@ -222,8 +222,8 @@ def add_publish(sub: SubParsers) -> None:
         "publish", help="the public directory for the portal (HTML, CSV, vCard 4.0)",
         description="Write the published directory: index.html (searchable in the page, no "
         "network), danh-ba.csv and danh-ba.vcf, and units/<id>.csv and .vcf per unit. "
-        "Public fields only (name, title, unit, address; unit mailboxes); active mailboxes "
-        "only. docs/usage.md, 'Published directory'.")
+        "Public fields only (name, title, unit, address; unit mailboxes and lists); active "
+        "mailboxes only. docs/usage.md, 'Published directory'.")
     p.add_argument("data", nargs="?", default=DEFAULT_DATA,
                    help=f"the data file (default {DEFAULT_DATA})")
     p.add_argument("--out", metavar="DIR", required=True, help="folder to write (created)")

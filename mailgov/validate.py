@@ -33,7 +33,7 @@ from mailgov.directory import former_unit_locals
 from mailgov.i18n import N_, _, ngettext
 from mailgov.loader import MAX_REPORTED, Loaded, LoadError, Locator, char_name, load
 from mailgov.model import AliasDomain, Directory, Mailbox, Reserved, Unit, build
-from mailgov.naming import NamingError, NamingPolicy, Person, unit_locals
+from mailgov.naming import NamingError, NamingPolicy, Person, list_local, unit_locals
 from mailgov.problems import Problem, json_path
 
 # Installed: the copy the wheel carries (pyproject.toml maps schema/ to mailgov/schema/);
@@ -749,7 +749,8 @@ class _Checker:
                 claim(ul, ("units", u.index, field), (N_("the unit mailbox of {id!r}"), u.id))
                 # The unit's list (mailgov/directory.py): Postfix reads aliases before
                 # groups, so an alias or mailbox of this name would capture the list's mail.
-                claim(f"{ul}-all", ("units", u.index, field), (N_("the list of unit {id!r}"), u.id))
+                claim(list_local(ul), ("units", u.index, field),
+                      (N_("the list of unit {id!r}"), u.id))
         # A renamed unit's old addresses stay its own (aliases for the period, then reserved).
         if self.naming is not None and any(u.formerly for u in units.values()):
             old = former_unit_locals(self.d, self.naming, None)
@@ -757,7 +758,7 @@ class _Checker:
                 for k, local in enumerate(old.get(u.id, ())):
                     path = ("units", u.index, "formerly", k, "abbr")
                     claim(local, path, (N_("the former unit mailbox of {id!r}"), u.id))
-                    claim(f"{local}-all", path, (N_("the former list of unit {id!r}"), u.id))
+                    claim(list_local(local), path, (N_("the former list of unit {id!r}"), u.id))
         for m in self.d.mailboxes:
             claim(m.address, ("mailboxes", m.index, "address"),
                   ("mailboxes[{index}] {name}", m.index, m.name))
