@@ -25,6 +25,7 @@ from tools.generate import POLICY
 BASE = "dc=monre,dc=gov,dc=vn"
 TODAY = date(2026, 11, 29)
 D = "@monre.gov.vn"
+NATUAN2_STORE = "/var/vmail/by-id/3"  # natuan2 (id 3): archives are keyed by the store
 
 Data = dict[str, Any]
 Live = dict[str, dict[str, Any]]
@@ -278,7 +279,7 @@ CASES = [
          expected=[("archive", f"natuan2{D}")]),
     Case("retention over and archived: purge",
          have=[cancel("natuan2", "2025-01-01")], want=[cancel("natuan2", "2025-01-01")],
-         kw={"archived": {f"natuan2{D}": "ab" * 32}},
+         kw={"archived": {NATUAN2_STORE: "ab" * 32}},
          expected=[("purge", f"natuan2{D}")]),
     Case("retention over and purged (absent): nothing, never recreated",
          have=[cancel("natuan2", "2025-01-01")], want=[cancel("natuan2", "2025-01-01")],
@@ -293,7 +294,7 @@ CASES = [
          want=[cancel("natuan2", "2025-01-01")],
          expected=[("cancel", f"natuan2{D}"), ("remove_member", f"tcmt-all{D}")]),
     Case("... even with an archive of the address on record: never a purge without a cancel",
-         want=[cancel("natuan2", "2025-01-01")], kw={"archived": {f"natuan2{D}": "ab" * 32}},
+         want=[cancel("natuan2", "2025-01-01")], kw={"archived": {NATUAN2_STORE: "ab" * 32}},
          expected=[("cancel", f"natuan2{D}"), ("remove_member", f"tcmt-all{D}")]),
     Case("a backdated cancelled.date does not shorten the retention recorded live",
          have=[cancel("natuan2", "2026-11-01")], want=[cancel("natuan2", "2024-01-01")]),
@@ -499,7 +500,7 @@ def test_archive_and_purge_carry_the_store() -> None:
     a = only(run(Case("", have=data, want=data)), "archive", f"natuan2{D}")
     assert a.store == "/var/vmail/by-id/3"  # natuan2's id
     assert not (a.add or a.delete or a.replace)
-    p = run(Case("", have=data, want=data, kw={"archived": {"natuan2": "cd" * 32}}))
+    p = run(Case("", have=data, want=data, kw={"archived": {NATUAN2_STORE: "cd" * 32}}))
     c = only(p, "purge", f"natuan2{D}")
     assert c.store == "/var/vmail/by-id/3"
     assert c.after is None and c.before is not None
@@ -512,7 +513,7 @@ def test_order_member_removals_before_purges_and_deletes_last() -> None:
                                       add_box(address="nvbinh", name="Nguyễn Văn Bình",
                                               unit="tcmt")],
                  live=[live_add(f"uid=ghost,ou=people,{BASE}", mail=(f"ghost{D}",))],
-                 kw={"archived": {f"natuan2{D}": "ab" * 32}, "remove_drift": True}))
+                 kw={"archived": {NATUAN2_STORE: "ab" * 32}, "remove_drift": True}))
     kinds = [c.kind for c in p.changes]
     assert kinds == ["cancel", "create", "add_member", "remove_member", "purge", "drift"]
 

@@ -168,7 +168,7 @@ def test_the_new_messages_are_extracted_for_the_catalog() -> None:
             "the data changes policy.safety or policy.protected, and the plan holds {count} "
             "other change(s); change the guards alone in one reviewed change, the rest after it",
             "the plan is dated {today}, {ahead} day(s) ahead of the clock ({clock}); at most "
-            "{allowed} allowed (mailgov_today_max_ahead_days in the inventory): a date ahead "
+            "{most} allowed (mailgov_today_max_ahead_days in the inventory): a date ahead "
             "would bring archives and purges forward",
             "guards from {source}: max_disable_share {disable}, max_address_change_share "
             "{address}, max_modify_share {modify} (floor {floor}), protected {protected}",

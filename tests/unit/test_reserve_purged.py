@@ -27,7 +27,9 @@ def _manifest(tmp_path: Path, *addresses: str) -> Path:
     path = tmp_path / "manifest.json"
     path.write_text(json.dumps({"version": 1, "archives": {
         a: {"archive": f"{a}-20261228.tar.gz", "sha256": "a" * 64, "size": 10,
-            "store": "/var/vmail/by-id/3"} for a in addresses}}), encoding="utf-8")
+            # archives are matched by the store: lthoa's (id 3), or the address's own
+            "store": "/var/vmail/by-id/3" if a == f"lthoa{D}" else f"/var/vmail/x/{a}"}
+        for a in addresses}}), encoding="utf-8")
     return path
 
 
