@@ -970,6 +970,32 @@ def _purged_records_left(planner: _Planner, base: Directory | None) -> None:
                     name=m.name), ("mailboxes",))
 
 
+def _forwards_into_absorbed_domains(planner: _Planner, base: Directory | None) -> None:
+    """A domain that becomes an alias domain in this change (absorbed, not the base's own
+    primary) is delivered here from then on: a forward to an address there, meant for a
+    person elsewhere, would stay here and reach whoever holds that local part (MG613)."""
+    if base is None:
+        return
+    d = planner.d
+    known = {base.organization.domain.lower(),
+             *(a.domain.lower() for a in base.organization.alias_domains)}
+    absorbed = {a.domain.lower() for a in d.organization.alias_domains} - known
+    if not absorbed:
+        return
+    for m in d.mailboxes:
+        for j, target in enumerate(m.forward_to):
+            dom = target.rpartition("@")[2].lower()
+            if dom in absorbed:
+                planner.refuse("MG613", _(
+                    "mailbox {address} forwards to {target}, and {domain} becomes an alias "
+                    "domain in this change: those copies would stay here and reach the holder "
+                    "of {local} instead of the person at {domain}; settle the forward first "
+                    "(remove it, or give the address it should reach) in its own reviewed "
+                    "change").format(address=d.address(m.address), target=target, domain=dom,
+                                     local=target.rpartition("@")[0]),
+                    ("mailboxes", m.index, "forward_to", j))
+
+
 def _holders(planner: _Planner, deleted: set[str]) -> None:
     """MG605/MG606: no address moves to another mailbox, none is held twice, no store is
     shared, after the plan."""
@@ -1143,6 +1169,7 @@ def plan(desired: Directory, live: LiveState, *, today: date,
     deleted = {normalise_dn(c.dn) for c in changes if c.kind in ("drift", "purge")}
     _holders(planner, deleted)
     _purged_records_left(planner, base)
+    _forwards_into_absorbed_domains(planner, base)
     refusals = planner.refusals + _refusals(planner, effective, changes, allow_mass_change)
     notes = [_("guards from {source}: max_disable_share {disable}, max_address_change_share "
                "{address}, max_modify_share {modify} (floor {floor}), protected "

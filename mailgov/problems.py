@@ -90,6 +90,7 @@ RULES: dict[str, str] = {
     "MG405": "policy quotas are not ordered min <= default <= max",
     "MG406": "a policy.safety share is not between 0 and 1",
     "MG407": "policy.password.administrators.lockout_duration_minutes is 0 (never ends)",
+    "MG408": "a mailbox forwards to an address of the organisation that nobody holds",
     # --- the repository around the data (mailgov/codeowners.py; `mailgov validate` only) ---
     "MG501": "the data names approvers but the repository has no CODEOWNERS file",
     "MG502": "the CODEOWNERS file is stale (not what `mailgov codeowners` writes now)",
@@ -117,6 +118,7 @@ PLAN_RULES: dict[str, str] = {
     "MG610": "mass change: the plan modifies more entries than the caps allow",
     "MG611": "a purged mailbox's record left the data without its addresses in `reserved`",
     "MG612": "a cancelled mailbox would be restored under another name or address",
+    "MG613": "a forward targets a domain that becomes an alias domain in the same change",
 }
 
 #: severity is always "error" today; the field exists so warnings can come later

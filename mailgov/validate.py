@@ -800,6 +800,7 @@ class _Checker:
                 else:
                     owners[old.casefold()] = (path, (N_("the old address of {name}"), m.address))
         self.check_reserved(owners)
+        self.reserved_locals = frozenset(r.address.casefold() for r in self.d.reserved)
         self.check_ids()
         for k, p in enumerate(self.d.policy.protected):
             if p.casefold() not in owners:
@@ -1061,12 +1062,23 @@ class _Checker:
             local, _sep, dom = target.rpartition("@")
             dom = dom.lower()
             path = ("mailboxes", m.index, "forward_to", j)
-            if dom == self.domain:
-                if local.casefold() in own:
+            if dom == self.domain or dom in self.alias_domains:
+                key = local.casefold()
+                if dom == self.domain and key in own:
                     self.report("MG404", path, _("mailbox {address!r} forwards to "
                                                  "itself ({target}); remove it").format(
                                                  address=m.address, target=target))
-                continue  # the organisation's own domain is always allowed
+                elif key not in self.owners and key not in self.reserved_locals:
+                    # delivered here, to nobody today: whoever is given the address later
+                    # would silently receive copies of this mailbox's mail
+                    self.report("MG408", path, _("mailbox {address!r} forwards to {target}, "
+                                                 "which no mailbox, alias, unit mailbox or "
+                                                 "list holds; whoever is given that address "
+                                                 "later would receive copies of this "
+                                                 "mailbox's mail: forward to an address in "
+                                                 "use, or remove it").format(
+                                                 address=m.address, target=target))
+                continue  # the organisation's own domains are always allowed
             if not any(dom == a or dom.endswith("." + a) for a in allowed):
                 self.report("MG403", path,
                             _("mailbox {address!r}: forwarding to {target!r} is not "

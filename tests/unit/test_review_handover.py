@@ -478,27 +478,39 @@ def test_a_former_local_part_is_not_given_at_the_new_domain(w: Review) -> None:
     assert out.status != "planned", out.kinds()  # today: create htmai@mae.gov.vn (id 40)
 
 
-@pytest.mark.xfail(strict=True, reason="forward_to outside the organisation is judged by "
-                   "its domain only: when that domain becomes an alias domain, the forwarded "
-                   "copies go to whoever holds the local part here, and nothing says so")
 def test_a_forward_into_a_new_alias_domain_does_not_reach_a_local_namesake(
         w: Review) -> None:
+    """FIXED (plan, MG613 against the base of the review): absorbing a domain that a forward
+    points into is refused until the forward is settled in its own change."""
     assert box(w.data, "tvbinh")["forward_to"] == ["binh@mard.gov.vn"]  # someone at MARD
     assert w.pr(lambda d: add(d, "binh")).status == "applied"  # someone else, here
-    out = w.pr(lambda d: d["organization"].update(alias_domains=[
-        {"domain": "mard.gov.vn", "request": "35/2025/NĐ-CP"}]), override="merger")
-    holders = w.sim.holders().get("binh@mard.gov.vn")
-    assert out.status != "applied" or holders is None, \
-        f"tvbinh's mail is forwarded to binh@mard.gov.vn, which now reaches id {holders}"
+
+    def absorb(d: Data) -> None:
+        d["organization"].update(alias_domains=[
+            {"domain": "mard.gov.vn", "request": "35/2025/NĐ-CP"}])
+
+    out = w.pr(absorb, override="merger")
+    assert out.status == "refused" and out.rules() == {"MG613"}, out
+    assert ("forwards to binh@mard.gov.vn, and mard.gov.vn becomes an alias domain in this "
+            "change: those copies would stay here and reach the holder of binh") in \
+        out.text("MG613")
+    assert w.sim.holders().get("binh@mard.gov.vn") is None
+    # settled first (the forward removed), then absorbed: no refusal
+    assert w.pr(lambda d: box(d, "tvbinh").pop("forward_to")).status == "applied"
+    assert w.pr(absorb, override="merger").status == "applied"
 
 
-@pytest.mark.xfail(strict=True, reason="forward_to at the organisation's own domain is always "
-                   "allowed, also to an address nobody holds: whoever is given it later "
-                   "silently receives copies of the forwarding mailbox's mail")
 def test_a_forward_to_a_free_own_address_is_not_accepted(w: Review) -> None:
+    """FIXED (validate, MG408): a forward to an address of the organisation nobody holds
+    would silently reach whoever is given that address later."""
     out = w.pr(lambda d: box(d, "htmai").update(forward_to=[f"mai.moi@{DOMAIN}"]),
                apply=False)
-    assert out.status == "invalid", out  # today: planned; `add mai.moi` later gets her mail
+    assert out.status == "invalid" and out.rules() == {"MG408"}, out
+    assert (f"forwards to mai.moi@{DOMAIN}, which no mailbox, alias, unit mailbox or list "
+            "holds; whoever is given that address later would receive copies") in \
+        out.text("MG408")
+    held = w.pr(lambda d: box(d, "htmai").update(forward_to=[f"vpb@{DOMAIN}"]), apply=False)
+    assert held.status == "planned", held  # a unit mailbox in use: fine
 
 
 def test_a_forward_to_a_cancelled_address_never_reaches_a_newcomer(w: Review) -> None:
