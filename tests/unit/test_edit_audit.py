@@ -6,11 +6,13 @@ cannot schedule it, and a manifest path that does not exist is not an empty mani
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+
+# the no-traceback runner of the edit-command tests (`data`: tests/unit/conftest.py)
+from test_edit_commands import run
 
 from mailgov.cli import main
 from mailgov.validate import validate
@@ -18,20 +20,6 @@ from mailgov.validate import validate
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "data" / "mailboxes.yaml"
 LATER = (date.today() + timedelta(days=30)).isoformat()
-
-
-@pytest.fixture
-def data(tmp_path: Path) -> Path:
-    path = tmp_path / "mailboxes.yaml"
-    shutil.copy(SAMPLE, path)
-    return path
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
 
 
 def refused_import(capsys: pytest.CaptureFixture[str], data: Path, sheet: Path

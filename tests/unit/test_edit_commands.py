@@ -5,7 +5,6 @@ every row before writing anything."""
 
 from __future__ import annotations
 
-import shutil
 from datetime import date
 from pathlib import Path
 
@@ -19,13 +18,6 @@ from mailgov.validate import validate
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "data" / "mailboxes.yaml"
 TODAY = date.today().isoformat()
-
-
-@pytest.fixture
-def data(tmp_path: Path) -> Path:
-    path = tmp_path / "mailboxes.yaml"
-    shutil.copy(SAMPLE, path)
-    return path
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

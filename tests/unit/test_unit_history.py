@@ -3,7 +3,6 @@ address and list as a way to the successor for the policy period; the edit comma
 
 from __future__ import annotations
 
-import shutil
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -20,13 +19,6 @@ ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "data" / "mailboxes.yaml"
 D = "@monre.gov.vn"
 DAY = date(2026, 12, 1)
-
-
-@pytest.fixture
-def data(tmp_path: Path) -> Path:
-    path = tmp_path / "mailboxes.yaml"
-    shutil.copy(SAMPLE, path)
-    return path
 
 
 def _live(path: Path, today: date = DAY) -> dict[str, Any]:
