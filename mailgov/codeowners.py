@@ -2,7 +2,7 @@
 
 Units name their approvers (git users or groups) in the data, the IT department its own in
 ``policy.approvers``; this module writes the CODEOWNERS file that makes GitHub and GitLab ask
-them (docs/data-format.md, "Approvers and CODEOWNERS"):
+them (docs/data-format.md, "Per-unit files, approvers and CODEOWNERS"):
 
 * ``*`` -> the IT department: the policy, the main data file, the schema, the roles, this
   very file: everything no unit owns;
@@ -111,7 +111,8 @@ def render(result: Result, root: Path) -> str:
         f"{MARK} from {data_rel}; do not edit: change the approvers",
         "# in the data and run it again (`mailgov validate` fails with MG502 when this file is",
         "# stale). The last matching line wins: the IT department owns everything, each unit's",
-        "# approvers own that unit's own file (docs/data-format.md, \"Approvers and CODEOWNERS\").",
+        "# approvers own that unit's own file (docs/data-format.md, \"Per-unit files,",
+        "# approvers and CODEOWNERS\").",
     ]
     if d.policy.approvers:
         lines.append(f"* {_names(d.policy.approvers)}")
