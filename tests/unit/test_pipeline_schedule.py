@@ -15,6 +15,7 @@ tests/lab/test_pipeline.py runs the other jobs against the lab's real directory.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -91,8 +92,11 @@ def run(node_modules: Path, repo: Path, source: str, settings: dict[str, str | N
     for key, value in variables.items():
         if value is not None:
             cmd += ["--variable", f"{key}={value}"]
+    # The jobs run in this process's shell (no isolation): settings of the machine running
+    # the tests (a lab's MAILGOV_INVENTORY, ANSIBLE_*) must not stand in for unset variables.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MAILGOV", "ANSIBLE_"))}
     out = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, timeout=300,
-                         check=False)
+                         check=False, env=env)
     text = re.sub(r"\x1b\[[0-9;]*m", "", out.stdout + out.stderr)
     return text, calls.read_text(encoding="utf-8").splitlines()
 
