@@ -1007,6 +1007,9 @@ def _holders(planner: _Planner, deleted: set[str]) -> None:
     for home, who in planner.homes.items():
         homes.setdefault(home, set()).add(who)
     moved: list[str] = []
+    org = planner.d.organization
+    primary = org.domain.lower()
+    served = {primary, *(a.domain.lower() for a in org.alias_domains)}
     for key, attrs in live.items():
         who = planner.matched.get(key)
         kept = who is None and key not in deleted
@@ -1022,6 +1025,15 @@ def _holders(planner: _Planner, deleted: set[str]) -> None:
                     now = planner.desired_holders.get(addr)
                     if now is not None and now != who:
                         moved.append(f"{addr} ({who} -> {now})")
+        # A former address at a domain no longer served (an old primary after its alias
+        # period) keeps its local part for its holder at the primary domain: migrations keep
+        # local parts, so whoever got it there would get mail meant for the former holder.
+        for v in _vals(attrs, FORMER):
+            local, _at, dom = v.lower().rpartition("@")
+            if dom and dom not in served:
+                now = planner.desired_holders.get(f"{local}@{primary}")
+                if now is not None and now != who:
+                    moved.append(f"{local}@{primary} ({who} -> {now}; {who} held {v})")
         home = _vals(attrs, "mailHomeDirectory")
         if home and key not in deleted:
             homes.setdefault(home[0], set()).add(who)

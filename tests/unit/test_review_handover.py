@@ -464,10 +464,9 @@ def test_a_former_address_at_the_old_domain_stays_during_the_alias_period(w: Rev
     assert f"htmai@{DOMAIN} (id:11 -> id:40)" in out.text("MG605")
 
 
-@pytest.mark.xfail(strict=True, reason="a former address is kept as a full address at its "
-                   "domain: once the old domain's alias period is over and it leaves the data, "
-                   "the local part is given at the new primary domain without a refusal")
 def test_a_former_local_part_is_not_given_at_the_new_domain(w: Review) -> None:
+    """FIXED (plan._holders, MG605): a former address at a domain no longer served keeps its
+    local part for its holder at the primary domain (a migration keeps local parts)."""
     assert w.pr(lambda d: box(d, "htmai").update(address="htmai9",
                                                  naming_exemption=EXEMPT)).found == []
     assert w.pr(_migrate, override="merger").found == []
@@ -475,7 +474,8 @@ def test_a_former_local_part_is_not_given_at_the_new_domain(w: Review) -> None:
     assert w.pr(lambda d: None, override="the alias period ends").status == "applied"
     out = w.pr(lambda d: (d["organization"].pop("alias_domains"), add(d, "htmai")),
                apply=False)
-    assert out.status != "planned", out.kinds()  # today: create htmai@mae.gov.vn (id 40)
+    assert out.status == "refused" and out.rules() == {"MG605"}, out.kinds()
+    assert f"htmai@mae.gov.vn (id:11 -> id:40; id:11 held htmai@{DOMAIN})" in out.text("MG605")
 
 
 def test_a_forward_into_a_new_alias_domain_does_not_reach_a_local_namesake(
