@@ -182,8 +182,9 @@ class AddressLost(Violation):
     Not one of issue 10's invariants (a lost address bounces; it never reaches someone else:
     AddressMoved holds every address to its first holder for ever). Keeping a unit's and a
     person's old addresses is the reorganisation issue's (unit and address history), so the
-    machine does not fail on it; the cases that show it are strict xfails below, which turn
-    red (XPASS) the day that issue lands and they can become plain tests."""
+    machine does not fail on it. The edit commands record the old address (``formerly``,
+    ``renamed_from``, issue 14); the strict xfails below are hand edits that do not, and turn
+    red (XPASS) the day the planner keeps such an address by itself."""
 
 
 class WrongPerson(Violation):
@@ -878,7 +879,9 @@ TestPlannerProperties = PlannerMachine.TestCase
 
 LOST_ADDRESS = pytest.mark.xfail(
     strict=True, raises=AddressLost,
-    reason="unit and address history are the reorganisation issue's (issue 14)")
+    reason="a hand edit that changes an address without recording the old one (`formerly`, "
+           "`renamed_from`) drops it: it bounces, and never reaches anyone else (MG605 keeps "
+           "it to its holder); `mailgov unit rename` and `mailgov rename` record it")
 
 
 @pytest.fixture
