@@ -954,10 +954,9 @@ def _purged_records_left(planner: _Planner, base: Directory | None) -> None:
             if m.state == "cancelled" and m.id is not None and m.id not in kept]
     if not gone:
         return
-    live_ids = {v for have in planner.live.values() for v in _vals(have, IDENTITY)}
     reserved = {r.address.casefold() for r in d.reserved}
     for m in gone:
-        if str(m.id) in live_ids:
+        if str(m.id) in planner.by_id:
             continue  # its entry is still there: MG603 says so
         missing = [a for a in base.ever_used(m) if a.casefold() not in reserved]
         if missing:

@@ -294,6 +294,8 @@ def test_a_purged_records_address_is_never_given_to_a_newcomer(w: Review,
     """FIXED (plan._purged_records_left, MG611): after the purge the directory holds nothing
     of the mailbox, so only the base of the review knows the record; it may leave the data
     only with its addresses in `reserved` (what `mailgov reserve-purged` writes)."""
+    early = w.pr(lambda d: remove(d, "dtthu"), apply=False)  # its entry is still there
+    assert early.status == "refused" and early.rules() == {"MG603"}, early
     w.purge_cancelled()
     if two_prs:
         first = w.pr(lambda d: remove(d, "dtthu"))
