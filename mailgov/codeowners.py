@@ -51,7 +51,8 @@ def repo_root(data_path: str | Path) -> Path:
     return here.parent
 
 
-def _shown(path: Path) -> str:
+def shown(path: Path) -> str:
+    """``path`` as messages show it: relative to the working directory when below it."""
     rel = os.path.relpath(path)
     return str(path) if rel.startswith("..") else rel
 
@@ -174,7 +175,7 @@ def check(result: Result, root: Path | None = None) -> list[Problem]:
                 "MG502", _("CODEOWNERS was made by `mailgov codeowners` but the data names no "
                            "approvers any more; delete it or run `mailgov codeowners` "
                            "again"), (), 1, 1,
-                _shown(found)))
+                shown(found)))
         return problems
     if found is None:
         problems.append(_problem(
@@ -193,15 +194,20 @@ def check(result: Result, root: Path | None = None) -> list[Problem]:
         problems.append(Problem(
             "MG502", _("CODEOWNERS is stale: line {line} should be {expected!r}; run `mailgov "
                        "codeowners`").format(
-                line=line + 1, expected=expected), (), line + 1, 1, _shown(found)))
+                line=line + 1, expected=expected), (), line + 1, 1, shown(found)))
     return problems
 
 
 def write(result: Result, out: Path | None = None, root: Path | None = None) -> Path:
     root = root or repo_root(result.path)
     target = out or find(root) or root / DEFAULT_PLACE
+    put(target, render(result, root))
+    return target
+
+
+def put(target: Path, text: str) -> None:
+    """Write CODEOWNERS atomically (a reader never sees half a file)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(render(result, root), encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, target)
-    return target

@@ -51,13 +51,12 @@ class EditError(ValueError):
 
 @dataclass(frozen=True)
 class Owners:
-    """The CODEOWNERS file an edit rewrites: where, as it is (None: not there yet), as
-    `mailgov codeowners` writes it for the edited data, and the repository it serves."""
+    """The CODEOWNERS file an edit rewrites: where, as it is (None: not there yet), and as
+    `mailgov codeowners` writes it for the edited data."""
 
     path: Path
     old: str | None
     new: str
-    root: Path
 
 
 @dataclass
@@ -219,9 +218,9 @@ class Edit:
                 hunks[0] = "--- /dev/null\n"
             out += hunks
         if self.owners is not None:
-            from mailgov.codeowners import _shown
+            from mailgov.codeowners import shown
 
-            name = _shown(self.owners.path)
+            name = shown(self.owners.path)
             hunks = unified_diff((self.owners.old or "").splitlines(keepends=True),
                                  self.owners.new.splitlines(keepends=True), name)
             if self.owners.old is None:
@@ -275,8 +274,8 @@ class Edit:
         if not dry_run:
             for name, text in texts.items():
                 _replace(Path(name), text)
-            if self.owners is not None:
-                codeowners.write(result, self.owners.path, self.owners.root)
+            if self.owners is not None:  # the text rendered for the check above
+                codeowners.put(self.owners.path, self.owners.new)
         return texts.get(self.main, self.original[self.main])
 
     def _owners(self, result: Result, dry_run: bool) -> None:
@@ -304,14 +303,14 @@ class Edit:
                 if codeowners.render(before, root) != new:
                     self.notes.append(_("{path} is not made by `mailgov codeowners`: update "
                                         "it by hand for this edit").format(
-                                            path=codeowners._shown(found)))
+                                            path=codeowners.shown(found)))
                 return
             if old.splitlines() == new.splitlines():
                 return  # what `mailgov validate` accepts: left byte for byte
-        self.owners = Owners(found or root / codeowners.DEFAULT_PLACE, old, new, root)
+        self.owners = Owners(found or root / codeowners.DEFAULT_PLACE, old, new)
         what = _("{path}: would be rewritten as `mailgov codeowners` writes it") if dry_run \
             else _("{path}: rewritten as `mailgov codeowners` writes it; commit it with the data")
-        self.notes.append(what.format(path=codeowners._shown(self.owners.path)))
+        self.notes.append(what.format(path=codeowners.shown(self.owners.path)))
 
 
 def _list_items(text: str, key: str) -> list[int]:

@@ -237,7 +237,7 @@ def test_stale_codeowners_fails_validate(tmp_path: Path,
     owners = tmp_path / "CODEOWNERS"
     line = owners.read_text(encoding="utf-8").splitlines().index(
         "/data/units/vpb.yaml @ntbthao @pththo") + 1
-    assert out == (f"{codeowners._shown(owners)}:{line}:1: MG502 CODEOWNERS is stale: line "
+    assert out == (f"{codeowners.shown(owners)}:{line}:1: MG502 CODEOWNERS is stale: line "
                    f"{line} should be '/data/units/vpb.yaml @ntbthao'; run "
                    "`mailgov codeowners`\n")
     assert main(["codeowners", "--check", str(data)]) == 1
@@ -387,7 +387,7 @@ def test_an_edit_that_starts_a_units_file_rewrites_codeowners(
     assert (code, out.split(": OK: ")[0]) == (0, str(data)), out
     target = tmp_path / (place or "CODEOWNERS")
     assert f"/data/units/tnx.yaml {owners}" in target.read_text(encoding="utf-8").splitlines()
-    assert err.splitlines()[-1] == (f"{codeowners._shown(target)}: rewritten as `mailgov "
+    assert err.splitlines()[-1] == (f"{codeowners.shown(target)}: rewritten as `mailgov "
                                     "codeowners` writes it; commit it with the data")
     assert [p.name for p in tmp_path.rglob("*CODEOWNERS*")] == ["CODEOWNERS"]  # no tmp left
     # exactly what `mailgov codeowners` writes for the edited data
@@ -434,7 +434,7 @@ def test_an_edit_dry_run_prints_the_codeowners_diff_and_writes_nothing(
     code, out, err = _edit(capsys, *ADD_TNX, "--dry-run", "--data", str(data))
     assert code == 0, err
     assert _files(tmp_path) == before  # byte for byte, nothing added
-    name = codeowners._shown(owners)
+    name = codeowners.shown(owners)
     # after the data's diff (the new unit file and its include line), CODEOWNERS's own
     head = out.index(f"--- a/{name}\n+++ b/{name}\n@@ ")
     assert out.index(f"+++ b/{data.parent / 'units' / 'tnx.yaml'}\n") < head
@@ -451,7 +451,7 @@ def test_an_edit_dry_run_shows_codeowners_as_a_new_file(
     before = _files(tmp_path)
     code, out, _err = _edit(capsys, *ADD_TNX, "--dry-run", "--data", str(data))
     assert code == 0 and _files(tmp_path) == before
-    name = codeowners._shown(tmp_path / "CODEOWNERS")
+    name = codeowners.shown(tmp_path / "CODEOWNERS")
     assert f"--- /dev/null\n+++ b/{name}\n@@ -0,0 +1," in out
 
 
@@ -463,14 +463,14 @@ def test_a_hand_written_codeowners_is_left_alone_and_the_admin_told(
     owners.write_text("* @monre/cntt-admins\n/data/units/vpb.yaml @ntbthao\n",
                       encoding="utf-8")
     mine = owners.read_bytes()
-    notice = (f"{codeowners._shown(owners)} is not made by `mailgov codeowners`: update it "
+    notice = (f"{codeowners.shown(owners)} is not made by `mailgov codeowners`: update it "
               "by hand for this edit")
     # an edit that changes no one's file: nothing to say
     code, _out, err = _edit(capsys, "set", "nvthanh", "--quota", "4096", "--data", str(data))
     assert code == 0 and notice not in err
     code, out, err = _edit(capsys, *ADD_TNX, "--dry-run", "--data", str(data))
     assert code == 0 and err.splitlines()[-1] == notice
-    assert f"b/{codeowners._shown(owners)}\n" not in out and "+/data/units/tnx.yaml @" not in out
+    assert f"b/{codeowners.shown(owners)}\n" not in out and "+/data/units/tnx.yaml @" not in out
     code, _out, err = _edit(capsys, *ADD_TNX, "--data", str(data))
     assert code == 0 and err.splitlines()[-1] == notice
     assert owners.read_bytes() == mine
