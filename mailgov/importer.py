@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import csv
 import difflib
+import functools
 import io
 import re
 import sys
@@ -43,10 +44,9 @@ COLUMNS = {
     "kind": "kind", "loại": "kind",
     "request": "request", "quyết định": "request",
     "birth": "birth", "id_digits": "id_digits",
-    # Written by `mailgov export`, so that its sheet (in either language) imports again.
-    "unit_name": "unit_name", "tên đơn vị": "unit_name",
-    "address": "address", "địa chỉ": "address",
-    "state": "state", "trạng thái": "state",
+    # Written by `mailgov export`, so that its sheet imports again (its Vietnamese headings:
+    # columns(), from the catalog that export writes them with).
+    "unit_name": "unit_name", "address": "address", "state": "state",
 }
 REQUIRED = ("name", "unit")
 ROLES = ("staff", "head", "admin")
@@ -122,6 +122,17 @@ def _key(heading: str) -> str:
     return unicodedata.normalize("NFC", heading.strip()).casefold()
 
 
+@functools.cache
+def columns() -> dict[str, str]:
+    """COLUMNS and the headings `mailgov export --lang vi` writes, read from the same catalog
+    (one source for the words export writes and import reads)."""
+    vi = translator("vi")
+    out = dict(COLUMNS)
+    for c in EXPORT_COLUMNS:
+        out.setdefault(_key(vi.gettext(c)), c)
+    return out
+
+
 def _cell(value: Any, field: str | None = None) -> str:
     if value is None:
         return ""
@@ -155,7 +166,7 @@ def _xlsx_rows(path: Path, sheet: str | None) -> list[list[str]]:
             out.append([_cell(v, fields[i] if i < len(fields) else None)
                         for i, v in enumerate(row)])
             if len(out) == 1:  # the heading: which cell is whose (a birth date, below)
-                fields = [COLUMNS.get(_key(h)) for h in out[0]]
+                fields = [columns().get(_key(h)) for h in out[0]]
         return out
     finally:
         wb.close()
@@ -180,19 +191,19 @@ def read_rows(path: str | Path, sheet: str | None = None) -> list[Row]:
         if not key:
             fields.append(None)
             continue
-        field = COLUMNS.get(key)
+        field = columns().get(key)
         if field is None:
-            near = difflib.get_close_matches(key, list(COLUMNS), n=2)
+            near = difflib.get_close_matches(key, list(columns()), n=2)
             hint = _("; did you mean {names}?").format(names=", ".join(near)) if near else ""
             errors.append(_("{file}:1: {column}: unknown column (known: {known}){hint}").format(
-                file=p, column=heading.strip(), known=", ".join(COLUMNS), hint=hint))
+                file=p, column=heading.strip(), known=", ".join(columns()), hint=hint))
         elif field in fields:
             errors.append(_("{file}:1: {column}: a second {field} column").format(
                 file=p, column=heading.strip(), field=field))
         fields.append(field)
     for need in REQUIRED:
         if need not in fields:
-            others = [k for k, v in COLUMNS.items() if v == need and k != need]
+            others = [k for k, v in columns().items() if v == need and k != need]
             errors.append(_("{file}:1: {column}: missing column (also accepted: "
                             "{others})").format(file=p, column=need, others=", ".join(others)))
     if errors:
