@@ -41,7 +41,7 @@ from mailgov.edit import (
 )
 from mailgov.i18n import _
 from mailgov.layout import INCLUDE_LINE, UNIT_FILE_HEADER, UNITS_DIR
-from mailgov.model import Directory, Mailbox
+from mailgov.model import Directory, Mailbox, next_free_id
 from mailgov.naming import NamingError, NamingPolicy, Person, unit_locals
 from mailgov.validate import taken_locals
 
@@ -178,12 +178,6 @@ class NewPerson:
     id: int = 0
 
 
-def _next_id(d: Directory) -> int:
-    ids = [m.id for m in d.mailboxes if m.id is not None]
-    ids += [r.id for r in d.reserved if r.id is not None]  # never reused, even once purged
-    return max(ids, default=0) + 1
-
-
 def _record_lines(p: NewPerson, created: str) -> list[str]:
     out = [f"address: {p.address}", f"id: {p.id}", f"name: {scalar(p.name)}",
            f"unit: {p.unit}"]
@@ -300,7 +294,7 @@ def add(path: str | Path, people: Iterable[NewPerson], *, request: str | None = 
     e = e or Edit.open(path)
     d = e.directory
     naming = Naming(d)
-    next_id = _next_id(d)
+    next_id = next_free_id(e.loaded.data)
     batch = list(people)
     blocks: dict[tuple[str, int], list[str]] = {}
     last = last_records(d)

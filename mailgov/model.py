@@ -350,6 +350,19 @@ def _previous(value: Any) -> tuple[PreviousAddress, ...]:
                  for v in items)
 
 
+def next_free_id(data: Any) -> int:
+    """One more than the highest mailbox id in the (possibly invalid) raw data, the ids of
+    purged mailboxes (``reserved``) included: an id is never reused. The one rule for new
+    records (mailbox_edit) and validate's hints."""
+    ids: list[int] = []
+    for key in ("mailboxes", "reserved"):
+        items = data.get(key) if isinstance(data, Mapping) else None
+        if isinstance(items, list):
+            ids += [b["id"] for b in items if isinstance(b, Mapping)
+                    and isinstance(b.get("id"), int) and not isinstance(b.get("id"), bool)]
+    return max(ids, default=0) + 1
+
+
 def build(data: Mapping[str, Any]) -> Directory:
     """Turn schema-valid data into a :class:`Directory` (raises KeyError on invalid data)."""
     org = data["organization"]

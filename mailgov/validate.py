@@ -32,7 +32,7 @@ from mailgov.batchschema import BatchCheck
 from mailgov.directory import former_unit_locals
 from mailgov.i18n import N_, _, ngettext
 from mailgov.loader import MAX_REPORTED, Loaded, LoadError, Locator, char_name, load
-from mailgov.model import AliasDomain, Directory, Mailbox, Reserved, Unit, build
+from mailgov.model import AliasDomain, Directory, Mailbox, Reserved, Unit, build, next_free_id
 from mailgov.naming import NamingError, NamingPolicy, Person, list_local, unit_locals
 from mailgov.problems import Problem, json_path
 
@@ -310,7 +310,7 @@ def _shape_problems(loaded: Loaded) -> list[Problem]:
         if kind == "required":
             for name in e.validator_value:
                 if isinstance(e.instance, dict) and name not in e.instance:
-                    hint = (_("; the next free id is {n}").format(n=_next_id(loaded.data))
+                    hint = (_("; the next free id is {n}").format(n=next_free_id(loaded.data))
                             if name == "id" and path[:1] == ("mailboxes",) else "")
                     add("MG101", path, _("{where}: required field {name!r} is "
                                          "missing{hint}").format(
@@ -381,18 +381,6 @@ def _shape_problems(loaded: Loaded) -> list[Problem]:
 def _cut(text: str) -> str:
     return text if len(text) <= MAX_SHOWN else _("{start}… ({n:,} characters)").format(
         start=text[:MAX_SHOWN], n=len(text))
-
-
-def _next_id(data: Any) -> int:
-    """One more than the highest mailbox id in the (possibly invalid) data, the ids of
-    purged mailboxes (``reserved``) included: an id is never reused (mailbox_edit._next_id)."""
-    ids: list[int] = []
-    for key in ("mailboxes", "reserved"):
-        items = data.get(key) if isinstance(data, dict) else None
-        ids += [b["id"] for b in items if isinstance(b, dict)
-                and isinstance(b.get("id"), int) and not isinstance(b.get("id"), bool)] \
-            if isinstance(items, list) else []
-    return max(ids, default=0) + 1
 
 
 # --------------------------------------------------------------------------- meaning
