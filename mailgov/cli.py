@@ -648,7 +648,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
         remove_drift=args.remove_drift, scope=args.scope, lock_wait=args.lock_wait,
         base=args.base, today_max_ahead_days=args.today_max_ahead,
         request_ref=args.request_ref)
-    if _is_reviewed_plan(args.path):
+    from mailgov.reviewed import is_plan_file
+
+    if is_plan_file(args.path):
         settings = _reviewed_settings(args, settings)
     out = rec.reconcile(settings, confirm=args.confirm)
     if args.format == "json":
@@ -667,12 +669,6 @@ def cmd_apply(args: argparse.Namespace) -> int:
     else:
         print(i18n.error_line(out.message), file=sys.stderr)
     return out.exit_code
-
-
-def _is_reviewed_plan(path: str) -> bool:
-    from mailgov.reviewed import is_plan_file
-
-    return is_plan_file(path)
 
 
 def _override(value: object) -> bool | str:
