@@ -209,8 +209,9 @@ def _period_live(day: object, days: int | None, today: date | None) -> bool:
 
 def former_unit_locals(d: Directory, naming: NamingPolicy, today: date | None = None
                        ) -> dict[str, list[str]]:
-    """Unit id -> the local parts of its unit mailbox under each former abbreviation whose
-    period still runs on ``today`` (None: all), oldest first (issue 14: unit renames)."""
+    """Unit id -> the local parts of its unit mailbox under each former abbreviation or
+    parent whose period still runs on ``today`` (None: all), oldest first (issue 14: unit
+    renames; a merger's sub-units keep their address under the dissolved parent)."""
     out: dict[str, list[str]] = {}
     days = d.policy.unit_alias_days
     now: dict[str, str] | None = None
@@ -220,7 +221,9 @@ def former_unit_locals(d: Directory, naming: NamingPolicy, today: date | None = 
                 continue
             if now is None:
                 now = unit_locals(d.units, naming)
-            units = [replace(x, abbreviation=f.abbr) if x.id == u.id else x for x in d.units]
+            units = [replace(x, abbreviation=f.abbr or x.abbreviation,
+                             parent=f.parent or x.parent) if x.id == u.id else x
+                     for x in d.units]
             with contextlib.suppress(NamingError):
                 # the unit and its sub-units (vp.tcmt@ -> vp.mt@): every address that changed
                 for uid, local in unit_locals(units, naming).items():

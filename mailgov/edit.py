@@ -512,7 +512,8 @@ def unit_merge(path: str | Path, src: str, dst: str, *, request: str,
                on: date | None = None, dry_run: bool = False) -> Edit:
     """SRC is dissolved into DST: its people, sub-units and sponsored affiliates move to DST,
     earlier units dissolved into SRC now name DST, and SRC records ``dissolved`` (its address
-    and list deliver to DST's for the policy period; its store stays)."""
+    and list deliver to DST's for the policy period; its store stays). Each moved sub-unit
+    records ``formerly: {parent: SRC}``, so its old address keeps delivering to it."""
     e = Edit.open(path)
     d = e.directory
     i = _unit_index(e, src)
@@ -534,11 +535,21 @@ def unit_merge(path: str | Path, src: str, dst: str, *, request: str,
             _cite(e, m, request)
         if m.sponsor == src:
             e.set_scalar(("mailboxes", m.index, "sponsor"), "sponsor", src, dst)
+    when = (on or date.today()).isoformat()
+    moved = []
     for u in d.units:
         if u.parent == src:
             e.set_scalar(("units", u.index, "parent"), "parent", src, dst)
+            moved.append(u)
         if u.dissolved is not None and u.dissolved.successor == src:
             e.set_scalar(("units", u.index, "dissolved"), "successor", src, dst)
+    # A sub-unit's address is made from its parent's (vp.tcmt@ -> vp.cntt@): the old one
+    # keeps delivering only if the move is recorded, as a rename records the old abbr.
+    for u in moved:
+        sub_indent = _block_item(e, u.index)[1]
+        _append_to_list(e, ("units", u.index), len(u.formerly), "formerly",
+                        e.line_of("units", u.index, "parent"), sub_indent,
+                        flow(parent=src, date=when, request=request))
     first, indent = _block_item(e, i)
     if d.units[i].head is not None:  # the head moves with the others; DST has its own
         n = e.line_of("units", i, "head")
@@ -546,7 +557,6 @@ def unit_merge(path: str | Path, src: str, dst: str, *, request: str,
             raise EditError(_("{file}:{line}: cannot remove the head of {unit!r}; edit by "
                               "hand").format(file=e.path, line=n, unit=src))
         e.lines[n - 1] = ""
-    when = (on or date.today()).isoformat()
     block = flow(date=when, successor=dst, request=request)
     e.insert_after(first, [f"{indent}dissolved: {block}\n"])
     e.write(dry_run=dry_run)

@@ -135,11 +135,13 @@ class FocalPoint:
 
 @dataclass(frozen=True, slots=True)
 class FormerAbbr:
-    """units[].formerly[]: an abbreviation the unit had before a rename."""
+    """units[].formerly[]: what the unit's address was made of before a rename (``abbr``) or
+    a move to another parent (``parent``, `mailgov unit merge` of its parent)."""
 
-    abbr: str
+    abbr: str | None
     date: str | None = None
     request: str | None = None
+    parent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,7 +390,7 @@ def build(data: Mapping[str, Any]) -> Directory:
                 else FocalPoint(fp["name"], fp["age_recipient"]),
                 tuple(u.get("approvers", ())),
                 u.get("headcount"),
-                tuple(FormerAbbr(f["abbr"], f.get("date"), f.get("request"))
+                tuple(FormerAbbr(f.get("abbr"), f.get("date"), f.get("request"), f.get("parent"))
                       for f in u.get("formerly") or ()),
                 None if (ds := u.get("dissolved")) is None
                 else Dissolved(ds["date"], ds["successor"], ds["request"]),

@@ -50,7 +50,7 @@ from mailgov.directory import (
 )
 from mailgov.i18n import N_, _
 from mailgov.model import Directory, Mailbox, Policy, Unit
-from mailgov.naming import NamingPolicy
+from mailgov.naming import NamingPolicy, unit_locals
 
 ChangeKind = Literal["create", "modify", "rename", "move", "suspend", "cancel", "restore",
                      "archive", "purge", "add_member", "remove_member", "drift"]
@@ -566,10 +566,14 @@ class _Planner:
         seen: set[str] = set()
         while u is not None and u.id not in seen:  # a parent's rename renames its sub-units
             seen.add(u.id)
-            if u.formerly and u.formerly[-1].request:
+            last = u.formerly[-1] if u.formerly else None
+            if last is not None and last.request and last.abbr is None:
+                return Reason(N_("{request}, unit {unit} moved from {old} to {new}"),
+                              request=last.request, unit=u.id, old=last.parent,
+                              new=u.parent or "-")
+            if last is not None and last.request:
                 return Reason(N_("{request}, unit renamed {old} -> {new}"),
-                              request=u.formerly[-1].request, old=u.formerly[-1].abbr,
-                              new=u.abbr)
+                              request=last.request, old=last.abbr, new=u.abbr)
             u = self.units_by_id.get(u.parent or "")
         return (_domain_reason(self.d, have) if have is not None else None) or ""
 
@@ -969,6 +973,59 @@ def _purged_records_left(planner: _Planner, base: Directory | None) -> None:
                     name=m.name), ("mailboxes",))
 
 
+def _unit_history(d: Directory) -> dict[str, set[str]]:
+    """Unit id -> every local part its unit mailbox was or is given: now, and under each
+    former abbreviation or parent (the list addresses follow from these)."""
+    naming = NamingPolicy.from_dict(d.policy.naming)
+    out = {uid: {local} for uid, local in
+           unit_locals(d.units, naming, on_error=lambda _u, _e: None).items()}
+    for uid, olds in former_unit_locals(d, naming, None).items():
+        out.setdefault(uid, set()).update(olds)
+    return out
+
+
+def _addresses_dropped(planner: _Planner, base: Directory | None) -> None:
+    """A record's address history only grows. A hand edit that changes a mailbox's address
+    without `renamed_from`, rewrites its `renamed_from`, or changes a unit's abbreviation or
+    parent without `formerly`, drops an address from the record that held it: mail to it
+    bounces from then on, and only the base of the review still knows it was theirs (MG614).
+    `reserved` retires an address on purpose."""
+    if base is None:
+        return
+    d = planner.d
+    reserved = {r.address.casefold() for r in d.reserved}
+    now = {m.id: m for m in d.mailboxes if m.id is not None}
+    for b in base.mailboxes:
+        m = now.get(b.id) if b.id is not None else None
+        if m is None:
+            continue  # a record that left the data: MG603 / MG611
+        kept = {x.casefold() for x in (m.address, *(p.address for p in m.previous))}
+        lost = [x for x in (b.address, *(p.address for p in b.previous))
+                if x.casefold() not in kept and x.casefold() not in reserved]
+        if lost:
+            planner.refuse("MG614", _(
+                "mailbox id {id} ({address}) no longer has {lost}, which it had in the base "
+                "of the review: mail to it would bounce; keep it in `renamed_from` (`mailgov "
+                "rename` does), or retire it on purpose in `reserved` with id {id}").format(
+                    id=m.id, address=d.address(m.address),
+                    lost=", ".join(d.address(x) for x in dict.fromkeys(lost))),
+                ("mailboxes", m.index))
+    if not base.units:
+        return
+    before, after = _unit_history(base), _unit_history(d)
+    for u in d.units:
+        lost = sorted(x for x in before.get(u.id, set()) - after.get(u.id, set())
+                      if x.casefold() not in reserved)
+        if lost:
+            planner.refuse("MG614", _(
+                "unit {unit} no longer has the address {lost}, which it had in the base of "
+                "the review: mail to it (and to its list) would bounce; record the old "
+                "abbreviation or parent in `formerly` (`mailgov unit rename` and `mailgov unit "
+                "merge` do), or retire the address on purpose in `reserved`").format(
+                    unit=u.id, lost=", ".join(d.address(x) for x in lost)),
+                ("units", u.index))
+
+
 def _forwards_into_absorbed_domains(planner: _Planner, base: Directory | None) -> None:
     """A domain that becomes an alias domain in this change (absorbed, not the base's own
     primary) is delivered here from then on: a forward to an address there, meant for a
@@ -1181,6 +1238,7 @@ def plan(desired: Directory, live: LiveState, *, today: date,
     _holders(planner, deleted)
     _purged_records_left(planner, base)
     _forwards_into_absorbed_domains(planner, base)
+    _addresses_dropped(planner, base)
     refusals = planner.refusals + _refusals(planner, effective, changes, allow_mass_change)
     notes = [_("guards from {source}: max_disable_share {disable}, max_address_change_share "
                "{address}, max_modify_share {modify} (floor {floor}), protected "

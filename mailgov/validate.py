@@ -466,6 +466,15 @@ class _Checker:
         no sub-unit left in them (MG226); real dates, not in the future (MG306, MG304)."""
         for u in units.values():  # a unit rename is not scheduled: its date is its day
             for k, f in enumerate(u.formerly):
+                if f.abbr is None and f.parent is None:
+                    self.report("MG101", ("units", u.index, "formerly", k),
+                                _("unit {id!r}: a `formerly` item names neither `abbr` nor "
+                                  "`parent`: what the old address was made of").format(id=u.id))
+                if f.parent is not None and f.parent not in units:
+                    self.report("MG204", ("units", u.index, "formerly", k, "parent"),
+                                _("unit {id!r}: former parent {parent!r} is not a unit id (a "
+                                  "dissolved unit stays in the file while a sub-unit's old "
+                                  "address is made from it)").format(id=u.id, parent=f.parent))
                 if f.date is None:
                     continue
                 fpath: PathT = ("units", u.index, "formerly", k, "date")
@@ -478,7 +487,7 @@ class _Checker:
                                                   "{day}, in the future (today is {today}); a "
                                                   "unit rename cannot be scheduled: record it "
                                                   "on its day").format(
-                                                  unit=u.id, abbr=f.abbr, day=f.date,
+                                                  unit=u.id, abbr=f.abbr or f.parent, day=f.date,
                                                   today=self.today.isoformat()))
         dissolved = {u.id: u for u in units.values() if u.dissolved is not None}
         in_cycle: set[str] = set()

@@ -179,12 +179,10 @@ class AddressMoved(Violation):
 class AddressLost(Violation):
     """An address stopped reaching its holder without a cancel or purge.
 
-    Not one of issue 10's invariants (a lost address bounces; it never reaches someone else:
-    AddressMoved holds every address to its first holder for ever). Keeping a unit's and a
-    person's old addresses is the reorganisation issue's (unit and address history), so the
-    machine does not fail on it. The edit commands record the old address (``formerly``,
-    ``renamed_from``, issue 14); the strict xfails below are hand edits that do not, and turn
-    red (XPASS) the day the planner keeps such an address by itself."""
+    A lost address bounces (it never reaches someone else: AddressMoved holds every address
+    to its first holder for ever). The edit commands record the old address (``formerly``,
+    ``renamed_from``); a hand edit that does not is refused against the base of the review
+    (MG614, plan._addresses_dropped), so no applied step may lose one."""
 
 
 class WrongPerson(Violation):
@@ -234,7 +232,7 @@ class World:
         self.clock = START
         self.sim = SimDirectory()
         self.first_holder: dict[str, str] = {}
-        self.lost_fails = False  # AddressLost: see its docstring
+        self.refusals: tuple[str, ...] = ()  # of the last refused plan
         self._tmp = Path(tempfile.mkdtemp(prefix="mailgov-prop-"))
         self.data = start_data()
         self.next_id = max(b["id"] for b in self.data["mailboxes"]) + 1
@@ -361,6 +359,7 @@ class World:
         people = len(self.sim.people())
         p = self._plan(directory, today=today, allow_mass_change=allow_mass_change)
         if not p.ok:
+            self.refusals = p.refusals
             return "refused"
         events = self.sim.apply(p, today=self.clock, hints=self._hints(data),
                                 retention=self._retention(directory, data))
@@ -395,7 +394,7 @@ class World:
         ended = {e.identity for e in events if e.kind in ("purged", "disabled")}
         ended |= {e.identity for e in events if e.kind == "deleted" and e.via == "purge"}
         for address, who in sorted(before.items()):
-            if self.lost_fails and address not in after and not who <= ended:
+            if address not in after and not who <= ended:
                 found.append((AddressLost, f"{address} (of {sorted(who)}) reaches nobody now"))
         for b in data["mailboxes"]:  # a record's own address reaches that record's entry
             for who_id in sorted(after.get(f"{b['address'].lower()}@{DOMAIN}", ())):
@@ -877,11 +876,14 @@ TestPlannerProperties = PlannerMachine.TestCase
 # Shrunk failures of the machine above, replayed step by step (no Hypothesis needed).
 
 
-LOST_ADDRESS = pytest.mark.xfail(
-    strict=True, raises=AddressLost,
-    reason="a hand edit that changes an address without recording the old one (`formerly`, "
-           "`renamed_from`) drops it: it bounces, and never reaches anyone else (MG605 keeps "
-           "it to its holder); `mailgov unit rename` and `mailgov rename` record it")
+def refused_as_lost(w: World, *addresses: str) -> None:
+    """The last step was refused by MG614 for exactly these addresses (the address history
+    of a record only grows: plan._addresses_dropped)."""
+    assert w.outcomes[-1] == "refused", w.outcomes
+    lost = [r for r in w.refusals if " MG614 " in f" {r}"]
+    assert lost and len(lost) == len(w.refusals), w.refusals
+    for address in addresses:
+        assert any(f"{address}@{DOMAIN}" in r and "would bounce" in r for r in lost), lost
 
 
 @pytest.fixture
@@ -1005,21 +1007,22 @@ def test_alias_equal_to_a_list_address_captures_the_list(w: World) -> None:
     w.add_alias("natuan", "cntt-all")
 
 
-@LOST_ADDRESS
 def test_unit_abbreviation_change_drops_the_unit_address(w: World) -> None:
-    w.lost_fails = True
-    w.rename_unit("vpb", "vpbo")
+    """FIXED (MG614): was AddressLost, vpb@ reaching nobody; `mailgov unit rename` records
+    the old abbreviation in `formerly`."""
+    assert w.rename_unit("vpb", "vpbo") == "refused"
+    refused_as_lost(w, "vpb")
 
 
 def test_deleting_a_unit_with_drift_removal_deletes_its_mailbox_and_list(w: World) -> None:
     w.delete_unit("vpb", fix=True, remove_drift=True)
 
 
-@LOST_ADDRESS
 def test_deleting_a_parent_unit_readdresses_its_sub_unit(w: World) -> None:
-    """vp.tcmt@ becomes vp@ when tcmt goes: the old address reaches nobody."""
-    w.lost_fails = True
-    w.delete_unit("tcmt", fix=True, remove_drift=False)
+    """FIXED (MG614): vp.tcmt@ became vp@ when tcmt went, and the old address reached
+    nobody; `mailgov unit merge` records the move in the sub-unit's `formerly`."""
+    assert w.delete_unit("tcmt", fix=True, remove_drift=False) == "refused"
+    refused_as_lost(w, "vp.tcmt")
 
 
 def test_swapped_namesake_addresses_hand_each_the_others_mailbox(w: World) -> None:
@@ -1055,14 +1058,12 @@ def test_swap_after_a_rename_moves_the_old_address_to_someone_else(w: World) -> 
     w.swap("nvan4", "nvan")
 
 
-@LOST_ADDRESS
 def test_second_rename_drops_the_first_address(w: World) -> None:
-    """natuan -> natuan4 keeps natuan@ (renamed_from); natuan4 -> natuan5 replaces
-    renamed_from, so natuan@ reaches nobody and is free for the next Nguyễn Anh Tuấn (whose
-    new entry would get the home /var/vmail/…/natuan of the renamed mailbox)."""
-    w.lost_fails = True
-    w.rename("natuan", "Nguyễn Anh Tuấn")
-    w.rename("natuan4", "Nguyễn Anh Tuấn")
+    """FIXED (MG614): natuan -> natuan4 keeps natuan@ (renamed_from); natuan4 -> natuan5
+    replaced renamed_from by hand, so natuan@ reached nobody. `mailgov rename` appends."""
+    assert w.rename("natuan", "Nguyễn Anh Tuấn") == "applied"
+    assert w.rename("natuan4", "Nguyễn Anh Tuấn") == "refused"
+    refused_as_lost(w, "natuan")
 
 
 def test_purged_address_readded_reaches_a_new_person(w: World) -> None:

@@ -154,7 +154,8 @@ def test_swapping_two_peoples_addresses_is_refused(w: Review) -> None:
         a["naming_exemption"] = b["naming_exemption"] = EXEMPT
 
     out = w.pr(swap)
-    assert out.status == "refused" and out.rules() == {"MG604"}
+    assert out.status == "refused" and out.rules() == {"MG604", "MG614"}
+    assert "mailbox id 11 (dtha@" in out.text("MG614")
     text = out.text("MG604")
     assert "id 11 (Hoàng Thị Mai) would be renamed to dtha@" in text
     assert "which the directory gives to another entry (id 12, Đặng Thu Hà" in text
@@ -167,7 +168,7 @@ def test_swapping_two_records_ids_is_refused(w: Review) -> None:
         a["id"], b["id"] = b["id"], a["id"]
 
     out = w.pr(swap)
-    assert out.status == "refused" and out.rules() == {"MG604"}
+    assert out.status == "refused" and out.rules() == {"MG604", "MG614"}
     assert "mailbox id 12 (Hoàng Thị Mai) would be renamed to htmai@" in out.text("MG604")
 
 
@@ -181,7 +182,7 @@ def test_a_records_id_edited_is_refused(w: Review) -> None:
 
 def test_an_active_record_takes_the_id_of_a_cancelled_one_is_refused(w: Review) -> None:
     out = w.pr(lambda d: (remove(d, "dtthu"), box(d, "htmai").update(id=14)))
-    assert out.status == "refused" and out.rules() == {"MG603", "MG604"}
+    assert out.status == "refused" and out.rules() == {"MG603", "MG604", "MG614"}
     assert "mailbox id 14 (Hoàng Thị Mai) would be renamed to htmai@" in out.text("MG604")
     assert "(id 14, Đỗ Thị Thu, cancelled)" in out.text("MG603")
 
@@ -193,10 +194,17 @@ def test_an_active_record_deleted_and_its_address_given_in_the_same_pr(w: Review
 
 
 def test_a_record_recycled_for_another_person_while_active_is_a_rename(w: Review) -> None:
-    """Not refused, and cannot be: a name change and a new address are also what a marriage
-    or a corrected name look like (sample data: nthoa renamed_from lthoa2). The plan shows a
-    rename, so the reviewer sees whose store it is. Kept as a guard of that visibility."""
+    """A name change and a new address are also what a marriage or a corrected name look
+    like (sample data: nthoa renamed_from lthoa2), so the edit cannot be told from a
+    recycled record. FIXED (MG614): written without `renamed_from` it is refused, since the
+    old address would bounce; written as a rename (what `mailgov rename` writes) the plan
+    shows a rename, so the reviewer sees whose store it is."""
+    bare = w.pr(lambda d: box(d, "htmai").update(name=NEW_NAME, address="nvmoi",
+                                                 naming_exemption=EXEMPT), apply=False)
+    assert bare.status == "refused" and bare.rules() == {"MG614"}
+    assert f"mailbox id 11 (nvmoi@{DOMAIN}) no longer has htmai@{DOMAIN}" in bare.text("MG614")
     out = w.pr(lambda d: box(d, "htmai").update(name=NEW_NAME, address="nvmoi",
+                                                renamed_from="htmai",
                                                 naming_exemption=EXEMPT), apply=False)
     assert out.status == "planned"
     assert out.kinds() == [("rename", f"nvmoi@{DOMAIN}"), ("modify", f"nvmoi@{DOMAIN}")]
@@ -210,15 +218,17 @@ def test_a_cancelled_persons_address_freed_by_a_rename_is_never_given(w: Review)
     # one pull request: the cancelled record renamed away, a newcomer at its address
     same = w.pr(lambda d: (box(d, "htmai").update(address="htmai9", naming_exemption=EXEMPT),
                            add(d, "htmai")), apply=False)
-    assert same.status == "refused" and same.rules() == {"MG604"}
+    assert same.status == "refused" and same.rules() == {"MG604", "MG614"}
     assert "(id 11, Hoàng Thị Mai, cancelled); record id 40 cannot take it" in \
         same.text("MG604")
     # two: the rename is applied (htmai@ stays on the entry as a former address) ...
-    first = w.pr(lambda d: box(d, "htmai").update(address="htmai9", naming_exemption=EXEMPT))
+    first = w.pr(_rename_htmai)
     assert first.status == "applied" and first.found == []
-    # ... and the newcomer is refused
-    second = w.pr(lambda d: add(d, "htmai"))
-    assert second.status == "refused" and second.rules() == {"MG605"}
+    # ... and the newcomer is refused, by validate while the record says so (MG219) ...
+    assert w.pr(lambda d: add(d, "htmai")).rules() == {"MG219"}
+    # ... and by the planner when the record's history is dropped in the same edit
+    second = w.pr(_forget_and_add_htmai)
+    assert second.status == "refused" and second.rules() == {"MG605", "MG614"}
     assert f"htmai@{DOMAIN} (id:11 -> id:40): {MOVED}" in second.text("MG605")
 
 
@@ -370,16 +380,29 @@ def test_a_cancelled_record_recycled_for_a_newcomer_is_refused(w: Review) -> Non
 
 
 def test_a_unit_renamed_by_hand_keeps_its_old_addresses_from_people(w: Review) -> None:
-    assert w.pr(lambda d: unit(d, "vpb").update(abbr="vpbo")).status == "applied"
-    person = w.pr(lambda d: add(d, "vpb"), apply=False)
-    assert person.status == "refused" and person.rules() == {"MG605"}
+    """FIXED (MG614): a rename by hand without `formerly` was applied and vpb@ bounced. Now
+    it is refused; recorded, the old addresses are the unit's (MG201 at validate), and a
+    later edit that drops the record again is refused by the planner (MG605 and MG614)."""
+    bare = w.pr(lambda d: unit(d, "vpb").update(abbr="vpbo"))
+    assert bare.status == "refused" and bare.rules() == {"MG614"}
+    assert f"unit vpb no longer has the address vpb@{DOMAIN}" in bare.text("MG614")
+    assert w.pr(lambda d: unit(d, "vpb").update(abbr="vpbo", formerly=[
+        {"abbr": "vpb", "date": w.clock.isoformat(), "request": "5/QĐ-BNNMT"}])).found == []
+    assert w.pr(lambda d: add(d, "vpb"), apply=False).rules() == {"MG201"}
+
+    def forget(d: Data) -> None:
+        del unit(d, "vpb")["formerly"]
+
+    person = w.pr(lambda d: (forget(d), add(d, "vpb")), apply=False)
+    assert person.status == "refused" and person.rules() == {"MG605", "MG614"}
     assert f"vpb@{DOMAIN} (dn:ou=vpb,ou=units,dc=monre,dc=gov,dc=vn -> id:40)" in \
         person.text("MG605")
-    renamed = w.pr(lambda d: box(d, "htmai").update(address="vpb", renamed_from="htmai",
-                                                    naming_exemption=EXEMPT), apply=False)
+    renamed = w.pr(lambda d: (forget(d), box(d, "htmai").update(
+        address="vpb", renamed_from="htmai", naming_exemption=EXEMPT)), apply=False)
     assert renamed.status == "refused" and "-> id:11)" in renamed.text("MG605")
-    alias = w.pr(lambda d: box(d, "htmai").update(aliases=["vpb-all"]), apply=False)
-    assert alias.status == "refused" and alias.rules() == {"MG606"}
+    alias = w.pr(lambda d: (forget(d), box(d, "htmai").update(aliases=["vpb-all"])),
+                 apply=False)
+    assert alias.status == "refused" and alias.rules() == {"MG606", "MG614"}
     assert f"vpb-all@{DOMAIN} {TWO_ENTRIES}" in alias.text("MG606")
 
 
@@ -396,7 +419,7 @@ def test_a_unit_renamed_with_formerly_keeps_its_old_address_after_the_period(
     assert out.status == "invalid" and out.rules() == {"MG201"}
     assert "'vpb' is already used by the former unit mailbox of 'vpb'" in out.text("MG201")
     forgot = w.pr(lambda d: (unit(d, "vpb").pop("formerly"), add(d, "vpb")), apply=False)
-    assert forgot.status == "refused" and forgot.rules() == {"MG605"}
+    assert forgot.status == "refused" and forgot.rules() == {"MG605", "MG614"}
 
 
 def test_a_dissolved_units_addresses_stay_its_own(w: Review) -> None:
@@ -404,9 +427,10 @@ def test_a_dissolved_units_addresses_stay_its_own(w: Review) -> None:
         for b in d["mailboxes"]:
             if b["unit"] == "tcmt":
                 b["unit"] = "vpb"
-        for u in d["units"]:
+        for u in d["units"]:  # as `mailgov unit merge` writes it
             if u.get("parent") == "tcmt":
-                u["parent"] = "vpb"
+                u.update(parent="vpb", formerly=[{"parent": "tcmt", "date": w.clock.isoformat(),
+                                                  "request": "5/QĐ-BNNMT"}])
         t = unit(d, "tcmt")
         t.pop("head")
         t["dissolved"] = {"date": w.clock.isoformat(), "successor": "vpb",
@@ -417,7 +441,19 @@ def test_a_dissolved_units_addresses_stay_its_own(w: Review) -> None:
     inside = w.pr(lambda d: add(d, "tcmt"), apply=False)
     assert inside.status == "invalid" and "the unit mailbox of 'tcmt'" in inside.text("MG201")
     assert w.wait(31).status == "applied"
-    assert w.pr(lambda d: d["units"].remove(unit(d, "tcmt"))).status == "applied"
+    # Its sub-units' old addresses are made from it: it stays while they are (MG204) ...
+    gone = w.pr(lambda d: d["units"].remove(unit(d, "tcmt")), apply=False)
+    assert gone.status == "invalid" and gone.rules() == {"MG204"}
+    assert "former parent 'tcmt' is not a unit id" in gone.text("MG204")
+
+    def remove_tcmt(d: Data) -> None:  # ... or until they are retired in `reserved`
+        d["units"].remove(unit(d, "tcmt"))
+        for u in d["units"]:
+            if u.pop("formerly", None):
+                d.setdefault("reserved", []).append(
+                    {"address": f"{u['id']}.tcmt", "reason": "5/QĐ-BNNMT, period over"})
+
+    assert w.pr(remove_tcmt).status == "applied"
     for address in ("tcmt", "tcmt-all"):  # its entry (store) and list stay, as drift
         out = w.pr(lambda d, a=address: add(d, a), apply=False)
         assert out.status == "refused" and out.rules() == {"MG606"}
@@ -428,10 +464,17 @@ def test_a_moved_sub_units_old_address_is_not_given_to_a_new_sub_unit(w: Review)
     new_vp = {"id": "vp2", "abbr": "vp", "name": "Văn phòng mới", "parent": "tcmt"}
     both = w.pr(lambda d: (unit(d, "vp").update(parent="cntt"), d["units"].append(new_vp)),
                 apply=False)
-    assert both.status == "refused" and both.rules() == {"MG605"}
-    assert w.pr(lambda d: unit(d, "vp").update(parent="cntt")).status == "applied"
-    later = w.pr(lambda d: d["units"].append(dict(new_vp)), apply=False)
-    assert later.status == "refused" and later.rules() == {"MG605"}
+    assert both.status == "refused" and both.rules() == {"MG605", "MG614"}
+    bare = w.pr(lambda d: unit(d, "vp").update(parent="cntt"))  # MG614: vp.tcmt@ would bounce
+    assert bare.status == "refused" and bare.rules() == {"MG614"}
+    assert f"unit vp no longer has the address vp.tcmt@{DOMAIN}" in bare.text("MG614")
+    assert w.pr(lambda d: unit(d, "vp").update(parent="cntt", formerly=[
+        {"parent": "tcmt", "date": w.clock.isoformat(), "request": "5/QĐ-BNNMT"}])).found == []
+    kept = w.pr(lambda d: d["units"].append(dict(new_vp)), apply=False)
+    assert kept.status == "invalid" and kept.rules() == {"MG201"}
+    later = w.pr(lambda d: (unit(d, "vp").pop("formerly"), d["units"].append(dict(new_vp))),
+                 apply=False)
+    assert later.status == "refused" and later.rules() == {"MG605", "MG614"}
     assert (f"vp.tcmt@{DOMAIN} (dn:ou=vp,ou=units,dc=monre,dc=gov,dc=vn -> "
             "dn:ou=vp2,ou=units,dc=monre,dc=gov,dc=vn)") in later.text("MG605")
 
@@ -441,7 +484,7 @@ def test_swapped_unit_abbreviations_are_refused_once_per_address(w: Review) -> N
     was refused twice with the same line."""
     out = w.pr(lambda d: (unit(d, "vpb").update(abbr="cntt"), unit(d, "cntt").update(abbr="vpb")),
                apply=False)
-    assert out.status == "refused" and out.rules() == {"MG605"}
+    assert out.status == "refused" and out.rules() == {"MG605", "MG614"}
     lines = [r for r in out.refusals if r.startswith("MG605")]
     assert len(lines) == len(set(lines)) == 2  # vpb@ and cntt@ (lists are matched by DN)
     assert any(f"address cntt@{DOMAIN} (dn:ou=cntt,ou=units,dc=monre,dc=gov,dc=vn -> "
@@ -457,26 +500,35 @@ def _migrate(d: Data) -> None:
         {"domain": DOMAIN, "until": "2027-01-01", "request": "35/2025/NĐ-CP"}]
 
 
+def _rename_htmai(d: Data) -> None:
+    box(d, "htmai").update(address="htmai9", renamed_from="htmai", naming_exemption=EXEMPT)
+
+
+def _forget_and_add_htmai(d: Data) -> None:
+    """The rename's record dropped by hand and a newcomer at the old address: validate
+    cannot see it (MG219 needs the record); the planner does (MG605, MG614)."""
+    del box(d, "htmai9")["renamed_from"]
+    add(d, "htmai")
+
+
 def test_a_former_address_at_the_old_domain_stays_during_the_alias_period(w: Review) -> None:
-    assert w.pr(lambda d: box(d, "htmai").update(address="htmai9",
-                                                 naming_exemption=EXEMPT)).found == []
+    assert w.pr(_rename_htmai).status == "applied"
     assert w.pr(_migrate, override="merger").found == []
-    out = w.pr(lambda d: add(d, "htmai"), apply=False)
-    assert out.status == "refused" and out.rules() == {"MG605"}
+    out = w.pr(_forget_and_add_htmai, apply=False)
+    assert out.status == "refused" and out.rules() == {"MG605", "MG614"}
     assert f"htmai@{DOMAIN} (id:11 -> id:40)" in out.text("MG605")
 
 
 def test_a_former_local_part_is_not_given_at_the_new_domain(w: Review) -> None:
     """FIXED (plan._holders, MG605): a former address at a domain no longer served keeps its
     local part for its holder at the primary domain (a migration keeps local parts)."""
-    assert w.pr(lambda d: box(d, "htmai").update(address="htmai9",
-                                                 naming_exemption=EXEMPT)).found == []
+    assert w.pr(_rename_htmai).status == "applied"
     assert w.pr(_migrate, override="merger").found == []
     w.clock = date(2027, 1, 1)
     assert w.pr(lambda d: None, override="the alias period ends").status == "applied"
-    out = w.pr(lambda d: (d["organization"].pop("alias_domains"), add(d, "htmai")),
+    out = w.pr(lambda d: (d["organization"].pop("alias_domains"), _forget_and_add_htmai(d)),
                apply=False)
-    assert out.status == "refused" and out.rules() == {"MG605"}, out.kinds()
+    assert out.status == "refused" and out.rules() == {"MG605", "MG614"}, out.kinds()
     assert f"htmai@mae.gov.vn (id:11 -> id:40; id:11 held htmai@{DOMAIN})" in out.text("MG605")
 
 

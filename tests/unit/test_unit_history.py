@@ -68,6 +68,54 @@ def test_merge_moves_people_and_forwards_the_old_unit_address_and_list(
     assert "mailForwardingAddress" not in late["ou=ttb"] and "cn=ttb-all" not in late
 
 
+def test_merge_keeps_the_old_addresses_of_the_moved_sub_units(data: Path) -> None:
+    """tcmt's sub-units move to cntt with it: vp.tcmt@ becomes vp.cntt@, and the old address
+    and list keep delivering (formerly: {parent: tcmt}). Without that record the merger
+    silently dropped eight addresses (four sub-units, their lists); the plan against the
+    base now refuses a merge written by hand that forgets it (MG614)."""
+    live = _live(data)
+    base = validate(data, today=DAY).directory
+    assert _edit("unit", "merge", "tcmt", "cntt", "--request", "5/QĐ-BNNMT", "--date",
+                 "2026-12-01", "--data", str(data)) == 0
+    text = data.read_text(encoding="utf-8")
+    assert text.count("      - { parent: tcmt, date: 2026-12-01, request: 5/QĐ-BNNMT }") == 4
+    e = _entries(data)
+    assert e["ou=vp"]["mail"] == (f"vp.cntt{D}",)
+    assert f"vp.tcmt{D}" in e["ou=vp"]["mailAlias"]
+    assert e["cn=vp.tcmt-all"]["member"] == ("cn=vp.cntt-all,ou=groups,dc=monre,dc=gov,dc=vn",)
+    d = validate(data, today=DAY).directory
+    assert d is not None and base is not None
+    p = plan(d, live, today=DAY, base=base,  # type: ignore[arg-type]
+             allow_mass_change="5/QĐ-BNNMT")
+    assert p.ok, p.refusals
+    moved = next(c for c in p.changes if c.subject == f"vp.cntt{D}")
+    assert moved.reason == "5/QĐ-BNNMT, unit vp moved from tcmt to cntt"
+    assert not any(f"vp.tcmt{D}" in c.delete.get("mailAlias", ()) for c in p.changes)
+    # the same merger without the sub-units' record: refused, each old address named
+    data.write_text("".join(line for line in text.splitlines(keepends=True)
+                            if "parent: tcmt, date" not in line and line.strip() != "formerly:"),
+                    encoding="utf-8")
+    forgot = validate(data, today=DAY).directory
+    assert forgot is not None
+    p = plan(forgot, live, today=DAY, base=base,  # type: ignore[arg-type]
+             allow_mass_change="5/QĐ-BNNMT")
+    lost = sorted(r for r in p.refusals if r.startswith("MG614 "))
+    assert len(lost) == len(p.refusals) == 4, p.refusals
+    assert f"MG614 unit vp no longer has the address vp.tcmt{D}, which it had in the base " \
+           "of the review: mail to it (and to its list) would bounce" in lost[-1]
+
+
+def test_a_formerly_item_names_what_the_old_address_was_made_of(data: Path) -> None:
+    line = next(i for i, t in enumerate(data.read_text(encoding="utf-8").splitlines(), 1)
+                if t == "    parent: tcmt")
+    assert _bad(data, "    parent: tcmt\n", "    parent: tcmt\n    formerly:\n"
+                "      - { date: 2026-11-01 }\n") == [("MG101", line + 2)]
+    assert _bad(data, "      - { date: 2026-11-01 }", "      - { parent: tcmx }") == [
+        ("MG204", line + 2)]
+    problems = validate(data, today=DAY).problems
+    assert "unit 'vp': former parent 'tcmx' is not a unit id" in problems[0].message
+
+
 def test_rename_keeps_the_old_unit_address_and_list_and_the_sub_units(
         data: Path) -> None:
     live = _live(data)
