@@ -72,7 +72,8 @@ RULES: dict[str, str] = {
     "MG224": "a dissolved unit's successor is unknown, itself or dissolved",
     "MG225": "dissolved units name each other as successors (a cycle)",
     "MG226": "a mailbox or sub-unit is still in a dissolved unit",
-    "MG227": "a suspension ends before or when it starts",
+    "MG227": ("a suspension ends before or when it starts (or a cancellation's `until` is "
+              "on or before its date)"),
     "MG228": "a dated move names its own unit, or a unit that is gone while the move is to come",
     "MG229": "a domain switch: two pending at once, or the old domain's alias period ends first",
     # --- lifecycle ---

@@ -1020,10 +1020,14 @@ class _Checker:
             if block.until is not None:
                 end = self._date(block.until, ("mailboxes", i, key, "until"), None, m)
                 if end is not None and when is not None and end <= when:
-                    self.report("MG227", ("mailboxes", i, key, "until"),
-                                _("mailbox {address!r}: the suspension ends ({until}) "
-                                  "before or when it starts ({date})").format(
-                                  address=m.address, until=block.until, date=block.date))
+                    # The message names the block: the schema gives `until` to a suspension
+                    # only (a cancellation's is MG102 first), but the model reads it on both.
+                    what = (_("mailbox {address!r}: the suspension ends ({until}) before or "
+                              "when it starts ({date})") if key == "suspended" else
+                            _("mailbox {address!r}: the cancellation's `until` ({until}) is "
+                              "on or before its date ({date})"))
+                    self.report("MG227", ("mailboxes", i, key, "until"), what.format(
+                        address=m.address, until=block.until, date=block.date))
             if when is not None and created is not None and when < created:
                 self.report("MG305", ("mailboxes", i, key, "date"),
                             _("mailbox {address!r}: {key} on {date} is before it was "

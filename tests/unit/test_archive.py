@@ -263,3 +263,140 @@ def test_module_purges_a_store_only_on_a_verified_unchanged_archive(tmp_path: Pa
     with open(adir / e["archive"], "ab") as fh:
         fh.write(b"x")
     assert "does not match" in store_mod._not_purgeable(str(adir), e, mb)
+
+
+# --------------------------------------------------------------------------- the module's main()
+# main() run in-process as Ansible runs it (its arguments through ansible.module_utils.testing),
+# against temporary directories. The directory (slapd over ldapi) is the one stand-in: a fake
+# ansible.module_utils.mailgov_ldapi whose entries are the DNs given.
+
+D = "@monre.gov.vn"
+HOA = f"hoa{D}"
+
+
+def run_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+             args: dict[str, Any], entries: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The module's JSON result (``rc``: its exit code)."""
+    import sys
+
+    from ansible.module_utils.testing import patch_module_args
+
+    ldapi = ModuleType("ansible.module_utils.mailgov_ldapi")
+    ldapi.connect = lambda uri: object()  # type: ignore[attr-defined]
+    ldapi.entry_exists = lambda conn, dn: dn in entries  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "ansible.module_utils.mailgov_ldapi", ldapi)
+    capsys.readouterr()
+    # _ansible_no_log: no invocation record in the test machine's syslog
+    with patch_module_args({**args, "_ansible_no_log": True}), \
+            pytest.raises(SystemExit) as ended:
+        store_mod.main()
+    result = json.loads(capsys.readouterr().out)
+    result["rc"] = ended.value.code
+    return result
+
+
+def by_id_store(vmail: Path, number: int, message: str, mtime: float) -> Path:
+    """A store as the by-id layout names it (/var/vmail/by-id/<id>) with one message."""
+    store = vmail / "by-id" / str(number)
+    cur = store / "Maildir" / "cur"
+    cur.mkdir(parents=True)
+    (cur / f"{message}:2,S").write_bytes(f"Subject: {message}\r\n\r\nbody\r\n".encode())
+    for p in [store, *store.rglob("*")]:
+        os.utime(p, (mtime, mtime))
+    return store
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    """Every file under root (stores, archives, manifest) with its bytes."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file()}
+
+
+# 8's mail newer than 7's archive: a check on the address alone would archive 8 and replace
+# 7's record; older: it would call 8 "already archived" on 7's archive.
+@pytest.mark.parametrize("eight_newer", [True, False], ids=["8-newer", "8-older"])
+def test_main_leaves_unarchived_a_store_whose_address_holds_another_stores_archive(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        eight_newer: bool) -> None:
+    """Mailbox 7 (hoa@) was archived; mailbox 8 was renamed onto hoa@ and is now due. The one
+    record under hoa@ is 7's: 8 is left unarchived with the reason, nothing is replaced or
+    deleted, and no `verified` output counts 7's archive as 8's store's."""
+    vmail, adir = tmp_path / "vmail", tmp_path / "archives"
+    old = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
+    store7 = by_id_store(vmail, 7, "1.seven", old)
+    mb7 = {"address": HOA, "store": str(store7), "dn": "uid=hoa.old,ou=people," + BASE}
+    got = run_main(monkeypatch, capsys, {"state": "archived", "mailboxes": [mb7],
+                                         "archive_dir": str(adir)})
+    assert (got["rc"], got["archived"], got["left"]) == (0, [HOA], {})
+    sha7 = got["manifest"]["archives"][HOA]["sha256"]
+    store8 = by_id_store(vmail, 8, "2.eight",
+                         datetime.now(UTC).timestamp() if eight_newer else old - 86400)
+    mb8 = {"address": HOA, "store": str(store8), "dn": "uid=hoa,ou=people," + BASE}
+    before = snapshot(tmp_path)
+
+    got = run_main(monkeypatch, capsys, {"state": "archived", "mailboxes": [mb8],
+                                         "archive_dir": str(adir)}, entries=(mb8["dn"],))
+    assert got["left"] == {HOA: (
+        f"the archive recorded for this address is of {store7}, not of {store8}; not "
+        "archived (and so never purged): move the old record aside in the manifest first")}
+    assert (got["rc"], got["changed"], got["archived"]) == (0, False, [])
+    assert got["manifest"]["archives"][HOA]["store"] == str(store7)
+    assert snapshot(tmp_path) == before  # no archive written, manifest and stores as they were
+
+    # What lifecycle.yml asks (every recorded archive): 7's, keyed by 7's store, never by 8's.
+    got = run_main(monkeypatch, capsys, {"state": "verified", "archive_dir": str(adir)})
+    assert got["rc"] == 0 and got["verified"] == {str(store7): sha7}, got
+    # Asked for 8 itself: 8's store is not verified either (7's archive is still 7's).
+    got = run_main(monkeypatch, capsys, {"state": "verified", "mailboxes": [mb8],
+                                         "archive_dir": str(adir)})
+    assert got["rc"] == 0 and str(store8) not in got["verified"], got
+    if eight_newer:
+        assert got["left"] == {HOA: "mail arrived after its archive was made; archive it "
+                               "again first"} and got["verified"] == {}
+    else:
+        assert got["verified"] == {str(store7): sha7} and got["left"] == {}
+
+    # 8's entry gone (purged by the reconcile): its store is still not deleted on 7's archive.
+    got = run_main(monkeypatch, capsys, {"state": "purged", "mailboxes": [mb8],
+                                         "archive_dir": str(adir)})
+    assert got["rc"] == 1 and got["failed"] is True and got["purged"] == []
+    assert got["msg"] == (f"{HOA}: the archive recorded is of {store7}, not of the live home "
+                          f"{store8}; archive this store first; nothing purged")
+    assert snapshot(tmp_path) == before
+
+
+def test_main_verifies_and_purges_a_store_on_its_own_archive(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    vmail, adir = tmp_path / "vmail", tmp_path / "archives"
+    old = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
+    store7 = by_id_store(vmail, 7, "1.seven", old)
+    store8 = by_id_store(vmail, 8, "2.eight", old)
+    mb8 = {"address": HOA, "store": str(store8), "dn": "uid=hoa,ou=people," + BASE}
+
+    got = run_main(monkeypatch, capsys, {"state": "archived", "mailboxes": [mb8],
+                                         "archive_dir": str(adir)}, entries=(mb8["dn"],))
+    assert (got["rc"], got["changed"], got["archived"], got["left"]) == (0, True, [HOA], {})
+    e = got["manifest"]["archives"][HOA]
+    assert e["store"] == str(store8) and e["files"] == 1
+    with open(adir / e["archive"], "rb") as fh:
+        assert ar.sha256_stream(fh) == (e["sha256"], e["size"])
+    # archived again: left alone, as already archived
+    again = run_main(monkeypatch, capsys, {"state": "archived", "mailboxes": [mb8],
+                                           "archive_dir": str(adir)}, entries=(mb8["dn"],))
+    assert (again["archived"], again["left"]) == ([], {HOA: "already archived"})
+
+    for mailboxes in ([], [mb8]):
+        got = run_main(monkeypatch, capsys, {"state": "verified", "mailboxes": mailboxes,
+                                             "archive_dir": str(adir)})
+        assert (got["rc"], got["verified"], got["left"]) == (0, {str(store8): e["sha256"]}, {})
+
+    # the entry still there: nothing deleted; gone: 8's store goes, 7's stays
+    got = run_main(monkeypatch, capsys, {"state": "purged", "mailboxes": [mb8],
+                                         "archive_dir": str(adir)}, entries=(mb8["dn"],))
+    assert got["rc"] == 0 and got["purged"] == [] and store8.is_dir()
+    assert "entry still in the directory" in got["left"][HOA]
+    got = run_main(monkeypatch, capsys, {"state": "purged", "mailboxes": [mb8],
+                                         "archive_dir": str(adir)})
+    assert (got["rc"], got["changed"], got["purged"]) == (0, True, [HOA])
+    assert not store8.exists() and store7.is_dir()

@@ -312,3 +312,50 @@ def test_repeated_names_and_dates_are_judged_per_record(tmp_path: Path,
                    ("MG304", "mailbox 'ttlan3'"), ("MG304", "mailbox 'ttlan4'"),
                    ("MG306", "mailbox 'ttlan5'"), ("MG306", "mailbox 'ttlan6'")]
     assert len({p.line for p in problems}) == 5
+
+
+# MG227 is judged on both dated lifecycle blocks; its message names the block. The schema
+# gives `until` to a suspension only, so a cancellation's reaches the meaning checks only when
+# they are run on a built Directory directly (validate stops at MG102 first).
+MG227 = {
+    ("suspended", "en"): "mailbox 'natuan2': the suspension ends (2026-09-01) before or when "
+                         "it starts (2026-10-01)",
+    ("suspended", "vi"): "hộp thư 'natuan2': việc tạm khóa kết thúc (2026-09-01) trước hoặc "
+                         "đúng ngày bắt đầu (2026-10-01)",
+    ("cancelled", "en"): "mailbox 'lthoa': the cancellation's `until` (2026-06-01) is on or "
+                         "before its date (2026-06-30)",
+    ("cancelled", "vi"): "hộp thư 'lthoa': ngày `until` (2026-06-01) của việc hủy trùng hoặc "
+                         "trước ngày hủy (2026-06-30)",
+}
+
+
+@pytest.mark.parametrize(("key", "lang"), sorted(MG227))
+def test_mg227_names_the_block_that_ends_before_it_starts(
+        tmp_path: Path, example_text: str, key: str, lang: str) -> None:
+    from mailgov import i18n
+    from mailgov.model import build
+    from mailgov.validate import _Checker
+
+    if key == "suspended":
+        path = DATA / "bad" / "mg227_suspension_ends_before_start.yaml"
+        line = 80
+    else:
+        old = "    cancelled: { date: 2026-06-30, reason: retired, request: 77/QĐ-TCCB }\n"
+        assert example_text.count(old) == 1
+        path = _write(tmp_path, example_text.replace(
+            old, old.replace("date: 2026-06-30,", "date: 2026-06-30, until: 2026-06-01,")))
+        line = example_text[:example_text.index(old)].count("\n") + 1
+        shape = validate(path, today=TODAY).problems
+        assert [(p.rule, p.line) for p in shape] == [("MG102", line)]
+        assert "unknown field 'until'" in shape[0].message
+    i18n.use(lang)
+    try:
+        loaded = load(path)
+        got = _Checker(build(loaded.data), loaded, TODAY).run()
+        if key == "suspended":  # the command's own path gives the same
+            assert validate(path, today=TODAY).problems == got
+    finally:
+        i18n.use("en")
+    assert [(p.rule, p.line, p.path) for p in got] == \
+        [("MG227", line, ("mailboxes", 2 if key == "cancelled" else 3, key, "until"))]
+    assert got[0].message == MG227[key, lang]
