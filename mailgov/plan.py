@@ -50,7 +50,7 @@ from mailgov.directory import (
 )
 from mailgov.i18n import N_, _
 from mailgov.model import Directory, Mailbox, Policy, Unit
-from mailgov.naming import NamingPolicy, unit_locals
+from mailgov.naming import NamingPolicy, list_local, unit_locals
 
 ChangeKind = Literal["create", "modify", "rename", "move", "suspend", "cancel", "restore",
                      "archive", "purge", "add_member", "remove_member", "drift"]
@@ -989,7 +989,8 @@ def _addresses_dropped(planner: _Planner, base: Directory | None) -> None:
     without `renamed_from`, rewrites its `renamed_from`, or changes a unit's abbreviation or
     parent without `formerly`, drops an address from the record that held it: mail to it
     bounces from then on, and only the base of the review still knows it was theirs (MG614).
-    `reserved` retires an address on purpose."""
+    `reserved` retires an address on purpose, for good: an entry may not leave it either.
+    A unit that leaves the data leaves its addresses and lists in `reserved`."""
     if base is None:
         return
     d = planner.d
@@ -1010,9 +1011,39 @@ def _addresses_dropped(planner: _Planner, base: Directory | None) -> None:
                     id=m.id, address=d.address(m.address),
                     lost=", ".join(d.address(x) for x in dict.fromkeys(lost))),
                 ("mailboxes", m.index))
+    for r in base.reserved:
+        if r.address.casefold() in reserved:
+            continue
+        holder = now.get(r.id) if r.id is not None else None
+        if holder is not None and r.address.casefold() in {
+                x.casefold() for x in d.ever_used(holder)}:
+            continue  # its own address given back to the mailbox that held it
+        planner.refuse("MG614", _(
+            "{address} leaves `reserved`: it was retired so that nobody else is given it "
+            "(and receives mail meant for its holder); keep the entry").format(
+                address=d.address(r.address)), ("reserved",))
     if not base.units:
         return
     before, after = _unit_history(base), _unit_history(d)
+    kept_units = {u.id for u in d.units}
+    for b_unit in base.units:
+        if b_unit.id in kept_units:
+            continue
+        # Drift removal would delete its entry and list; without it they stay as drift.
+        # Either way only `reserved` keeps its addresses from a newcomer once it is gone.
+        olds = sorted(before.get(b_unit.id, ()))
+        missing = [x for local in olds for x in (local, list_local(local))
+                   if x.casefold() not in reserved]
+        if not missing:
+            continue
+        hint = (_("add them to `reserved`") if b_unit.dissolved is not None else
+                _("merge it into the unit that takes over with `mailgov unit merge` (its "
+                  "address and list then deliver there), or add them to `reserved`"))
+        planner.refuse("MG614", _(
+            "unit {unit} leaves the data, and {missing} is not in `reserved`: mail to it "
+            "would bounce, and a newcomer could be given it; {hint}").format(
+                unit=b_unit.id, missing=", ".join(d.address(x) for x in missing), hint=hint),
+            ("units",))
     for u in d.units:
         lost = sorted(x for x in before.get(u.id, set()) - after.get(u.id, set())
                       if x.casefold() not in reserved)

@@ -120,7 +120,8 @@ PLAN_RULES: dict[str, str] = {
     "MG611": "a purged mailbox's record left the data without its addresses in `reserved`",
     "MG612": "a cancelled mailbox would be restored under another name or address",
     "MG613": "a forward targets a domain that becomes an alias domain in the same change",
-    "MG614": "an address a record had in the base of the review is dropped from its history",
+    "MG614": ("an address a record had in the base of the review is dropped from its history "
+              "(or from `reserved`, or with its unit)"),
 }
 
 #: severity is always "error" today; the field exists so warnings can come later

@@ -616,6 +616,20 @@ class World:
 
         return self._edit(edit)
 
+    def drift_removal_on(self) -> str:
+        """policy.safety.remove_drift turned on in a change of its own (MG607 refuses it with
+        other changes): the edits after it run with drift removal."""
+        self._call("drift_removal_on")
+
+        def edit(data: Data) -> bool:
+            safety = data["policy"]["safety"]
+            if safety.get("remove_drift"):
+                return False
+            safety["remove_drift"] = True
+            return True
+
+        return self._edit(edit)
+
     def delete_unit(self, unit: str, fix: bool = True, remove_drift: bool = False) -> str:
         """The unit goes; with ``fix`` its mailboxes move to its parent (or the IT unit), its
         sub-units to its parent, so the file still validates; with ``remove_drift`` the same
@@ -816,6 +830,10 @@ class PlannerMachine(RuleBasedStateMachine):
         self.w.loosen_rails(victims, share=share, protected=protected,
                             remove_drift=remove_drift, delete=delete)
 
+    @rule()
+    def drift_removal_on(self) -> None:
+        self.w.drift_removal_on()
+
     @rule(unit=INDEX, fix=st.booleans(), remove_drift=st.booleans())
     def delete_unit(self, unit: int, fix: bool, remove_drift: bool) -> None:
         self.w.delete_unit(_pick(self.w.unit_ids(), unit), fix, remove_drift)
@@ -1015,7 +1033,21 @@ def test_unit_abbreviation_change_drops_the_unit_address(w: World) -> None:
 
 
 def test_deleting_a_unit_with_drift_removal_deletes_its_mailbox_and_list(w: World) -> None:
-    w.delete_unit("vpb", fix=True, remove_drift=True)
+    """In one edit with turning drift removal on, the guards' change refuses it (MG607)."""
+    assert w.delete_unit("vpb", fix=True, remove_drift=True) == "refused"
+    assert {r.split()[0] for r in w.refusals} == {"MG607", "MG614"}
+
+
+def test_a_unit_deleted_after_drift_removal_was_turned_on_keeps_its_addresses(
+        w: World) -> None:
+    """FIXED (MG614): found by the machine (AddressLost 'vpb-all@… (of ['list#13'])
+    reaches nobody now'): with drift removal on, a unit record deleted by hand deleted its
+    unit mailbox and list. A unit leaves the data only with its addresses in `reserved`."""
+    assert w.drift_removal_on() == "applied"
+    assert w.delete_unit("vpb", fix=True, remove_drift=False) == "refused"
+    refused_as_lost(w, "vpb", "vpb-all")
+    assert "use `mailgov unit merge`" not in w.refusals[0]
+    assert "merge it into the unit that takes over with `mailgov unit merge`" in w.refusals[0]
 
 
 def test_deleting_a_parent_unit_readdresses_its_sub_unit(w: World) -> None:

@@ -324,6 +324,21 @@ def test_a_purged_records_address_is_never_given_to_a_newcomer(w: Review,
     assert again.status == "invalid" and again.rules() == {"MG221"}
 
 
+def test_a_reserved_entry_stays_unless_its_own_mailbox_has_the_address_back(
+        w: Review) -> None:
+    """FIXED (MG614): dropping a `reserved` entry passed, and the purged person's address was
+    free for the next newcomer in the following pull request (MG611 only guards the edit
+    that removes the record). The mailbox the entry names may have its address back."""
+    w.purge_cancelled()
+    assert w.pr(lambda d: reserve(d, "dtthu", 14)).status == "applied"
+    dropped = w.pr(lambda d: d.pop("reserved"), apply=False)
+    assert dropped.status == "refused" and dropped.rules() == {"MG614"}
+    assert f"dtthu@{DOMAIN} leaves `reserved`: it was retired so that nobody else is given " \
+           "it" in dropped.text("MG614")
+    back = w.pr(lambda d: (d.pop("reserved"), add(d, "dtthu", 14)), apply=False)
+    assert back.status == "planned", back
+
+
 def test_a_purge_needs_the_archive_of_its_own_store(w: Review) -> None:
     """FIXED (`archived` is keyed by the store; the mail host module records no archive of a
     second store under an address that has one): a mailbox renamed onto a purged one's
@@ -446,17 +461,27 @@ def test_a_dissolved_units_addresses_stay_its_own(w: Review) -> None:
     assert gone.status == "invalid" and gone.rules() == {"MG204"}
     assert "former parent 'tcmt' is not a unit id" in gone.text("MG204")
 
-    def remove_tcmt(d: Data) -> None:  # ... or until they are retired in `reserved`
+    def remove_tcmt(d: Data, *, itself: bool = True) -> None:  # ... or until `reserved`
         d["units"].remove(unit(d, "tcmt"))
+        retired = ["tcmt", "tcmt-all"] if itself else []
         for u in d["units"]:
             if u.pop("formerly", None):
-                d.setdefault("reserved", []).append(
-                    {"address": f"{u['id']}.tcmt", "reason": "5/QĐ-BNNMT, period over"})
+                retired.append(f"{u['id']}.tcmt")
+        d["reserved"] = [{"address": a, "reason": "5/QĐ-BNNMT, period over"} for a in retired]
 
+    # MG614: the unit leaves the data, and only `reserved` keeps its own addresses then
+    half = w.pr(lambda d: remove_tcmt(d, itself=False), apply=False)
+    assert half.status == "refused" and half.rules() == {"MG614"}
+    assert (f"unit tcmt leaves the data, and tcmt@{DOMAIN}, tcmt-all@{DOMAIN} is not in "
+            "`reserved`") in half.text("MG614")
+    assert "; add them to `reserved`" in half.text("MG614")
     assert w.pr(remove_tcmt).status == "applied"
-    for address in ("tcmt", "tcmt-all"):  # its entry (store) and list stay, as drift
-        out = w.pr(lambda d, a=address: add(d, a), apply=False)
-        assert out.status == "refused" and out.rules() == {"MG606"}
+    for address in ("tcmt", "tcmt-all"):
+        assert w.pr(lambda d, a=address: add(d, a), apply=False).rules() == {"MG221"}
+        # the reserved entry dropped too: its entry (store) and list stay, as drift
+        out = w.pr(lambda d, a=address: (d.pop("reserved"), add(d, a)), apply=False)
+        assert out.status == "refused" and out.rules() == {"MG606", "MG614"}
+        assert f"tcmt@{DOMAIN} leaves `reserved`" in out.text("MG614")
         assert f"{address}@{DOMAIN} {TWO_ENTRIES}" in out.text("MG606")
 
 
