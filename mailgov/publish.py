@@ -17,14 +17,17 @@
 Public fields: name, title, unit, address; for units their name, unit mailbox address and
 list address (``<unit local part>-all@``, named by :func:`mailgov.naming.list_local` as the
 directory's group is; its name is "All mailboxes of unit <unit name>", translated). A list is
-published wherever its unit mailbox is. Only active mailboxes; never aliases (nor a renamed
-unit's former list), forwards, quotas, dates of birth, id digits, requests, states, ids or list
-members.
+published wherever its unit mailbox is. Only active mailboxes and units that go on: a
+dissolved unit is not published (its address forwards to its successor's for the policy
+period, then it is closed; the successor is listed), and its files of an earlier run are
+removed. Never aliases (nor a renamed unit's former list), forwards, quotas, dates of birth, id
+digits, requests, states, ids or list members.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import hashlib
 import io
@@ -36,7 +39,7 @@ from html import escape
 from pathlib import Path
 
 from mailgov.i18n import DEFAULT_LANGUAGE, translator
-from mailgov.model import Directory
+from mailgov.model import Directory, Unit
 from mailgov.naming import list_local
 
 # UIDs: uuid5 in a namespace of our own, so the same mailbox keeps its UID from run to run.
@@ -56,14 +59,19 @@ class Entry:
     uid: str
 
 
+def published_units(directory: Directory) -> list[Unit]:
+    """The units that go on, in the file's order (a dissolved one has nobody left in it)."""
+    return [u for u in directory.units if u.dissolved is None]
+
+
 def entries(directory: Directory, unit_locals: dict[str, str],
             lang: str = DEFAULT_LANGUAGE) -> list[Entry]:
     """Unit mailboxes, their lists and active mailboxes, unit by unit in the file's order."""
     _ = translator(lang).gettext
-    units = {u.id: u for u in directory.units}
+    units = {u.id: u for u in published_units(directory)}
     domain = directory.organization.domain
     out: list[Entry] = []
-    people: dict[str, list[Entry]] = {u.id: [] for u in directory.units}
+    people: dict[str, list[Entry]] = {u: [] for u in units}
     for m in directory.mailboxes:
         if m.state != "active" or m.unit not in units:
             continue
@@ -71,7 +79,7 @@ def entries(directory: Directory, unit_locals: dict[str, str],
         people[m.unit].append(Entry(
             m.name, m.title, m.unit, units[m.unit].name, directory.address(m.address), kind,
             f"urn:uuid:{uuid.uuid5(_NS, f'{domain}/m/{m.id}')}"))
-    for u in directory.units:
+    for u in units.values():
         local = unit_locals.get(u.id)
         if local:
             out.append(Entry(u.name, None, u.id, u.name, directory.address(local), "unit",
@@ -205,7 +213,7 @@ def page(directory: Directory, rows: list[Entry], lang: str = "vi") -> str:
                     "</tr>")
     units = "".join(f'<li><a href="units/{escape(u.id)}.vcf">{escape(u.name)}</a> '
                     f'(<a href="units/{escape(u.id)}.csv">CSV</a>)</li>'
-                    for u in directory.units)
+                    for u in published_units(directory))
     return (f'<!DOCTYPE html><html lang="{lang}"><head><meta charset="utf-8">'
             f'<meta http-equiv="Content-Security-Policy" content="{_csp()}">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -229,10 +237,11 @@ def write(directory: Directory, unit_locals: dict[str, str], out: Path,
     (out / "units").mkdir(parents=True, exist_ok=True)
     files = {"index.html": page(directory, rows, lang), "danh-ba.csv": to_csv(rows),
              "danh-ba.vcf": vcards(rows, org)}
-    for u in directory.units:
-        mine = [e for e in rows if e.unit_id == u.id]
-        files[f"units/{u.id}.csv"] = to_csv(mine)
-        files[f"units/{u.id}.vcf"] = vcards(mine, org)
+    units = [u.id for u in published_units(directory)]
+    for u in units:
+        mine = [e for e in rows if e.unit_id == u]
+        files[f"units/{u}.csv"] = to_csv(mine)
+        files[f"units/{u}.vcf"] = vcards(mine, org)
     for name, text in files.items():
         target = out / name
         tmp = target.with_name(f".{target.name}.tmp")
@@ -240,6 +249,13 @@ def write(directory: Directory, unit_locals: dict[str, str], out: Path,
         with tmp.open("w", encoding="utf-8", newline="") as f:
             f.write(text)
         tmp.replace(target)
-    (out / "published.json").write_text(json.dumps(
-        {"units": [u.id for u in directory.units], "entries": len(rows)}) + "\n")
+    # A unit published last time and not now (dissolved): its files go, so the portal does
+    # not keep offering an address that forwards or is closed. Only names we wrote.
+    record = out / "published.json"
+    with contextlib.suppress(OSError, ValueError, TypeError):
+        for old in set(json.loads(record.read_text(encoding="utf-8"))["units"]) - set(units):
+            if isinstance(old, str) and "/" not in old and old not in (".", ".."):
+                for ext in ("csv", "vcf"):
+                    (out / "units" / f"{old}.{ext}").unlink(missing_ok=True)
+    record.write_text(json.dumps({"units": units, "entries": len(rows)}) + "\n")
     return {"entries": len(rows), "files": len(files)}

@@ -147,8 +147,9 @@ def test_list_names_in_english(tmp_path: Path) -> None:
 
 
 def test_dissolved_and_renamed_units_lists(tmp_path: Path) -> None:
-    """A dissolved unit's list follows its unit mailbox's rule (both or neither); a renamed
-    unit's former list (an alias for the period) is never published."""
+    """A dissolved unit is not published, nor its list (its address forwards to the
+    successor's, then is closed); a renamed unit's former list (an alias for the period) is
+    never published. Files of a unit published by an earlier run go when it is dissolved."""
     text = DATA.read_text(encoding="utf-8").replace(
         "  - id: cntt\n",
         "  - id: cu\n    name: Cục cũ\n    abbr: cucu\n"
@@ -160,11 +161,24 @@ def test_dissolved_and_renamed_units_lists(tmp_path: Path) -> None:
     directory, locals_ = _checked(data)
     rows = publish.entries(directory, locals_)  # type: ignore[arg-type]
     by_unit = {(e.unit_id, e.kind): e.address for e in rows}
-    assert ("cu", "unit") in by_unit  # today's rule for a dissolved unit's mailbox
-    assert by_unit[("cu", "list")] == "cucu-all@monre.gov.vn"
-    for unit in ("vpb", "tcmt", "vp", "cntt", "cu"):
-        assert ((unit, "unit") in by_unit) == ((unit, "list") in by_unit), unit
+    assert not [e for e in rows if e.unit_id == "cu" or "cucu" in e.address]
+    for unit in ("vpb", "tcmt", "vp", "cntt"):
+        assert ((unit, "unit") in by_unit) and ((unit, "list") in by_unit), unit
     assert not [e for e in rows if "ttcntt" in e.address]
+    # an earlier run, before the dissolution, published cu's files; this run removes them
+    site = tmp_path / "site"
+    before = tmp_path / "before.yaml"
+    before.write_text(text.replace(
+        "    dissolved: {date: 2026-11-02, successor: cntt, request: 9/QĐ-BTNMT}\n", ""),
+        encoding="utf-8")
+    publish.write(*_checked(before), site)  # type: ignore[arg-type]
+    assert (site / "units" / "cu.vcf").is_file() and (site / "units" / "cu.csv").is_file()
+    assert "cucu-all@monre.gov.vn" in (site / "danh-ba.csv").read_text(encoding="utf-8")
+    publish.write(directory, locals_, site)  # type: ignore[arg-type]
+    assert not (site / "units" / "cu.vcf").exists() and not (site / "units" / "cu.csv").exists()
+    assert (site / "units" / "cntt.vcf").is_file()
+    page = (site / "index.html").read_text(encoding="utf-8")
+    assert "cucu" not in page and "Cục cũ" not in page
 
 
 def test_escaping_and_folding_round_trip() -> None:
