@@ -49,8 +49,17 @@ COLUMNS = {
     "unit_name": "unit_name", "address": "address", "state": "state",
 }
 REQUIRED = ("name", "unit")
-ROLES = ("staff", "head", "admin")
-KINDS = ("personal", "affiliate")
+ROLES = (N_("staff"), N_("head"), N_("admin"))
+KINDS = (N_("personal"), N_("affiliate"))
+
+
+def _data_word(value: str, allowed: tuple[str, ...]) -> str | None:
+    """The data file's word for a role or kind written as the data writes it or as a
+    Vietnamese export does (``cán bộ`` -> ``staff``); None if it is neither."""
+    if value in allowed:
+        return value
+    vi = translator("vi").gettext
+    return next((w for w in allowed if vi(w).casefold() == value.strip().casefold()), None)
 
 
 class ImportError_(Exception):
@@ -275,10 +284,15 @@ def people(path: str | Path, rows: list[Row], e: Edit, *, request: str | None,
                                   _("unknown unit {unit!r}").format(unit=unit)) + hint)
                 ok = False
         for field, allowed in (("role", ROLES), ("kind", KINDS)):
-            if v.get(field) and v[field] not in allowed:
+            if not v.get(field):
+                continue
+            word = _data_word(v[field], allowed)
+            if word is None:
                 bad(row, field, _("{value!r}: one of {allowed}").format(
                     value=v[field], allowed=", ".join(allowed)))
                 ok = False
+            else:
+                v[field] = word
         state = v.get("state", "").casefold()
         if state and state not in ("active", translator("vi").gettext("active").casefold()):
             bad(row, "state", _("{value!r}: only active people are imported").format(
@@ -348,7 +362,8 @@ def import_file(source: str | Path, data: str | Path, *, sheet: str | None = Non
 # --------------------------------------------------------------------------- export
 
 EXPORT_COLUMNS = ("unit", "unit_name", "name", "address", "title", "role", "kind", "state")
-# The headings and states as the reader's language writes them (import accepts both).
+# The headings, roles, kinds and states as the reader's language writes them (import accepts
+# both).
 _EXPORT_WORDS = (N_("unit"), N_("unit_name"), N_("name"), N_("address"), N_("title"),
                  N_("role"), N_("kind"), N_("state"), N_("active"), N_("suspended"),
                  N_("cancelled"))
@@ -372,7 +387,7 @@ def export_rows(data: str | Path, unit: str | None = None) -> list[dict[str, lis
     for m in d.mailboxes:
         per_unit.setdefault(m.unit, []).append(
             [m.unit, names.get(m.unit, ""), m.name, d.address(m.address), m.title or "",
-             m.role, m.kind, _(m.state)])
+             _(m.role), _(m.kind), _(m.state)])
     return [{uid: rows} for uid, rows in per_unit.items()
             if rows and (unit is None or uid == unit)]
 

@@ -363,7 +363,7 @@ def test_export_in_vietnamese_imports_again(tmp_path: Path,
     rows = capsys.readouterr().out.splitlines()
     assert rows[0] == "đơn vị,tên đơn vị,họ và tên,địa chỉ,chức danh,vai trò,loại,trạng thái"
     new = next(r for r in rows if "Lê Văn Tám" in r)
-    assert new.endswith(",staff,personal,đang hoạt động"), new
+    assert new.endswith(",cán bộ,cá nhân,đang hoạt động"), new
     assert main(["export", "--unit", "ttb", "--data", str(data), "--lang", "en"]) == 0
     assert capsys.readouterr().out.splitlines()[0] == \
         "unit,unit_name,name,address,title,role,kind,state"
@@ -373,6 +373,18 @@ def test_export_in_vietnamese_imports_again(tmp_path: Path,
     assert main(["import", str(again), "--data", str(before)]) == 0
     assert "lvtam@monre.gov.vn" in capsys.readouterr().out
     assert before.read_text(encoding="utf-8") == data.read_text(encoding="utf-8")
+    # The data file's own words import too; a word of neither is refused with both named.
+    for role, kind, code in (("staff", "personal", 0), ("trưởng phòng", "cá nhân", 1)):
+        mixed = tmp_path / f"mixed-{code}.csv"
+        mixed.write_text(rows[0] + "\n" + new.replace("cán bộ,cá nhân", f"{role},{kind}")
+                         + "\n", encoding="utf-8")
+        fresh = tmp_path / f"fresh-{code}.yaml"
+        shutil.copy(SAMPLE, fresh)
+        assert main(["import", str(mixed), "--data", str(fresh)]) == code
+        if code == 0:
+            assert fresh.read_text(encoding="utf-8") == data.read_text(encoding="utf-8")
+    assert f"{mixed}:2: role: 'trưởng phòng': one of staff, head, admin" in \
+        capsys.readouterr().out
     # A state other than active is not imported, in either language.
     closed = tmp_path / "closed.csv"
     closed.write_text(rows[0] + "\n" + new.replace("đang hoạt động", "đã hủy") + "\n",
