@@ -984,16 +984,16 @@ def _unit_history(d: Directory) -> dict[str, set[str]]:
     return out
 
 
-def _addresses_dropped(planner: _Planner, base: Directory | None) -> None:
+def _addresses_dropped(planner: _Planner, d: Directory, base: Directory | None) -> None:
     """A record's address history only grows. A hand edit that changes a mailbox's address
     without `renamed_from`, rewrites its `renamed_from`, or changes a unit's abbreviation or
     parent without `formerly`, drops an address from the record that held it: mail to it
     bounces from then on, and only the base of the review still knows it was theirs (MG614).
     `reserved` retires an address on purpose, for good: an entry may not leave it either.
-    A unit that leaves the data leaves its addresses and lists in `reserved`."""
+    A unit that leaves the data leaves its addresses and lists in `reserved`. ``d`` is the
+    data as written (a rename dated later is in its history already, as in the base's)."""
     if base is None:
         return
-    d = planner.d
     reserved = {r.address.casefold() for r in d.reserved}
     now = {m.id: m for m in d.mailboxes if m.id is not None}
     for b in base.mailboxes:
@@ -1255,6 +1255,7 @@ def plan(desired: Directory, live: LiveState, *, today: date,
     cancel made now is recorded as (the clock; default ``today``): a ``today`` in the past or
     future moves what is due, never the retention a cancel starts.
     """
+    written = desired  # the records' history as written, for MG614 (base is as written)
     desired, scheduled = as_of(desired, today)  # dated changes: as the data is on `today`
     planner = _Planner(desired, live, today, archived or {}, locate, recorded or today)
     changes = planner.run()
@@ -1269,7 +1270,7 @@ def plan(desired: Directory, live: LiveState, *, today: date,
     _holders(planner, deleted)
     _purged_records_left(planner, base)
     _forwards_into_absorbed_domains(planner, base)
-    _addresses_dropped(planner, base)
+    _addresses_dropped(planner, written, base)
     refusals = planner.refusals + _refusals(planner, effective, changes, allow_mass_change)
     notes = [_("guards from {source}: max_disable_share {disable}, max_address_change_share "
                "{address}, max_modify_share {modify} (floor {floor}), protected "

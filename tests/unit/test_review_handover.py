@@ -324,6 +324,23 @@ def test_a_purged_records_address_is_never_given_to_a_newcomer(w: Review,
     assert again.status == "invalid" and again.rules() == {"MG221"}
 
 
+def test_a_rename_dated_later_is_history_already_in_the_base_and_the_file(w: Review) -> None:
+    """MG614 compares the records as written: a rename dated next month is in both the
+    base's and the file's history, though the entry keeps the old address until the day."""
+    later = (w.clock + timedelta(days=30)).isoformat()
+    renamed = [{"address": "htmai", "date": later, "request": "5/QĐ-BNNMT"}]
+    first = w.pr(lambda d: box(d, "htmai").update(address="htmai9", renamed_from=renamed,
+                                                  naming_exemption=EXEMPT))
+    assert first.status == "applied" and first.found == [], first
+    same = w.pr(lambda d: None)
+    assert same.status == "applied" and same.found == [], same
+    undone = w.pr(lambda d: box(d, "htmai9").update(address="htmai5",
+                                                    renamed_from=renamed), apply=False)
+    assert undone.status == "refused" and undone.rules() == {"MG614"}, undone
+    assert f"mailbox id 11 (htmai5@{DOMAIN}) no longer has htmai9@{DOMAIN}" in \
+        undone.text("MG614")
+
+
 def test_a_reserved_entry_stays_unless_its_own_mailbox_has_the_address_back(
         w: Review) -> None:
     """FIXED (MG614): dropping a `reserved` entry passed, and the purged person's address was
