@@ -1262,7 +1262,22 @@ def gc_paused() -> Iterator[None]:
         yield
     finally:
         if enabled:
+            _age_young()
             gc.enable()
+
+
+def _age_young() -> None:
+    """Move every tracked object to the oldest generation (O(1): two list splices).
+
+    What was made during the pause is all still young, and the collector counted every
+    allocation while paused: the first allocation after ``gc.enable()`` would scan the whole
+    young generation once (63 ms after validate of 50,000 mailboxes, 1.2 million objects)
+    to find no garbage. In the oldest generation they are scanned only by a full
+    collection, as long-lived objects always are. Skipped when something else froze
+    objects on purpose (``gc.unfreeze`` would release them too)."""
+    if gc.get_freeze_count() == 0:
+        gc.freeze()
+        gc.unfreeze()
 
 
 def validate(path: str | Path, *, today: date | None = None) -> Result:
