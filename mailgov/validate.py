@@ -910,9 +910,11 @@ class _Checker:
                                   address=m.address, sponsor=m.sponsor))
             if naming is not None and m.naming_exemption is None:
                 ul = unit_locals.get(m.unit)
-                known = cands.get((m.name, ul if reads_unit else None,
-                                   m.birth if reads_birth else None,
-                                   m.id_digits if reads_id else None))
+                key = (m.name, ul if reads_unit else None, m.birth if reads_birth else None,
+                       m.id_digits if reads_id else None)
+                known = cands.get(key)
+                if known is None:
+                    known = self._candidates(naming, key)
                 if known.__class__ is not tuple or (
                         m.address not in known  # type: ignore[operator]
                         and not conforms_to(known, m.address)):  # type: ignore[misc, arg-type]
@@ -937,18 +939,25 @@ class _Checker:
             if m.forward_to:
                 self._check_forwarding(m, allowed)
 
+    def _candidates(self, naming: NamingPolicy, key: tuple[str, str | None, str | None,
+                                                            str | None]
+                    ) -> tuple[str, ...] | NamingError:
+        """The candidates of the template inputs ``key`` (:meth:`NamingPolicy.inputs`), or the
+        error they raise. Names repeat: computed once per run (self._cands)."""
+        try:
+            known: tuple[str, ...] | NamingError = tuple(naming.candidates_of(*key))
+        except NamingError as exc:
+            known = exc
+        self._cands[key] = known
+        return known
+
     def _check_name(self, naming: NamingPolicy, m: Mailbox, unit_local: str | None) -> None:
         person = Person(m.name, unit_local, m.birth, m.id_digits)
-        # Names repeat: the candidates of equal template inputs are computed once per run
-        # (or the error they raise), and the clash numbering is checked against them.
+        # The clash numbering is checked against the candidates of equal template inputs.
         key = naming.inputs(person)
         known = self._cands.get(key)
         if known is None:
-            try:
-                known = tuple(naming.candidates(person))
-            except NamingError as exc:
-                known = exc
-            self._cands[key] = known
+            known = self._candidates(naming, key)
         if isinstance(known, NamingError):
             self.report("MG210", ("mailboxes", m.index, "address"),
                         _("mailbox {address!r}: the naming policy cannot check it "
