@@ -349,7 +349,8 @@ def test_json_scan_finds_exactly_the_special_forms() -> None:
     alphabet = "0123456789_-+.:eExXbBoO~<=yesnotruflaNYT \"/Đ"
     words = ["yes", "No", "~", "", "0755", "0x1F", "0b101", "1_000", "1:30", "1:30.5", "-.5",
              ".inf", "-.Inf", ".NaN", "1.0e+3", "1e3", "<<", "=", "2016-10-03", "285/QĐ-VP",
-             "null", "NULL", "+12", "-0", "0.", "._1", "190:20:30.15"]
+             "null", "NULL", "+12", "-0", "0.", "._1", "190:20:30.15",
+             *fastload._BOOL.split("|"), *fastload._NULL.split("|"), "Nul", "nulll", "Onn"]
     pieces = ["1", "0", "7", "9", "_", ":3", ":59", ":7", ".", ".5", "e+3", "e3", "0x", "0b",
               "-", "+", "f", "inf", "a"]
     texts = words + ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
