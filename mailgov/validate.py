@@ -757,8 +757,13 @@ class _Checker:
                     claim(local, path, (N_("the former unit mailbox of {id!r}"), u.id))
                     claim(list_local(local), path, (N_("the former list of unit {id!r}"), u.id))
         for m in self.d.mailboxes:
-            claim(m.address, ("mailboxes", m.index, "address"),
-                  ("mailboxes[{index}] {name}", m.index, m.name))
+            key = m.address.casefold()
+            if key not in owners:  # claim() inline: the common case, a free address
+                owners[key] = (("mailboxes", m.index, "address"),
+                               ("mailboxes[{index}] {name}", m.index, m.name))
+            else:
+                claim(m.address, ("mailboxes", m.index, "address"),
+                      ("mailboxes[{index}] {name}", m.index, m.name))
             for j, alias in enumerate(m.aliases):
                 local = self._alias_local(m, j, alias)
                 if local is not None:
@@ -833,12 +838,16 @@ class _Checker:
         using one of the addresses reserved with the id: another record with it would
         be stored at the purged one's store path and could claim its reserved addresses."""
         first: dict[int, Mailbox] = {}
-        top = max((x for x in (*(m.id for m in self.d.mailboxes),
-                               *(r.id for r in self.d.reserved)) if x is not None), default=0)
         purged: dict[int, list[Reserved]] = {}
         for r in self.d.reserved:
             if r.id is not None:
                 purged.setdefault(r.id, []).append(r)
+        ids = [m.id for m in self.d.mailboxes]
+        if not purged and len(set(ids)) == len(ids):
+            return  # no id twice and none purged: the loop below would report nothing
+        # (the highest id is needed only by the messages)
+        top = max((x for x in (*ids, *(r.id for r in self.d.reserved)) if x is not None),
+                  default=0)
         for m in self.d.mailboxes:
             if m.id is None:
                 continue
