@@ -9,7 +9,7 @@ line in the file (``("mailboxes", index, ...)``).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, make_dataclass
 from typing import Any
 
 
@@ -365,6 +365,15 @@ def next_free_id(data: Any) -> int:
     return max(ids, default=0) + 1
 
 
+# A frozen dataclass sets each field through object.__setattr__ (a call per field: 24 for a
+# Mailbox, 2.2 µs a record, 0.11 s of 50,000), a mutable one with plain slot stores (0.3 µs).
+# So build() makes each Mailbox as its mutable twin (the same fields in the same order, hence
+# the same slot layout) and then gives it its real class: from then on it is a Mailbox in
+# every respect, frozen (tests/unit/test_model.py checks both against the dataclass's own
+# constructor). The twin never leaves this module.
+_MailboxDraft = make_dataclass("_MailboxDraft", [f.name for f in fields(Mailbox)], slots=True)
+
+
 def build(data: Mapping[str, Any]) -> Directory:
     """Turn schema-valid data into a :class:`Directory` (raises KeyError on invalid data)."""
     org = data["organization"]
@@ -399,41 +408,42 @@ def build(data: Mapping[str, Any]) -> Directory:
     defaults = {kind: q.default for kind, q in policy.quotas.items()}
     mailboxes = []
     # The hot loop for 50k mailboxes: plain .get() calls, positional construction.
+    append = mailboxes.append
     for i, m in enumerate(data["mailboxes"]):
         kind = m.get("kind", "personal")
         quota = m.get("quota_mb")
         susp = m.get("suspended")
         canc = m.get("cancelled")
         exe = m.get("naming_exemption")
-        mailboxes.append(
-            Mailbox(
-                i,
-                m["address"],
-                m["name"],
-                m["unit"],
-                defaults[kind] if quota is None else quota,
-                kind,
-                m.get("role", "staff"),
-                m.get("state", "active"),
-                m.get("title"),
-                m.get("created"),
-                m.get("request"),
-                tuple(m.get("aliases", ())),
-                tuple(m.get("forward_to", ())),
-                None if susp is None else _lifecycle(susp),
-                None if canc is None else _lifecycle(canc),
-                m.get("sponsor"),
-                None if exe is None else Exemption(exe["reason"], exe["request"]),
-                m.get("birth"),
-                m.get("id_digits"),
-                quota is not None,
-                () if (prev := m.get("renamed_from")) is None else _previous(prev),
-                (m.get("change") or {}).get("request"),
-                m.get("id"),
-                None if (mv := m.get("moved_from")) is None
-                else MovedFrom(mv["unit"], mv["date"], mv.get("request")),
-            )
+        box = _MailboxDraft(
+            i,
+            m["address"],
+            m["name"],
+            m["unit"],
+            defaults[kind] if quota is None else quota,
+            kind,
+            m.get("role", "staff"),
+            m.get("state", "active"),
+            m.get("title"),
+            m.get("created"),
+            m.get("request"),
+            tuple(m.get("aliases", ())),
+            tuple(m.get("forward_to", ())),
+            None if susp is None else _lifecycle(susp),
+            None if canc is None else _lifecycle(canc),
+            m.get("sponsor"),
+            None if exe is None else Exemption(exe["reason"], exe["request"]),
+            m.get("birth"),
+            m.get("id_digits"),
+            quota is not None,
+            () if (prev := m.get("renamed_from")) is None else _previous(prev),
+            (m.get("change") or {}).get("request"),
+            m.get("id"),
+            None if (mv := m.get("moved_from")) is None
+            else MovedFrom(mv["unit"], mv["date"], mv.get("request")),
         )
+        box.__class__ = Mailbox
+        append(box)
     return Directory(
         data["version"],
         Organization(org["name"], org["domain"], org["base_dn"], org["it_unit"],

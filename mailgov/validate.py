@@ -757,8 +757,13 @@ class _Checker:
                     claim(local, path, (N_("the former unit mailbox of {id!r}"), u.id))
                     claim(list_local(local), path, (N_("the former list of unit {id!r}"), u.id))
         for m in self.d.mailboxes:
-            claim(m.address, ("mailboxes", m.index, "address"),
-                  ("mailboxes[{index}] {name}", m.index, m.name))
+            key = m.address.casefold()
+            if key not in owners:  # claim() inline: the common case, a free address
+                owners[key] = (("mailboxes", m.index, "address"),
+                               ("mailboxes[{index}] {name}", m.index, m.name))
+            else:
+                claim(m.address, ("mailboxes", m.index, "address"),
+                      ("mailboxes[{index}] {name}", m.index, m.name))
             for j, alias in enumerate(m.aliases):
                 local = self._alias_local(m, j, alias)
                 if local is not None:
@@ -833,12 +838,16 @@ class _Checker:
         using one of the addresses reserved with the id: another record with it would
         be stored at the purged one's store path and could claim its reserved addresses."""
         first: dict[int, Mailbox] = {}
-        top = max((x for x in (*(m.id for m in self.d.mailboxes),
-                               *(r.id for r in self.d.reserved)) if x is not None), default=0)
         purged: dict[int, list[Reserved]] = {}
         for r in self.d.reserved:
             if r.id is not None:
                 purged.setdefault(r.id, []).append(r)
+        ids = [m.id for m in self.d.mailboxes]
+        if not purged and len(set(ids)) == len(ids):
+            return  # no id twice and none purged: the loop below would report nothing
+        # (the highest id is needed only by the messages)
+        top = max((x for x in (*ids, *(r.id for r in self.d.reserved)) if x is not None),
+                  default=0)
         for m in self.d.mailboxes:
             if m.id is None:
                 continue
@@ -910,9 +919,11 @@ class _Checker:
                                   address=m.address, sponsor=m.sponsor))
             if naming is not None and m.naming_exemption is None:
                 ul = unit_locals.get(m.unit)
-                known = cands.get((m.name, ul if reads_unit else None,
-                                   m.birth if reads_birth else None,
-                                   m.id_digits if reads_id else None))
+                key = (m.name, ul if reads_unit else None, m.birth if reads_birth else None,
+                       m.id_digits if reads_id else None)
+                known = cands.get(key)
+                if known is None:
+                    known = self._candidates(naming, key)
                 if known.__class__ is not tuple or (
                         m.address not in known  # type: ignore[operator]
                         and not conforms_to(known, m.address)):  # type: ignore[misc, arg-type]
@@ -937,18 +948,25 @@ class _Checker:
             if m.forward_to:
                 self._check_forwarding(m, allowed)
 
+    def _candidates(self, naming: NamingPolicy, key: tuple[str, str | None, str | None,
+                                                            str | None]
+                    ) -> tuple[str, ...] | NamingError:
+        """The candidates of the template inputs ``key`` (:meth:`NamingPolicy.inputs`), or the
+        error they raise. Names repeat: computed once per run (self._cands)."""
+        try:
+            known: tuple[str, ...] | NamingError = tuple(naming.candidates_of(*key))
+        except NamingError as exc:
+            known = exc
+        self._cands[key] = known
+        return known
+
     def _check_name(self, naming: NamingPolicy, m: Mailbox, unit_local: str | None) -> None:
         person = Person(m.name, unit_local, m.birth, m.id_digits)
-        # Names repeat: the candidates of equal template inputs are computed once per run
-        # (or the error they raise), and the clash numbering is checked against them.
+        # The clash numbering is checked against the candidates of equal template inputs.
         key = naming.inputs(person)
         known = self._cands.get(key)
         if known is None:
-            try:
-                known = tuple(naming.candidates(person))
-            except NamingError as exc:
-                known = exc
-            self._cands[key] = known
+            known = self._candidates(naming, key)
         if isinstance(known, NamingError):
             self.report("MG210", ("mailboxes", m.index, "address"),
                         _("mailbox {address!r}: the naming policy cannot check it "
@@ -1262,7 +1280,22 @@ def gc_paused() -> Iterator[None]:
         yield
     finally:
         if enabled:
+            _age_young()
             gc.enable()
+
+
+def _age_young() -> None:
+    """Move every tracked object to the oldest generation (O(1): two list splices).
+
+    What was made during the pause is all still young, and the collector counted every
+    allocation while paused: the first allocation after ``gc.enable()`` would scan the whole
+    young generation once (63 ms after validate of 50,000 mailboxes, 1.2 million objects)
+    to find no garbage. In the oldest generation they are scanned only by a full
+    collection, as long-lived objects always are. Skipped when something else froze
+    objects on purpose (``gc.unfreeze`` would release them too)."""
+    if gc.get_freeze_count() == 0:
+        gc.freeze()
+        gc.unfreeze()
 
 
 def validate(path: str | Path, *, today: date | None = None) -> Result:

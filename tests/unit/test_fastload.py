@@ -349,7 +349,8 @@ def test_json_scan_finds_exactly_the_special_forms() -> None:
     alphabet = "0123456789_-+.:eExXbBoO~<=yesnotruflaNYT \"/Đ"
     words = ["yes", "No", "~", "", "0755", "0x1F", "0b101", "1_000", "1:30", "1:30.5", "-.5",
              ".inf", "-.Inf", ".NaN", "1.0e+3", "1e3", "<<", "=", "2016-10-03", "285/QĐ-VP",
-             "null", "NULL", "+12", "-0", "0.", "._1", "190:20:30.15"]
+             "null", "NULL", "+12", "-0", "0.", "._1", "190:20:30.15",
+             *fastload._BOOL.split("|"), *fastload._NULL.split("|"), "Nul", "nulll", "Onn"]
     pieces = ["1", "0", "7", "9", "_", ":3", ":59", ":7", ".", ".5", "e+3", "e3", "0x", "0b",
               "-", "+", "f", "inf", "a"]
     texts = words + ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
@@ -359,3 +360,21 @@ def test_json_scan_finds_exactly_the_special_forms() -> None:
     found = [m.groups() for m in fastload._JSON_SPECIAL.finditer(js)]
     assert found == [m.groups() for m in plain.finditer(js)]
     assert len(found) > 100
+
+
+def test_colon_pre_scan_never_hides_a_colon_form() -> None:
+    """_not_fast asks the three colon patterns only where one literal-led scan finds a colon
+    they could match at: on random texts of the characters they look at, the answer is
+    theirs, and the scan finds a colon wherever one of them matches."""
+    rng = random.Random(7)
+    alphabet = "\n ,[{?-:]}ab"
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 10)))
+             for _ in range(30_000)]
+    texts += ["a:\n  b: c, d\n", "k: [a, b]\n", "x :y\n", "- :\n", "a: b :c\n", "a:  :\n"]
+    hits = 0
+    for text in texts:
+        theirs = any(c.search(text) for c in fastload._COLON)
+        hits += theirs
+        assert fastload._odd_colon(text) == theirs, repr(text)
+        assert not theirs or fastload._COLON_ANY.search(text), repr(text)
+    assert 1_000 < hits < len(texts) - 1_000  # both answers are common in the sample

@@ -143,3 +143,25 @@ def test_locator_is_lazy(tmp_path: Path) -> None:
 def test_columns_count_characters_not_bytes(tmp_path: Path) -> None:
     line = "a: {n: Lê Thị Hồng, k: 1, k: 2}\n"
     assert _fails(_file(tmp_path, line)) == ("MG007", 1, line.index("k: 2") + 1)
+
+
+def test_control_character_pre_scan_is_the_lead_byte_regex() -> None:
+    """The loader looks for control characters only where the bytes hold a lead byte of
+    one; it asks bytes.translate instead of the regex: the same answer for every byte, alone
+    or among others, and a file with a control character is still refused (MG009)."""
+    import random
+
+    from mailgov import loader
+
+    lead = loader._CONTROL_LEAD
+    rng = random.Random(5)
+    samples = [bytes((b,)) for b in range(256)] + [
+        b"name: Nguy\xe1\xbb\x85n\n" + bytes((rng.randrange(256),)) * rng.randint(0, 1)
+        for _ in range(2_000)]
+    hits = 0
+    for raw in samples:
+        found = lead.search(raw) is not None
+        hits += found
+        assert bool(raw.translate(None, loader._NOT_LEAD)) == found, raw
+    assert 30 < hits < len(samples) - 30
+    assert loader._control_characters(b"a: \x1b\n", "a: \x1b\n", "f")[0].rule == "MG009"

@@ -231,6 +231,28 @@ def test_a_unit_id_renamed_with_its_abbr_kept_is_refused() -> None:
     assert f"address tcmt{D} would be held by 2 entries" in refusal
 
 
+def test_addresses_held_twice_are_refused_in_address_order() -> None:
+    """MG606 lists the addresses held twice sorted (the planner sorts only those now, not
+    every address of the plan): vpb comes before tcmt in the file, tcmt@ first in the plan."""
+    have = _base()
+    assert [u["id"] for u in have["units"]][:2] == ["vpb", "tcmt"]
+    want = copy.deepcopy(have)
+    for old in ("vpb", "tcmt"):  # each renamed with its abbr kept: the address held twice
+        unit = next(u for u in want["units"] if u["id"] == old)
+        unit["id"], unit["abbr"] = f"{old}2", old
+        for u in want["units"]:
+            if u.get("parent") == old:
+                u["parent"] = f"{old}2"
+        for m in want["mailboxes"]:
+            if m["unit"] == old:
+                m["unit"] = f"{old}2"
+            if m.get("sponsor") == old:
+                m["sponsor"] = f"{old}2"
+    p = planned(have, want)
+    assert [r.split(" would")[0] for r in p.refusals if r.startswith("MG606")] == [
+        f"MG606 address tcmt{D}", f"MG606 address vpb{D}"]
+
+
 def test_every_plan_rule_is_documented() -> None:
     doc = (Path(__file__).resolve().parents[2] / "docs" / "rules.md").read_text(encoding="utf-8")
     assert set(PLAN_RULES) <= set(re.findall(r"^\| (MG6\d\d) \|", doc, re.MULTILINE))
