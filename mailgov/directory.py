@@ -207,29 +207,45 @@ def _period_live(day: object, days: int | None, today: date | None) -> bool:
     return today < start + timedelta(days=days)
 
 
+def _day(value: object) -> date | None:
+    if value is None:
+        return None
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
 def former_unit_locals(d: Directory, naming: NamingPolicy, today: date | None = None
                        ) -> dict[str, list[str]]:
     """Unit id -> the local parts of its unit mailbox under each former abbreviation or
     parent whose period still runs on ``today`` (None: all), oldest first (issue 14: unit
-    renames; a merger's sub-units keep their address under the dissolved parent)."""
-    out: dict[str, list[str]] = {}
+    renames; a merger's sub-units keep their address under the dissolved parent).
+
+    Every unit as it was just before each day a change was recorded on, all at once: a
+    unit's own changes undone newest first, so a sub-unit renamed after its parent moved
+    (or a parent renamed after its sub-unit was) keeps the address it really had then
+    (vp.tcmt@), not one made of its old abbr and the other's new name. An address's period
+    starts on the day it stopped being the unit's; an undated change counts as the oldest."""
+    if not any(u.formerly for u in d.units):
+        return {}
     days = d.policy.unit_alias_days
-    now: dict[str, str] | None = None
-    for u in d.units:
-        for f in u.formerly:
-            if not _period_live(f.date, days, today):
-                continue
-            if now is None:
-                now = unit_locals(d.units, naming)
-            units = [replace(x, abbreviation=f.abbr or x.abbreviation,
-                             parent=f.parent or x.parent) if x.id == u.id else x
-                     for x in d.units]
-            with contextlib.suppress(NamingError):
-                # the unit and its sub-units (vp.tcmt@ -> vp.mt@): every address that changed
-                for uid, local in unit_locals(units, naming).items():
-                    if local != now.get(uid) and local not in out.get(uid, ()):
-                        out.setdefault(uid, []).append(local)
-    return out
+    now = unit_locals(d.units, naming, on_error=lambda _u, _e: None)
+    moments = sorted({_day(f.date) or date.min for u in d.units for f in u.formerly})
+    ended: dict[str, dict[str, date]] = {}  # uid -> old local -> the day it stopped
+    for moment in moments:
+        units = []
+        for u in d.units:
+            abbr, parent = u.abbreviation, u.parent
+            for f in reversed(u.formerly):
+                if (_day(f.date) or date.min) < moment:
+                    break
+                abbr, parent = f.abbr or abbr, f.parent or parent
+            units.append(u if (abbr, parent) == (u.abbreviation, u.parent) else
+                         replace(u, abbreviation=abbr, parent=parent))
+        for uid, local in unit_locals(units, naming, on_error=lambda _u, _e: None).items():
+            if local != now.get(uid):
+                ended.setdefault(uid, {})[local] = moment
+    return {uid: olds for uid, old in ended.items()
+            if (olds := [local for local, day in old.items()
+                         if _period_live(None if day == date.min else day, days, today)])}
 
 
 def successor_of(d: Directory, unit_id: str) -> str:

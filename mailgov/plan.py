@@ -47,6 +47,7 @@ from mailgov.directory import (
     desired_entries,
     former_unit_locals,
     layout_of,
+    previous_delivers,
 )
 from mailgov.i18n import N_, _
 from mailgov.model import Directory, Mailbox, Policy, Unit
@@ -996,6 +997,7 @@ def _addresses_dropped(planner: _Planner, d: Directory, base: Directory | None) 
         return
     reserved = {r.address.casefold() for r in d.reserved}
     now = {m.id: m for m in d.mailboxes if m.id is not None}
+    days = d.policy.previous_alias_days  # the file's, for both: the records are compared
     for b in base.mailboxes:
         m = now.get(b.id) if b.id is not None else None
         if m is None:
@@ -1003,6 +1005,22 @@ def _addresses_dropped(planner: _Planner, d: Directory, base: Directory | None) 
         kept = {x.casefold() for x in (m.address, *(p.address for p in m.previous))}
         lost = [x for x in (b.address, *(p.address for p in b.previous))
                 if x.casefold() not in kept and x.casefold() not in reserved]
+        # ... and an old address that delivers today keeps delivering: a renamed_from date
+        # moved back past the policy period stops it as surely as dropping it
+        delivers = {p.address.casefold() for p in m.previous
+                    if previous_delivers(p, days, planner.today)} | {m.address.casefold()}
+        cut = [p.address for p in b.previous
+               if previous_delivers(p, days, planner.today)
+               and p.address.casefold() in kept and p.address.casefold() not in delivers
+               and p.address.casefold() not in reserved]
+        if cut:
+            planner.refuse("MG614", _(
+                "mailbox id {id} ({address}): {cut} delivers today in the base of the review, "
+                "but its `renamed_from` date is now so early that its period is over: mail to "
+                "it would bounce; keep the date of the rename").format(
+                    id=m.id, address=d.address(m.address),
+                    cut=", ".join(d.address(x) for x in dict.fromkeys(cut))),
+                ("mailboxes", m.index))
         if lost:
             planner.refuse("MG614", _(
                 "mailbox id {id} ({address}) no longer has {lost}, which it had in the base "
@@ -1011,13 +1029,26 @@ def _addresses_dropped(planner: _Planner, d: Directory, base: Directory | None) 
                     id=m.id, address=d.address(m.address),
                     lost=", ".join(d.address(x) for x in dict.fromkeys(lost))),
                 ("mailboxes", m.index))
+    # address -> the ids its entries name: an entry stays with the id it had (a newcomer
+    # given that id, or an id written in, would receive mail meant for the one it retired)
+    reserved_ids: dict[str, set[int | None]] = {}
+    for r in d.reserved:
+        reserved_ids.setdefault(r.address.casefold(), set()).add(r.id)
     for r in base.reserved:
-        if r.address.casefold() in reserved:
+        if r.id in reserved_ids.get(r.address.casefold(), ()):
             continue
         holder = now.get(r.id) if r.id is not None else None
         if holder is not None and r.address.casefold() in {
                 x.casefold() for x in d.ever_used(holder)}:
             continue  # its own address given back to the mailbox that held it
+        if r.address.casefold() in reserved_ids:
+            planner.refuse("MG614", _(
+                "the `reserved` entry of {address} no longer names id {id}, as it did in the "
+                "base of the review: whoever has the id it names now could be given the address "
+                "and receive mail meant for its holder; keep the entry as it was").format(
+                    address=d.address(r.address), id=r.id if r.id is not None else "-"),
+                ("reserved",))
+            continue
         planner.refuse("MG614", _(
             "{address} leaves `reserved`: it was retired so that nobody else is given it "
             "(and receives mail meant for its holder); keep the entry").format(

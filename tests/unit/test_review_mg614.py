@@ -1,0 +1,155 @@
+"""An outside review of MG614 (a record's address history only grows, against the base of the
+review): workflows done with mailgov's own commands must pass it and keep every address
+delivering; hand edits that stop an address the base delivered (or give it to someone else)
+must not."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_plan_properties import DOMAIN
+from test_review_handover import EXEMPT, Review, add, box, reserve
+
+from mailgov.cli import main
+from mailgov.directory import desired_entries
+from mailgov.plan import normalise_dn, plan
+from mailgov.validate import validate
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "data" / "mailboxes.yaml"
+D = "@monre.gov.vn"
+DAY = date(2026, 12, 1)
+
+
+@pytest.fixture
+def w() -> Any:
+    world = Review()
+    yield world
+    world.close()
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    path = tmp_path / "mailboxes.yaml"
+    shutil.copy(SAMPLE, path)
+    return path
+
+
+def _cli(data: Path, *argv: str) -> None:
+    assert main([*argv, "--data", str(data)]) == 0, argv
+
+
+def _aliases(data: Path, ou: str) -> set[str]:
+    d = validate(data, today=DAY).directory
+    assert d is not None
+    entry = next(e for e in desired_entries(d, DAY) if e.dn.startswith(f"ou={ou},"))
+    return set(entry.attributes["mailAlias"])
+
+
+def _plan_against_base(data: Path, *last: str) -> tuple[list[str], set[str]]:
+    """Plan the last command's edit against the data before it (the base of the review);
+    the refusals, and the addresses of unit vp afterwards."""
+    base = validate(data, today=DAY).directory
+    assert base is not None
+    live = {normalise_dn(e.dn): {**e.attributes, "objectClass": e.object_classes}
+            for e in desired_entries(base, DAY)}
+    _cli(data, *last)
+    d = validate(data, today=DAY).directory
+    assert d is not None
+    p = plan(d, live, today=DAY, base=base, allow_mass_change="2/QĐ-BNNMT")
+    return list(p.refusals), _aliases(data, "vp")
+
+
+# --- (1) the commands: a unit's old address is the one it really had -------------------------
+
+
+def test_a_sub_unit_renamed_after_its_parent_merged_keeps_its_first_address(
+        data: Path) -> None:
+    """FIXED (directory.former_unit_locals): tcmt merged into cntt (vp.tcmt@ -> vp.cntt@), then
+    `mailgov unit rename vp --abbr vpx`. Each `formerly` item was applied alone to the unit as
+    it is now, so vp.tcmt@ became vpx.tcmt@ (an address vp never had) and vp.tcmt@ stopped
+    delivering; MG614 refused the rename against the base and no command could pass it."""
+    _cli(data, "unit", "merge", "tcmt", "cntt", "--request", "1/QĐ-BNNMT",
+         "--date", "2026-11-01")
+    refusals, vp = _plan_against_base(data, "unit", "rename", "vp", "--abbr", "vpx",
+                                      "--request", "2/QĐ-BNNMT", "--date", "2026-12-01")
+    assert refusals == []
+    assert {f"vpx.cntt{D}", f"vp.cntt{D}", f"vp.tcmt{D}"} <= vp
+    assert f"vpx.tcmt{D}" not in vp  # never vp's
+
+
+def test_a_parent_renamed_after_its_sub_unit_keeps_the_sub_units_first_address(
+        data: Path) -> None:
+    """FIXED (the same): vp renamed to vpx (vp.tcmt@ -> vpx.tcmt@), then its parent tcmt to mt:
+    vp.tcmt@, vp's address before both, was dropped (MG614 against the base)."""
+    _cli(data, "unit", "rename", "vp", "--abbr", "vpx", "--request", "1/QĐ-BNNMT",
+         "--date", "2026-11-01")
+    refusals, vp = _plan_against_base(data, "unit", "rename", "tcmt", "--abbr", "mt",
+                                      "--request", "2/QĐ-BNNMT", "--date", "2026-12-01")
+    assert refusals == []
+    assert {f"vpx.mt{D}", f"vpx.tcmt{D}", f"vp.tcmt{D}"} <= vp
+
+
+@pytest.mark.parametrize("steps", [
+    [("unit", "merge", "tcmt", "tckttv"), ("unit", "merge", "tckttv", "vpb")],
+    [("unit", "rename", "tcmt", "--abbr", "mt"), ("unit", "rename", "tcmt", "--abbr", "tcmt")],
+    [("unit", "rename", "tcmt", "--abbr", "mt"), ("unit", "rename", "tcmt", "--abbr", "mtx")],
+    [("unit", "rename", "vp", "--abbr", "vpx"), ("unit", "rename", "vp", "--abbr", "vp")],
+], ids=["merge-twice", "rename-back", "rename-twice", "sub-unit-renamed-back"])
+def test_two_unit_commands_pass_against_the_base_and_keep_every_address(
+        data: Path, steps: list[tuple[str, ...]]) -> None:
+    """Held before and after the fix: each command planned against the data before it."""
+    _cli(data, *steps[0], "--request", "1/QĐ-BNNMT", "--date", "2026-11-01")
+    first = _aliases(data, "vp")
+    refusals, vp = _plan_against_base(data, *steps[1], "--request", "2/QĐ-BNNMT",
+                                      "--date", "2026-12-01")
+    assert refusals == []
+    assert f"vp.tcmt{D}" in vp and first <= vp
+
+
+# --- (2) hand edits that still lost an address -----------------------------------------------
+
+
+def test_a_reserved_entry_keeps_the_id_it_names(w: Review) -> None:
+    """FIXED (MG614): the entry of the purged dtthu@ (id 14) rewritten to name id 40, and a
+    newcomer with id 40 given dtthu@: planned, and the newcomer received mail meant for the
+    purged person (the address stayed in `reserved`, so MG614 saw nothing leave it)."""
+    w.purge_cancelled()
+    assert w.pr(lambda d: reserve(d, "dtthu", 14)).status == "applied"
+
+    def rewrite(d: Any) -> None:
+        d["reserved"][0]["id"] = 40
+        add(d, "dtthu", 40)
+
+    out = w.pr(rewrite, apply=False)
+    assert out.status == "refused" and out.rules() == {"MG614"}, out
+    assert f"the `reserved` entry of dtthu@{DOMAIN} no longer names id 14, as it did in the " \
+           "base of the review" in out.text("MG614")
+    # the mailbox the entry names may still have it back (test_review_handover)
+    back = w.pr(lambda d: (d.pop("reserved"), add(d, "dtthu", 14)), apply=False)
+    assert back.status == "planned", back
+
+
+def test_a_renamed_from_date_moved_back_past_its_period_is_refused(w: Review) -> None:
+    """FIXED (MG614): with policy.history.alias_days, htmai@ (renamed to htmai9@ today)
+    delivers for a year; a later hand edit that dates the rename 2020 keeps the address in
+    `renamed_from` but ends its period: the plan deleted the alias and mail to it bounced."""
+    renamed = [{"address": "htmai", "date": w.clock.isoformat(), "request": "5/QĐ-BNNMT"}]
+    first = w.pr(lambda d: (d["policy"].setdefault("history", {}).update(alias_days=365),
+                            box(d, "htmai").update(address="htmai9", renamed_from=renamed,
+                                                   naming_exemption=EXEMPT)))
+    assert first.status == "applied" and first.found == [], first
+    old = [{"address": "htmai", "date": "2020-01-01", "request": "5/QĐ-BNNMT"}]
+    out = w.pr(lambda d: box(d, "htmai9").update(renamed_from=old), apply=False)
+    assert out.status == "refused" and out.rules() == {"MG614"}, out
+    assert f"mailbox id 11 (htmai9@{DOMAIN}): htmai@{DOMAIN} delivers today in the base of " \
+           "the review, but its `renamed_from` date is now so early that its period is " \
+           "over" in out.text("MG614")
+    # a date moved later (or kept) passes
+    later = [{**renamed[0], "date": "2030-01-01"}]
+    assert w.pr(lambda d: box(d, "htmai9").update(renamed_from=later),
+                apply=False).status == "planned"
