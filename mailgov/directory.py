@@ -219,30 +219,49 @@ def former_unit_locals(d: Directory, naming: NamingPolicy, today: date | None = 
     parent whose period still runs on ``today`` (None: all), oldest first (issue 14: unit
     renames; a merger's sub-units keep their address under the dissolved parent).
 
-    Every unit as it was just before each day a change was recorded on, all at once: a
-    unit's own changes undone newest first, so a sub-unit renamed after its parent moved
-    (or a parent renamed after its sub-unit was) keeps the address it really had then
-    (vp.tcmt@), not one made of its old abbr and the other's new name. An address's period
-    starts on the day it stopped being the unit's; an undated change counts as the oldest."""
+    Every unit as it was just before each `formerly` item, all at once: the unit's own later
+    items undone newest first, every other unit's items of that day or later (and, for a
+    change recorded the same day, of a later day only), so a sub-unit renamed after its
+    parent moved (or a parent renamed after its sub-unit was) keeps the address it really
+    had then (vp.tcmt@), not one made of its old abbr and the other's new name. An address's
+    period starts on the day it stopped being the unit's; an undated item counts as oldest."""
     if not any(u.formerly for u in d.units):
         return {}
     days = d.policy.unit_alias_days
     now = unit_locals(d.units, naming, on_error=lambda _u, _e: None)
-    moments = sorted({_day(f.date) or date.min for u in d.units for f in u.formerly})
-    ended: dict[str, dict[str, date]] = {}  # uid -> old local -> the day it stopped
-    for moment in moments:
-        units = []
-        for u in d.units:
-            abbr, parent = u.abbreviation, u.parent
-            for f in reversed(u.formerly):
-                if (_day(f.date) or date.min) < moment:
+
+    def undone(u: Unit, own_from: int | None, day: date, same_day_done: bool) -> Unit:
+        """``u`` just before ``day``: its items undone newest first, from the ``own_from``-th
+        on (the unit whose item it is), else those of ``day`` (unless ``same_day_done``) or
+        later."""
+        abbr, parent = u.abbreviation, u.parent
+        for k in range(len(u.formerly) - 1, -1, -1):
+            t = _day(u.formerly[k].date) or date.min
+            if own_from is not None:
+                if k < own_from:
                     break
-                abbr, parent = f.abbr or abbr, f.parent or parent
-            units.append(u if (abbr, parent) == (u.abbreviation, u.parent) else
-                         replace(u, abbreviation=abbr, parent=parent))
-        for uid, local in unit_locals(units, naming, on_error=lambda _u, _e: None).items():
-            if local != now.get(uid):
-                ended.setdefault(uid, {})[local] = moment
+            elif t < day or (same_day_done and t == day):
+                break
+            abbr, parent = u.formerly[k].abbr or abbr, u.formerly[k].parent or parent
+        return u if (abbr, parent) == (u.abbreviation, u.parent) else \
+            replace(u, abbreviation=abbr, parent=parent)
+
+    items = sorted((_day(f.date) or date.min, k, u.id) for u in d.units
+                   for k, f in enumerate(u.formerly))
+    ended: dict[str, dict[str, date]] = {}  # uid -> old local -> the day it stopped
+    seen: set[tuple[object, ...]] = set()
+    for day, k, uid in items:
+        for same_day_done in (False, True):
+            units = [undone(x, k if x.id == uid else None, day, same_day_done)
+                     for x in d.units]
+            key = (day, *((x.abbreviation, x.parent) for x in units))
+            if key in seen:
+                continue  # the same units on the same day: the same addresses
+            seen.add(key)
+            for vid, local in unit_locals(units, naming, on_error=lambda _u, _e: None).items():
+                if local != now.get(vid):
+                    old = ended.setdefault(vid, {})
+                    old[local] = max(old.get(local, day), day)
     return {uid: olds for uid, old in ended.items()
             if (olds := [local for local, day in old.items()
                          if _period_live(None if day == date.min else day, days, today)])}

@@ -111,6 +111,58 @@ def test_two_unit_commands_pass_against_the_base_and_keep_every_address(
     assert f"vp.tcmt{D}" in vp and first <= vp
 
 
+def _unit_addresses(data: Path) -> dict[str, set[str]]:
+    """Every address a unit entry delivers (mail, mailAlias), by unit."""
+    d = validate(data, today=DAY).directory
+    assert d is not None
+    return {e.dn.split(",")[0]: {*e.attributes["mail"], *e.attributes.get("mailAlias", ())}
+            for e in desired_entries(d, DAY) if e.dn.startswith("ou=") and "mail" in
+            e.attributes}
+
+
+SUB_SUB_UNIT = """  - id: hc
+    name: Phòng Hành chính
+    name_en: Division of Administration
+    parent: vp
+    mailbox:
+      request: 1/QĐ-TCMT
+"""
+
+
+@pytest.mark.parametrize(("steps", "same_day"), [
+    ([("unit", "merge", "tcmt", "cntt"), ("unit", "rename", "vp", "--abbr", "vpx")], True),
+    ([("unit", "rename", "vp", "--abbr", "vpx"), ("unit", "merge", "tcmt", "cntt")], False),
+    ([("unit", "rename", "vp", "--abbr", "vpx"), ("unit", "merge", "tcmt", "cntt")], True),
+    ([("unit", "rename", "vp", "--abbr", "vpx"), ("unit", "rename", "tcmt", "--abbr", "mt")],
+     True),
+    ([("unit", "merge", "tcmt", "cntt"), ("unit", "rename", "cntt", "--abbr", "it")], False),
+    ([("unit", "rename", "hc", "--abbr", "hcx"), ("unit", "merge", "tcmt", "cntt")], False),
+    ([("unit", "merge", "tcmt", "cntt"), ("unit", "rename", "hc", "--abbr", "hcx")], False),
+], ids=["merge-then-sub-rename-same-day", "sub-rename-then-merge",
+        "sub-rename-then-merge-same-day", "sub-rename-then-parent-rename-same-day",
+        "merge-then-successor-rename", "sub-sub-rename-then-merge",
+        "merge-then-sub-sub-rename"])
+def test_the_second_unit_command_keeps_every_unit_address_delivering(
+        data: Path, steps: list[tuple[str, ...]], same_day: bool) -> None:
+    """Two unit commands on one data file (a sub-sub-unit hc under vp): the second, planned
+    against the data before it, passes, and every address a unit entry delivered before it
+    still delivers to the same unit. Before the fix of former_unit_locals all but
+    merge-then-successor-rename lost vp.tcmt@ or hc.vp.tcmt@ (MG614 refused the command); with
+    only the day-by-day undoing, the three same-day orders still did."""
+    text = data.read_text(encoding="utf-8")
+    data.write_text(text.replace("\nmailboxes:\n", "\n" + SUB_SUB_UNIT + "\nmailboxes:\n", 1),
+                    encoding="utf-8")
+    _cli(data, *steps[0], "--request", "1/QĐ-BNNMT", "--date",
+         "2026-12-01" if same_day else "2026-11-01")
+    before = _unit_addresses(data)
+    refusals, _vp = _plan_against_base(data, *steps[1], "--request", "2/QĐ-BNNMT",
+                                       "--date", "2026-12-01")
+    after = _unit_addresses(data)
+    assert refusals == []
+    assert {ou: old - after[ou] for ou, old in before.items() if old - after[ou]} == {}
+    assert f"hc.vp.tcmt{D}" in after["ou=hc"]
+
+
 # --- (2) hand edits that still lost an address -----------------------------------------------
 
 
