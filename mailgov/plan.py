@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from functools import cache
 from typing import Literal
@@ -44,6 +44,7 @@ from mailgov.directory import (
     LIFECYCLE_CLASS,
     RETAIN_UNTIL,
     Entry,
+    _period_live,
     desired_entries,
     former_unit_locals,
     layout_of,
@@ -1086,6 +1087,45 @@ def _addresses_dropped(planner: _Planner, d: Directory, base: Directory | None) 
                 "merge` do), or retire the address on purpose in `reserved`").format(
                     unit=u.id, lost=", ".join(d.address(x) for x in lost)),
                 ("units", u.index))
+    _unit_periods_cut(planner, d, base, reserved, after)
+
+
+def _unit_periods_cut(planner: _Planner, d: Directory, base: Directory,
+                      reserved: set[str], history: dict[str, set[str]]) -> None:
+    """An old unit address that delivers today keeps delivering: a `formerly` or `dissolved`
+    date moved back past policy.history.unit_alias_days ends it as surely as dropping it
+    (MG614). The file's period for both: the records are compared, not the policy."""
+    days = d.policy.unit_alias_days
+    if days is None:
+        return  # every period runs for ever
+    today = planner.today
+    naming = NamingPolicy.from_dict(d.policy.naming)
+    as_file = replace(base, policy=replace(base.policy, unit_alias_days=days))
+    before = former_unit_locals(as_file, NamingPolicy.from_dict(base.policy.naming), today)
+    after = former_unit_locals(d, naming, today)
+    now = unit_locals(d.units, naming, on_error=lambda _u, _e: None)
+    for u in d.units:
+        cut = [x for x in before.get(u.id, ())
+               if x in history.get(u.id, ()) and x not in after.get(u.id, ())
+               and x != now.get(u.id) and x.casefold() not in reserved]
+        if cut:
+            planner.refuse("MG614", _(
+                "unit {unit}: {cut} delivers today in the base of the review, but a `formerly` "
+                "date is now so early that its period is over: mail to it (and to its list) "
+                "would bounce; keep the date of the change").format(
+                    unit=u.id, cut=", ".join(d.address(x) for x in cut)), ("units", u.index))
+    was = {u.id: u for u in base.units}
+    for u in d.units:
+        b = was.get(u.id)
+        if b is None or b.dissolved is None or u.dissolved is None:
+            continue
+        if _period_live(b.dissolved.date, days, today) and \
+                not _period_live(u.dissolved.date, days, today):
+            planner.refuse("MG614", _(
+                "unit {unit}: {address} forwards to its successor today in the base of the "
+                "review, but its `dissolved` date is now so early that the period is over: "
+                "mail to it would be refused from then on; keep the date of the merger").format(
+                    unit=u.id, address=d.address(now.get(u.id, u.abbr))), ("units", u.index))
 
 
 def _forwards_into_absorbed_domains(planner: _Planner, base: Directory | None) -> None:
