@@ -997,6 +997,11 @@ def _addresses_dropped(planner: _Planner, d: Directory, base: Directory | None) 
     if base is None:
         return
     reserved = {r.address.casefold() for r in d.reserved}
+    # address -> the ids its entries name: an address a mailbox gives up is retired for it
+    # (or for nobody), never for another id, which `reserved` would let have it
+    reserved_ids: dict[str, set[int | None]] = {}
+    for r in d.reserved:
+        reserved_ids.setdefault(r.address.casefold(), set()).add(r.id)
     now = {m.id: m for m in d.mailboxes if m.id is not None}
     days = d.policy.previous_alias_days  # the file's, for both: the records are compared
     for b in base.mailboxes:
@@ -1004,8 +1009,9 @@ def _addresses_dropped(planner: _Planner, d: Directory, base: Directory | None) 
         if m is None:
             continue  # a record that left the data: MG603 / MG611
         kept = {x.casefold() for x in (m.address, *(p.address for p in m.previous))}
+        retired = {x for x, ids in reserved_ids.items() if ids & {None, m.id}}
         lost = [x for x in (b.address, *(p.address for p in b.previous))
-                if x.casefold() not in kept and x.casefold() not in reserved]
+                if x.casefold() not in kept and x.casefold() not in retired]
         # ... and an old address that delivers today keeps delivering: a renamed_from date
         # moved back past the policy period stops it as surely as dropping it
         delivers = {p.address.casefold() for p in m.previous
@@ -1026,15 +1032,13 @@ def _addresses_dropped(planner: _Planner, d: Directory, base: Directory | None) 
             planner.refuse("MG614", _(
                 "mailbox id {id} ({address}) no longer has {lost}, which it had in the base "
                 "of the review: mail to it would bounce; keep it in `renamed_from` (`mailgov "
-                "rename` does), or retire it on purpose in `reserved` with id {id}").format(
+                "rename` does), or retire it on purpose in `reserved`, without an id (with "
+                "one, MG220: a live mailbox's id is its own)").format(
                     id=m.id, address=d.address(m.address),
                     lost=", ".join(d.address(x) for x in dict.fromkeys(lost))),
                 ("mailboxes", m.index))
-    # address -> the ids its entries name: an entry stays with the id it had (a newcomer
-    # given that id, or an id written in, would receive mail meant for the one it retired)
-    reserved_ids: dict[str, set[int | None]] = {}
-    for r in d.reserved:
-        reserved_ids.setdefault(r.address.casefold(), set()).add(r.id)
+    # an entry stays with the id it had (a newcomer given that id, or an id written in,
+    # would receive mail meant for the one it retired)
     for r in base.reserved:
         if r.id in reserved_ids.get(r.address.casefold(), ()):
             continue

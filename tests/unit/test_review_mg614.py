@@ -277,3 +277,26 @@ def test_a_dissolved_date_moved_back_past_its_period_is_refused(data: Path) -> N
     assert any(r.startswith(f"MG614 unit ttb: ttb{D} forwards to its successor today in the "
                             "base of the review, but its `dissolved` date is now so early")
                for r in refusals), refusals
+
+
+def test_an_address_is_retired_for_its_own_mailbox_not_another_id(w: Review) -> None:
+    """FIXED (MG614): htmai@ of id 11 changed by hand without `renamed_from`, "retired" in
+    `reserved` with id 40: applied (AddressLost 'htmai@… reaches nobody now'), and
+    `reserved` then lets id 40 have it (MG221), stopped only by the directory's memory of
+    the old holder (MG605) while its entry lives. Retired without an id it passes; with its
+    own id it is invalid (MG220), though the MG614 message used to advise just that."""
+    def retire(ident: int | None) -> Any:
+        def edit(d: Any) -> None:
+            box(d, "htmai").update(address="htmai7", naming_exemption=EXEMPT)
+            d.setdefault("reserved", []).append(
+                {"address": "htmai", **({"id": ident} if ident else {}), "reason": "5/QĐ-BNNMT"})
+        return edit
+
+    out = w.pr(retire(40), apply=False)
+    assert out.status == "refused" and out.rules() == {"MG614"}, out
+    assert f"mailbox id 11 (htmai7@{DOMAIN}) no longer has htmai@{DOMAIN}" in out.text("MG614")
+    assert "or retire it on purpose in `reserved`, without an id (with one, MG220" in \
+        out.text("MG614")
+    assert w.pr(retire(None), apply=False).status == "planned"
+    own = w.pr(retire(11), apply=False)
+    assert own.status == "invalid" and own.rules() == {"MG220"}, own
