@@ -1060,6 +1060,8 @@ def _addresses_dropped(planner: _Planner, d: Directory, base: Directory | None) 
                 address=d.address(r.address)), ("reserved",))
     if not base.units:
         return
+    # a unit's address is retired for nobody: an entry with an id lets that mailbox have it
+    reserved = {x for x, ids in reserved_ids.items() if None in ids}
     before, after = _unit_history(base), _unit_history(d)
     kept_units = {u.id for u in d.units}
     for b_unit in base.units:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from test_plan_properties import DOMAIN
-from test_review_handover import EXEMPT, Review, add, box, reserve
+from test_review_handover import EXEMPT, Review, add, box, reserve, unit
 
 from mailgov.cli import main
 from mailgov.directory import desired_entries
@@ -300,3 +300,22 @@ def test_an_address_is_retired_for_its_own_mailbox_not_another_id(w: Review) -> 
     assert w.pr(retire(None), apply=False).status == "planned"
     own = w.pr(retire(11), apply=False)
     assert own.status == "invalid" and own.rules() == {"MG220"}, own
+
+
+def test_a_unit_address_is_retired_for_nobody(w: Review) -> None:
+    """FIXED (MG614): vpb renamed by hand without `formerly`, vpb@ and vpb-all@ "retired" in
+    `reserved` with id 40: applied, and validation then lets id 40 have vpb@ (MG221 passes
+    the id it names); only the live unit entry's memory of it (MG605) stood between the
+    newcomer and the Ministry Office's mail. A unit address is retired with no id."""
+    def retire(ident: int | None) -> Any:
+        def edit(d: Any) -> None:
+            unit(d, "vpb").update(abbr="vpbo")
+            d.setdefault("reserved", []).extend(
+                {"address": a, **({"id": ident} if ident else {}), "reason": "5/QĐ-BNNMT"}
+                for a in ("vpb", "vpb-all"))
+        return edit
+
+    out = w.pr(retire(40), apply=False)
+    assert out.status == "refused" and out.rules() == {"MG614"}, out
+    assert f"unit vpb no longer has the address vpb@{DOMAIN}" in out.text("MG614")
+    assert w.pr(retire(None), apply=False).status == "planned"
