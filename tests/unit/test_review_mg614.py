@@ -138,10 +138,13 @@ SUB_SUB_UNIT = """  - id: hc
     ([("unit", "merge", "tcmt", "cntt"), ("unit", "rename", "cntt", "--abbr", "it")], False),
     ([("unit", "rename", "hc", "--abbr", "hcx"), ("unit", "merge", "tcmt", "cntt")], False),
     ([("unit", "merge", "tcmt", "cntt"), ("unit", "rename", "hc", "--abbr", "hcx")], False),
+    ([("unit", "merge", "hc", "cspc"), ("unit", "rename", "tcmt", "--abbr", "mt")], False),
+    ([("unit", "merge", "hc", "cspc"), ("unit", "merge", "tcmt", "cntt")], False),
 ], ids=["merge-then-sub-rename-same-day", "sub-rename-then-merge",
         "sub-rename-then-merge-same-day", "sub-rename-then-parent-rename-same-day",
         "merge-then-successor-rename", "sub-sub-rename-then-merge",
-        "merge-then-sub-sub-rename"])
+        "merge-then-sub-sub-rename", "dissolved-sub-sub-then-rename",
+        "dissolved-sub-sub-then-merge"])
 def test_the_second_unit_command_keeps_every_unit_address_delivering(
         data: Path, steps: list[tuple[str, ...]], same_day: bool) -> None:
     """Two unit commands on one data file (a sub-sub-unit hc under vp): the second, planned
