@@ -986,6 +986,16 @@ def _unit_history(d: Directory) -> dict[str, set[str]]:
     return out
 
 
+def _own_aliases(m: Mailbox, domains: set[str]) -> list[str]:
+    """The local parts of ``m``'s aliases at one of ``domains`` (written bare or in full)."""
+    out = []
+    for a in m.aliases:
+        local, _at, dom = a.partition("@")
+        if not dom or dom.lower() in domains:
+            out.append(local)
+    return out
+
+
 def _addresses_dropped(planner: _Planner, d: Directory, base: Directory | None) -> None:
     """A record's address history only grows. A hand edit that changes a mailbox's address
     without `renamed_from`, rewrites its `renamed_from`, or changes a unit's abbreviation or
@@ -1004,6 +1014,11 @@ def _addresses_dropped(planner: _Planner, d: Directory, base: Directory | None) 
         reserved_ids.setdefault(r.address.casefold(), set()).add(r.id)
     now = {m.id: m for m in d.mailboxes if m.id is not None}
     days = d.policy.previous_alias_days  # the file's, for both: the records are compared
+    # An alias at one of the organisation's domains is an address of the record too; the
+    # domains of both sides, so that a domain ending does not read as aliases dropped.
+    ours = {base.organization.domain.lower(), d.organization.domain.lower(),
+            *(a.domain.lower() for a in (*base.organization.alias_domains,
+                                         *d.organization.alias_domains))}
     for b in base.mailboxes:
         m = now.get(b.id) if b.id is not None else None
         if m is None:
@@ -1027,6 +1042,18 @@ def _addresses_dropped(planner: _Planner, d: Directory, base: Directory | None) 
                 "it would bounce; keep the date of the rename").format(
                     id=m.id, address=d.address(m.address),
                     cut=", ".join(d.address(x) for x in dict.fromkeys(cut))),
+                ("mailboxes", m.index))
+        had = {x.casefold() for x in _own_aliases(m, ours)} | kept
+        dropped = [x for x in _own_aliases(b, ours)
+                   if x.casefold() not in had and x.casefold() not in retired]
+        if dropped:
+            planner.refuse("MG614", _(
+                "mailbox id {id} ({address}) no longer has the alias {lost}, which it had in "
+                "the base of the review: mail to it would bounce, and only `reserved` keeps it "
+                "from someone else once the entry is gone; retire it on purpose in `reserved` "
+                "(without an id) in the same change").format(
+                    id=m.id, address=d.address(m.address),
+                    lost=", ".join(d.address(x) for x in dict.fromkeys(dropped))),
                 ("mailboxes", m.index))
         if lost:
             planner.refuse("MG614", _(

@@ -211,25 +211,25 @@ def test_a_renamed_from_date_moved_back_past_its_period_is_refused(w: Review) ->
                 apply=False).status == "planned"
 
 
-@pytest.mark.xfail(strict=True, reason="NOT FIXED, a design question for the lead: "
-                   "test_review_handover removes aliases by hand as a legitimate step "
-                   "(test_an_alias_made_the_address_of_a_new_person_is_refused, "
-                   "test_a_dated_rename_onto_a_former_alias_is_refused_on_its_day)")
 def test_an_alias_removed_by_hand_is_refused(w: Review) -> None:
-    """HOLE: an alias at the organisation's domain is an address the record had, as
-    `mailgov reserve-purged` knows (ever_used), but MG614 compares only the address and
-    `renamed_from`: removing it by hand is applied and mail to it bounces (the harness's own
-    invariant: AddressLost 'mai.ht@… reaches nobody now'; MG605 keeps it from a newcomer
-    only while the directory remembers it). Expected: refused unless retired in `reserved`
-    with the record's id."""
+    """FIXED (the lead's choice): an alias at the organisation's domain is an address the
+    record had, as `mailgov reserve-purged` knows (ever_used). Removed by hand it was applied
+    and mail to it bounced (the harness's own invariant: AddressLost 'mai.ht@… reaches nobody
+    now'), and once the entry was purged nothing kept it from a newcomer. Now it leaves only
+    retired in `reserved` in the same change."""
     assert w.pr(lambda d: box(d, "htmai").update(aliases=["mai.ht"])).status == "applied"
     out = w.pr(lambda d: box(d, "htmai").pop("aliases"), apply=False)
     assert out.status == "refused" and out.rules() == {"MG614"}, out
     assert f"mailbox id 11 (htmai@{DOMAIN}) no longer has the alias mai.ht@{DOMAIN}, which it " \
            "had in the base of the review" in out.text("MG614")
     retired = w.pr(lambda d: (box(d, "htmai").pop("aliases"), d.setdefault("reserved", []).append(
-        {"address": "mai.ht", "id": 11, "reason": "5/QĐ-BNNMT"})), apply=False)
+        {"address": "mai.ht", "reason": "5/QĐ-BNNMT"})), apply=False)
     assert retired.status == "planned", retired
+    # moved into renamed_from or made the address, it stays the record's: not dropped
+    kept = w.pr(lambda d: box(d, "htmai").update(aliases=[], address="mai.ht",
+                                                 renamed_from="htmai", naming_exemption=EXEMPT),
+                apply=False)
+    assert kept.status == "planned", kept
 
 
 def _with_unit_alias_days(data: Path) -> None:
