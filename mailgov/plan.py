@@ -1035,35 +1035,26 @@ def _addresses_dropped(planner: _Planner, d: Directory, base: Directory | None) 
                if previous_delivers(p, days, planner.today)
                and p.address.casefold() in kept and p.address.casefold() not in delivers
                and p.address.casefold() not in reserved]
-        if cut:
-            planner.refuse("MG614", _(
-                "mailbox id {id} ({address}): {cut} delivers today in the base of the review, "
-                "but its `renamed_from` date is now so early that its period is over: mail to "
-                "it would bounce; keep the date of the rename").format(
-                    id=m.id, address=d.address(m.address),
-                    cut=", ".join(d.address(x) for x in dict.fromkeys(cut))),
-                ("mailboxes", m.index))
         had = {x.casefold() for x in _own_aliases(m, ours)} | kept
         dropped = [x for x in _own_aliases(b, ours)
                    if x.casefold() not in had and x.casefold() not in retired]
-        if dropped:
-            planner.refuse("MG614", _(
-                "mailbox id {id} ({address}) no longer has the alias {lost}, which it had in "
-                "the base of the review: mail to it would bounce, and only `reserved` keeps it "
-                "from someone else once the entry is gone; retire it on purpose in `reserved` "
-                "(without an id) in the same change").format(
+        for message, addresses in (
+                (_("mailbox id {id} ({address}): {lost} delivers today in the base of the "
+                   "review, but its `renamed_from` date is now so early that its period is "
+                   "over: mail to it would bounce; keep the date of the rename"), cut),
+                (_("mailbox id {id} ({address}) no longer has the alias {lost}, which it had "
+                   "in the base of the review: mail to it would bounce, and only `reserved` "
+                   "keeps it from someone else once the entry is gone; retire it on purpose "
+                   "in `reserved` (without an id) in the same change"), dropped),
+                (_("mailbox id {id} ({address}) no longer has {lost}, which it had in the base "
+                   "of the review: mail to it would bounce; keep it in `renamed_from` "
+                   "(`mailgov rename` does), or retire it on purpose in `reserved`, without an "
+                   "id (with one, MG220: a live mailbox's id is its own)"), lost)):
+            if addresses:
+                planner.refuse("MG614", message.format(
                     id=m.id, address=d.address(m.address),
-                    lost=", ".join(d.address(x) for x in dict.fromkeys(dropped))),
-                ("mailboxes", m.index))
-        if lost:
-            planner.refuse("MG614", _(
-                "mailbox id {id} ({address}) no longer has {lost}, which it had in the base "
-                "of the review: mail to it would bounce; keep it in `renamed_from` (`mailgov "
-                "rename` does), or retire it on purpose in `reserved`, without an id (with "
-                "one, MG220: a live mailbox's id is its own)").format(
-                    id=m.id, address=d.address(m.address),
-                    lost=", ".join(d.address(x) for x in dict.fromkeys(lost))),
-                ("mailboxes", m.index))
+                    lost=", ".join(d.address(x) for x in dict.fromkeys(addresses))),
+                    ("mailboxes", m.index))
     # an entry stays with the id it had (a newcomer given that id, or an id written in,
     # would receive mail meant for the one it retired)
     for r in base.reserved:
