@@ -277,14 +277,25 @@ class Directory:
         """Every local part ``m`` used: its address, its previous addresses, its aliases at
         one of the organisation's domains (primary or alias), in that order, each once. What
         `reserve-purged` reserves and a purged record may not leave the data without."""
-        ours = {self.organization.domain.lower(),
-                *(a.domain.lower() for a in self.organization.alias_domains)}
-        out = [m.address, *(p.address for p in m.previous)]
-        for a in m.aliases:
-            local, _at, dom = a.partition("@")
-            if not dom or dom.lower() in ours:
-                out.append(local)
+        out = [m.address, *(p.address for p in m.previous),
+               *own_aliases(m, self.domains())]
         return list(dict.fromkeys(out))
+
+    def domains(self) -> set[str]:
+        """The organisation's domains (primary and alias), lower case."""
+        return {self.organization.domain.lower(),
+                *(a.domain.lower() for a in self.organization.alias_domains)}
+
+
+def own_aliases(m: Mailbox, domains: set[str]) -> list[str]:
+    """The local parts of ``m``'s aliases at one of ``domains`` (written bare or in full):
+    addresses of the record, as its address is."""
+    out = []
+    for a in m.aliases:
+        local, _at, dom = a.partition("@")
+        if not dom or dom.lower() in domains:
+            out.append(local)
+    return out
 
 
 # policy.password.<kind>.lockout_duration_minutes when the data leaves it out. Users: locked

@@ -51,7 +51,7 @@ from mailgov.directory import (
     previous_delivers,
 )
 from mailgov.i18n import N_, _
-from mailgov.model import Directory, Mailbox, Policy, Unit
+from mailgov.model import Directory, Mailbox, Policy, Unit, own_aliases
 from mailgov.naming import NamingPolicy, list_local, unit_locals
 
 ChangeKind = Literal["create", "modify", "rename", "move", "suspend", "cancel", "restore",
@@ -986,16 +986,6 @@ def _unit_history(d: Directory) -> dict[str, set[str]]:
     return out
 
 
-def _own_aliases(m: Mailbox, domains: set[str]) -> list[str]:
-    """The local parts of ``m``'s aliases at one of ``domains`` (written bare or in full)."""
-    out = []
-    for a in m.aliases:
-        local, _at, dom = a.partition("@")
-        if not dom or dom.lower() in domains:
-            out.append(local)
-    return out
-
-
 def _addresses_dropped(planner: _Planner, d: Directory, base: Directory | None) -> None:
     """A record's address history only grows. A hand edit that changes a mailbox's address
     without `renamed_from`, rewrites its `renamed_from`, or changes a unit's abbreviation or
@@ -1016,9 +1006,7 @@ def _addresses_dropped(planner: _Planner, d: Directory, base: Directory | None) 
     days = d.policy.previous_alias_days  # the file's, for both: the records are compared
     # An alias at one of the organisation's domains is an address of the record too; the
     # domains of both sides, so that a domain ending does not read as aliases dropped.
-    ours = {base.organization.domain.lower(), d.organization.domain.lower(),
-            *(a.domain.lower() for a in (*base.organization.alias_domains,
-                                         *d.organization.alias_domains))}
+    ours = base.domains() | d.domains()
     for b in base.mailboxes:
         m = now.get(b.id) if b.id is not None else None
         if m is None:
@@ -1035,8 +1023,8 @@ def _addresses_dropped(planner: _Planner, d: Directory, base: Directory | None) 
                if previous_delivers(p, days, planner.today)
                and p.address.casefold() in kept and p.address.casefold() not in delivers
                and p.address.casefold() not in reserved]
-        had = {x.casefold() for x in _own_aliases(m, ours)} | kept
-        dropped = [x for x in _own_aliases(b, ours)
+        had = {x.casefold() for x in own_aliases(m, ours)} | kept
+        dropped = [x for x in own_aliases(b, ours)
                    if x.casefold() not in had and x.casefold() not in retired]
         for message, addresses in (
                 (_("mailbox id {id} ({address}): {lost} delivers today in the base of the "
@@ -1079,7 +1067,7 @@ def _addresses_dropped(planner: _Planner, d: Directory, base: Directory | None) 
     if not base.units:
         return
     # a unit's address is retired for nobody: an entry with an id lets that mailbox have it
-    reserved = {x for x, ids in reserved_ids.items() if None in ids}
+    for_nobody = {x for x, ids in reserved_ids.items() if None in ids}
     before, after = _unit_history(base), _unit_history(d)
     kept_units = {u.id for u in d.units}
     for b_unit in base.units:
@@ -1089,7 +1077,7 @@ def _addresses_dropped(planner: _Planner, d: Directory, base: Directory | None) 
         # Either way only `reserved` keeps its addresses from a newcomer once it is gone.
         olds = sorted(before.get(b_unit.id, ()))
         missing = [x for local in olds for x in (local, list_local(local))
-                   if x.casefold() not in reserved]
+                   if x.casefold() not in for_nobody]
         if not missing:
             continue
         hint = (_("add them to `reserved`") if b_unit.dissolved is not None else
@@ -1102,7 +1090,7 @@ def _addresses_dropped(planner: _Planner, d: Directory, base: Directory | None) 
             ("units",))
     for u in d.units:
         lost = sorted(x for x in before.get(u.id, set()) - after.get(u.id, set())
-                      if x.casefold() not in reserved)
+                      if x.casefold() not in for_nobody)
         if lost:
             planner.refuse("MG614", _(
                 "unit {unit} no longer has the address {lost}, which it had in the base of "
@@ -1111,7 +1099,7 @@ def _addresses_dropped(planner: _Planner, d: Directory, base: Directory | None) 
                 "merge` do), or retire the address on purpose in `reserved`").format(
                     unit=u.id, lost=", ".join(d.address(x) for x in lost)),
                 ("units", u.index))
-    _unit_periods_cut(planner, d, base, reserved, after)
+    _unit_periods_cut(planner, d, base, for_nobody, after)
 
 
 def _unit_periods_cut(planner: _Planner, d: Directory, base: Directory,
@@ -1159,9 +1147,7 @@ def _forwards_into_absorbed_domains(planner: _Planner, base: Directory | None) -
     if base is None:
         return
     d = planner.d
-    known = {base.organization.domain.lower(),
-             *(a.domain.lower() for a in base.organization.alias_domains)}
-    absorbed = {a.domain.lower() for a in d.organization.alias_domains} - known
+    absorbed = {a.domain.lower() for a in d.organization.alias_domains} - base.domains()
     if not absorbed:
         return
     for m in d.mailboxes:
@@ -1191,7 +1177,7 @@ def _holders(planner: _Planner, deleted: set[str]) -> None:
     moved: list[str] = []
     org = planner.d.organization
     primary = org.domain.lower()
-    served = {primary, *(a.domain.lower() for a in org.alias_domains)}
+    served = planner.d.domains()
     for key, attrs in live.items():
         who = planner.matched.get(key)
         kept = who is None and key not in deleted
