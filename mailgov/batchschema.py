@@ -9,11 +9,11 @@ each field's values gathered into a column, types by ``set(map(type, column))``,
 lengths and enums on the distinct values only (ids, dates, requests and units repeat),
 ranges by ``min``/``max``. 0.06 s for the same file.
 
-Only a "yes" is trusted, and it means exactly what jsonschema's answer (``validate._STRICT``:
-strict integers, patterns anchored at the true end) would mean: every check here is as
-strict as that one or stricter. Anything it does not know how to decide exactly (a keyword
-it does not implement, overlapping ``oneOf`` branches, enums of mixed types, unhashable list
-items under ``uniqueItems``) makes the answer "not shown", never "yes".
+Only a "yes" is trusted, and it means exactly what jsonschema's answer
+(``validate.strict_validator()``: strict integers, patterns anchored at the true end) would
+mean: every check here is as strict as that one or stricter. Anything it does not know how
+to decide exactly (a keyword it does not implement, overlapping ``oneOf`` branches, enums of
+mixed types, unhashable list items under ``uniqueItems``) makes the answer "not shown", never "yes".
 tests/unit/test_batchschema.py compares the two on the corpus and on random mutations.
 """
 

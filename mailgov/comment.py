@@ -23,8 +23,6 @@ import json
 import os
 import re
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -48,6 +46,10 @@ class Api:
         self.list_path, self.item_path, self.update_method = list_path, item_path, update_method
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
+        # Imported here: urllib.request (http.client, ssl) was 80 ms of every command's start.
+        import urllib.error
+        import urllib.request
+
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(self.base + path, data=data, method=method,
                                      headers={**self.headers, "Content-Type": "application/json"})

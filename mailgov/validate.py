@@ -23,10 +23,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fastjsonschema
-import jsonschema
 
 from mailgov.batchschema import BatchCheck
 from mailgov.directory import former_unit_locals
@@ -35,6 +34,9 @@ from mailgov.loader import MAX_REPORTED, Loaded, LoadError, Locator, char_name, 
 from mailgov.model import AliasDomain, Directory, Mailbox, Reserved, Unit, build, next_free_id
 from mailgov.naming import NamingError, NamingPolicy, Person, list_local, unit_locals
 from mailgov.problems import Problem, json_path
+
+if TYPE_CHECKING:  # jsonschema is imported only to report shape problems (below)
+    import jsonschema
 
 # Installed: the copy the wheel carries (pyproject.toml maps schema/ to mailgov/schema/);
 # a checkout (editable install) reads the repository's schema/.
@@ -163,7 +165,8 @@ def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Any:
     """``pattern`` anchored at the true end: Python's ``$`` also matches before a final
     newline ("ab\\n" would pass ``^ab$``); JSON Schema's (ECMA-262) does not."""
     if isinstance(instance, str) and not _end_anchored(pattern).search(instance):
-        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+        from jsonschema import ValidationError  # loaded: jsonschema is calling us
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
 @cache
@@ -174,7 +177,8 @@ def _end_anchored(pattern: str) -> re.Pattern[str]:
 def _unique_items(validator: Any, unique: bool, instance: Any, schema: Any) -> Any:
     """uniqueItems in linear time (jsonschema's falls back to comparing every pair)."""
     if unique and validator.is_type(instance, "array") and _repeated(instance):
-        yield jsonschema.ValidationError(f"{_short(instance)} has non-unique elements")
+        from jsonschema import ValidationError  # loaded: jsonschema is calling us
+        yield ValidationError(f"{_short(instance)} has non-unique elements")
 
 
 def _canonical(item: Any) -> str:
@@ -191,15 +195,12 @@ def _repeated(items: list[Any]) -> list[str]:
                   for k, n in counts.items() if n > 1)
 
 
-_BASE_ITEMS = jsonschema.Draft202012Validator.VALIDATORS["items"]
-
-
 def _items(validator: Any, items: Any, instance: Any, schema: Any) -> Any:
     """``items`` checking each distinct text or number once: a list of a million repeated
     items is one descent, not a million (a scalar's errors do not depend on its place; a
     repeated valid one has none, an invalid one is checked again to report it where it is)."""
     if items is False or "prefixItems" in schema or not validator.is_type(instance, "array"):
-        yield from _BASE_ITEMS(validator, items, instance, schema)
+        yield from base_items()(validator, items, instance, schema)
         return
     valid: set[tuple[type, Any]] = set()
     for index, item in enumerate(instance):
@@ -212,11 +213,27 @@ def _items(validator: Any, items: Any, instance: Any, schema: Any) -> Any:
         yield from errors
 
 
-_STRICT = jsonschema.validators.extend(
-    jsonschema.Draft202012Validator,
-    validators={"pattern": _pattern, "uniqueItems": _unique_items, "items": _items},
-    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
-        "integer", _strict_integer))
+@cache
+def base_items() -> Callable[..., Any]:
+    """jsonschema's own ``items`` (what :func:`_items` falls back to)."""
+    import jsonschema
+    items: Callable[..., Any] = jsonschema.Draft202012Validator.VALIDATORS["items"]
+    return items
+
+
+@cache
+def strict_validator() -> type[jsonschema.protocols.Validator]:
+    """The full checker behind every reported shape problem: draft 2020-12 with patterns
+    anchored at the true end, linear uniqueItems and items, and strict integers. Made on
+    first use: the valid file never needs it, and importing jsonschema was 90 ms of the start
+    of every command."""
+    import jsonschema
+    strict: type[jsonschema.protocols.Validator] = jsonschema.validators.extend(
+        jsonschema.Draft202012Validator,
+        validators={"pattern": _pattern, "uniqueItems": _unique_items, "items": _items},
+        type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+            "integer", _strict_integer))
+    return strict
 
 
 def _show(value: Any) -> str:
@@ -265,7 +282,7 @@ def _item_checks() -> dict[str, tuple[Callable[[Any], Any], jsonschema.protocols
     for key, name in _LISTS.items():
         item = {"$defs": schema["$defs"], "$ref": f"#/$defs/{name}"}
         fast = _compile(item)
-        out[key] = (fast, _STRICT(item))
+        out[key] = (fast, strict_validator()(item))
     return out
 
 
@@ -277,7 +294,7 @@ def _schema_errors(data: Any) -> Iterable[tuple[PathT, jsonschema.ValidationErro
     for key in _LISTS:
         skeleton["properties"][key] = {k: v for k, v in schema["properties"][key].items()
                                        if k != "items"}
-    for e in _STRICT(skeleton).iter_errors(data):
+    for e in strict_validator()(skeleton).iter_errors(data):
         yield tuple(e.absolute_path), e
     checks = _item_checks()
     for key, (fast, full) in checks.items():

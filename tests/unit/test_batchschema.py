@@ -1,5 +1,6 @@
 """The column-at-a-time schema check (mailgov/batchschema.py) says "valid" only where
-jsonschema (validate._STRICT, the checker behind every reported shape problem) says valid.
+jsonschema (validate.strict_validator(), the checker behind every reported shape problem)
+says valid.
 
 The check is only trusted one way: a "yes" skips the record-by-record checks. So every test
 here is of the form "batch says yes => jsonschema says yes", on the corpus, on each trap
@@ -20,7 +21,7 @@ import pytest
 from mailgov import batchschema
 from mailgov.batchschema import BatchCheck
 from mailgov.loader import LoadError, load
-from mailgov.validate import _STRICT, _batch_check, load_schema, validate
+from mailgov.validate import _batch_check, load_schema, strict_validator, validate
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
@@ -40,7 +41,7 @@ def _docs() -> list[tuple[str, dict[str, Any]]]:
 
 
 DOCS = _docs()
-FULL = _STRICT(load_schema())
+FULL = strict_validator()(load_schema())
 
 
 def test_batch_never_says_valid_where_jsonschema_does_not_on_the_corpus() -> None:

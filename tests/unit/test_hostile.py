@@ -16,7 +16,7 @@ import pytest
 
 from mailgov.loader import MAX_DEPTH, MAX_REPORTED, LoadError, load
 from mailgov.problems import Problem
-from mailgov.validate import _STRICT, MAX_SHOWN, _fast_check, load_schema, validate
+from mailgov.validate import MAX_SHOWN, _fast_check, load_schema, strict_validator, validate
 
 DATA = Path(__file__).resolve().parents[2] / "tests" / "data"
 MINIMAL = (DATA / "good" / "minimal.yaml").read_text(encoding="utf-8")
@@ -242,7 +242,7 @@ def test_schema_patterns_match_to_the_true_end(tmp_path: Path,
     _set(data, where, lambda v: v + "\n")  # Python's '$' matches before a final newline
     with pytest.raises(fastjsonschema.JsonSchemaException):
         _fast_check()(data)
-    errors = [e for e in _STRICT(load_schema()).iter_errors(data)]
+    errors = [e for e in strict_validator()(load_schema()).iter_errors(data)]
     assert [(tuple(e.absolute_path), e.validator) for e in errors] == [(where, "pattern")]
 
 
@@ -324,19 +324,19 @@ def test_repeated_items_are_checked_once_and_every_bad_one_is_still_reported() -
     import jsonschema
     import yaml
 
-    from mailgov.validate import _BASE_ITEMS, _items
+    from mailgov.validate import _items, base_items
 
     data = yaml.safe_load(MINIMAL)
     box = next(b for b in data["mailboxes"] if "aliases" in b)
     box["aliases"] = ["nvq", "Bad Alias!", "nvq", "Bad Alias!", 7, 7, True, "x\n", "nvq"]
-    plain = jsonschema.validators.extend(_STRICT, validators={"items": _BASE_ITEMS})
+    plain = jsonschema.validators.extend(strict_validator(), validators={"items": base_items()})
 
     def errors(cls: Any) -> list[tuple[Any, ...]]:
         return sorted((tuple(e.absolute_path), e.validator, e.message)
                       for e in cls(load_schema()).iter_errors(data))
 
-    got = errors(_STRICT)
-    assert _STRICT.VALIDATORS["items"] is _items
+    got = errors(strict_validator())
+    assert strict_validator().VALIDATORS["items"] is _items
     assert got == errors(plain)
     bad = [p for p, kind, _ in got if kind == "pattern"]
     assert len([p for p in bad if p[-1] in (1, 3)]) == 2  # both copies of the bad one

@@ -16,7 +16,7 @@ import yaml
 from mailgov.loader import LoadError, load
 from mailgov.naming import NamingError, NamingPolicy, unit_locals
 from mailgov.problems import PLAN_RULES, REPO_RULES, RULES, Problem
-from mailgov.validate import _STRICT, SCHEMA_PATH, _fast_check, load_schema, validate
+from mailgov.validate import SCHEMA_PATH, _fast_check, load_schema, strict_validator, validate
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
@@ -131,7 +131,7 @@ def test_fast_and_full_schema_checks_agree_on_corpus() -> None:
     """fastjsonschema (happy path) and jsonschema (error reports) must agree on validity:
     the checks validate uses (strict integers, patterns anchored at the true end)."""
     fast = _fast_check()
-    full = _STRICT(load_schema())
+    full = strict_validator()(load_schema())
     # A key that is not text never reaches the schema checks (MG109 comes first).
     docs = [d for d in _loadable(BAD + GOOD) if _text_keys(d)]
     assert len(docs) > 40
