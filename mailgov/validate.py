@@ -188,6 +188,8 @@ def _canonical(item: Any) -> str:
 
 def _repeated(items: list[Any]) -> list[str]:
     """The items (as JSON) that occur more than once, in sorted order."""
+    if set(map(type, items)) <= {str}:  # texts only (aliases, lists): counted at C speed
+        return sorted(_canonical(k) for k, n in Counter(items).items() if n > 1)
     # Texts are counted as themselves (C speed), everything else by its JSON; a tuple key
     # never equals a text key, so "1" and 1 stay apart. JSON is made for repeated ones only.
     counts = Counter(x if x.__class__ is str else ("", _canonical(x)) for x in items)
@@ -201,6 +203,16 @@ def _items(validator: Any, items: Any, instance: Any, schema: Any) -> Any:
     repeated valid one has none, an invalid one is checked again to report it where it is)."""
     if items is False or "prefixItems" in schema or not validator.is_type(instance, "array"):
         yield from base_items()(validator, items, instance, schema)
+        return
+    if instance and set(map(type, instance)) == {str}:
+        # Texts only (the usual list): each distinct text is checked once at C-speed loops;
+        # the bad ones are checked again where they are, in order.
+        bad = {text for text in dict.fromkeys(instance)
+               if next(iter(validator.descend(instance=text, schema=items)), None) is not None}
+        if bad:
+            for index, item in enumerate(instance):
+                if item in bad:
+                    yield from validator.descend(instance=item, schema=items, path=index)
         return
     valid: set[tuple[type, Any]] = set()
     for index, item in enumerate(instance):
