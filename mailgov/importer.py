@@ -54,12 +54,14 @@ KINDS = (N_("personal"), N_("affiliate"))
 
 
 def _data_word(value: str, allowed: tuple[str, ...]) -> str | None:
-    """The data file's word for a role or kind written as the data writes it or as a
-    Vietnamese export does (``cán bộ`` -> ``staff``); None if it is neither."""
+    """The data file's word for a role, kind or state written as the data writes it or as a
+    Vietnamese export does (``cán bộ`` -> ``staff``), in any case and with spaces around (a
+    spreadsheet's habits); None if it is neither."""
     if value in allowed:
         return value
     vi = translator("vi").gettext
-    return next((w for w in allowed if vi(w).casefold() == value.strip().casefold()), None)
+    key = value.strip().casefold()
+    return next((w for w in allowed if key in (w.casefold(), vi(w).casefold())), None)
 
 
 class ImportError_(Exception):
@@ -293,8 +295,7 @@ def people(path: str | Path, rows: list[Row], e: Edit, *, request: str | None,
                 ok = False
             else:
                 v[field] = word
-        state = v.get("state", "").casefold()
-        if state and state not in ("active", translator("vi").gettext("active").casefold()):
+        if v.get("state") and _data_word(v["state"], ("active",)) is None:
             bad(row, "state", _("{value!r}: only active people are imported").format(
                 value=v["state"]))
             ok = False

@@ -374,17 +374,27 @@ def test_export_in_vietnamese_imports_again(tmp_path: Path,
     assert "lvtam@monre.gov.vn" in capsys.readouterr().out
     assert before.read_text(encoding="utf-8") == data.read_text(encoding="utf-8")
     # The data file's own words import too; a word of neither is refused with both named.
-    for role, kind, code in (("staff", "personal", 0), ("trưởng phòng", "cá nhân", 1)):
-        mixed = tmp_path / f"mixed-{code}.csv"
+    # A spreadsheet's case and spaces do not matter (" Staff ", "CÁ NHÂN").
+    for role, kind, code in (("staff", "personal", 0), (" Staff ", "CÁ NHÂN", 0),
+                             ("trưởng phòng", "cá nhân", 1)):
+        mixed = tmp_path / f"mixed-{code}-{role.strip()}.csv"
         mixed.write_text(rows[0] + "\n" + new.replace("cán bộ,cá nhân", f"{role},{kind}")
                          + "\n", encoding="utf-8")
-        fresh = tmp_path / f"fresh-{code}.yaml"
+        fresh = tmp_path / f"fresh-{code}-{role.strip()}.yaml"
         shutil.copy(SAMPLE, fresh)
         assert main(["import", str(mixed), "--data", str(fresh)]) == code
         if code == 0:
             assert fresh.read_text(encoding="utf-8") == data.read_text(encoding="utf-8")
     assert f"{mixed}:2: role: 'trưởng phòng': one of staff, head, admin" in \
         capsys.readouterr().out
+    shouted = tmp_path / "shouted.csv"  # the state too: " ĐANG HOẠT ĐỘNG " is active
+    shouted.write_text(rows[0] + "\n" + new.replace("đang hoạt động", " ĐANG HOẠT ĐỘNG ")
+                       + "\n", encoding="utf-8")
+    fresh = tmp_path / "fresh-shouted.yaml"
+    shutil.copy(SAMPLE, fresh)
+    assert main(["import", str(shouted), "--data", str(fresh)]) == 0
+    assert fresh.read_text(encoding="utf-8") == data.read_text(encoding="utf-8")
+    capsys.readouterr()
     # A state other than active is not imported, in either language.
     closed = tmp_path / "closed.csv"
     closed.write_text(rows[0] + "\n" + new.replace("đang hoạt động", "đã hủy") + "\n",
