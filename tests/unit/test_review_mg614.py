@@ -16,7 +16,7 @@ from test_review_handover import EXEMPT, Review, add, box, reserve, unit
 
 from mailgov.cli import main
 from mailgov.directory import desired_entries
-from mailgov.plan import normalise_dn, plan
+from mailgov.plan import normalise_dn, plan, render_markdown
 from mailgov.validate import validate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -418,3 +418,25 @@ def test_an_alias_domain_removed_after_its_period_passes(w: Review) -> None:
     out = w.pr(lambda d: d["organization"].pop("alias_domains"), apply=False)
     assert out.status == "planned", out
 
+
+def test_a_successor_changed_is_shown_old_and_new_with_the_merger(data: Path) -> None:
+    """A dissolved unit's successor changed by hand redirects its mail, losing none: not
+    refused, and the plan names both targets with the merger's request."""
+    _with_unit_alias_days(data)
+    _cli(data, "unit", "merge", "ttb", "vpb", "--request", "1/QĐ-BNNMT", "--date",
+         "2026-12-01")
+    base = validate(data, today=DAY).directory
+    assert base is not None
+    live = {normalise_dn(e.dn): {**e.attributes, "objectClass": e.object_classes}
+            for e in desired_entries(base, DAY)}
+    text = data.read_text(encoding="utf-8")
+    data.write_text(text.replace("successor: vpb,", "successor: tccb,", 1), encoding="utf-8")
+    d = validate(data, today=DAY).directory
+    assert d is not None
+    p = plan(d, live, today=DAY, base=base)
+    assert p.refusals == ()
+    shown = render_markdown(p)
+    assert f"- `ttb{D}`: mailForwardingAddress +tccb{D}; mailForwardingAddress −vpb{D} " \
+           "(1/QĐ-BNNMT, merged into tccb)" in shown, shown
+    assert f"- `ttb-all{D}`: +1 member(s): tccb-all (1/QĐ-BNNMT, merged into tccb)" in shown
+    assert f"- `ttb-all{D}`: −1 member(s): vpb-all (1/QĐ-BNNMT, merged into tccb)" in shown
