@@ -83,6 +83,13 @@ def pending_switch(org: Organization, today: date) -> int | None:
     return None
 
 
+def served_on(org: Organization, today: date) -> set[str]:
+    """The domains that receive mail on ``today`` (lower case): the primary (before a
+    scheduled switch, the old one) and the alias domains whose ``until`` is ahead."""
+    now, _steps = _organization(org, today)
+    return {now.domain.lower(), *now.live_alias_domains(today)}
+
+
 def _organization(org: Organization, today: date) -> tuple[Organization, list[tuple[date, str]]]:
     """The organisation on ``today``: before a scheduled switch the old domain is still the
     primary and the new one not yet a domain of ours; the alias periods still to end."""

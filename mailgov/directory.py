@@ -217,7 +217,17 @@ def former_unit_locals(d: Directory, naming: NamingPolicy, today: date | None = 
                        ) -> dict[str, list[str]]:
     """Unit id -> the local parts of its unit mailbox under each former abbreviation or
     parent whose period still runs on ``today`` (None: all), oldest first (issue 14: unit
-    renames; a merger's sub-units keep their address under the dissolved parent).
+    renames; a merger's sub-units keep their address under the dissolved parent); the days
+    they stopped are :func:`former_unit_days`'."""
+    days = d.policy.unit_alias_days
+    return {uid: olds for uid, old in former_unit_days(d, naming).items()
+            if (olds := [local for local, day in old.items()
+                         if _period_live(day, days, today)])}
+
+
+def former_unit_days(d: Directory, naming: NamingPolicy) -> dict[str, dict[str, date | None]]:
+    """Unit id -> each former local part of its unit mailbox -> the day its period began (it
+    stopped being the unit's; None: undated, for ever), oldest first.
 
     Every unit as it was just before each `formerly` item, all at once: the unit's own later
     items undone newest first, every other unit's items of that day or later (and, for a
@@ -227,7 +237,6 @@ def former_unit_locals(d: Directory, naming: NamingPolicy, today: date | None = 
     period starts on the day it stopped being the unit's; an undated item counts as oldest."""
     if not any(u.formerly for u in d.units):
         return {}
-    days = d.policy.unit_alias_days
     now = unit_locals(d.units, naming, on_error=lambda _u, _e: None)
 
     def undone(u: Unit, own_from: int | None, day: date, same_day_done: bool) -> Unit:
@@ -262,9 +271,8 @@ def former_unit_locals(d: Directory, naming: NamingPolicy, today: date | None = 
                 if local != now.get(vid):
                     old = ended.setdefault(vid, {})
                     old[local] = max(old.get(local, day), day)
-    return {uid: olds for uid, old in ended.items()
-            if (olds := [local for local, day in old.items()
-                         if _period_live(None if day == date.min else day, days, today)])}
+    return {uid: {local: None if day == date.min else day for local, day in old.items()}
+            for uid, old in ended.items()}
 
 
 def successor_of(d: Directory, unit_id: str) -> str:

@@ -34,7 +34,7 @@ from functools import cache
 from typing import Literal
 
 from mailgov.archive import retention_days, retention_end
-from mailgov.dated import as_of
+from mailgov.dated import as_of, served_on
 from mailgov.directory import (
     ADMIN_LOCK,
     CONTAINERS,
@@ -46,6 +46,7 @@ from mailgov.directory import (
     Entry,
     _period_live,
     desired_entries,
+    former_unit_days,
     former_unit_locals,
     layout_of,
     previous_delivers,
@@ -1004,6 +1005,10 @@ def _addresses_dropped(planner: _Planner, d: Directory, base: Directory | None) 
         reserved_ids.setdefault(r.address.casefold(), set()).add(r.id)
     now = {m.id: m for m in d.mailboxes if m.id is not None}
     days = d.policy.previous_alias_days  # the file's, for both: the records are compared
+    # ... nor the period itself shortened: (address, the day its period began) of the base's
+    # records, live under the base's period and over under the file's
+    base_days = base.policy.previous_alias_days
+    shortened: list[tuple[str, object]] = []
     # An alias at one of the organisation's domains is an address of the record too; the
     # domains of both sides, so that a domain ending does not read as aliases dropped.
     ours = base.domains() | d.domains()
@@ -1023,6 +1028,13 @@ def _addresses_dropped(planner: _Planner, d: Directory, base: Directory | None) 
                if previous_delivers(p, days, planner.today)
                and p.address.casefold() in kept and p.address.casefold() not in delivers
                and p.address.casefold() not in reserved]
+        if base_days != days:
+            shortened += [(p.address, p.date) for p in b.previous
+                          if previous_delivers(p, base_days, planner.today)
+                          and not previous_delivers(p, days, planner.today)
+                          and p.address.casefold() in kept
+                          and p.address.casefold() not in delivers
+                          and p.address.casefold() not in reserved]
         had = {x.casefold() for x in own_aliases(m, ours)} | kept
         dropped = [x for x in own_aliases(b, ours)
                    if x.casefold() not in had and x.casefold() not in retired]
@@ -1043,6 +1055,16 @@ def _addresses_dropped(planner: _Planner, d: Directory, base: Directory | None) 
                     id=m.id, address=d.address(m.address),
                     lost=", ".join(d.address(x) for x in dict.fromkeys(addresses))),
                     ("mailboxes", m.index))
+    if shortened:
+        planner.refuse("MG614", _(
+            "policy.history.alias_days is now {new} (in the base of the review: {old}): "
+            "{addresses} deliver(s) today as a previous address (`renamed_from`), but under "
+            "the new period theirs is over: mail to them would bounce; keep the period until "
+            "theirs have ended, or make it at least {least} days, which cuts none of them"
+        ).format(new=_period_text(days), old=_period_text(base_days),
+                 addresses=_capped([d.address(a) for a, _day in shortened]),
+                 least=_least_days(planner.today, (when for _a, when in shortened))),
+            ("policy", "history", "alias_days"))
     # an entry stays with the id it had (a newcomer given that id, or an id written in,
     # would receive mail meant for the one it retired)
     for r in base.reserved:
@@ -1126,18 +1148,112 @@ def _unit_periods_cut(planner: _Planner, d: Directory, base: Directory,
                 "date is now so early that its period is over: mail to it (and to its list) "
                 "would bounce; keep the date of the change").format(
                     unit=u.id, cut=", ".join(d.address(x) for x in cut)), ("units", u.index))
+    base_days = base.policy.unit_alias_days
+    # ... nor the period itself shortened: (address, the day its period began) of the base's
+    # records, live under the base's period and over under the file's
+    shortened: list[tuple[str, object]] = []
+    if base_days != days:
+        began = former_unit_days(base, NamingPolicy.from_dict(base.policy.naming))
+        for u in d.units:
+            shortened += [(x, day) for x, day in began.get(u.id, {}).items()
+                          if _period_live(day, base_days, today)
+                          and not _period_live(day, days, today)
+                          and x in history.get(u.id, ()) and x not in after.get(u.id, ())
+                          and x != now.get(u.id) and x.casefold() not in reserved]
     was = {u.id: u for u in base.units}
     for u in d.units:
         b = was.get(u.id)
         if b is None or b.dissolved is None or u.dissolved is None:
             continue
-        if _period_live(b.dissolved.date, days, today) and \
+        if not _period_live(u.dissolved.date, days, today) and \
+                _period_live(b.dissolved.date, base_days, today) and \
+                not _period_live(b.dissolved.date, days, today):
+            shortened.append((now.get(u.id, u.abbr), b.dissolved.date))
+        elif _period_live(b.dissolved.date, days, today) and \
                 not _period_live(u.dissolved.date, days, today):
             planner.refuse("MG614", _(
                 "unit {unit}: {address} forwards to its successor today in the base of the "
                 "review, but its `dissolved` date is now so early that the period is over: "
                 "mail to it would be refused from then on; keep the date of the merger").format(
                     unit=u.id, address=d.address(now.get(u.id, u.abbr))), ("units", u.index))
+    if shortened:
+        planner.refuse("MG614", _(
+            "policy.history.unit_alias_days is now {new} (in the base of the review: {old}): "
+            "{addresses} deliver(s) today as the former address of a renamed or moved unit "
+            "(`formerly`) or forward(s) to a dissolved unit's successor (`dissolved`), but "
+            "under the new period theirs is over: mail to them (and to their lists) would "
+            "bounce or be refused; keep the period until theirs have ended, or make it at "
+            "least {least} days, which cuts none of them"
+        ).format(new=_period_text(days), old=_period_text(base_days),
+                 addresses=_capped([d.address(x) for x, _day in shortened]),
+                 least=_least_days(today, (when for _x, when in shortened))),
+            ("policy", "history", "unit_alias_days"))
+
+
+#: How many addresses a refusal names before "and N more".
+_SHOWN_ADDRESSES = 10
+
+
+def _capped(addresses: list[str]) -> str:
+    """The first addresses (without repeats), then how many more."""
+    unique = list(dict.fromkeys(addresses))
+    shown = ", ".join(unique[:_SHOWN_ADDRESSES])
+    more = len(unique) - _SHOWN_ADDRESSES
+    return shown + (_(" and {n:,} more").format(n=more) if more > 0 else "")
+
+
+def _period_text(days: int | None) -> str:
+    return _("{n} days").format(n=days) if days is not None else _("not set (for ever)")
+
+
+def _least_days(today: date, began: Iterable[object]) -> int:
+    """The shortest period under which every one of the periods that began on ``began``
+    still runs on ``today``."""
+    return max((today - _as_date(day)).days + 1 for day in began)
+
+
+def _alias_domains_ended(planner: _Planner, written: Directory, base: Directory | None
+                         ) -> None:
+    """A domain that receives mail today in the base of the review keeps receiving today: an
+    alias domain given an `until` of today or earlier (or removed, or the old primary
+    dropped) stops every address there at once (MG614). An `until` after today passes: the
+    plan shows the day among its scheduled changes."""
+    if base is None:
+        return
+    today = planner.today
+    ended = served_on(base.organization, today) - served_on(written.organization, today)
+    if not ended:
+        return
+    org = written.organization
+    listed = {a.domain.lower(): a for a in org.alias_domains}
+    old, _scheduled = as_of(base, today)
+    addresses: dict[str, list[str]] = {dom: [] for dom in ended}
+    for e in desired_entries(old, today):
+        if e.attributes.get("mailEnabled") == ("FALSE",):
+            continue  # answered as cancelled either way
+        for name in ("mail", "mailAlias"):
+            for v in e.attributes.get(name, ()):
+                dom = v.rpartition("@")[2].lower()
+                if dom in addresses:
+                    addresses[dom].append(v.lower())
+    for dom in sorted(ended):
+        alias = listed.get(dom)
+        if alias is not None and alias.until is not None:
+            why = _("its `until` is now {until}").format(until=alias.until)
+        elif dom in written.domains():
+            why = _("it no longer receives mail today in the data")
+        else:
+            why = _("it is no longer one of the organisation's domains (organization.domain, "
+                    "organization.alias_domains)")
+        found = sorted(set(addresses[dom]))
+        planner.refuse("MG614", _(
+            "{domain} receives mail today in the base of the review, but {why}: mail to its "
+            "{count:,} address(es) ({addresses}) would bounce from then on; keep it receiving, "
+            "and end it with an `until` after today (the plan shows that day among its "
+            "scheduled changes)").format(domain=dom, why=why, count=len(found),
+                                         addresses=_capped(found)),
+            ("organization", "alias_domains", alias.index) if alias is not None
+            else ("organization",))
 
 
 def _forwards_into_absorbed_domains(planner: _Planner, base: Directory | None) -> None:
@@ -1356,6 +1472,7 @@ def plan(desired: Directory, live: LiveState, *, today: date,
     _purged_records_left(planner, base)
     _forwards_into_absorbed_domains(planner, base)
     _addresses_dropped(planner, written, base)
+    _alias_domains_ended(planner, written, base)
     refusals = planner.refusals + _refusals(planner, effective, changes, allow_mass_change)
     notes = [_("guards from {source}: max_disable_share {disable}, max_address_change_share "
                "{address}, max_modify_share {modify} (floor {floor}), protected "

@@ -6,7 +6,7 @@ must not."""
 from __future__ import annotations
 
 import shutil
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from test_review_handover import EXEMPT, Review, add, box, reserve, unit
 
 from mailgov.cli import main
 from mailgov.directory import desired_entries
-from mailgov.plan import normalise_dn, plan
+from mailgov.plan import normalise_dn, plan, render_markdown
 from mailgov.validate import validate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -322,3 +322,121 @@ def test_a_unit_address_is_retired_for_nobody(w: Review) -> None:
     assert out.status == "refused" and out.rules() == {"MG614"}, out
     assert f"unit vpb no longer has the address vpb@{DOMAIN}" in out.text("MG614")
     assert w.pr(retire(None), apply=False).status == "planned"
+
+
+# --- (4) the periods themselves: policy.history shortened, an alias domain ended early ------
+
+
+def _history(d: Any, **days: int | None) -> None:
+    d["policy"].setdefault("history", {}).update(days)
+
+
+def test_alias_days_shortened_past_a_live_period_is_refused(w: Review) -> None:
+    """FIXED (MG614): with alias_days 365, htmai@ (renamed 100 days ago) delivers; a later
+    edit of the policy to 30 days keeps every record as it was but ends htmai@'s period at
+    once: the plan deleted the alias and mail to it bounced. dtha@'s period (renamed 400
+    days ago) was over already: it is cut by nothing and not named."""
+    def renamed(address: str, days: int) -> list[dict[str, str]]:
+        return [{"address": address, "date": (w.clock - timedelta(days=days)).isoformat(),
+                 "request": "5/QĐ-BNNMT"}]
+
+    first = w.pr(lambda d: (
+        _history(d, alias_days=365),
+        box(d, "htmai").update(address="htmai9", renamed_from=renamed("htmai", 100),
+                               naming_exemption=EXEMPT),
+        box(d, "dtha").update(address="dtha9", renamed_from=renamed("dtha", 400),
+                              naming_exemption=EXEMPT)))
+    assert first.status == "applied", first
+    out = w.pr(lambda d: _history(d, alias_days=30), apply=False)
+    assert out.status == "refused" and out.rules() == {"MG614"}, out
+    text = out.text("MG614")
+    assert "policy.history.alias_days is now 30 days (in the base of the review: 365 days): " \
+           f"htmai@{DOMAIN} deliver(s) today as a previous address" in text, text
+    assert "make it at least 101 days, which cuts none of them" in text
+    assert f"dtha@{DOMAIN}" not in text
+    # shortened so far that no live period is cut (dtha@'s was over already): passes
+    assert w.pr(lambda d: _history(d, alias_days=101), apply=False).status == "planned"
+    assert w.pr(lambda d: _history(d, alias_days=100), apply=False).status == "refused"
+
+
+def test_unit_alias_days_shortened_past_a_live_period_is_refused(data: Path) -> None:
+    """FIXED (MG614): with unit_alias_days 365, tcmt (renamed mt 91 days ago) keeps tcmt@ and
+    ttb (merged into vpb then) forwards ttb@ to vpb@; the policy shortened to 30 days ended
+    both at once (tcmt@ bounced, ttb@ was answered as cancelled). 92 days cuts neither."""
+    _with_unit_alias_days(data)
+    _cli(data, "unit", "rename", "tcmt", "--abbr", "mt", "--request", "1/QĐ-BNNMT",
+         "--date", "2026-09-01")
+    _cli(data, "unit", "merge", "ttb", "vpb", "--request", "2/QĐ-BNNMT", "--date",
+         "2026-09-01")
+    base_text = data.read_text(encoding="utf-8")
+    refusals = _plan_edit_against_base(data, "unit_alias_days: 365", "unit_alias_days: 30")
+    assert f"tcmt{D}" not in _aliases(data, "tcmt")  # what the edit does
+    [cut] = refusals
+    assert cut.startswith("MG614 policy.history.unit_alias_days is now 30 days (in the base "
+                          f"of the review: 365 days): tcmt{D}, "), cut
+    assert f"ttb{D}" in cut and "make it at least 92 days, which cuts none of them" in cut
+    data.write_text(base_text, encoding="utf-8")
+    assert _plan_edit_against_base(data, "unit_alias_days: 365", "unit_alias_days: 92") == []
+
+
+def _absorb(until: str | None) -> Any:
+    def edit(d: Any) -> None:
+        d["organization"]["alias_domains"] = [
+            {"domain": "monre.vn", **({"until": until} if until else {}),
+             "request": "35/2025/NĐ-CP"}]
+    return edit
+
+
+@pytest.mark.parametrize("edit", ["until-today", "until-moved-back", "removed"])
+def test_an_alias_domain_ended_early_is_refused(w: Review, edit: str) -> None:
+    """FIXED (MG614): monre.vn, an alias domain receiving today (for ever, or until next
+    summer), given an `until` of today (an earlier day is MG223), or removed from the data,
+    stopped every address there at once. An `until` after today passes: it ends on that
+    day, as planned."""
+    assert w.pr(_absorb(None if edit != "until-moved-back" else "2027-06-01"),
+                override="merger").status == "applied"
+    change = {"until-today": _absorb(w.clock.isoformat()),
+              "until-moved-back": _absorb(w.clock.isoformat()),
+              "removed": lambda d: d["organization"].pop("alias_domains")}[edit]
+    out = w.pr(change, apply=False, override="merger")
+    assert out.status == "refused" and out.rules() == {"MG614"}, out
+    text = out.text("MG614")
+    assert "monre.vn receives mail today in the base of the review, but " in text, text
+    assert "mail to its 37 address(es) (abuse@monre.vn, " in text, text
+    assert ", htmai@monre.vn, " in text and " and 27 more) would bounce" in text, text
+    assert ("no longer one of the organisation's domains" if edit == "removed" else
+            "its `until` is now 20") in text
+    later = w.pr(_absorb((w.clock + timedelta(days=1)).isoformat()), apply=False,
+                 override="merger")
+    assert later.status == "planned", later
+
+
+def test_an_alias_domain_removed_after_its_period_passes(w: Review) -> None:
+    assert w.pr(_absorb((w.clock + timedelta(days=1)).isoformat()),
+                override="merger").status == "applied"
+    assert w.wait(1).status == "applied"
+    out = w.pr(lambda d: d["organization"].pop("alias_domains"), apply=False)
+    assert out.status == "planned", out
+
+
+def test_a_successor_changed_is_shown_old_and_new_with_the_merger(data: Path) -> None:
+    """A dissolved unit's successor changed by hand redirects its mail, losing none: not
+    refused, and the plan names both targets with the merger's request."""
+    _with_unit_alias_days(data)
+    _cli(data, "unit", "merge", "ttb", "vpb", "--request", "1/QĐ-BNNMT", "--date",
+         "2026-12-01")
+    base = validate(data, today=DAY).directory
+    assert base is not None
+    live = {normalise_dn(e.dn): {**e.attributes, "objectClass": e.object_classes}
+            for e in desired_entries(base, DAY)}
+    text = data.read_text(encoding="utf-8")
+    data.write_text(text.replace("successor: vpb,", "successor: tccb,", 1), encoding="utf-8")
+    d = validate(data, today=DAY).directory
+    assert d is not None
+    p = plan(d, live, today=DAY, base=base)
+    assert p.refusals == ()
+    shown = render_markdown(p)
+    assert f"- `ttb{D}`: mailForwardingAddress +tccb{D}; mailForwardingAddress −vpb{D} " \
+           "(1/QĐ-BNNMT, merged into tccb)" in shown, shown
+    assert f"- `ttb-all{D}`: +1 member(s): tccb-all (1/QĐ-BNNMT, merged into tccb)" in shown
+    assert f"- `ttb-all{D}`: −1 member(s): vpb-all (1/QĐ-BNNMT, merged into tccb)" in shown
