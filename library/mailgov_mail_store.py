@@ -298,9 +298,10 @@ def main() -> None:  # pragma: no cover - exercised on the lab
         mailboxes = p["mailboxes"]
         if p["state"] == "verified":
             conn = None  # only the archives and stores are looked at
-            if not mailboxes:  # every recorded archive, with the store it was made of
+            if not mailboxes:  # every recorded archive, with the store it was made of, from
+                # the reading of the manifest they are checked against (not a second one)
                 mailboxes = [{"address": a, "store": e["store"], "dn": ""}
-                             for a, e in read_manifest(p["archive_dir"])["archives"].items()]
+                             for a, e in manifest["archives"].items()]
         for mb in mailboxes:
             if not need <= set(mb):
                 raise StoreError(f"mailbox item needs {', '.join(sorted(need))}: {mb}")

@@ -406,3 +406,27 @@ def test_main_verifies_and_purges_a_store_on_its_own_archive(
                                          "archive_dir": str(adir)})
     assert (got["rc"], got["changed"], got["purged"]) == (0, True, [HOA])
     assert not store8.exists() and store7.is_dir()
+
+
+def test_main_verifies_every_recorded_archive_from_one_reading_of_the_manifest(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """state=verified with no mailboxes lists the records and checks them against the same
+    reading of the manifest: an archived run writing in between (here: 7's record moved aside
+    and 8 archived under hoa@) gives a consistent answer, never a reason about a record the
+    module did not check."""
+    vmail, adir = tmp_path / "vmail", tmp_path / "archives"
+    old = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
+    store7 = by_id_store(vmail, 7, "1.seven", old)
+    mb7 = {"address": HOA, "store": str(store7), "dn": "uid=hoa.old,ou=people," + BASE}
+    got = run_main(monkeypatch, capsys, {"state": "archived", "mailboxes": [mb7],
+                                         "archive_dir": str(adir)})
+    sha7 = got["manifest"]["archives"][HOA]["sha256"]
+    first = store_mod.read_manifest(str(adir))
+    later = copy.deepcopy(first)
+    later["archives"][HOA]["store"] = str(vmail / "by-id" / "8")
+    later["archives"][f"lan{D}"] = {**first["archives"][HOA], "store": str(vmail / "x")}
+    readings = iter([first, later, later])
+    monkeypatch.setattr(store_mod, "read_manifest", lambda _d: next(readings))
+    got = run_main(monkeypatch, capsys, {"state": "verified", "archive_dir": str(adir)})
+    assert (got["rc"], got["verified"], got["left"]) == (0, {str(store7): sha7}, {}), got
