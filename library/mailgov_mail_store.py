@@ -17,9 +17,10 @@ description:
   - C(state=verified) is read-only - it returns C(verified), store -> sha256, for the
     addresses recorded in the manifest whose archive file hashes to the recorded sha256 now
     and whose store holds no mail newer than the archive (all recorded addresses when
-    C(mailboxes) is empty). That map is what the planner's C(archived) takes - the directory
-    entry is deleted by the reconcile (C(mailgov_mailboxes) with C(kinds=[archive, purge])),
-    under its lock and its rails, never by this module.
+    C(mailboxes) is empty). A mailbox named whose address holds the archive of another store
+    is left with that reason, never verified. That map is what the planner's C(archived)
+    takes - the directory entry is deleted by the reconcile (C(mailgov_mailboxes) with
+    C(kinds=[archive, purge])), under its lock and its rails, never by this module.
   - C(state=purged) deletes the stores of the purges the reconcile just applied (its
     C(stores) result, the home read from the live entry), ONLY when the entry is gone
     (checked read-only over C(ldapi:///) with SASL EXTERNAL), the archive recorded is of that
@@ -163,6 +164,16 @@ def changed_since(entry: dict, store: str) -> bool:
     return os.path.isdir(store) and newest_message(store) > float(entry.get("newest", 0.0))
 
 
+def other_stores_archive(entry: dict | None, store: str) -> str | None:
+    """The one rule for an address whose record is another store's archive (the address passed
+    on from a mailbox archived before): that archive is never this store's - not archived over
+    (state=archived), not verified for it, never purged on it. None: no record, or this
+    store's; else the reason, which each state completes with what it did not do."""
+    if entry is None or entry.get("store") == store:
+        return None
+    return f"the archive recorded for this address is of {entry.get('store')}, not of {store}"
+
+
 def verified(archive_dir: str, entry: dict) -> str | None:
     """None when the archive file matches its record, else why not."""
     problems = verify_file(archive_dir, entry)
@@ -228,9 +239,9 @@ def _not_purgeable(archive_dir: str, entry: dict | None, mb: dict,
     ``contents``: also read the archive and compare its messages with the store's."""
     if entry is None:
         return "no archive recorded; archive first"
-    if contents and entry.get("store") != mb["store"]:
-        return (f"the archive recorded is of {entry.get('store')}, not of the live home "
-                f"{mb['store']}; archive this store first")
+    other = other_stores_archive(entry, mb["store"])
+    if other:  # before any check of the archive or the store: neither is about this store
+        return f"{other}; move the old record aside in the manifest, then archive this store"
     why = verified(archive_dir, entry)
     if why:
         return why
@@ -287,9 +298,10 @@ def main() -> None:  # pragma: no cover - exercised on the lab
         mailboxes = p["mailboxes"]
         if p["state"] == "verified":
             conn = None  # only the archives and stores are looked at
-            if not mailboxes:  # every recorded archive, with the store it was made of
+            if not mailboxes:  # every recorded archive, with the store it was made of, from
+                # the reading of the manifest they are checked against (not a second one)
                 mailboxes = [{"address": a, "store": e["store"], "dn": ""}
-                             for a, e in read_manifest(p["archive_dir"])["archives"].items()]
+                             for a, e in manifest["archives"].items()]
         for mb in mailboxes:
             if not need <= set(mb):
                 raise StoreError(f"mailbox item needs {', '.join(sorted(need))}: {mb}")
@@ -301,14 +313,14 @@ def main() -> None:  # pragma: no cover - exercised on the lab
         if p["state"] == "archived":
             for mb, has_store, has_entry in items:
                 had = recorded.get(mb["address"])
-                if had is not None and had.get("store") != mb["store"]:
+                other = other_stores_archive(had, mb["store"])
+                if other:
                     # one record per address: another mailbox's archive (the address passed
                     # on) is neither replaced nor counted as this store's; it stays unarchived
                     # (and so never purged) until an admin settles it
                     out["left"][mb["address"]] = (
-                        f"the archive recorded for this address is of {had.get('store')}, not "
-                        f"of {mb['store']}; not archived (and so never purged): move the old "
-                        "record aside in the manifest first")
+                        f"{other}; not archived (and so never purged): move the old record "
+                        "aside in the manifest first")
                 elif had is not None and not changed_since(had, mb["store"]):
                     out["left"][mb["address"]] = "already archived"
                 elif not (has_store or has_entry):

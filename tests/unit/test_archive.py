@@ -242,8 +242,11 @@ def test_purge_needs_the_archive_of_that_very_store_holding_every_message(
     os.unlink(cur / "0.old:2,S")
     # The archive recorded for the address is of another store (a previous holder's).
     other = {**mb, "store": str(tmp_path / "vmail" / "by-id" / "7")}
-    why = store_mod._not_purgeable(str(adir), e, other, contents=True)
-    assert why is not None and "not of the live home" in why
+    # The same reason whether the archive's contents are read (purged) or not (verified).
+    for contents in (True, False):
+        assert store_mod._not_purgeable(str(adir), e, other, contents=contents) == (
+            f"the archive recorded for this address is of {store}, not of {other['store']}; "
+            "move the old record aside in the manifest, then archive this store")
 
 
 def test_module_purges_a_store_only_on_a_verified_unchanged_archive(tmp_path: Path) -> None:
@@ -346,22 +349,25 @@ def test_main_leaves_unarchived_a_store_whose_address_holds_another_stores_archi
     # What lifecycle.yml asks (every recorded archive): 7's, keyed by 7's store, never by 8's.
     got = run_main(monkeypatch, capsys, {"state": "verified", "archive_dir": str(adir)})
     assert got["rc"] == 0 and got["verified"] == {str(store7): sha7}, got
-    # Asked for 8 itself: 8's store is not verified either (7's archive is still 7's).
+    # Asked for 8 itself: 7's archive is not 8's store's, whatever the mtimes say (8-newer: not
+    # "mail arrived after its archive"; 8-older: 7's store not listed as verified for 8).
+    other = (f"the archive recorded for this address is of {store7}, not of {store8}; move "
+             "the old record aside in the manifest, then archive this store")
     got = run_main(monkeypatch, capsys, {"state": "verified", "mailboxes": [mb8],
                                          "archive_dir": str(adir)})
-    assert got["rc"] == 0 and str(store8) not in got["verified"], got
-    if eight_newer:
-        assert got["left"] == {HOA: "mail arrived after its archive was made; archive it "
-                               "again first"} and got["verified"] == {}
-    else:
-        assert got["verified"] == {str(store7): sha7} and got["left"] == {}
+    assert (got["rc"], got["changed"], got["verified"], got["left"]) == \
+        (0, False, {}, {HOA: other}), got
+    # Asked for 7 and 8 (the same address): 7's archive is 7's, and only 7's.
+    got = run_main(monkeypatch, capsys, {"state": "verified", "mailboxes": [mb7, mb8],
+                                         "archive_dir": str(adir)})
+    assert (got["rc"], got["verified"], got["left"]) == \
+        (0, {str(store7): sha7}, {HOA: other}), got
 
     # 8's entry gone (purged by the reconcile): its store is still not deleted on 7's archive.
     got = run_main(monkeypatch, capsys, {"state": "purged", "mailboxes": [mb8],
                                          "archive_dir": str(adir)})
     assert got["rc"] == 1 and got["failed"] is True and got["purged"] == []
-    assert got["msg"] == (f"{HOA}: the archive recorded is of {store7}, not of the live home "
-                          f"{store8}; archive this store first; nothing purged")
+    assert got["msg"] == f"{HOA}: {other}; nothing purged"
     assert snapshot(tmp_path) == before
 
 
@@ -400,3 +406,27 @@ def test_main_verifies_and_purges_a_store_on_its_own_archive(
                                          "archive_dir": str(adir)})
     assert (got["rc"], got["changed"], got["purged"]) == (0, True, [HOA])
     assert not store8.exists() and store7.is_dir()
+
+
+def test_main_verifies_every_recorded_archive_from_one_reading_of_the_manifest(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """state=verified with no mailboxes lists the records and checks them against the same
+    reading of the manifest: an archived run writing in between (here: 7's record moved aside
+    and 8 archived under hoa@) gives a consistent answer, never a reason about a record the
+    module did not check."""
+    vmail, adir = tmp_path / "vmail", tmp_path / "archives"
+    old = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
+    store7 = by_id_store(vmail, 7, "1.seven", old)
+    mb7 = {"address": HOA, "store": str(store7), "dn": "uid=hoa.old,ou=people," + BASE}
+    got = run_main(monkeypatch, capsys, {"state": "archived", "mailboxes": [mb7],
+                                         "archive_dir": str(adir)})
+    sha7 = got["manifest"]["archives"][HOA]["sha256"]
+    first = store_mod.read_manifest(str(adir))
+    later = copy.deepcopy(first)
+    later["archives"][HOA]["store"] = str(vmail / "by-id" / "8")
+    later["archives"][f"lan{D}"] = {**first["archives"][HOA], "store": str(vmail / "x")}
+    readings = iter([first, later, later])
+    monkeypatch.setattr(store_mod, "read_manifest", lambda _d: next(readings))
+    got = run_main(monkeypatch, capsys, {"state": "verified", "archive_dir": str(adir)})
+    assert (got["rc"], got["verified"], got["left"]) == (0, {str(store7): sha7}, {}), got
