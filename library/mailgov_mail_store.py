@@ -39,7 +39,8 @@ options:
   mailboxes:
     description: >-
       Items with C(address), C(store) and C(dn): the C(stores) the reconcile returned
-      (C(mailgov_mailboxes)); C(restored) needs only C(address); C(verified) may be empty.
+      (C(mailgov_mailboxes)); C(restored) needs only C(address); C(verified) needs no
+      C(dn) (it reads no directory) and may be empty.
     type: list
     elements: dict
     default: []
@@ -289,19 +290,21 @@ def main() -> None:  # pragma: no cover - exercised on the lab
     out = {"archived": [], "verified": {}, "purged": [], "restored": [], "left": {}}
     try:
         manifest = read_manifest(p["archive_dir"])
-        try:
-            conn = _ldap(p["ldap_uri"])
-        except Exception:
-            conn = None
+        conn = None
+        if p["state"] in ("archived", "purged"):  # verified, restored: archives and stores only
+            try:
+                conn = _ldap(p["ldap_uri"])
+            except Exception:
+                conn = None
         items = []
-        need = {"address"} if p["state"] == "restored" else {"address", "store", "dn"}
+        need = {"address"} if p["state"] == "restored" else \
+            {"address", "store"} if p["state"] == "verified" else {"address", "store", "dn"}
         mailboxes = p["mailboxes"]
-        if p["state"] == "verified":
-            conn = None  # only the archives and stores are looked at
-            if not mailboxes:  # every recorded archive, with the store it was made of, from
-                # the reading of the manifest they are checked against (not a second one)
-                mailboxes = [{"address": a, "store": e["store"], "dn": ""}
-                             for a, e in manifest["archives"].items()]
+        if p["state"] == "verified" and not mailboxes:
+            # every recorded archive, with the store it was made of, from the reading of the
+            # manifest they are checked against (not a second one)
+            mailboxes = [{"address": a, "store": e["store"]}
+                         for a, e in manifest["archives"].items()]
         for mb in mailboxes:
             if not need <= set(mb):
                 raise StoreError(f"mailbox item needs {', '.join(sorted(need))}: {mb}")

@@ -278,14 +278,17 @@ HOA = f"hoa{D}"
 
 
 def run_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-             args: dict[str, Any], entries: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The module's JSON result (``rc``: its exit code)."""
+             args: dict[str, Any], entries: tuple[str, ...] = (),
+             connects: list[str] | None = None) -> dict[str, Any]:
+    """The module's JSON result (``rc``: its exit code); ``connects`` collects the URIs the
+    module connected to."""
     import sys
 
     from ansible.module_utils.testing import patch_module_args
 
     ldapi = ModuleType("ansible.module_utils.mailgov_ldapi")
-    ldapi.connect = lambda uri: object()  # type: ignore[attr-defined]
+    seen = connects if connects is not None else []
+    ldapi.connect = lambda uri: seen.append(uri) or object()  # type: ignore[attr-defined]
     ldapi.entry_exists = lambda conn, dn: dn in entries  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "ansible.module_utils.mailgov_ldapi", ldapi)
     capsys.readouterr()
@@ -430,3 +433,27 @@ def test_main_verifies_every_recorded_archive_from_one_reading_of_the_manifest(
     monkeypatch.setattr(store_mod, "read_manifest", lambda _d: next(readings))
     got = run_main(monkeypatch, capsys, {"state": "verified", "archive_dir": str(adir)})
     assert (got["rc"], got["verified"], got["left"]) == (0, {str(store7): sha7}, {}), got
+
+
+@pytest.mark.parametrize("state", ["verified", "restored"])
+def test_main_binds_to_the_directory_only_where_it_reads_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        state: str) -> None:
+    """verified and restored look at the archives and stores only: no root SASL bind over
+    ldapi on every lifecycle run, and no `dn` asked of a verified item; purged does bind."""
+    vmail, adir = tmp_path / "vmail", tmp_path / "archives"
+    store = by_id_store(vmail, 7, "1.seven", datetime(2026, 1, 1, tzinfo=UTC).timestamp())
+    connects: list[str] = []
+    item = {"address": HOA, "store": str(store)} if state == "verified" else {"address": HOA}
+    args = {"state": state, "archive_dir": str(adir), "mailboxes": [item]}
+    if state == "restored":
+        args["dest"] = str(tmp_path / "dest")
+    got = run_main(monkeypatch, capsys, args, connects=connects)
+    assert connects == [], connects
+    if state == "verified":  # the item without a dn is checked, not refused
+        assert got["rc"] == 0, got
+        assert got["left"] == {HOA: got["left"][HOA]} and "no archive" in got["left"][HOA]
+    purge = {"state": "purged", "archive_dir": str(adir),
+             "mailboxes": [{**item, "store": str(store), "dn": "uid=x," + BASE}]}
+    run_main(monkeypatch, capsys, purge, connects=connects)
+    assert connects == ["ldapi:///"]
