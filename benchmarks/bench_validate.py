@@ -270,6 +270,10 @@ def main(argv: list[str] | None = None) -> int:
             rows.append((f"validate {big:,} / {args.counts[0]:,}", r,
                          f"<= {4.5 * big / args.counts[0] / 4:.1f}",
                          r <= 4.5 * big / args.counts[0] / 4))
+            if "rapidyaml parse" in ref:  # the parser's own growth, for comparison
+                r = figures[big]["rapidyaml parse"] / ref["rapidyaml parse"]
+                rows.append((f"(rapidyaml parse {big:,} / {args.counts[0]:,})", r, "info",
+                             True))
         if "parse to Python (floor)" in ref:
             r = ref["parse to Python (floor)"] / ref["rapidyaml parse"]
             rows.append(("(floor / rapidyaml parse)", r, "info", True))
