@@ -16,7 +16,7 @@ import pytest
 
 from mailgov.loader import MAX_DEPTH, MAX_REPORTED, LoadError, load
 from mailgov.problems import Problem
-from mailgov.validate import MAX_SHOWN, _fast_check, load_schema, strict_validator, validate
+from mailgov.validate import MAX_SHOWN, _item_checks, load_schema, strict_validator, validate
 
 DATA = Path(__file__).resolve().parents[2] / "tests" / "data"
 MINIMAL = (DATA / "good" / "minimal.yaml").read_text(encoding="utf-8")
@@ -238,10 +238,14 @@ def test_schema_patterns_match_to_the_true_end(tmp_path: Path,
     p = tmp_path / "m.yaml"
     p.write_text(MINIMAL, encoding="utf-8")
     data = copy.deepcopy(load(p).data)
-    _fast_check()(data)
+    # A unit or mailbox that its compiled fast check passes is never checked again.
+    fast = _item_checks()[where[0]][0] if where[0] in _item_checks() else None
+    if fast is not None:
+        fast(data[where[0]][where[1]])
     _set(data, where, lambda v: v + "\n")  # Python's '$' matches before a final newline
-    with pytest.raises(fastjsonschema.JsonSchemaException):
-        _fast_check()(data)
+    if fast is not None:
+        with pytest.raises(fastjsonschema.JsonSchemaException):
+            fast(data[where[0]][where[1]])
     errors = [e for e in strict_validator()(load_schema()).iter_errors(data)]
     assert [(tuple(e.absolute_path), e.validator) for e in errors] == [(where, "pattern")]
 
