@@ -120,8 +120,9 @@ PLAN_RULES: dict[str, str] = {
     "MG611": "a purged mailbox's record left the data without its addresses in `reserved`",
     "MG612": "a cancelled mailbox would be restored under another name or address",
     "MG613": "a forward targets a domain that becomes an alias domain in the same change",
-    "MG614": ("an address a record had in the base of the review is dropped from its history "
-              "(or from `reserved`, or with its unit)"),
+    "MG614": ("an address that delivers in the base of the review would stop: dropped from "
+              "its record's history, from `reserved` or with its unit, or its period or "
+              "domain cut short"),
 }
 
 #: severity is always "error" today; the field exists so warnings can come later
