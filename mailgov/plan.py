@@ -1056,15 +1056,11 @@ def _addresses_dropped(planner: _Planner, d: Directory, base: Directory | None) 
                     lost=", ".join(d.address(x) for x in dict.fromkeys(addresses))),
                     ("mailboxes", m.index))
     if shortened:
-        planner.refuse("MG614", _(
+        _refuse_period_cut(planner, d, "alias_days", days, base_days, shortened, _(
             "policy.history.alias_days is now {new} (in the base of the review: {old}): "
             "{addresses} deliver(s) today as a previous address (`renamed_from`), but under "
             "the new period theirs is over: mail to them would bounce; keep the period until "
-            "theirs have ended, or make it at least {least} days, which cuts none of them"
-        ).format(new=_period_text(days), old=_period_text(base_days),
-                 addresses=_capped([d.address(a) for a, _day in shortened]),
-                 least=_least_days(planner.today, (when for _a, when in shortened))),
-            ("policy", "history", "alias_days"))
+            "theirs have ended, or make it at least {least} days, which cuts none of them"))
     # an entry stays with the id it had (a newcomer given that id, or an id written in,
     # would receive mail meant for the one it retired)
     for r in base.reserved:
@@ -1177,17 +1173,25 @@ def _unit_periods_cut(planner: _Planner, d: Directory, base: Directory,
                 "mail to it would be refused from then on; keep the date of the merger").format(
                     unit=u.id, address=d.address(now.get(u.id, u.abbr))), ("units", u.index))
     if shortened:
-        planner.refuse("MG614", _(
+        _refuse_period_cut(planner, d, "unit_alias_days", days, base_days, shortened, _(
             "policy.history.unit_alias_days is now {new} (in the base of the review: {old}): "
             "{addresses} deliver(s) today as the former address of a renamed or moved unit "
             "(`formerly`) or forward(s) to a dissolved unit's successor (`dissolved`), but "
             "under the new period theirs is over: mail to them (and to their lists) would "
             "bounce or be refused; keep the period until theirs have ended, or make it at "
-            "least {least} days, which cuts none of them"
-        ).format(new=_period_text(days), old=_period_text(base_days),
-                 addresses=_capped([d.address(x) for x, _day in shortened]),
-                 least=_least_days(today, (when for _x, when in shortened))),
-            ("policy", "history", "unit_alias_days"))
+            "least {least} days, which cuts none of them"))
+
+
+def _refuse_period_cut(planner: _Planner, d: Directory, setting: str, days: int | None,
+                       base_days: int | None, shortened: list[tuple[str, object]],
+                       message: str) -> None:
+    """MG614 for policy.history.SETTING shortened from ``base_days`` to ``days``: the
+    (address, the day its period began) it cuts today, named in ``message``."""
+    planner.refuse("MG614", message.format(
+        new=_period_text(days), old=_period_text(base_days),
+        addresses=_capped([d.address(x) for x, _day in shortened]),
+        least=_least_days(planner.today, (when for _x, when in shortened))),
+        ("policy", "history", setting))
 
 
 #: How many addresses a refusal names before "and N more".
