@@ -318,6 +318,20 @@ def snapshot(root: Path) -> dict[str, bytes]:
             if p.is_file()}
 
 
+def seven_archived(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                   capsys: pytest.CaptureFixture[str]
+                   ) -> tuple[Path, Path, dict[str, str], str]:
+    """(vmail root, archive dir, mailbox 7's item, its archive's sha256): mailbox 7 (hoa@,
+    mail of 2026-01-01) archived by the module."""
+    vmail, adir = tmp_path / "vmail", tmp_path / "archives"
+    store7 = by_id_store(vmail, 7, "1.seven", datetime(2026, 1, 1, tzinfo=UTC).timestamp())
+    mb7 = {"address": HOA, "store": str(store7), "dn": "uid=hoa.old,ou=people," + BASE}
+    got = run_main(monkeypatch, capsys, {"state": "archived", "mailboxes": [mb7],
+                                         "archive_dir": str(adir)})
+    assert (got["rc"], got["archived"], got["left"]) == (0, [HOA], {})
+    return vmail, adir, mb7, got["manifest"]["archives"][HOA]["sha256"]
+
+
 # 8's mail newer than 7's archive: a check on the address alone would archive 8 and replace
 # 7's record; older: it would call 8 "already archived" on 7's archive.
 @pytest.mark.parametrize("eight_newer", [True, False], ids=["8-newer", "8-older"])
@@ -327,14 +341,8 @@ def test_main_leaves_unarchived_a_store_whose_address_holds_another_stores_archi
     """Mailbox 7 (hoa@) was archived; mailbox 8 was renamed onto hoa@ and is now due. The one
     record under hoa@ is 7's: 8 is left unarchived with the reason, nothing is replaced or
     deleted, and no `verified` output counts 7's archive as 8's store's."""
-    vmail, adir = tmp_path / "vmail", tmp_path / "archives"
-    old = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
-    store7 = by_id_store(vmail, 7, "1.seven", old)
-    mb7 = {"address": HOA, "store": str(store7), "dn": "uid=hoa.old,ou=people," + BASE}
-    got = run_main(monkeypatch, capsys, {"state": "archived", "mailboxes": [mb7],
-                                         "archive_dir": str(adir)})
-    assert (got["rc"], got["archived"], got["left"]) == (0, [HOA], {})
-    sha7 = got["manifest"]["archives"][HOA]["sha256"]
+    vmail, adir, mb7, sha7 = seven_archived(tmp_path, monkeypatch, capsys)
+    store7, old = mb7["store"], datetime(2026, 1, 1, tzinfo=UTC).timestamp()
     store8 = by_id_store(vmail, 8, "2.eight",
                          datetime.now(UTC).timestamp() if eight_newer else old - 86400)
     mb8 = {"address": HOA, "store": str(store8), "dn": "uid=hoa,ou=people," + BASE}
@@ -418,13 +426,8 @@ def test_main_verifies_every_recorded_archive_from_one_reading_of_the_manifest(
     reading of the manifest: an archived run writing in between (here: 7's record moved aside
     and 8 archived under hoa@) gives a consistent answer, never a reason about a record the
     module did not check."""
-    vmail, adir = tmp_path / "vmail", tmp_path / "archives"
-    old = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
-    store7 = by_id_store(vmail, 7, "1.seven", old)
-    mb7 = {"address": HOA, "store": str(store7), "dn": "uid=hoa.old,ou=people," + BASE}
-    got = run_main(monkeypatch, capsys, {"state": "archived", "mailboxes": [mb7],
-                                         "archive_dir": str(adir)})
-    sha7 = got["manifest"]["archives"][HOA]["sha256"]
+    vmail, adir, mb7, sha7 = seven_archived(tmp_path, monkeypatch, capsys)
+    store7 = mb7["store"]
     first = store_mod.read_manifest(str(adir))
     later = copy.deepcopy(first)
     later["archives"][HOA]["store"] = str(vmail / "by-id" / "8")
