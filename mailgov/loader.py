@@ -387,7 +387,7 @@ MAX_REPORTED = 20
 def char_name(ch: str) -> str:
     """U+001B (ESC) style name of a character, for messages."""
     names = {0: "NUL", 0x1B: "ESC", 0x7F: "DEL", 0x85: "NEL", 0x08: "BS", 0x0B: "VT",
-             0x0C: "FF"}
+             0x0C: "FF", 0x2028: "LS", 0x2029: "PS"}
     code = ord(ch)
     extra = names.get(code)
     if extra is None:

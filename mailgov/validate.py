@@ -1212,14 +1212,17 @@ def _sorted(problems: Iterable[Problem]) -> list[Problem]:
 
 
 # Control characters (every C0 one, tab and line breaks included: no field is multi-line),
-# DEL, C1 and Unicode non-characters: invisible in a review, and a line break in a value
-# would start a new line in the LDIF the roles write (an injection).
-_TEXT_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ufdd0-\ufdef\ufffe\uffff"
+# DEL, C1, the Unicode line and paragraph separators (escapes \L, \P: a line break to YAML,
+# JSON-in-JavaScript and many viewers) and Unicode non-characters: invisible in a review,
+# and a line break in a value would start a new line in the LDIF the roles write (an
+# injection).
+_TEXT_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ufdd0-\ufdef\ufffe\uffff"
                            + "".join(f"\\U{p:04x}fffe\\U{p:04x}ffff" for p in range(1, 17))
                            + "]")
 
 
-_TEXT_CONTROL_OR_ASTRAL = re.compile("[\x00-\x1f\x7f-\x9f\ufdd0-\ufdef\ufffe\uffff"
+_TEXT_CONTROL_OR_ASTRAL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ufdd0-\ufdef"
+                                     "\ufffe\uffff"
                                      "\U00010000-\U0010ffff]")
 
 
