@@ -30,7 +30,16 @@ import fastjsonschema
 from mailgov.batchschema import BatchCheck
 from mailgov.directory import former_unit_locals
 from mailgov.i18n import N_, _, ngettext
-from mailgov.loader import MAX_REPORTED, Loaded, LoadError, Locator, char_name, load
+from mailgov.loader import (
+    INVISIBLE,
+    MAX_REPORTED,
+    NON_CHARACTERS,
+    Loaded,
+    LoadError,
+    Locator,
+    char_name,
+    load,
+)
 from mailgov.model import AliasDomain, Directory, Mailbox, Reserved, Unit, build, next_free_id
 from mailgov.naming import NamingError, NamingPolicy, Person, list_local, unit_locals
 from mailgov.problems import Problem, json_path
@@ -1213,17 +1222,14 @@ def _sorted(problems: Iterable[Problem]) -> list[Problem]:
 
 # Control characters (every C0 one, tab and line breaks included: no field is multi-line),
 # DEL, C1, the Unicode line and paragraph separators (escapes \L, \P: a line break to YAML,
-# JSON-in-JavaScript and many viewers) and Unicode non-characters: invisible in a review,
-# and a line break in a value would start a new line in the LDIF the roles write (an
-# injection).
-_TEXT_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ufdd0-\ufdef\ufffe\uffff"
-                           + "".join(f"\\U{p:04x}fffe\\U{p:04x}ffff" for p in range(1, 17))
-                           + "]")
+# JSON-in-JavaScript and many viewers), the invisible format characters and the Unicode
+# non-characters of the loader's MG009: invisible in a review, and a line break in a value
+# would start a new line in the LDIF the roles write (an injection).
+_TEXT_CONTROL = re.compile(f"[\x00-\x1f\x7f-\x9f\u2028\u2029{INVISIBLE}{NON_CHARACTERS}]")
 
 
-_TEXT_CONTROL_OR_ASTRAL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ufdd0-\ufdef"
-                                     "\ufffe\uffff"
-                                     "\U00010000-\U0010ffff]")
+_TEXT_CONTROL_OR_ASTRAL = re.compile(f"[\x00-\x1f\x7f-\x9f\u2028\u2029{INVISIBLE}"
+                                     "\ufdd0-\ufdef\ufffe\uffff\U00010000-\U0010ffff]")
 
 
 def _value_problems(loaded: Loaded) -> list[Problem]:
