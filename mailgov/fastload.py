@@ -438,8 +438,8 @@ class Locator:
         self._base = _address(memoryview(self._buf))
         self._lines: list[int] | None = None
 
-    def _offset(self, view: memoryview) -> int | None:
-        if len(view) == 0:
+    def _offset(self, view: memoryview | None) -> int | None:
+        if view is None or len(view) == 0:  # an empty item, as the last line: no view
             return None
         off = _address(view) - self._base
         if not 0 <= off < len(self._buf):

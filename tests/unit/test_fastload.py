@@ -309,6 +309,34 @@ def test_rapidyaml_locator_answers_as_pyyamls(tmp_path: Path) -> None:
     assert answered > 10_000
 
 
+@pytest.mark.parametrize("tail", ["  - ", "  -", "  - \n", "  -\n\n", "  - # no item\n",
+                                  "  - ~\n", "  - []\n", "  - x\n  - \n"])
+@pytest.mark.parametrize("where", ["mailboxes", "units", "aliases"])
+def test_an_empty_item_at_the_end_is_located_on_both_paths(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str, tail: str) -> None:
+    # rapidyaml's tree has no text (None, not an empty view) for an empty last item: its
+    # locator raised TypeError, a traceback instead of "must be a mapping" at the item.
+    from mailgov.validate import validate
+
+    text = (DATA / "good" / "minimal.yaml").read_text(encoding="utf-8")
+    if where == "units":
+        text = text.replace("mailboxes:\n", tail.rstrip("\n") + "\nmailboxes:\n", 1)
+    elif where == "aliases":
+        text = text.rstrip("\n") + "\n    aliases:\n  " + tail.replace("\n", "\n  ")
+    else:
+        text = text.rstrip("\n") + "\n" + tail
+    p = tmp_path / "m.yaml"
+    p.write_text(text, encoding="utf-8")
+    got = []
+    for fast in (True, False):
+        if not fast:
+            monkeypatch.setattr(fastload, "_ryml", None)
+        problems = validate(p).problems
+        assert problems and all(q.line > 0 and q.col > 0 for q in problems), problems
+        got.append([q.format() for q in problems])
+    assert got[0] == got[1]
+
+
 def test_many_quoted_look_alikes_stay_fast_and_one_plain_is_caught(tmp_path: Path) -> None:
     """Hundreds of quoted id_digits like '0123' (a real 200,000-mailbox file has them) are
     checked in one pass; a single plain 0777 among them still sends the file to PyYAML."""
