@@ -56,6 +56,7 @@ class _DuplicateKey(yaml.MarkedYAMLError):
 
 
 _STR_TAG = "tag:yaml.org,2002:str"
+_INT_TAG = "tag:yaml.org,2002:int"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
@@ -83,7 +84,18 @@ class StrictLoader(yaml.CSafeLoader):
         # Same result as SafeConstructor.construct_yaml_str, minus three calls per scalar.
         if node.tag == _STR_TAG and node.__class__ is yaml.ScalarNode:
             return node.value
-        return super().construct_object(node, deep=deep)
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+            # An explicit tag on a value it does not fit (`!!float 1]`, `!!int ""`,
+            # `!!bool maybe`, `!!timestamp x`): PyYAML's constructors fail with a bare
+            # Python error, without a mark (a traceback, or MG011 at 0:0). Located here.
+            value = node.value if isinstance(node.value, str) else ""
+            shown = value if len(value) <= 40 else value[:40] + "…"
+            raise yaml.constructor.ConstructorError(
+                None, None, _("{value!r} cannot be read as {tag}").format(
+                    value=shown, tag=node.tag.replace("tag:yaml.org,2002:", "!!")),
+                node.start_mark) from None
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         if not isinstance(node, yaml.MappingNode):
@@ -487,8 +499,8 @@ def _limits(raw: bytes, name: str) -> list[Problem]:
                 value = ev.value
                 if len(value) > MAX_INT_DIGITS:  # necessary for the digit count below
                     digits = len(value.lstrip("+-"))
-                    if (ev.implicit[0] and not ev.style and digits > MAX_INT_DIGITS
-                            and int_form(value)):
+                    if (digits > MAX_INT_DIGITS and int_form(value)
+                            and (ev.implicit[0] and not ev.style or ev.tag == _INT_TAG)):
                         return problem("MG011", _("an integer of {digits} digits; at most "
                                                   "{MAX_INT_DIGITS} digits are read").format(
                                                   digits=digits, MAX_INT_DIGITS=MAX_INT_DIGITS),
