@@ -335,6 +335,12 @@ def _schema_errors(data: Any) -> Iterable[tuple[PathT, jsonschema.ValidationErro
 def _shape_problems(loaded: Loaded) -> list[Problem]:
     seen: set[tuple[str, PathT, str]] = set()
     out: list[Problem] = []
+    free_id: list[int] = []  # next_free_id() once, not once per record without an id
+
+    def next_id() -> int:
+        if not free_id:
+            free_id.append(next_free_id(loaded.data))
+        return free_id[0]
 
     def add(rule: str, path: PathT, message: str) -> None:
         if (rule, path, message) not in seen:
@@ -348,7 +354,7 @@ def _shape_problems(loaded: Loaded) -> list[Problem]:
         if kind == "required":
             for name in e.validator_value:
                 if isinstance(e.instance, dict) and name not in e.instance:
-                    hint = (_("; the next free id is {n}").format(n=next_free_id(loaded.data))
+                    hint = (_("; the next free id is {n}").format(n=next_id())
                             if name == "id" and path[:1] == ("mailboxes",) else "")
                     add("MG101", path, _("{where}: required field {name!r} is "
                                          "missing{hint}").format(
