@@ -500,7 +500,7 @@ def _limits(raw: bytes, name: str) -> list[Problem]:
                 if len(value) > MAX_INT_DIGITS:  # necessary for the digit count below
                     digits = len(value.lstrip("+-"))
                     if (digits > MAX_INT_DIGITS and int_form(value)
-                            and (ev.implicit[0] and not ev.style or ev.tag == _INT_TAG)):
+                            and ((ev.implicit[0] and not ev.style) or ev.tag == _INT_TAG)):
                         return problem("MG011", _("an integer of {digits} digits; at most "
                                                   "{MAX_INT_DIGITS} digits are read").format(
                                                   digits=digits, MAX_INT_DIGITS=MAX_INT_DIGITS),
