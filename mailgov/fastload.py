@@ -437,9 +437,23 @@ class Locator:
         self._tree = _ryml.parse_in_place(self._buf)
         self._base = _address(memoryview(self._buf))
         self._lines: list[int] | None = None
+        #: Sequence node -> its children. rapidyaml's ``child(node, i)`` walks i siblings:
+        #: locating every item of a list of 200,000 broken records took quadratic time.
+        self._children: dict[int, list[int]] = {}
 
-    def _offset(self, view: memoryview) -> int | None:
-        if len(view) == 0:
+    def _child(self, node: int, i: int) -> int:
+        kids = self._children.get(node)
+        if kids is None:
+            t = self._tree
+            kids = self._children[node] = []
+            kid = t.first_child(node)
+            while kid != _ryml.NONE:
+                kids.append(kid)
+                kid = t.next_sibling(kid)
+        return kids[i] if i < len(kids) else _ryml.NONE
+
+    def _offset(self, view: memoryview | None) -> int | None:
+        if view is None or len(view) == 0:  # an empty item, as the last line: no view
             return None
         off = _address(view) - self._base
         if not 0 <= off < len(self._buf):
@@ -486,7 +500,7 @@ class Locator:
                 if nxt != _ryml.NONE:
                     off = self._offset(t.key(nxt))
             elif t.is_seq(node) and isinstance(part, int) and part >= 0:
-                nxt = t.child(node, part)
+                nxt = self._child(node, part)
                 if nxt != _ryml.NONE:
                     off = self._start(nxt)
             elif not isinstance(part, str | int):

@@ -25,6 +25,7 @@ expansion, huge integers, control characters) is refused with a located problem 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,7 @@ class _DuplicateKey(yaml.MarkedYAMLError):
 
 
 _STR_TAG = "tag:yaml.org,2002:str"
+_INT_TAG = "tag:yaml.org,2002:int"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
@@ -82,7 +84,18 @@ class StrictLoader(yaml.CSafeLoader):
         # Same result as SafeConstructor.construct_yaml_str, minus three calls per scalar.
         if node.tag == _STR_TAG and node.__class__ is yaml.ScalarNode:
             return node.value
-        return super().construct_object(node, deep=deep)
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+            # An explicit tag on a value it does not fit (`!!float 1]`, `!!int ""`,
+            # `!!bool maybe`, `!!timestamp x`): PyYAML's constructors fail with a bare
+            # Python error, without a mark (a traceback, or MG011 at 0:0). Located here.
+            value = node.value if isinstance(node.value, str) else ""
+            shown = value if len(value) <= 40 else value[:40] + "…"
+            raise yaml.constructor.ConstructorError(
+                None, None, _("{value!r} cannot be read as {tag}").format(
+                    value=shown, tag=node.tag.replace("tag:yaml.org,2002:", "!!")),
+                node.start_mark) from None
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         if not isinstance(node, yaml.MappingNode):
@@ -371,25 +384,33 @@ def load_file(path: str | Path, raw: bytes | None = None) -> Loaded:
     return Loaded(name, data, raw)
 
 
-# Control characters (C0 but tab, LF, CR; DEL; C1) and Unicode non-characters. libyaml
-# refuses most of them with a position but no line; PyYAML's error had no location at all.
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufdd0-\ufdef\ufffe\uffff"
-                      "\U0001fffe\U0001ffff\U0002fffe\U0002ffff\U0003fffe\U0003ffff"
-                      "\U0004fffe\U0004ffff\U0005fffe\U0005ffff\U0006fffe\U0006ffff"
-                      "\U0007fffe\U0007ffff\U0008fffe\U0008ffff\U0009fffe\U0009ffff"
-                      "\U000afffe\U000affff\U000bfffe\U000bffff\U000cfffe\U000cffff"
-                      "\U000dfffe\U000dffff\U000efffe\U000effff\U000ffffe\U000fffff"
-                      "\U0010fffe\U0010ffff]")
+# Control characters (C0 but tab, LF, CR; DEL; C1), invisible format characters and Unicode
+# non-characters. libyaml refuses most of them with a position but no line; PyYAML's error
+# had no location at all. The format characters (libyaml reads them as text) are invisible
+# or reorder what a reviewer sees (Trojan Source, CVE-2021-42574): the bidirectional
+# controls (ALM, LRM, RLM, LRE … RLO, LRI … PDI), the zero-width ones (ZWSP, ZWNJ, ZWJ), the
+# word joiner and invisible operators, and U+FEFF after the start (at the start: MG003).
+#: The one list of them: validate's MG108 (the same characters written as escapes) uses it.
+INVISIBLE = "\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff"
+#: Non-characters: U+FDD0-U+FDEF and the last two code points of every plane.
+NON_CHARACTERS = "\ufdd0-\ufdef" + "".join(
+    f"{chr(p * 0x10000 + 0xFFFE)}{chr(p * 0x10000 + 0xFFFF)}" for p in range(17))
+_CONTROL = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{INVISIBLE}{NON_CHARACTERS}]")
 #: Report at most this many characters (a binary file would otherwise print thousands).
 MAX_REPORTED = 20
+
+
+_INVISIBLE = re.compile(f"[{INVISIBLE}]")
 
 
 def char_name(ch: str) -> str:
     """U+001B (ESC) style name of a character, for messages."""
     names = {0: "NUL", 0x1B: "ESC", 0x7F: "DEL", 0x85: "NEL", 0x08: "BS", 0x0B: "VT",
-             0x0C: "FF"}
+             0x0C: "FF", 0x2028: "LS", 0x2029: "PS"}
     code = ord(ch)
     extra = names.get(code)
+    if extra is None and _INVISIBLE.match(ch):
+        extra = unicodedata.name(ch)  # U+202E (RIGHT-TO-LEFT OVERRIDE)
     if extra is None:
         extra = _("non-character") if (code & 0xFFFE) == 0xFFFE or 0xFDD0 <= code <= 0xFDEF \
             else _("control character")
@@ -397,8 +418,9 @@ def char_name(ch: str) -> str:
 
 
 # The bytes any of them starts with in UTF-8: a C-speed scan of the bytes rules most files
-# out (Vietnamese text uses other lead bytes), the character scan runs only after a hit.
-_CONTROL_LEAD = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\xc2\xef\xf0-\xf4]")
+# out (Vietnamese text uses other lead bytes: 0xC3-0xC6, 0xCC, 0xE1), the character scan runs
+# only after a hit (0xE2 also leads dashes, quotes and the ellipsis: such a file pays it).
+_CONTROL_LEAD = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\xc2\xd8\xe2\xef\xf0-\xf4]")
 #: Every other byte: ``raw.translate(None, _NOT_LEAD)`` keeps only the lead bytes, so it is
 #: empty exactly when _CONTROL_LEAD finds nothing (3 ms for 8.7 MB, the regex 20 ms).
 _NOT_LEAD = bytes(b for b in range(256) if not _CONTROL_LEAD.match(bytes((b,))))
@@ -477,8 +499,8 @@ def _limits(raw: bytes, name: str) -> list[Problem]:
                 value = ev.value
                 if len(value) > MAX_INT_DIGITS:  # necessary for the digit count below
                     digits = len(value.lstrip("+-"))
-                    if (ev.implicit[0] and not ev.style and digits > MAX_INT_DIGITS
-                            and int_form(value)):
+                    if (digits > MAX_INT_DIGITS and int_form(value)
+                            and ((ev.implicit[0] and not ev.style) or ev.tag == _INT_TAG)):
                         return problem("MG011", _("an integer of {digits} digits; at most "
                                                   "{MAX_INT_DIGITS} digits are read").format(
                                                   digits=digits, MAX_INT_DIGITS=MAX_INT_DIGITS),

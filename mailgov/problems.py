@@ -12,6 +12,7 @@ data (CODEOWNERS); MG6xx the refusals of a plan
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,6 +126,18 @@ PLAN_RULES: dict[str, str] = {
               "domain cut short"),
 }
 
+#: What may not reach a `PATH:LINE:COL:` line as it is: line breaks (LF, CR, NEL, U+2028,
+#: U+2029) would start a line of the output that looks like another problem or like none,
+#: the other control characters would act on the terminal or the CI log. A key or value that
+#: holds them (written as an escape, MG108) is shown with them as escapes, as in its message's
+#: ``!r`` parts: ``dc=x\nobjectClass: top``.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    return match.group().encode("unicode_escape").decode("ascii")
+
+
 #: severity is always "error" today; the field exists so warnings can come later
 #: without changing the output format.
 ERROR = "error"
@@ -148,8 +161,10 @@ class Problem:
             raise ValueError(f"unknown rule id {self.rule!r}")
 
     def format(self) -> str:
-        """`PATH:LINE:COL: RULE-ID message` — the form editors and CI annotate."""
-        return f"{self.file}:{self.line}:{self.col}: {self.rule} {self.message}"
+        """`PATH:LINE:COL: RULE-ID message` — the form editors and CI annotate: one line, a
+        control character in the message shown as its escape (``\\n``, ``\\x1b``)."""
+        message = _UNPRINTABLE.sub(_escape, self.message)
+        return f"{self.file}:{self.line}:{self.col}: {self.rule} {message}"
 
     def as_dict(self) -> dict[str, Any]:
         return {

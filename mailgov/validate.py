@@ -31,7 +31,16 @@ import fastjsonschema
 from mailgov.batchschema import BatchCheck
 from mailgov.directory import former_unit_locals
 from mailgov.i18n import N_, _, ngettext
-from mailgov.loader import MAX_REPORTED, Loaded, LoadError, Locator, char_name, load
+from mailgov.loader import (
+    INVISIBLE,
+    MAX_REPORTED,
+    NON_CHARACTERS,
+    Loaded,
+    LoadError,
+    Locator,
+    char_name,
+    load,
+)
 from mailgov.model import AliasDomain, Directory, Mailbox, Reserved, Unit, build, next_free_id
 from mailgov.naming import NamingError, NamingPolicy, Person, list_local, unit_locals
 from mailgov.problems import Problem, json_path
@@ -321,6 +330,12 @@ def _schema_errors(data: Any) -> Iterable[tuple[PathT, jsonschema.ValidationErro
 def _shape_problems(loaded: Loaded) -> list[Problem]:
     seen: set[tuple[str, PathT, str]] = set()
     out: list[Problem] = []
+    free_id: list[int] = []  # next_free_id() once, not once per record without an id
+
+    def next_id() -> int:
+        if not free_id:
+            free_id.append(next_free_id(loaded.data))
+        return free_id[0]
 
     def add(rule: str, path: PathT, message: str) -> None:
         if (rule, path, message) not in seen:
@@ -334,7 +349,7 @@ def _shape_problems(loaded: Loaded) -> list[Problem]:
         if kind == "required":
             for name in e.validator_value:
                 if isinstance(e.instance, dict) and name not in e.instance:
-                    hint = (_("; the next free id is {n}").format(n=next_free_id(loaded.data))
+                    hint = (_("; the next free id is {n}").format(n=next_id())
                             if name == "id" and path[:1] == ("mailboxes",) else "")
                     add("MG101", path, _("{where}: required field {name!r} is "
                                          "missing{hint}").format(
@@ -1207,15 +1222,15 @@ def _sorted(problems: Iterable[Problem]) -> list[Problem]:
 
 
 # Control characters (every C0 one, tab and line breaks included: no field is multi-line),
-# DEL, C1 and Unicode non-characters: invisible in a review, and a line break in a value
+# DEL, C1, the Unicode line and paragraph separators (escapes \L, \P: a line break to YAML,
+# JSON-in-JavaScript and many viewers), the invisible format characters and the Unicode
+# non-characters of the loader's MG009: invisible in a review, and a line break in a value
 # would start a new line in the LDIF the roles write (an injection).
-_TEXT_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ufdd0-\ufdef\ufffe\uffff"
-                           + "".join(f"\\U{p:04x}fffe\\U{p:04x}ffff" for p in range(1, 17))
-                           + "]")
+_TEXT_CONTROL = re.compile(f"[\x00-\x1f\x7f-\x9f\u2028\u2029{INVISIBLE}{NON_CHARACTERS}]")
 
 
-_TEXT_CONTROL_OR_ASTRAL = re.compile("[\x00-\x1f\x7f-\x9f\ufdd0-\ufdef\ufffe\uffff"
-                                     "\U00010000-\U0010ffff]")
+_TEXT_CONTROL_OR_ASTRAL = re.compile(f"[\x00-\x1f\x7f-\x9f\u2028\u2029{INVISIBLE}"
+                                     "\ufdd0-\ufdef\ufffe\uffff\U00010000-\U0010ffff]")
 
 
 def _value_problems(loaded: Loaded) -> list[Problem]:

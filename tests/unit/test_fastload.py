@@ -309,6 +309,77 @@ def test_rapidyaml_locator_answers_as_pyyamls(tmp_path: Path) -> None:
     assert answered > 10_000
 
 
+@pytest.mark.parametrize("tail", ["  - ", "  -", "  - \n", "  -\n\n", "  - # no item\n",
+                                  "  - ~\n", "  - []\n", "  - x\n  - \n"])
+@pytest.mark.parametrize("where", ["mailboxes", "units", "aliases"])
+def test_an_empty_item_at_the_end_is_located_on_both_paths(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str, tail: str) -> None:
+    # rapidyaml's tree has no text (None, not an empty view) for an empty last item: its
+    # locator raised TypeError, a traceback instead of "must be a mapping" at the item.
+    from mailgov.validate import validate
+
+    text = (DATA / "good" / "minimal.yaml").read_text(encoding="utf-8")
+    if where == "units":
+        text = text.replace("mailboxes:\n", tail.rstrip("\n") + "\nmailboxes:\n", 1)
+    elif where == "aliases":
+        text = text.rstrip("\n") + "\n    aliases:\n  " + tail.replace("\n", "\n  ")
+    else:
+        text = text.rstrip("\n") + "\n" + tail
+    p = tmp_path / "m.yaml"
+    p.write_text(text, encoding="utf-8")
+    got = []
+    for fast in (True, False):
+        if not fast:
+            monkeypatch.setattr(fastload, "_ryml", None)
+        problems = validate(p).problems
+        assert problems and all(q.line > 0 and q.col > 0 for q in problems), problems
+        got.append([q.format() for q in problems])
+    assert got[0] == got[1]
+
+
+def test_locating_every_item_of_a_long_list_is_linear() -> None:
+    # rapidyaml's child(node, i) walks i siblings: 200,000 broken records, each located,
+    # took minutes. 4x the items must cost about 4x, not 16x (quadratic).
+    import time
+
+    from mailgov.loader import Locator as PyYAMLLocator
+
+    def cost(n: int) -> float:
+        raw = ("mailboxes:\n" + "".join(f"  - {{id: {i}}}\n" for i in range(n))).encode()
+        best = float("inf")
+        for _ in range(2):
+            start = time.process_time()
+            loc = fastload.Locator(raw)
+            for i in range(n):
+                loc.locate(("mailboxes", i, "id"))
+            best = min(best, time.process_time() - start)
+        slow = PyYAMLLocator(raw)
+        assert [loc.locate(("mailboxes", i, "id")) for i in (0, n // 2, n - 1)] == [
+            slow.locate(("mailboxes", i, "id")) for i in (0, n // 2, n - 1)]
+        return best
+
+    small, big = cost(5_000), cost(20_000)
+    assert big < 6 * small, (small, big)
+
+
+def test_the_next_free_id_hint_is_computed_once(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every record without an id gets the hint; it scanned all records each time.
+    from mailgov import validate as validate_module
+
+    calls = []
+    real = validate_module.next_free_id
+    monkeypatch.setattr(validate_module, "next_free_id",
+                        lambda data: calls.append(1) or real(data))
+    text = (DATA / "good" / "minimal.yaml").read_text(encoding="utf-8").rstrip("\n") + "\n"
+    text += "".join(f"  - {{kind: personal, address: x{i}}}\n" for i in range(50))
+    p = tmp_path / "m.yaml"
+    p.write_text(text, encoding="utf-8")
+    problems = validate_module.validate(p).problems
+    assert sum("the next free id is 7" in q.message for q in problems) == 50
+    assert len(calls) == 1
+
+
 def test_many_quoted_look_alikes_stay_fast_and_one_plain_is_caught(tmp_path: Path) -> None:
     """Hundreds of quoted id_digits like '0123' (a real 200,000-mailbox file has them) are
     checked in one pass; a single plain 0777 among them still sends the file to PyYAML."""

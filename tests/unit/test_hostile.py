@@ -7,6 +7,7 @@ Time and memory bounds (<= 5 s, <= 500 MB for any input up to 10 MB) are measure
 from __future__ import annotations
 
 import copy
+import re
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import fastjsonschema
 import pytest
 
+from mailgov.cli import main
 from mailgov.loader import MAX_DEPTH, MAX_REPORTED, LoadError, load
 from mailgov.problems import Problem
 from mailgov.validate import MAX_SHOWN, _item_checks, load_schema, strict_validator, validate
@@ -189,7 +191,11 @@ def test_huge_text_is_cut_in_messages(tmp_path: Path) -> None:
 # --------------------------------------------------------------- no location
 
 @pytest.mark.parametrize("char", ["\x00", "\x1b", "\x7f", "\x80", "\x9f", "\ufffe", "\uffff",
-                                  "\ufdd0", "\U0010ffff", "\x0c"])
+                                  "\ufdd0", "\U0010ffff", "\x0c",
+                                  # invisible format characters, bidirectional controls
+                                  "\u202e", "\u202a", "\u2066", "\u2069", "\u200e",
+                                  "\u200f", "\u061c", "\u200b", "\u200d", "\u2060",
+                                  "\u2064", "\ufeff"])
 def test_control_and_non_characters_are_located(tmp_path: Path, char: str) -> None:
     text = _with("name: Lê Thị Hoa", f"name: Lê Thị{char} Hoa")
     p = _only(_problems(tmp_path, text), "MG009")
@@ -206,6 +212,47 @@ def test_every_control_character_is_reported_up_to_a_limit(tmp_path: Path) -> No
                    (_line_of(text, "Lê\x1b"), 13), (_line_of(text, "Lê\x1b"), 17)]
     many = _problems(tmp_path, MINIMAL + "# " + "\x00" * 1000 + "\n")
     assert len(many) == MAX_REPORTED
+
+
+@pytest.mark.parametrize("escape", ["\\n", "\\r", "\\e", "\\x7f", "\\N", "\\L", "\\P",
+                                    "\\t", "\\0", "\\x9b"])
+@pytest.mark.parametrize("where", ["key", "nested key", "value"])
+def test_an_escaped_control_character_never_breaks_an_output_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], escape: str, where: str) -> None:
+    # A key holding a line break was printed as it is in the message's data path: the rest of
+    # it became a line of its own, without a location, that looks like a line of the data.
+    fake = f"dc=x,dc=y{escape}objectClass: top"
+    text = {"key": _with("units:\n", f'"{fake}": 1\nunits:\n'),
+            "nested key": _with("min: 500,", f'"{fake}": 500,'),
+            "value": _with("name: Lê Thị Hoa", f'name: "{fake}"')}[where]
+    p = tmp_path / "m.yaml"
+    p.write_text(text, encoding="utf-8")
+    assert main(["validate", "--today", TODAY.isoformat(), str(p)]) == 1
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines and all(re.match(rf"{re.escape(str(p))}:[1-9][0-9]*:[1-9][0-9]*: MG[0-9]{{3}} ",
+                                  line) for line in lines), out
+    assert len(out.split("\n")) == len(lines) + 1  # no CR, NEL, U+2028 … inside a line either
+    assert not re.search("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]", out), out
+    assert "MG108" in out
+
+
+def test_bidirectional_controls_in_a_comment_are_refused_too(tmp_path: Path) -> None:
+    # Trojan Source: a reviewer sees `# check later` while the line holds more than that.
+    text = _with("units:\n", "# check later \u202e \u2066 }\u2069 \u2066\nunits:\n")
+    got = [(p.rule, p.line, p.col) for p in _problems(tmp_path, text)]
+    line = _line_of(text, "# check later")
+    assert got == [("MG009", line, 15), ("MG009", line, 17), ("MG009", line, 20),
+                   ("MG009", line, 22)]
+
+
+def test_vietnamese_text_and_typographic_punctuation_stay_fine(tmp_path: Path) -> None:
+    # The lead bytes of the new characters (0xE2 also leads dashes, quotes and the ellipsis)
+    # only make the scan look closer: such text is not refused.
+    p = tmp_path / "m.yaml"
+    p.write_text(_with("units:\n", "# Hoà – “x” … ‘y’\nunits:\n").replace(
+        "name: Văn phòng Bộ", "name: Văn phòng Bộ – “VPB” … ‘x’ ‰ € ·"), encoding="utf-8")
+    assert validate(p, today=TODAY).ok
 
 
 def test_control_character_in_a_binary_file(tmp_path: Path) -> None:
@@ -307,7 +354,13 @@ def test_a_share_may_still_be_written_as_a_float(tmp_path: Path) -> None:
                                               ("\\uFFFE", "U+FFFE"), ("\\t", "U+0009"),
                                               ("\\n", "U+000A"), ("\\uFDD0", "U+FDD0"),
                                               ("\\U0001FFFE", "U+1FFFE"),
-                                              ("\\U0010FFFF", "U+10FFFF")])
+                                              ("\\U0010FFFF", "U+10FFFF"),
+                                              # line breaks to YAML, JavaScript, viewers
+                                              ("\\L", "U+2028 (LS)"),
+                                              ("\\u2029", "U+2029 (PS)"),
+                                              ("\\u202E", "U+202E (RIGHT-TO-LEFT OVERRIDE)"),
+                                              ("\\u2067", "U+2067"), ("\\u200B", "U+200B"),
+                                              ("\\u200c", "U+200C"), ("\\uFEFF", "U+FEFF")])
 def test_escaped_control_characters_in_names_are_refused(tmp_path: Path, escape: str,
                                                          code: str) -> None:
     text = _with("name: Lê Thị Hoa", f'name: "Lê Thị{escape} Hoa"')
