@@ -554,3 +554,91 @@ def test_a_value_not_found_is_refused_with_its_reason(data: Path) -> None:
     e = Edit.open(data)
     with pytest.raises(EditError, match=r"cannot find 'domain: no-such\.example' to change"):
         e.set_scalar(("organization", "domain"), "domain", "no-such.example", "x.example")
+
+
+# --------------------------------------------------------------------------- hostile sheets
+
+# Free text the data accepts that a spreadsheet would run as a formula (CSV injection).
+FORMULAS = ("=HYPERLINK(\"http://x\",\"y\")", "+1+1", "-2+3", "@SUM(A1)",
+            "=cmd|' /C calc'!A0")
+
+
+def test_export_writes_formula_like_text_as_text_and_imports_it_back(
+        data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import csv
+    import io
+
+    from openpyxl import load_workbook
+
+    from mailgov.importer import read_rows
+
+    d = validate(data).directory
+    assert d is not None
+    ttb = [m.address for m in d.mailboxes if m.unit == "ttb" and m.state == "active"]
+    assert len(ttb) >= len(FORMULAS)
+    for address, title in zip(ttb, FORMULAS, strict=False):
+        assert run(capsys, "set", address, f"--title={title}", "--data", str(data))[0] == 0
+    code, out, _err = run(capsys, "export", "--unit", "ttb", "--data", str(data))
+    assert code == 0
+    cells = [c for row in list(csv.reader(io.StringIO(out)))[1:] for c in row]
+    assert not [c for c in cells if c.startswith(("=", "+", "-", "@"))], out
+    assert {f"'{title}" for title in FORMULAS} <= set(cells)
+    sheet = tmp_path / "ttb.csv"
+    sheet.write_text(out, encoding="utf-8")
+    # the mark is the export's: an import reads the text as it was
+    titles = {r.values["title"] for r in read_rows(sheet)}
+    assert set(FORMULAS) <= titles
+    book = tmp_path / "ttb.xlsx"
+    assert run(capsys, "export", "--format", "xlsx", "--out", str(book), "--unit", "ttb",
+               "--data", str(data))[0] == 0
+    ws = load_workbook(book)["ttb"]  # not data_only: a formula would show as one
+    cells_x = {c.value: c.data_type for row in ws.iter_rows(min_row=2) for c in row}
+    for title in FORMULAS:
+        assert cells_x[title] == "s", title
+
+
+def test_publish_csv_writes_formula_like_text_as_text() -> None:
+    import csv
+    import io
+
+    from mailgov import publish
+
+    rows = [publish.Entry(name, title, "ttb", "=unit", "a@monre.gov.vn", "person", "1")
+            for name, title in zip(FORMULAS, reversed(FORMULAS), strict=True)]
+    text = publish.to_csv(rows)
+    for row in list(csv.reader(io.StringIO(text)))[1:]:
+        assert all(not c.startswith(("=", "+", "-", "@")) for c in row), row
+        assert row[0].startswith("'") and row[1].startswith("'") and row[3] == "'=unit"
+
+
+@pytest.mark.parametrize("size_mib", [8, 64])
+def test_import_of_a_zip_bomb_xlsx_is_refused_unread(
+        data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], size_mib: int) -> None:
+    """A few kB that unpack to one XML comment of many MiB: expat takes minutes over it
+    (4 MiB: 1.2 s, 16 MiB: ~20 s, quadratic), so it is refused before any part is parsed."""
+    import io
+    import zipfile
+
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    wb.active.append(["name", "unit"])
+    wb.active.append(["Lê Văn Tám", "ttb"])
+    buf = io.BytesIO()
+    wb.save(buf)
+    src = zipfile.ZipFile(buf)
+    sheet = tmp_path / "bomb.xlsx"
+    with zipfile.ZipFile(sheet, "w", zipfile.ZIP_DEFLATED) as z:
+        for info in src.infolist():
+            part = src.read(info.filename)
+            if info.filename == "xl/worksheets/sheet1.xml":
+                part = part.replace(b"<sheetData>",
+                                    b"<!--" + b"A" * (size_mib << 20) + b"--><sheetData>")
+            z.writestr(info.filename, part)
+    assert sheet.stat().st_size < 200_000
+    before = data.read_bytes()
+    code, out, _err = run(capsys, "import", str(sheet), "--data", str(data))
+    assert code == 1 and out.startswith(f"{sheet}: xl/worksheets/sheet1.xml unpacks to "
+                                        f"{size_mib} MiB"), out
+    assert data.read_bytes() == before
+
