@@ -642,3 +642,23 @@ def test_import_of_a_zip_bomb_xlsx_is_refused_unread(
                                         f"{size_mib} MiB"), out
     assert data.read_bytes() == before
 
+
+@pytest.mark.parametrize("argv", [
+    ["add", "Nguyễn Văn Long", "--unit", "ttb", "--title", "a\udcffb"],
+    ["add", "Nguyễn Văn Long", "--unit", "ttb", "--request", "45/QĐ\udcc3"],
+    ["add", "Nguy\udcc3n Văn Long", "--unit", "ttb"],
+    ["suspend", "natuan", "--reason", "ngh\udcc9", "--request", "45/QĐ-TCCB"],
+    ["rename", "natuan", "--name", "\udcffNguyễn Anh Tuấn"],
+    ["unit", "merge", "pc", "ttb", "--request", "1/Q\udc90"],
+])
+def test_an_argument_that_is_not_utf8_is_a_usage_error_not_a_traceback(
+        data: Path, capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    """A byte that is not UTF-8 on the command line (a Latin-1 terminal, a script) comes in
+    as a lone surrogate; the YAML writer raised UnicodeEncodeError on it."""
+    before = data.read_bytes()
+    code, _out, err = run(capsys, *argv, "--data", str(data))
+    bad = next(a for a in argv if any(0xDC80 <= ord(c) <= 0xDCFF for c in a))
+    shown = "".join(f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF else c
+                    for c in bad)
+    assert code == 2 and f"'{shown}': not UTF-8 text" in err, err
+    assert data.read_bytes() == before
