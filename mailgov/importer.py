@@ -200,7 +200,7 @@ def _xlsx_rows(path: Path, sheet: str | None) -> list[list[str]]:
     _check_unpacked(path)
     try:
         wb = load_workbook(path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
+    except (SyntaxError, zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
         raise ImportError_([_("{file}: not a readable XLSX workbook ({why})").format(
             file=path, why=exc)]) from None
     try:
@@ -210,11 +210,15 @@ def _xlsx_rows(path: Path, sheet: str | None) -> list[list[str]]:
         ws = wb[sheet] if sheet is not None else wb.worksheets[0]
         out: list[list[str]] = []
         fields: list[str | None] = []
-        for row in ws.iter_rows(values_only=True):
-            out.append([_cell(v, fields[i] if i < len(fields) else None)
-                        for i, v in enumerate(row)])
-            if len(out) == 1:  # the heading: which cell is whose (a birth date, below)
-                fields = [columns().get(_key(h)) for h in out[0]]
+        try:  # a sheet's XML is parsed as it is read: an entity bomb, a broken part
+            for row in ws.iter_rows(values_only=True):
+                out.append([_cell(v, fields[i] if i < len(fields) else None)
+                            for i, v in enumerate(row)])
+                if len(out) == 1:  # the heading: which cell is whose (a birth date, below)
+                    fields = [columns().get(_key(h)) for h in out[0]]
+        except (SyntaxError, zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
+            raise ImportError_([_("{file}: not a readable XLSX workbook ({why})").format(
+                file=path, why=exc)]) from None
         return out
     finally:
         wb.close()

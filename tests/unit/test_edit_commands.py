@@ -662,3 +662,37 @@ def test_an_argument_that_is_not_utf8_is_a_usage_error_not_a_traceback(
                     for c in bad)
     assert code == 2 and f"'{shown}': not UTF-8 text" in err, err
     assert data.read_bytes() == before
+
+
+@pytest.mark.parametrize("value", [
+    # an entity bomb: expat stops it ("limit on input amplification factor")
+    b'<!DOCTYPE x [<!ENTITY a "aaaaaaaaaa">' + b"".join(
+        b'<!ENTITY a%d "%s">' % (i, (b"&a%d;" % (i - 1) if i > 1 else b"&a;") * 10)
+        for i in range(1, 10)) + b"]>",
+    b"<worksheet><sheetData><row><c t=\"inlineStr\"><is><t>x</t></is></c>",  # cut short
+])
+def test_import_of_an_xlsx_whose_sheet_xml_is_hostile_is_one_clear_error(
+        data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], value: bytes) -> None:
+    import io
+    import zipfile
+
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    wb.active.append(["name", "unit"])
+    wb.active.append(["Lê Văn Tám", "ttb"])
+    buf = io.BytesIO()
+    wb.save(buf)
+    src = zipfile.ZipFile(buf)
+    sheet = tmp_path / "bad.xlsx"
+    with zipfile.ZipFile(sheet, "w", zipfile.ZIP_DEFLATED) as z:
+        for info in src.infolist():
+            part = src.read(info.filename)
+            if info.filename == "xl/worksheets/sheet1.xml":
+                part = (value + part.split(b"?>", 1)[-1].replace(b"<sheetData>",
+                        b"<sheetData>&a9;", 1)) if value.startswith(b"<!DOCTYPE") else value
+            z.writestr(info.filename, part)
+    before = data.read_bytes()
+    code, out, _err = run(capsys, "import", str(sheet), "--data", str(data))
+    assert code == 1 and out.startswith(f"{sheet}: not a readable XLSX workbook ("), out
+    assert data.read_bytes() == before
