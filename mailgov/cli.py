@@ -449,7 +449,12 @@ def _archived(path: str | None) -> dict[str, str]:
         return {}
     from mailgov.archive import ManifestError, archived_map, load_manifest
 
-    if not Path(path).exists():
+    try:
+        there = Path(path).exists()
+    except OSError as exc:  # a name too long for the file system (Python 3.11 raises)
+        raise CliError(_("archive manifest {path}: {error}").format(
+            path=path, error=exc.strerror or exc)) from None
+    if not there:
         # load_manifest reads an absent file as empty (the archive run starts one); a path
         # the admin names that is not there is a typo, not "nothing archived"
         raise CliError(_("archive manifest {path}: no such file (an absent manifest is not "
@@ -864,9 +869,33 @@ def cmd_reserve_purged(args: argparse.Namespace) -> int:
     return edit_cli.guarded(lambda a: edit_cli.run_edit(a, make))(args)
 
 
+def _is_text(arg: str) -> bool:
+    """Whether ``arg`` is text: Python hands an argument's bytes that are not UTF-8 over as
+    lone surrogates (surrogateescape), which no file, YAML writer or directory takes."""
+    try:
+        arg.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _shown_bytes(arg: str, limit: int = 80) -> str:
+    """``arg`` quoted, each byte that is not UTF-8 as \\xNN (cut at ``limit`` characters)."""
+    out = "".join(f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF
+                  else f"\\u{ord(c):04x}" if 0xD800 <= ord(c) <= 0xDFFF else c
+                  for c in arg[:limit])
+    return repr(out + ("…" if len(arg) > limit else "")).replace("\\\\", "\\")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     i18n.use(i18n.cli_language(argv))
+    bad = next((a for a in argv if not _is_text(a)), None)
+    if bad is not None:
+        print(i18n.error_line(_("argument {value}: not UTF-8 text (a byte the terminal or "
+                                "script did not encode as UTF-8); give it as UTF-8").format(
+            value=_shown_bytes(bad))), file=sys.stderr)
+        return EXIT_USAGE
     parser = i18n.localise(build_parser())
     args = parser.parse_args(argv)  # exits 2 with a usage message on bad options
     try:

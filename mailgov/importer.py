@@ -30,6 +30,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from mailgov.cells import csv_text, read_text
 from mailgov.edit import Edit, EditError
 from mailgov.i18n import N_, _, ngettext, translator
 from mailgov.mailbox_edit import Naming, NewPerson, add, check_name
@@ -156,14 +157,50 @@ def _cell(value: Any, field: str | None = None) -> str:
     return str(value)
 
 
+#: An XLSX is a zip of XML parts: what they unpack to is read before any is parsed. A sheet
+#: of 100,000 people unpacks to about 20 MiB; a zip bomb (a few kB that unpack to gigabytes,
+#: or to one XML token of 100 MB that the parser takes minutes over) is refused unread.
+MAX_UNPACKED_MIB = 200
+#: A part larger than this that unpacks to more than MAX_RATIO times its packed size is a
+#: bomb, not a sheet (a real sheet's XML packs 5 to 30 times).
+BOMB_PART_MIB = 4
+MAX_RATIO = 200
+
+
+def _check_unpacked(path: Path) -> None:
+    """Refuse an XLSX whose parts unpack to too much (sizes from the zip's directory, which
+    zipfile holds each part to when it reads it)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            parts = z.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return  # load_workbook says what is wrong with it
+    total = sum(i.file_size for i in parts)
+    if total > MAX_UNPACKED_MIB << 20:
+        raise ImportError_([_("{file}: unpacks to {size} MiB, more than {limit} MiB; save "
+                              "only the sheet to import, or save it as CSV").format(
+            file=path, size=total >> 20, limit=MAX_UNPACKED_MIB)])
+    for i in parts:
+        if i.file_size > BOMB_PART_MIB << 20 and i.file_size > MAX_RATIO * max(
+                i.compress_size, 1):
+            raise ImportError_([_("{file}: {part} unpacks to {size} MiB, {ratio} times its "
+                                  "packed size (a zip bomb, not a sheet); save the sheet "
+                                  "again from Excel, or save it as CSV").format(
+                file=path, part=i.filename, size=i.file_size >> 20,
+                ratio=i.file_size // max(i.compress_size, 1))])
+
+
 def _xlsx_rows(path: Path, sheet: str | None) -> list[list[str]]:
     import zipfile
 
     from openpyxl import load_workbook
 
+    _check_unpacked(path)
     try:
         wb = load_workbook(path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
+    except (SyntaxError, zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
         raise ImportError_([_("{file}: not a readable XLSX workbook ({why})").format(
             file=path, why=exc)]) from None
     try:
@@ -173,11 +210,15 @@ def _xlsx_rows(path: Path, sheet: str | None) -> list[list[str]]:
         ws = wb[sheet] if sheet is not None else wb.worksheets[0]
         out: list[list[str]] = []
         fields: list[str | None] = []
-        for row in ws.iter_rows(values_only=True):
-            out.append([_cell(v, fields[i] if i < len(fields) else None)
-                        for i, v in enumerate(row)])
-            if len(out) == 1:  # the heading: which cell is whose (a birth date, below)
-                fields = [columns().get(_key(h)) for h in out[0]]
+        try:  # a sheet's XML is parsed as it is read: an entity bomb, a broken part
+            for row in ws.iter_rows(values_only=True):
+                out.append([_cell(v, fields[i] if i < len(fields) else None)
+                            for i, v in enumerate(row)])
+                if len(out) == 1:  # the heading: which cell is whose (a birth date, below)
+                    fields = [columns().get(_key(h)) for h in out[0]]
+        except (SyntaxError, zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
+            raise ImportError_([_("{file}: not a readable XLSX workbook ({why})").format(
+                file=path, why=exc)]) from None
         return out
     finally:
         wb.close()
@@ -221,7 +262,7 @@ def read_rows(path: str | Path, sheet: str | None = None) -> list[Row]:
         raise ImportError_(errors)
     rows = []
     for n, cells in enumerate(table[1:], start=2):
-        values = {f: unicodedata.normalize("NFC", " ".join(c.split()))
+        values = {f: read_text(unicodedata.normalize("NFC", " ".join(c.split())))
                   for f, c in zip(fields, cells, strict=False) if f is not None}
         extra = tuple(c.strip() for c in cells[len(fields):] if c.strip())
         if any(values.values()) or extra:
@@ -401,7 +442,7 @@ def export(data: str | Path, fmt: str, out: str | None, unit: str | None = None)
         w.writerow(export_headings())
         for g in groups:
             for rows in g.values():
-                w.writerows(rows)
+                w.writerows([csv_text(c) for c in r] for r in rows)
         if out is None:
             sys.stdout.write(buf.getvalue())
         else:  # with a BOM: Excel then reads the Vietnamese letters as UTF-8
@@ -417,10 +458,19 @@ def export(data: str | Path, fmt: str, out: str | None, unit: str | None = None)
             ws = wb.create_sheet(title=uid[:31])  # one sheet per unit
             ws.append(export_headings())
             for r in rows:
-                ws.append(r)
+                ws.append([_text_cell(ws, c) for c in r])
     if not groups:
         wb.create_sheet(title="people").append(export_headings())
     wb.save(out)
+
+
+def _text_cell(ws: Any, value: str) -> Any:
+    """A text cell: openpyxl makes a formula of a string that starts with ``=``."""
+    from openpyxl.cell import WriteOnlyCell
+
+    cell = WriteOnlyCell(ws, value)
+    cell.data_type = "s"
+    return cell
 
 
 # --------------------------------------------------------------------------- commands

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
+from mailgov.cells import csv_text
 from mailgov.i18n import DEFAULT_LANGUAGE, translator
 from mailgov.model import Directory, Unit
 from mailgov.naming import list_local
@@ -151,7 +152,8 @@ def to_csv(rows: Iterable[Entry]) -> str:
     w = csv.writer(buf, lineterminator="\r\n")
     w.writerow(CSV_FIELDS)
     for e in rows:
-        w.writerow([e.name, e.title or "", e.unit_id, e.unit_name, e.address, e.kind])
+        w.writerow([csv_text(c) for c in (e.name, e.title or "", e.unit_id, e.unit_name,
+                                          e.address, e.kind)])
     return buf.getvalue()
 
 

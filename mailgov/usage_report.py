@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import date
 from html import escape
 
+from mailgov.cells import csv_text
 from mailgov.i18n import translator
 from mailgov.usage import BUCKETS, WINDOWS, Evaluation, Figures, Person, percent
 
@@ -293,7 +294,8 @@ CSV_PERSON_FIELDS = ("name", "address", "last_login", "sent", "received", "regul
 
 
 def _unit_row(f: Figures, w: int, lang: str) -> list[str]:
-    return [f.id or "*", _label(f, lang), "" if f.headcount is None else str(f.headcount),
+    return [f.id or "*", csv_text(_label(f, lang)),
+            "" if f.headcount is None else str(f.headcount),
             str(f.mailboxes), "" if f.adoption is None else percent(f.adoption),
             *(str(f.regular.get(x, 0)) for x in WINDOWS),
             "" if f.regular_share(w) is None else percent(f.regular_share(w)),
@@ -319,7 +321,8 @@ def render_csv(ev: Evaluation, opts: Options) -> str:
     out.writerow([])
     out.writerow(CSV_PERSON_FIELDS)
     for name, address, p in _people(ev.unit(opts.unit), opts.conceal):
-        out.writerow([name, address, "" if p.last_login is None else str(p.last_login),
+        out.writerow([csv_text(name), address,
+                      "" if p.last_login is None else str(p.last_login),
                       p.sent, p.received, "yes" if p.regular else "no",
                       "yes" if p.inactive else "no", p.bucket,
                       "" if p.storage_mib is None else f"{p.storage_mib:g}", p.quota_mib,

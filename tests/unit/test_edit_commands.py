@@ -554,3 +554,145 @@ def test_a_value_not_found_is_refused_with_its_reason(data: Path) -> None:
     e = Edit.open(data)
     with pytest.raises(EditError, match=r"cannot find 'domain: no-such\.example' to change"):
         e.set_scalar(("organization", "domain"), "domain", "no-such.example", "x.example")
+
+
+# --------------------------------------------------------------------------- hostile sheets
+
+# Free text the data accepts that a spreadsheet would run as a formula (CSV injection).
+FORMULAS = ("=HYPERLINK(\"http://x\",\"y\")", "+1+1", "-2+3", "@SUM(A1)",
+            "=cmd|' /C calc'!A0")
+
+
+def test_export_writes_formula_like_text_as_text_and_imports_it_back(
+        data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import csv
+    import io
+
+    from openpyxl import load_workbook
+
+    from mailgov.importer import read_rows
+
+    d = validate(data).directory
+    assert d is not None
+    ttb = [m.address for m in d.mailboxes if m.unit == "ttb" and m.state == "active"]
+    assert len(ttb) >= len(FORMULAS)
+    for address, title in zip(ttb, FORMULAS, strict=False):
+        assert run(capsys, "set", address, f"--title={title}", "--data", str(data))[0] == 0
+    code, out, _err = run(capsys, "export", "--unit", "ttb", "--data", str(data))
+    assert code == 0
+    cells = [c for row in list(csv.reader(io.StringIO(out)))[1:] for c in row]
+    assert not [c for c in cells if c.startswith(("=", "+", "-", "@"))], out
+    assert {f"'{title}" for title in FORMULAS} <= set(cells)
+    sheet = tmp_path / "ttb.csv"
+    sheet.write_text(out, encoding="utf-8")
+    # the mark is the export's: an import reads the text as it was
+    titles = {r.values["title"] for r in read_rows(sheet)}
+    assert set(FORMULAS) <= titles
+    book = tmp_path / "ttb.xlsx"
+    assert run(capsys, "export", "--format", "xlsx", "--out", str(book), "--unit", "ttb",
+               "--data", str(data))[0] == 0
+    ws = load_workbook(book)["ttb"]  # not data_only: a formula would show as one
+    cells_x = {c.value: c.data_type for row in ws.iter_rows(min_row=2) for c in row}
+    for title in FORMULAS:
+        assert cells_x[title] == "s", title
+
+
+def test_publish_csv_writes_formula_like_text_as_text() -> None:
+    import csv
+    import io
+
+    from mailgov import publish
+
+    rows = [publish.Entry(name, title, "ttb", "=unit", "a@monre.gov.vn", "person", "1")
+            for name, title in zip(FORMULAS, reversed(FORMULAS), strict=True)]
+    text = publish.to_csv(rows)
+    for row in list(csv.reader(io.StringIO(text)))[1:]:
+        assert all(not c.startswith(("=", "+", "-", "@")) for c in row), row
+        assert row[0].startswith("'") and row[1].startswith("'") and row[3] == "'=unit"
+
+
+@pytest.mark.parametrize("size_mib", [8, 64])
+def test_import_of_a_zip_bomb_xlsx_is_refused_unread(
+        data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], size_mib: int) -> None:
+    """A few kB that unpack to one XML comment of many MiB: expat takes minutes over it
+    (4 MiB: 1.2 s, 16 MiB: ~20 s, quadratic), so it is refused before any part is parsed."""
+    import io
+    import zipfile
+
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    wb.active.append(["name", "unit"])
+    wb.active.append(["Lê Văn Tám", "ttb"])
+    buf = io.BytesIO()
+    wb.save(buf)
+    src = zipfile.ZipFile(buf)
+    sheet = tmp_path / "bomb.xlsx"
+    with zipfile.ZipFile(sheet, "w", zipfile.ZIP_DEFLATED) as z:
+        for info in src.infolist():
+            part = src.read(info.filename)
+            if info.filename == "xl/worksheets/sheet1.xml":
+                part = part.replace(b"<sheetData>",
+                                    b"<!--" + b"A" * (size_mib << 20) + b"--><sheetData>")
+            z.writestr(info.filename, part)
+    assert sheet.stat().st_size < 200_000
+    before = data.read_bytes()
+    code, out, _err = run(capsys, "import", str(sheet), "--data", str(data))
+    assert code == 1 and out.startswith(f"{sheet}: xl/worksheets/sheet1.xml unpacks to "
+                                        f"{size_mib} MiB"), out
+    assert data.read_bytes() == before
+
+
+@pytest.mark.parametrize("argv", [
+    ["add", "Nguyễn Văn Long", "--unit", "ttb", "--title", "a\udcffb"],
+    ["add", "Nguyễn Văn Long", "--unit", "ttb", "--request", "45/QĐ\udcc3"],
+    ["add", "Nguy\udcc3n Văn Long", "--unit", "ttb"],
+    ["suspend", "natuan", "--reason", "ngh\udcc9", "--request", "45/QĐ-TCCB"],
+    ["rename", "natuan", "--name", "\udcffNguyễn Anh Tuấn"],
+    ["unit", "merge", "pc", "ttb", "--request", "1/Q\udc90"],
+])
+def test_an_argument_that_is_not_utf8_is_a_usage_error_not_a_traceback(
+        data: Path, capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    """A byte that is not UTF-8 on the command line (a Latin-1 terminal, a script) comes in
+    as a lone surrogate; the YAML writer raised UnicodeEncodeError on it."""
+    before = data.read_bytes()
+    code, _out, err = run(capsys, *argv, "--data", str(data))
+    bad = next(a for a in argv if any(0xDC80 <= ord(c) <= 0xDCFF for c in a))
+    shown = "".join(f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF else c
+                    for c in bad)
+    assert code == 2 and f"'{shown}': not UTF-8 text" in err, err
+    assert data.read_bytes() == before
+
+
+@pytest.mark.parametrize("value", [
+    # an entity bomb: expat stops it ("limit on input amplification factor")
+    b'<!DOCTYPE x [<!ENTITY a "aaaaaaaaaa">' + b"".join(
+        b'<!ENTITY a%d "%s">' % (i, (b"&a%d;" % (i - 1) if i > 1 else b"&a;") * 10)
+        for i in range(1, 10)) + b"]>",
+    b"<worksheet><sheetData><row><c t=\"inlineStr\"><is><t>x</t></is></c>",  # cut short
+])
+def test_import_of_an_xlsx_whose_sheet_xml_is_hostile_is_one_clear_error(
+        data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], value: bytes) -> None:
+    import io
+    import zipfile
+
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    wb.active.append(["name", "unit"])
+    wb.active.append(["Lê Văn Tám", "ttb"])
+    buf = io.BytesIO()
+    wb.save(buf)
+    src = zipfile.ZipFile(buf)
+    sheet = tmp_path / "bad.xlsx"
+    with zipfile.ZipFile(sheet, "w", zipfile.ZIP_DEFLATED) as z:
+        for info in src.infolist():
+            part = src.read(info.filename)
+            if info.filename == "xl/worksheets/sheet1.xml":
+                part = (value + part.split(b"?>", 1)[-1].replace(b"<sheetData>",
+                        b"<sheetData>&a9;", 1)) if value.startswith(b"<!DOCTYPE") else value
+            z.writestr(info.filename, part)
+    before = data.read_bytes()
+    code, out, _err = run(capsys, "import", str(sheet), "--data", str(data))
+    assert code == 1 and out.startswith(f"{sheet}: not a readable XLSX workbook ("), out
+    assert data.read_bytes() == before

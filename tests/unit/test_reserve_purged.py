@@ -167,3 +167,16 @@ def test_a_dry_run_prints_the_diff_and_writes_nothing(
     assert "\n-  - address: lthoa\n" in out and '\n+  - { address: lethihoa, id: 3, ' in out
     assert "(dry run: nothing written)" in err
     assert data.read_bytes() == before
+
+
+@pytest.mark.parametrize("name", ["x" * 100_000, "Nguyễn " * 15_000, "y" * 300])
+def test_a_manifest_name_too_long_for_the_file_system_is_a_clear_error(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str) -> None:
+    """Path.exists raises ENAMETOOLONG on Python 3.11 (it was a traceback)."""
+    data = _data(tmp_path)
+    before = data.read_bytes()
+    assert main(["reserve-purged", "--archived", name, "--data", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"mailgov: error: archive manifest {name}: File name too long"), \
+        err[-200:]
+    assert data.read_bytes() == before
