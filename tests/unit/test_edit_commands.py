@@ -5,6 +5,7 @@ every row before writing anything."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -611,11 +612,8 @@ def test_publish_csv_writes_formula_like_text_as_text() -> None:
         assert row[0].startswith("'") and row[1].startswith("'") and row[3] == "'=unit"
 
 
-@pytest.mark.parametrize("size_mib", [8, 64])
-def test_import_of_a_zip_bomb_xlsx_is_refused_unread(
-        data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], size_mib: int) -> None:
-    """A few kB that unpack to one XML comment of many MiB: expat takes minutes over it
-    (4 MiB: 1.2 s, 16 MiB: ~20 s, quadratic), so it is refused before any part is parsed."""
+def xlsx_with_sheet(path: Path, rewrite: Callable[[bytes], bytes]) -> Path:
+    """A one-person workbook (name, unit) saved at ``path`` with its sheet's XML rewritten."""
     import io
     import zipfile
 
@@ -627,14 +625,22 @@ def test_import_of_a_zip_bomb_xlsx_is_refused_unread(
     buf = io.BytesIO()
     wb.save(buf)
     src = zipfile.ZipFile(buf)
-    sheet = tmp_path / "bomb.xlsx"
-    with zipfile.ZipFile(sheet, "w", zipfile.ZIP_DEFLATED) as z:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
         for info in src.infolist():
             part = src.read(info.filename)
             if info.filename == "xl/worksheets/sheet1.xml":
-                part = part.replace(b"<sheetData>",
-                                    b"<!--" + b"A" * (size_mib << 20) + b"--><sheetData>")
+                part = rewrite(part)
             z.writestr(info.filename, part)
+    return path
+
+
+@pytest.mark.parametrize("size_mib", [8, 64])
+def test_import_of_a_zip_bomb_xlsx_is_refused_unread(
+        data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], size_mib: int) -> None:
+    """A few kB that unpack to one XML comment of many MiB: expat takes minutes over it
+    (4 MiB: 1.2 s, 16 MiB: ~20 s, quadratic), so it is refused before any part is parsed."""
+    sheet = xlsx_with_sheet(tmp_path / "bomb.xlsx", lambda part: part.replace(
+        b"<sheetData>", b"<!--" + b"A" * (size_mib << 20) + b"--><sheetData>"))
     assert sheet.stat().st_size < 200_000
     before = data.read_bytes()
     code, out, _err = run(capsys, "import", str(sheet), "--data", str(data))
@@ -673,25 +679,9 @@ def test_an_argument_that_is_not_utf8_is_a_usage_error_not_a_traceback(
 ])
 def test_import_of_an_xlsx_whose_sheet_xml_is_hostile_is_one_clear_error(
         data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], value: bytes) -> None:
-    import io
-    import zipfile
-
-    from openpyxl import Workbook
-
-    wb = Workbook()
-    wb.active.append(["name", "unit"])
-    wb.active.append(["Lê Văn Tám", "ttb"])
-    buf = io.BytesIO()
-    wb.save(buf)
-    src = zipfile.ZipFile(buf)
-    sheet = tmp_path / "bad.xlsx"
-    with zipfile.ZipFile(sheet, "w", zipfile.ZIP_DEFLATED) as z:
-        for info in src.infolist():
-            part = src.read(info.filename)
-            if info.filename == "xl/worksheets/sheet1.xml":
-                part = (value + part.split(b"?>", 1)[-1].replace(b"<sheetData>",
-                        b"<sheetData>&a9;", 1)) if value.startswith(b"<!DOCTYPE") else value
-            z.writestr(info.filename, part)
+    sheet = xlsx_with_sheet(tmp_path / "bad.xlsx", lambda part: (
+        value + part.split(b"?>", 1)[-1].replace(b"<sheetData>", b"<sheetData>&a9;", 1))
+        if value.startswith(b"<!DOCTYPE") else value)
     before = data.read_bytes()
     code, out, _err = run(capsys, "import", str(sheet), "--data", str(data))
     assert code == 1 and out.startswith(f"{sheet}: not a readable XLSX workbook ("), out
