@@ -192,17 +192,23 @@ def _check_unpacked(path: Path) -> None:
                 ratio=i.file_size // max(i.compress_size, 1))])
 
 
+def _unreadable(path: Path, why: Exception) -> ImportError_:
+    return ImportError_([_("{file}: not a readable XLSX workbook ({why})").format(
+        file=path, why=why)])
+
+
 def _xlsx_rows(path: Path, sheet: str | None) -> list[list[str]]:
     import zipfile
 
     from openpyxl import load_workbook
 
     _check_unpacked(path)
+    # what openpyxl raises for a file that is not a workbook, or whose XML is broken or hostile
+    unreadable = (SyntaxError, zipfile.BadZipFile, KeyError, OSError, ValueError)
     try:
         wb = load_workbook(path, read_only=True, data_only=True)
-    except (SyntaxError, zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
-        raise ImportError_([_("{file}: not a readable XLSX workbook ({why})").format(
-            file=path, why=exc)]) from None
+    except unreadable as exc:
+        raise _unreadable(path, exc) from None
     try:
         if sheet is not None and sheet not in wb.sheetnames:
             raise ImportError_([_("{file}: no sheet {sheet!r} (sheets: {names})").format(
@@ -216,9 +222,8 @@ def _xlsx_rows(path: Path, sheet: str | None) -> list[list[str]]:
                             for i, v in enumerate(row)])
                 if len(out) == 1:  # the heading: which cell is whose (a birth date, below)
                     fields = [columns().get(_key(h)) for h in out[0]]
-        except (SyntaxError, zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
-            raise ImportError_([_("{file}: not a readable XLSX workbook ({why})").format(
-                file=path, why=exc)]) from None
+        except unreadable as exc:
+            raise _unreadable(path, exc) from None
         return out
     finally:
         wb.close()
