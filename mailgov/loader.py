@@ -395,7 +395,8 @@ INVISIBLE = "\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff"
 #: Non-characters: U+FDD0-U+FDEF and the last two code points of every plane.
 NON_CHARACTERS = "\ufdd0-\ufdef" + "".join(
     f"{chr(p * 0x10000 + 0xFFFE)}{chr(p * 0x10000 + 0xFFFF)}" for p in range(17))
-_CONTROL = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{INVISIBLE}{NON_CHARACTERS}]")
+_CONTROL_CLASS = f"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{INVISIBLE}{NON_CHARACTERS}"
+_CONTROL = re.compile(f"[{_CONTROL_CLASS}]")
 #: Report at most this many characters (a binary file would otherwise print thousands).
 MAX_REPORTED = 20
 
@@ -426,8 +427,30 @@ _CONTROL_LEAD = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\xc2\xd8\xe2\xef\xf
 _NOT_LEAD = bytes(b for b in range(256) if not _CONTROL_LEAD.match(bytes((b,))))
 
 
+def _expand(char_class: str) -> list[str]:
+    """The characters of a regex class body written as characters and ``a-b`` ranges."""
+    out, i = [], 0
+    while i < len(char_class):
+        if i + 2 < len(char_class) and char_class[i + 1] == "-":
+            out += map(chr, range(ord(char_class[i]), ord(char_class[i + 2]) + 1))
+            i += 3
+        else:
+            out.append(char_class[i])
+            i += 1
+    return out
+
+
+#: _CONTROL's characters as UTF-8, searched in the bytes: a file with a typographic dash or
+#: quote (lead byte 0xE2) passes the lead-byte test, and _CONTROL's search of the text (a
+#: class with characters beyond the BMP) took 0.85 s of a 50,000-mailbox file; this, 0.06 s.
+_CONTROL_BYTES = re.compile(b"|".join(sorted(
+    (re.escape(c.encode("utf-8")) for c in _expand(_CONTROL_CLASS)),
+    key=len, reverse=True)))
+
+
 def _control_characters(raw: bytes, text: str, name: str) -> list[Problem]:
-    if not raw.translate(None, _NOT_LEAD) or not _CONTROL.search(text):
+    if not raw.translate(None, _NOT_LEAD) or not _CONTROL_BYTES.search(raw) or \
+            not _CONTROL.search(text):
         return []
     out = []
     for m in _CONTROL.finditer(text):
