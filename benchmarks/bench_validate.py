@@ -206,6 +206,14 @@ def _hostile_files(tmp: Path) -> dict[str, Path]:
     put("a 10 MB name", base.replace("name: Lê Thị Hoa", "name: " + "Hoa " * 2_400_000))
     put("10 MB of repeated keys", base.replace("units:\n", "x-d:\n" + "".join(
         f"  k{i}: 1\n" for i in range(700_000)) + "  k0: 2\nunits:\n", 1))
+    # A problem in every record (a search-and-replace gone wrong): 1,000 are shown, the rest
+    # counted; written in full, the shape one took 55 s and the meaning ones 14-23 s.
+    small = "  - address: a{i}\n    id: {id}\n    name: A\n    unit: vpb\n"
+    for name, record in (("unknown field in 180 k records", small + "    x: 1\n"),
+                         ("repeated id in 200 k records", small.replace("{id}", "7")),
+                         ("unknown unit in 200 k records", small.replace("vpb", "nowhere"))):
+        n = (ten_mb - len(base)) // len(record.format(i=100_000, id=100_000))
+        put(name, base + "".join(record.format(i=i, id=i + 10) for i in range(n)))
     return {p.stem: p for p in sorted(tmp.glob("*.yaml"))}
 
 

@@ -28,7 +28,7 @@ from mailgov import __version__, codeowners, comment, edit_cli, i18n, layout, ro
 from mailgov import dns as dns_command
 from mailgov.i18n import _, ngettext
 from mailgov.naming import NamingError, Person
-from mailgov.validate import Result, gc_paused, taken_locals, validate
+from mailgov.validate import MAX_PROBLEMS, Result, gc_paused, taken_locals, validate
 
 DEFAULT_DATA = "data/mailboxes.yaml"
 
@@ -54,14 +54,19 @@ def _print_json(obj: Any) -> None:
 
 def _report_problems(result: Result, fmt: str) -> None:
     if fmt == "json":
+        more = {"not_shown": result.not_shown} if result.not_shown else {}
         _print_json({"path": result.path, "ok": False,
-                     "problems": [p.as_dict() for p in result.problems]})
+                     "problems": [p.as_dict() for p in result.problems], **more})
         return
     for p in result.problems:
         print(p.format())
     n = len(result.problems)
     print(ngettext("{n} problem in {path}", "{n} problems in {path}", n).format(
         n=n, path=result.path), file=sys.stderr)
+    if result.not_shown:
+        print(_("and at least {n:,} more not shown: fix those above and run again "
+                "(`mailgov validate --max-problems 0` shows every one)").format(
+                n=result.not_shown), file=sys.stderr)
 
 
 def _date_arg(text: str) -> date:
@@ -85,8 +90,18 @@ def _add_validate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--today", type=_date_arg, default=None, metavar="YYYY-MM-DD",
                    help="check dates against this day instead of today")
+    p.add_argument("--max-problems", type=_count_arg, default=MAX_PROBLEMS, metavar="N",
+                   help=f"show at most N problems, count the rest (default {MAX_PROBLEMS:,}; "
+                   "0 shows every one)")
     _repo_root_arg(p)
     p.set_defaults(func=cmd_validate)
+
+
+def _count_arg(text: str) -> int:
+    if not text.isascii() or not text.isdigit() or len(text) > 9:
+        raise argparse.ArgumentTypeError(_("{text!r} is not a whole number 0 or more").format(
+            text=text))
+    return int(text)
 
 
 def _repo_root_arg(p: argparse.ArgumentParser) -> None:
@@ -96,7 +111,7 @@ def _repo_root_arg(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    result = validate(args.path, today=args.today)
+    result = validate(args.path, today=args.today, max_problems=args.max_problems)
     if result.ok:  # the repository checks need valid data (docs/rules.md, MG5xx)
         result.problems = codeowners.check(result, args.repo_root)
     if not result.ok:

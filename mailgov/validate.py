@@ -86,6 +86,9 @@ class Result:
     #: The data as read, when it came from several files (per-unit includes): positions
     #: and digests then cover every file.
     loaded: Loaded | None = field(default=None, repr=False)
+    #: Problems found past the ``max_problems`` shown (at least this many: a record whose
+    #: shape is wrong counts once, however many fields are).
+    not_shown: int = 0
 
     def locate(self, where: tuple[str | int, ...]) -> str:
         """FILE:LINE:COL of a data path (for the plan's refusals about records)."""
@@ -302,8 +305,12 @@ def _item_checks() -> dict[str, tuple[Callable[[Any], Any], jsonschema.protocols
     return out
 
 
-def _schema_errors(data: Any) -> Iterable[tuple[PathT, jsonschema.ValidationError]]:
-    """jsonschema errors with absolute paths, without running it over 50k valid items."""
+def _schema_errors(data: Any, wanted: Callable[[], bool] = lambda: True,
+                   not_shown: list[int] | None = None,
+                   ) -> Iterable[tuple[PathT, jsonschema.ValidationError]]:
+    """jsonschema errors with absolute paths, without running it over 50k valid items.
+    Once ``wanted()`` is false, an item the fast check refuses is only counted in
+    ``not_shown[0]`` (jsonschema's full report of one item costs about 1 ms)."""
     schema = load_schema()
     # The skeleton: everything but the items of the big lists (those are checked below).
     skeleton = dict(schema, properties=dict(schema["properties"]))
@@ -323,11 +330,17 @@ def _schema_errors(data: Any) -> Iterable[tuple[PathT, jsonschema.ValidationErro
                 continue
             except fastjsonschema.JsonSchemaException:
                 pass
+            if not wanted():
+                if not_shown is not None:
+                    not_shown[0] += 1
+                continue
             for e in full.iter_errors(item):
                 yield (key, i, *e.absolute_path), e
 
 
-def _shape_problems(loaded: Loaded) -> list[Problem]:
+def _shape_problems(loaded: Loaded, max_problems: int = 0) -> tuple[list[Problem], int]:
+    """The shape problems, at most about ``max_problems`` (0: all; a record's problems are
+    all shown or none), and how many records with problems were not shown."""
     seen: set[tuple[str, PathT, str]] = set()
     out: list[Problem] = []
     free_id: list[int] = []  # next_free_id() once, not once per record without an id
@@ -342,7 +355,9 @@ def _shape_problems(loaded: Loaded) -> list[Problem]:
             seen.add((rule, path, message))
             out.append(loaded.problem(rule, message, path))
 
-    for path, e in _schema_errors(loaded.data):
+    not_shown = [0]
+    for path, e in _schema_errors(loaded.data, lambda: not 0 < max_problems <= len(out),
+                                  not_shown):
         where = json_path(path)
         kind = e.validator
         schema = e.schema if isinstance(e.schema, dict) else {}
@@ -414,7 +429,8 @@ def _shape_problems(loaded: Loaded) -> list[Problem]:
                                  where=where, cut=_cut(e.message)))
     # A value of the wrong type also fails its enum/pattern/range: report the type only.
     mistyped = {p.path for p in out if p.rule == "MG103"}
-    return [p for p in out if p.rule in ("MG101", "MG102", "MG103") or p.path not in mistyped]
+    return ([p for p in out if p.rule in ("MG101", "MG102", "MG103") or p.path not in mistyped],
+            not_shown[0])
 
 
 def _cut(text: str) -> str:
@@ -445,19 +461,42 @@ def _parse_date(value: str) -> date | None:
 class _Checker:
     """Meaning checks over a schema-valid :class:`Directory`."""
 
-    def __init__(self, d: Directory, loaded: Loaded, today: date) -> None:
+    def __init__(self, d: Directory, loaded: Loaded, today: date,
+                 max_problems: int = 0) -> None:
         self.d = d
         self.loaded = loaded
         self.today = today
         self.found: list[tuple[str, PathT, str]] = []
+        self.max_problems = max_problems  # 0: no limit
+        self.not_shown = 0
         self.domain = d.organization.domain.lower()
         self.alias_domains = frozenset(a.domain.lower() for a in d.organization.alias_domains)
         self._cyclic: set[str] = set()
         self.naming: NamingPolicy | None = None
         self._cands: dict[tuple[str | None, ...], tuple[str, ...] | NamingError] = {}
 
+    def _full(self) -> bool:
+        return 0 < self.max_problems <= len(self.found)
+
     def report(self, rule: str, path: PathT, message: str) -> None:
-        self.found.append((rule, path, message))
+        if self._full():
+            self.not_shown += 1
+        else:
+            self.found.append((rule, path, message))
+
+    def _counted(self) -> bool:
+        """True, and one more problem counted as not shown, once the problems shown are
+        full: a check that can fail in every record then skips writing the message."""
+        if self._full():
+            self.not_shown += 1
+            return True
+        return False
+
+    def _line(self, path: PathT) -> int:
+        """The line of ``path``, for a message naming another record. Not looked up once
+        the problems shown are full: that message would not be shown (the lookup costs
+        0.1 ms; 200,000 repeated ids would spend 20 s on lines nobody reads)."""
+        return 0 if self._full() else self.loaded.locator.locate(path)[0]
 
     def run(self) -> list[Problem]:
         self.check_policy()
@@ -772,7 +811,9 @@ class _Checker:
             if first is None:
                 owners[key] = (path, who)
                 return
-            line, _col = self.loaded.locator.locate(first[0])
+            if self._counted():
+                return
+            line = self._line(first[0])
             self.report("MG201", path,
                         _("{local!r} is already used by {first} (line {line}); every "
                           "address, alias, unit mailbox and unit list must be different").format(
@@ -830,7 +871,7 @@ class _Checker:
                                                  "or give the old address").format(
                                                  address=m.address))
                 elif first is not None:
-                    line, _col = self.loaded.locator.locate(first[0])
+                    line = self._line(first[0])
                     self.report("MG219", path, _("mailbox {address!r}: old address "
                                                  "{old!r} is used by {first} (line "
                                                  "{line}); the old address stays an "
@@ -863,7 +904,7 @@ class _Checker:
                 holder = self.d.mailboxes[int(path[1])]
                 if holder.id == r.id:
                     continue  # its own address given back (a restore)
-            line, _col = self.loaded.locator.locate(("reserved", r.index, "address"))
+            line = self._line(("reserved", r.index, "address"))
             self.report("MG221", path, _("{address!r} ({first}) is reserved (line "
                                          "{line}: {reason}); an address once used is "
                                          "never given to anyone else, choose another "
@@ -895,7 +936,7 @@ class _Checker:
                 mine = {m.address.casefold(), *(p.address.casefold() for p in m.previous),
                         *(a.partition("@")[0].casefold() for a in m.aliases)}
                 if not any(r.address.casefold() in mine for r in held):
-                    line, _col = self.loaded.locator.locate(("reserved", held[0].index, "id"))
+                    line = self._line(("reserved", held[0].index, "id"))
                     self.report("MG220", ("mailboxes", m.index, "id"),
                                 _("mailbox {address!r}: id {id} is already the id of "
                                   "{address2!r} (line {line}); every mailbox has its own "
@@ -903,8 +944,8 @@ class _Checker:
                                   address=m.address, id=m.id, address2=held[0].address,
                                   line=line, value=top + 1))
             other = first.setdefault(m.id, m)
-            if other is not m:
-                line, _col = self.loaded.locator.locate(("mailboxes", other.index, "id"))
+            if other is not m and not self._counted():
+                line = self._line(("mailboxes", other.index, "id"))
                 self.report("MG220", ("mailboxes", m.index, "id"),
                             _("mailbox {address!r}: id {id} is already the id of "
                               "{address2!r} (line {line}); every mailbox has its own "
@@ -941,7 +982,7 @@ class _Checker:
         fine_created: set[str] = set()  # dates repeat: each checked once
         for m in self.d.mailboxes:
             i = m.index
-            if m.unit not in units:
+            if m.unit not in units and not self._counted():
                 self.report("MG203", ("mailboxes", i, "unit"),
                             _("mailbox {address!r}: unit {unit!r} is not a unit id").format(
                               address=m.address, unit=m.unit))
@@ -1013,7 +1054,7 @@ class _Checker:
                           "request}}").format(
                           address=m.address, known=known))
             return
-        if m.address in known or naming.conforms_to(known, m.address):
+        if m.address in known or naming.conforms_to(known, m.address) or self._counted():
             return
         cands = list(known)
         if cands:
@@ -1337,18 +1378,28 @@ def _age_young() -> None:
         gc.unfreeze()
 
 
-def validate(path: str | Path, *, today: date | None = None) -> Result:
-    """Check the data file at ``path``; never raises for bad input (see Result.problems)."""
+#: Problems shown by one run, by default: a file broken in 200,000 records would otherwise
+#: spend minutes writing messages (jsonschema's full report and the position of each) that
+#: nobody reads; the rest are counted (``Result.not_shown``). ``mailgov validate
+#: --max-problems 0`` shows them all.
+MAX_PROBLEMS = 1000
+
+
+def validate(path: str | Path, *, today: date | None = None,
+             max_problems: int = MAX_PROBLEMS) -> Result:
+    """Check the data file at ``path``; never raises for bad input (see Result.problems).
+    At most ``max_problems`` problems are shown (0: all); the rest are counted."""
     name = str(path)
     with gc_paused():
         try:
             loaded = load(path)
         except LoadError as exc:
             return Result(name, _sorted(exc.problems))
-        return check(loaded, today=today)
+        return check(loaded, today=today, max_problems=max_problems)
 
 
-def check(loaded: Loaded, *, today: date | None = None) -> Result:
+def check(loaded: Loaded, *, today: date | None = None,
+          max_problems: int = MAX_PROBLEMS) -> Result:
     """Shape and meaning checks of data already loaded (one load per command: an edit
     command loads, changes one record, and checks the result once with this)."""
     name = loaded.path
@@ -1361,16 +1412,17 @@ def check(loaded: Loaded, *, today: date | None = None) -> Result:
     # record of a broken file (0.3 s of a 50,000-mailbox one, 0.8 s of a million aliases).
     if not _batch_check()(loaded.data):
         bad_text = {p.path for p in early}
-        problems = [p for p in _shape_problems(loaded)
+        shape, not_shown = _shape_problems(loaded, max_problems)
+        problems = [p for p in shape
                     if p.path not in bad_text or p.rule in ("MG101", "MG102", "MG103")]
         if problems or early:
-            return Result(name, _sorted([*early, *problems]))
+            return Result(name, _sorted([*early, *problems]), not_shown=not_shown)
     if early:
         return Result(name, _sorted(early))
     directory = build(loaded.data)
-    checker = _Checker(directory, loaded, today or date.today())
+    checker = _Checker(directory, loaded, today or date.today(), max_problems)
     problems = checker.run()
     if problems:
-        return Result(name, _sorted(problems))
+        return Result(name, _sorted(problems), not_shown=checker.not_shown)
     return Result(name, [], directory, loaded.source, checker.naming, checker.unit_locals,
                   loaded if loaded.parts is not None else None)

@@ -7,6 +7,7 @@ Time and memory bounds (<= 5 s, <= 500 MB for any input up to 10 MB) are measure
 from __future__ import annotations
 
 import copy
+import json
 import re
 from datetime import date
 from pathlib import Path
@@ -447,3 +448,105 @@ def test_a_mapping_of_max_keys_is_still_read(tmp_path: Path, monkeypatch: pytest
     p = tmp_path / "m.yaml"
     p.write_text(_with("units:\n", keys + "units:\n"), encoding="utf-8")
     assert validate(p, today=TODAY).ok
+
+
+# ------------------------------------------- exhaustion: a problem in every one of many records
+
+def _records(count: int, record: str) -> str:
+    """The minimal file with ``count`` more mailboxes, each from ``record`` ({i}: 0, 1 …)."""
+    return MINIMAL + "".join(record.format(i=i, id=100 + i) for i in range(count))
+
+
+_BROKEN_RECORD = {
+    # shape: the per-record jsonschema report (about 1 ms each) is the cost
+    "MG102": "  - {{address: x{i}, id: {id}, name: X, unit: vpb, titel: T}}\n",
+    "MG103": "  - {{address: x{i}, id: {id}, name: X, unit: vpb, quota_mb: big}}\n",
+    # meaning: each message names another record's line (a position lookup each)
+    "MG220": "  - {{address: x{i}, id: 1, name: X, unit: vpb, naming_exemption: "
+             "{{reason: r, request: 1/QĐ}}}}\n",
+    "MG201": "  - {{address: natuan, id: {id}, name: X, unit: vpb, naming_exemption: "
+             "{{reason: r, request: 1/QĐ}}}}\n",
+    "MG203": "  - {{address: x{i}, id: {id}, name: X, unit: nowhere, naming_exemption: "
+             "{{reason: r, request: 1/QĐ}}}}\n",
+    "MG210": "  - {{address: zz{i}, id: {id}, name: Lê Văn Bình, unit: vpb}}\n",
+}
+
+
+@pytest.mark.parametrize("rule", sorted(_BROKEN_RECORD))
+def test_a_problem_in_every_record_shows_the_first_ones_and_counts_the_rest(
+        tmp_path: Path, rule: str) -> None:
+    p = tmp_path / "m.yaml"
+    p.write_text(_records(40, _BROKEN_RECORD[rule]), encoding="utf-8")
+    every = validate(p, today=TODAY, max_problems=0)
+    assert {x.rule for x in every.problems} == {rule} and every.not_shown == 0
+    assert len(every.problems) == 40
+    some = validate(p, today=TODAY, max_problems=7)
+    assert len(some.problems) == 7 and some.not_shown == 33
+    # the ones shown are whole: the same problems, lines named in messages looked up
+    assert {x.format() for x in some.problems} <= {x.format() for x in every.problems}
+    assert not any("(line 0)" in x.message for x in some.problems)
+
+
+def test_the_full_report_is_written_only_for_the_problems_shown(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A file broken in 200,000 records spent a minute in jsonschema's full report (1 ms per
+    # record) and the position of each problem. Counted, not timed: the full validator and
+    # the position lookups run for the problems shown only.
+    import mailgov.validate as v
+    from mailgov import loader
+
+    fast, full = _item_checks()["mailboxes"]
+    reports, lookups = [0], [0]
+
+    class Counting:
+        def iter_errors(self, item: Any) -> Any:
+            reports[0] += 1
+            return full.iter_errors(item)
+
+    def where(self: Any, path: Any) -> Any:
+        lookups[0] += 1
+        return real_where(self, path)
+
+    real_where = loader.Loaded.where
+    monkeypatch.setattr(v, "_item_checks", lambda: {**_item_checks(),
+                                                    "mailboxes": (fast, Counting())})
+    monkeypatch.setattr(loader.Loaded, "where", where)
+    p = tmp_path / "m.yaml"
+    p.write_text(_records(500, _BROKEN_RECORD["MG102"]), encoding="utf-8")
+    result = validate(p, today=TODAY, max_problems=10)
+    assert (len(result.problems), result.not_shown) == (10, 490)
+    assert (reports[0], lookups[0]) == (10, 10)
+    reports[0] = lookups[0] = 0
+    p.write_text(_records(500, _BROKEN_RECORD["MG220"]), encoding="utf-8")
+    result = validate(p, today=TODAY, max_problems=10)
+    assert (len(result.problems), result.not_shown) == (10, 490)
+    assert lookups[0] == 10  # the messages' "(line N)" uses the locator, not where()
+
+
+def test_the_command_says_how_many_more_and_how_to_see_them(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    p = tmp_path / "m.yaml"
+    p.write_text(_records(1500, _BROKEN_RECORD["MG102"]), encoding="utf-8")
+    assert main(["validate", str(p), "--today", "2026-11-29"]) == 1
+    out, err = capsys.readouterr()
+    assert len(out.splitlines()) == 1000
+    assert err.splitlines() == [
+        f"1000 problems in {p}",
+        "and at least 500 more not shown: fix those above and run again "
+        "(`mailgov validate --max-problems 0` shows every one)"]
+    assert main(["validate", str(p), "--today", "2026-11-29", "--max-problems", "0"]) == 1
+    out, err = capsys.readouterr()
+    assert len(out.splitlines()) == 1500 and err.splitlines() == [f"1500 problems in {p}"]
+    assert main(["validate", str(p), "--today", "2026-11-29", "--format", "json",
+                 "--max-problems", "3"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert (len(report["problems"]), report["not_shown"]) == (3, 1497)
+
+
+@pytest.mark.parametrize("value", ["-1", "x", "1.5", "²", "9" * 5000])
+def test_max_problems_must_be_a_whole_number(capsys: pytest.CaptureFixture[str],
+                                             value: str) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["validate", "--max-problems", value])
+    assert exit_.value.code == 2
+    assert "is not a whole number 0 or more" in capsys.readouterr().err
