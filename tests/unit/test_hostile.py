@@ -550,3 +550,66 @@ def test_max_problems_must_be_a_whole_number(capsys: pytest.CaptureFixture[str],
         main(["validate", "--max-problems", value])
     assert exit_.value.code == 2
     assert "is not a whole number 0 or more" in capsys.readouterr().err
+
+
+# ---------------------------------------- exhaustion: a text field of megabytes, in every message
+
+def test_every_free_text_of_the_schema_has_a_length_limit() -> None:
+    # A 10 MB name was accepted and then printed whole in MG210's message; a request of
+    # megabytes matched its pattern. Every text without a closed form (enum, const, a
+    # bounded pattern) now has maxLength; the unbounded patterns get one too.
+    def texts(node: Any, where: str = "") -> list[str]:
+        out = []
+        if isinstance(node, dict):
+            types = node.get("type")
+            if types == "string" or (isinstance(types, list) and "string" in types):
+                # a negative lookahead (?!.*\.\.) repeats nothing; (?=.{1,253}$) bounds it
+                pattern = re.sub(r"\(\?!\.\*[^)]*\)", "", node.get("pattern", ".*"))
+                bounded = node.keys() & {"enum", "const", "maxLength"} or re.search(
+                    r"^\^\(\?=\.\{1,\d+\}\$\)", pattern) or not re.search(
+                    r"[+*]|\{\d+,\}", pattern)
+                if not bounded:
+                    out.append(where)
+            for key, sub in node.items():
+                out.extend(texts(sub, f"{where}/{key}"))
+        elif isinstance(node, list):
+            for i, sub in enumerate(node):
+                out.extend(texts(sub, f"{where}[{i}]"))
+        return out
+
+    assert texts(load_schema()) == []
+
+
+@pytest.mark.parametrize(("old", "new", "value", "limit", "fits"), [
+    ("name: Bộ Tài nguyên và Môi trường", "name: {}", "{v}", 256, True),
+    ("name: Văn phòng Bộ", "name: {}", "{v}", 256, True),
+    ("name: Lê Thị Hoa", "name: {}", "{v}", 256, False),  # fits, but breaks the naming policy
+    ("    role: head\n", "    role: head\n    title: {}\n", "{v}", 256, True),
+    ("reason: Nghỉ phép dài hạn", "reason: {}", "{v}", 1000, True),
+    ("request: 12/QĐ-VPB", "request: {}", "12/QĐ-{v}", 100, True),
+    ("base_dn: dc=monre,dc=gov,dc=vn", "base_dn: {}", "dc={v}", 255, True),
+    ('templates: ["{initials}{given}"]', 'templates: ["{}"]', "{{given}}{v}", 100, False),
+    ('template: "{abbr}"', 'template: "{}"', "{{abbr}}{v}", 100, False),
+    ("aliases: [tuan.na]", "aliases: [{}]", "tuan@{v}.vn", 254, False),
+    ("forward_to: [tuan@mard.gov.vn]", "forward_to: [{}]", "tuan@{v}.gov.vn", 254, False),
+], ids=["organization", "unit", "mailbox", "title", "reason", "request", "base_dn",
+        "personal template", "unit template", "alias", "forward"])
+def test_a_text_longer_than_its_limit_is_refused_without_printing_it(
+        tmp_path: Path, old: str, new: str, value: str, limit: int, fits: bool) -> None:
+    fixed = len(value.format(v=""))
+
+    def text(n: int) -> str:
+        # domain labels stay valid (at most 63 characters each) at any length
+        filler = "V" * (n - fixed) if "@" not in value else ".".join(
+            ["v" * 60] * ((n - fixed) // 61) + ["v" * ((n - fixed) % 61 or 1)])
+        return _with(old, new.format(value.format(v=filler)))
+
+    if fits:  # at its limit the field is fine
+        p = tmp_path / "fits.yaml"
+        p.write_text(text(limit), encoding="utf-8")
+        assert validate(p, today=TODAY).ok, validate(p, today=TODAY).problems
+    for n in (limit + 1, 3_000_000):
+        long = text(n)
+        problem = _only(_problems(tmp_path, long), "MG107")
+        assert problem.message.endswith(f"too long; at most {limit} characters")
+        assert problem.line == _line_of(long, "V" * 50 if "@" not in value else "v" * 50)
