@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from mailgov import __version__, codeowners, comment, edit_cli, i18n, layout, role_vars, usage_cli
+from mailgov import args as arg_types
 from mailgov import dns as dns_command
 from mailgov.i18n import _, ngettext
 from mailgov.naming import NamingError, Person
@@ -69,12 +70,6 @@ def _report_problems(result: Result, fmt: str) -> None:
                 n=result.not_shown), file=sys.stderr)
 
 
-def _date_arg(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(_("{text!r} is not a date YYYY-MM-DD").format(
-            text=text)) from None
 
 
 # --------------------------------------------------------------------------- validate
@@ -88,20 +83,13 @@ def _add_validate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("path", nargs="?", default=DEFAULT_DATA,
                    help=f"the data file (default {DEFAULT_DATA})")
     p.add_argument("--format", choices=("text", "json"), default="text")
-    p.add_argument("--today", type=_date_arg, default=None, metavar="YYYY-MM-DD",
+    p.add_argument("--today", type=arg_types.day, default=None, metavar="YYYY-MM-DD",
                    help="check dates against this day instead of today")
-    p.add_argument("--max-problems", type=_count_arg, default=MAX_PROBLEMS, metavar="N",
+    p.add_argument("--max-problems", type=arg_types.count, default=MAX_PROBLEMS, metavar="N",
                    help=f"show at most N problems, count the rest (default {MAX_PROBLEMS:,}; "
                    "0 shows every one)")
     _repo_root_arg(p)
     p.set_defaults(func=cmd_validate)
-
-
-def _count_arg(text: str) -> int:
-    if not text.isascii() or not text.isdigit() or len(text) > 9:
-        raise argparse.ArgumentTypeError(_("{text!r} is not a whole number 0 or more").format(
-            text=text))
-    return int(text)
 
 
 def _repo_root_arg(p: argparse.ArgumentParser) -> None:
@@ -402,7 +390,7 @@ def _add_planning_args(p: argparse.ArgumentParser) -> None:
                    "right (shown in the plan); without REASON only MG601 (disables) is passed")
     p.add_argument("--remove-drift", action="store_true",
                    help="delete entries the data does not explain (default: report them)")
-    p.add_argument("--today", type=_date_arg, default=None, metavar="YYYY-MM-DD",
+    p.add_argument("--today", type=arg_types.day, default=None, metavar="YYYY-MM-DD",
                    help="plan as of this day (retention, date checks); at most "
                    "--today-max-ahead days ahead of the clock (MG608)")
     p.add_argument("--today-max-ahead", type=int, default=0, metavar="DAYS",
@@ -768,9 +756,9 @@ def _add_edits(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "design: apply it with --allow-mass-change naming the decision.")
     m.add_argument("old")
     m.add_argument("new")
-    m.add_argument("--keep-until", type=_date_arg, metavar="YYYY-MM-DD",
+    m.add_argument("--keep-until", type=arg_types.day, metavar="YYYY-MM-DD",
                    help="the first day the old domain no longer receives")
-    m.add_argument("--effective", type=_date_arg, metavar="YYYY-MM-DD",
+    m.add_argument("--effective", type=arg_types.day, metavar="YYYY-MM-DD",
                    help="the day the switch takes effect (default: at the next apply); until "
                    "then OLD stays the primary and the plan lists the switch under scheduled")
     m.add_argument("--request", help="the decision (cited in the plan), e.g. 35/2025/NĐ-CP")
@@ -789,7 +777,7 @@ def _add_edits(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "(MG603: the record left the data while its entry is still in the directory).")
     r.add_argument("--archived", required=True, metavar="MANIFEST",
                    help="the archive manifest the purge relied on")
-    r.add_argument("--today", type=_date_arg, default=None, metavar="YYYY-MM-DD",
+    r.add_argument("--today", type=arg_types.day, default=None, metavar="YYYY-MM-DD",
                    help="the day whose retention counts (default: today)")
     r.add_argument("--data", default=DEFAULT_DATA, help=f"the data file ({DEFAULT_DATA})")
     r.add_argument("--dry-run", action="store_true", help="print the diff, write nothing")
@@ -805,7 +793,7 @@ def _add_edits(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     r.add_argument("id")
     r.add_argument("--abbr", required=True)
     r.add_argument("--request", help="the decision (cited in the plan)")
-    r.add_argument("--date", type=_date_arg, metavar="YYYY-MM-DD", help="default: today")
+    r.add_argument("--date", type=arg_types.day, metavar="YYYY-MM-DD", help="default: today")
     r.add_argument("--data", default=DEFAULT_DATA, help=f"the data file ({DEFAULT_DATA})")
     r.add_argument("--dry-run", action="store_true", help="print the diff, write nothing")
     r.set_defaults(func=cmd_unit_rename)
@@ -819,7 +807,7 @@ def _add_edits(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     g.add_argument("src")
     g.add_argument("dst")
     g.add_argument("--request", required=True, help="the decision (cited in the plan)")
-    g.add_argument("--date", type=_date_arg, metavar="YYYY-MM-DD", help="default: today")
+    g.add_argument("--date", type=arg_types.day, metavar="YYYY-MM-DD", help="default: today")
     g.add_argument("--data", default=DEFAULT_DATA, help=f"the data file ({DEFAULT_DATA})")
     g.add_argument("--dry-run", action="store_true", help="print the diff, write nothing")
     g.set_defaults(func=cmd_unit_merge)

@@ -39,6 +39,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from mailgov import args as arg_types
 from mailgov.i18n import _
 from mailgov.model import Directory, Mailbox, PasswordRules
 from mailgov.naming import split_name, transliterate
@@ -385,7 +386,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     iss.add_argument("--recipients-file", help="JSON {unit or '*': [age public keys]}")
     iss.add_argument("--change-url", default="",
                      help="the self-service password page, named in the handover file")
-    iss.add_argument("--today", help="YYYY-MM-DD (default: today)")
+    iss.add_argument("--today", type=arg_types.day, help="YYYY-MM-DD (default: today)")
     iss.add_argument("--uri", help="set the passwords on this LDAP server (StartTLS/ldaps)")
     iss.add_argument("--bind-dn", help="the reconciler's DN (its password comes on stdin)")
     iss.add_argument("--ca-file", help="CA that signed the server's certificate")
@@ -410,7 +411,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise CredentialError(_("{data} does not validate; run mailgov validate").format(
                 data=args.data))
         todo, bind_password = _read_stdin()
-        today = date.fromisoformat(args.today) if args.today else date.today()
+        today = args.today or date.today()
         conn = None
         if args.uri and todo:
             if not (args.bind_dn and args.ca_file and bind_password):

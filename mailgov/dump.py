@@ -501,7 +501,8 @@ def write(text: str, out: str | None) -> None:
 
 
 def add_parser(sub: Any) -> None:
-    from mailgov.cli import DEFAULT_DATA, _add_live_args, _date_arg
+    from mailgov import args as arg_types
+    from mailgov.cli import DEFAULT_DATA, _add_live_args
 
     p = sub.add_parser(
         "dump", help="write the live directory in the data format",
@@ -520,7 +521,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--request", metavar="REF",
                    help="the document recorded for lifecycle changes found in the directory "
                    "(default: the record's own request)")
-    p.add_argument("--today", type=_date_arg, default=None, metavar="YYYY-MM-DD",
+    p.add_argument("--today", type=arg_types.day, default=None, metavar="YYYY-MM-DD",
                    help="the day the dump is as of (default: today)")
     p.set_defaults(func=cmd_dump)
 

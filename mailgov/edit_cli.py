@@ -13,8 +13,8 @@ import argparse
 import re
 import sys
 from collections.abc import Callable
-from datetime import date
 
+from mailgov import args as arg_types
 from mailgov import i18n
 from mailgov.i18n import _
 
@@ -44,13 +44,6 @@ def guarded(cmd: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Name
     return run
 
 
-def _date(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            _("{value!r} is not a date YYYY-MM-DD").format(value=text)) from None
-
 
 def _common(p: argparse.ArgumentParser, *, request_required: bool = False,
             dated: bool = True, date_help: str | None = None) -> None:
@@ -61,7 +54,7 @@ def _common(p: argparse.ArgumentParser, *, request_required: bool = False,
     p.add_argument("--request", required=request_required, metavar="REF",
                    help="the approving document, e.g. 45/QĐ-TCCB (the plan cites it)")
     if dated:
-        p.add_argument("--date", type=_date, metavar="YYYY-MM-DD",
+        p.add_argument("--date", type=arg_types.day, metavar="YYYY-MM-DD",
                        help=date_help or ("when it takes effect (default today; a later day "
                                           "schedules it)"))
     p.add_argument("--dry-run", action="store_true",
@@ -96,7 +89,7 @@ def add_parsers(sub: SubParsers) -> None:
     p = sub.add_parser("suspend", help="suspend a mailbox (state: suspended)")
     p.add_argument("address")
     p.add_argument("--reason", required=True, help="why, e.g. Nghỉ thai sản")
-    p.add_argument("--until", type=_date, metavar="YYYY-MM-DD",
+    p.add_argument("--until", type=arg_types.day, metavar="YYYY-MM-DD",
                    help="the day it ends (the restore, scheduled)")
     _common(p, request_required=True)
     p.set_defaults(func=guarded(cmd_suspend))

@@ -482,7 +482,8 @@ def _text_cell(ws: Any, value: str) -> Any:
 
 
 def add_parsers(sub: Any) -> None:
-    from mailgov.edit_cli import DEFAULT_DATA, _date, guarded
+    from mailgov import args as arg_types
+    from mailgov.edit_cli import DEFAULT_DATA, guarded
 
     p = sub.add_parser("import", help="add the people of a CSV or XLSX sheet",
                        description=("Add a record for each row of a CSV (UTF-8, UTF-8 with "
@@ -497,7 +498,7 @@ def add_parsers(sub: Any) -> None:
                    help=f"the data file (default {DEFAULT_DATA})")
     p.add_argument("--request", metavar="REF",
                    help="the approving document of rows without their own")
-    p.add_argument("--date", type=_date, metavar="YYYY-MM-DD",
+    p.add_argument("--date", type=arg_types.day, metavar="YYYY-MM-DD",
                    help="created (default today)")
     p.add_argument("--namesakes", action="store_true",
                    help=("a row whose name the unit already has is a new person (a "

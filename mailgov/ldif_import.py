@@ -482,7 +482,7 @@ def _state(e: dict[str, list[str]], zimbra: bool) -> str:
 
 
 def add_parser(sub: Any) -> None:
-    from mailgov.cli import _date_arg
+    from mailgov import args as arg_types
 
     p = sub.add_parser(
         "import-ldif", help="make a data file from an existing directory's LDIF export",
@@ -510,7 +510,7 @@ def add_parser(sub: Any) -> None:
                    "(another domain; default: refuse)")
     p.add_argument("--policy-from", metavar="DATA",
                    help="take the policy from this data file (default: the sample policy)")
-    p.add_argument("--today", type=_date_arg, default=None, metavar="YYYY-MM-DD")
+    p.add_argument("--today", type=arg_types.day, default=None, metavar="YYYY-MM-DD")
     p.set_defaults(func=cmd_import_ldif)
 
 

@@ -16,6 +16,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from mailgov import args as arg_types
 from mailgov import i18n, usage
 from mailgov.i18n import LANGUAGES, _, ngettext
 
@@ -26,13 +27,6 @@ SubParsers = argparse._SubParsersAction  # type: ignore[type-arg]
 class UsageCliError(Exception):
     pass
 
-
-def _date(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(_("{text!r} is not a date YYYY-MM-DD").format(
-            text=text)) from None
 
 
 def _checked(path: str, today: date | None = None) -> Any:
@@ -139,7 +133,7 @@ def add_report(sub: SubParsers) -> None:
     p.add_argument("--window", type=int, choices=usage.WINDOWS, default=usage.DEFAULT_WINDOW,
                    help="days of the regular-use window (default 30)")
     p.add_argument("--out", metavar="FILE", help="write here instead of standard output")
-    p.add_argument("--today", type=_date, default=None, metavar="YYYY-MM-DD",
+    p.add_argument("--today", type=arg_types.day, default=None, metavar="YYYY-MM-DD",
                    help="today's date (a snapshot after it is refused)")
     p.set_defaults(func=lambda a: _run(cmd_report, a))
 
@@ -184,7 +178,7 @@ def add_propose(sub: SubParsers) -> None:
                    help=f"the data file (default {DEFAULT_DATA})")
     p.add_argument("--snapshot", metavar="FILE", required=True, help="the usage snapshot")
     p.add_argument("--out", metavar="PATCH", help="write the patch here (default: stdout)")
-    p.add_argument("--today", type=_date, default=None, metavar="YYYY-MM-DD")
+    p.add_argument("--today", type=arg_types.day, default=None, metavar="YYYY-MM-DD")
     p.set_defaults(func=lambda a: _run(cmd_propose, a))
 
 
@@ -262,7 +256,7 @@ def add_collect(sub: SubParsers) -> None:
                    help=f"the data file (default {DEFAULT_DATA})")
     p.add_argument("--snapshot-dir", metavar="DIR", default=usage.DEFAULT_DIR,
                    help=f"where snapshots are kept (default {usage.DEFAULT_DIR})")
-    p.add_argument("--day", type=_date, default=None, metavar="YYYY-MM-DD",
+    p.add_argument("--day", type=arg_types.day, default=None, metavar="YYYY-MM-DD",
                    help="the last day the snapshot covers (default today)")
     p.add_argument("--prune", action="store_true",
                    help=f"also delete snapshots older than {usage.RETENTION_DAYS} days")
