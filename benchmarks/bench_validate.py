@@ -5,8 +5,10 @@ For a generated 50,000-mailbox file and a 200,000-mailbox file (tools.generate, 
   * bare PyYAML C load (``yaml.load(f, Loader=yaml.CLoader)``: what mailgov used to pay; one
     run only, it takes seconds),
   * ``mailgov validate`` (load, schema, meaning checks),
-  * the same with one anchor added (``x-a: &a 1``): the precise path (PyYAML) that reads
-    every file the fast path declines (anchors, escapes, tabs),
+  * the same with a shared forward list (an anchor, and an alias in 1 of 50 mailboxes): the
+    fast path, which reads anchors and aliases where values start,
+  * the same with one escape added (``x-e: "\\u00e9"``): the precise path (PyYAML) that
+    reads every file the fast path declines (escapes, tabs, merge keys, tags …),
   * ``mailgov address "<name>"`` (propose an address: one load, one check),
   * ``mailgov plan --live-json`` against a saved live state equal to the data (a no-op plan),
   * ``mailgov address`` as the admin waits for it: a new process, start and imports included,
@@ -142,11 +144,17 @@ def measure(count: int, seed: int, runs: int, tmp: Path) -> dict[str, float]:
         raise SystemExit(1)
     live = tmp / f"live-{count}.json"
     save_live(path, live)
-    # The same file with one anchor: what the fast path declines (anchors, escapes, tabs)
-    # is read by PyYAML, the precise path.
-    precise = tmp / f"mailboxes-{count}-anchor.yaml"
-    precise.write_bytes(raw.replace(b"\nversion: 1\n", b"\nx-a: &a 1\nversion: 1\n", 1))
-    assert precise.read_bytes() != raw
+    # The same file with one escape: what the fast path declines (escapes, tabs, merge
+    # keys, tags …) is read by PyYAML, the precise path.
+    precise = tmp / f"mailboxes-{count}-escape.yaml"
+    precise.write_bytes(raw.replace(b"\nversion: 1\n", b'\nx-e: "\\u00e9"\nversion: 1\n', 1))
+    # A forward list shared by an anchor: an alias in one mailbox of 50 without forward_to.
+    anchored = tmp / f"mailboxes-{count}-anchored.yaml"
+    anchored.write_bytes(_with_shared_forward(raw))
+    for variant in (precise, anchored):
+        assert validate(variant).ok and variant.read_bytes() != raw
+    assert fastload.load(anchored.read_bytes(), anchored.read_text(encoding="utf-8"))
+    assert not fastload.load(precise.read_bytes(), precise.read_text(encoding="utf-8"))
     measured: dict[str, Callable[[], object]] = {}
     if fastload._ryml is not None:
         ryml = fastload._ryml
@@ -155,6 +163,7 @@ def measure(count: int, seed: int, runs: int, tmp: Path) -> dict[str, float]:
         # JSON read by json.loads), with no check at all.
         measured["parse to Python (floor)"] = lambda: json.loads(fastload._emit_json(raw))
     measured["mailgov validate"] = quiet("validate", str(path))
+    measured["validate, anchors and aliases"] = quiet("validate", str(anchored))
     measured["validate, precise path"] = quiet("validate", str(precise))
     measured["mailgov address"] = quiet("address", NAME, "--data", str(path))
     measured["mailgov plan (no-op)"] = quiet("plan", str(path), "--live-json", str(live))
@@ -175,6 +184,21 @@ def measure(count: int, seed: int, runs: int, tmp: Path) -> dict[str, float]:
     assert rc == 0
     out["validate peak MB"] = peak
     return out
+
+
+def _with_shared_forward(raw: bytes) -> bytes:
+    """``raw`` with ``x-fw: &fw [tonghop@mard.gov.vn]`` and ``forward_to: *fw`` in one of
+    every 50 mailboxes that have no forward_to."""
+    records = raw.decode("utf-8").split("\n  - address: ")
+    for i in range(1, len(records), 50):
+        if "forward_to:" not in records[i]:
+            head, sep, tail = records[i].partition("\n    unit: ")
+            line_end = tail.index("\n") if "\n" in tail else len(tail)
+            records[i] = (head + sep + tail[:line_end] + "\n    forward_to: *fw"
+                          + tail[line_end:])
+    text = "\n  - address: ".join(records)
+    return text.replace("\nmailboxes:\n", "\nx-fw: &fw [tonghop@mard.gov.vn]\nmailboxes:\n",
+                        1).encode("utf-8")
 
 
 # --------------------------------------------------------------------------- hostile

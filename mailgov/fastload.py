@@ -18,9 +18,16 @@ and how each is closed (tests/unit/test_fastload.py has one test per line):
   own regexes; an integer of more than :data:`MAX_INT_DIGITS` digits is not read here;
 * dates (``2019-03-04``) stay text on both paths (the precise path removes the resolver);
 * duplicate keys (rapidyaml keeps both, JSON the last) are caught while building the dicts;
-* anchors, aliases, merge keys, tags, directives, several documents, tabs, backslash escapes,
-  CR and Unicode line breaks: not read here at all (PyYAML does), so tags never build objects
-  and alias expansion is bounded by the precise path's checks;
+* anchors and aliases (``x-fw: &fw [a@b.gov.vn]`` … ``forward_to: *fw``, as
+  docs/data-format.md suggests) are read here when each stands where a value starts, in the
+  forms both parsers read alike (:func:`_reference`): every anchor name once, every alias
+  after its anchor, none on a key, and their expansion bounded from the text alone
+  (:func:`_expansion_bounded`: no loop, at most :data:`MAX_ALIAS_VALUES` values counted
+  from above; else the precise path's exact count decides). rapidyaml then expands them.
+  A position through an anchored or aliased node is left to PyYAML's locator (its marks
+  differ);
+* merge keys, tags, directives, several documents, tabs, backslash escapes, CR and Unicode
+  line breaks: not read here at all (PyYAML does), so tags never build objects;
 * rapidyaml accepts a few things libyaml refuses (a plain scalar starting with ``@``, a
   backtick, ``]`` or ``}``): such files go to PyYAML, which reports them (MG006).
 
@@ -49,6 +56,10 @@ MAX_INT_DIGITS = 100
 #: file has a few dozen keys, and a hostile one of 800,000 keys (non-text or repeated) would
 #: otherwise be built key by key by PyYAML's constructor (10 s and 800 MB for 8 MB).
 MAX_KEYS = 10_000
+#: How many values aliases may add in total, expanded, on both paths: a "billion laughs"
+#: file of a few hundred bytes would otherwise expand to gigabytes in the checks and their
+#: messages.
+MAX_ALIAS_VALUES = 1_000_000
 
 # PyYAML's implicit resolvers (yaml/resolver.py, YAML 1.1), without the timestamp one.
 _BOOL = r"yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF"
@@ -188,8 +199,116 @@ def _odd_colon(text: str) -> bool:
     return _COLON_ANY.search(text) is not None and any(c.search(text) for c in _COLON)
 
 
-def _not_fast(text: str) -> bool:
-    """Does the text use anything the fast path does not read exactly as PyYAML?"""
+#: An anchor or alias name as libyaml reads it.
+_REF_NAME = re.compile(r"[A-Za-z0-9_-]+")
+#: What may follow an alias in a flow collection (after spaces).
+_AFTER_ALIAS_IN_FLOW = ",]}"
+
+
+def _block_end(text: str, i: int) -> int:
+    """Where the block node holding position ``i`` ends: the next line, comments and blank
+    lines aside, indented no deeper than the line of ``i`` (or the end of the text)."""
+    line_start = text.rfind("\n", 0, i) + 1
+    indent = _INDENT.match(text, line_start).end() - line_start  # type: ignore[union-attr]
+    for m in _LINE.finditer(text, i):
+        if m.group(2) != "#" and len(m.group(1)) <= indent:
+            return m.start() + 1
+    return len(text)
+
+
+#: A line's indentation and its first character.
+_LINE = re.compile(r"\n( *)([^ \n])")
+#: The indentation of a line's content, block sequence indicators included ("  - - ").
+_INDENT = re.compile(r" *(?:- +)*")
+
+
+def _reference(text: str, i: int, where: str,
+               flow_to: int) -> tuple[str, int, int] | None:
+    """For the anchor or alias at ``i``: (its name, where the scan goes on, where the node
+    it anchors ends at the latest), when both parsers read it alike; else None (the precise
+    path). Read alike: at the start of a
+    value (after ': ', '- ' or '['; after ',' or '{' it could be a flow mapping's key), the
+    name of libyaml's characters, an alias followed by the end of its node, an anchor by a
+    plain or quoted scalar that is not a key, a flow collection, or a block collection on
+    deeper lines (an anchor on an empty value: no)."""
+    in_flow = i < flow_to
+    if where not in ":-[":
+        return None
+    m = _REF_NAME.match(text, i + 1)
+    if m is None:
+        return None
+    end = m.end()
+    line_end = text.find("\n", end)
+    if line_end < 0:
+        line_end = len(text)
+    rest = text[end:line_end]
+    after = rest.lstrip(" ")
+    comment = after.startswith("#") and rest[:1] == " "
+    if text[i] == "*":
+        ok = (after[:1] in tuple(_AFTER_ALIAS_IN_FLOW) or comment) if in_flow else (
+            not after or comment)
+        return (m.group(), end, end) if ok else None
+    if rest[:1] not in (" ", ""):
+        return None
+    if not after or comment:  # a block collection must follow, on deeper lines
+        if in_flow or line_end >= len(text):
+            return None
+        line_start = text.rfind("\n", 0, i) + 1
+        indent = len(text[line_start:i]) - len(text[line_start:i].lstrip(" "))
+        nxt = _LINE.search(text, line_end)
+        if nxt is None or nxt.group(2) == "#" or len(nxt.group(1)) <= indent:
+            return None
+        return m.group(), line_end, _block_end(text, i)
+    start = end + (len(rest) - len(after))
+    if after[0] in "[{":  # the node itself is checked where the scan goes on
+        close = _flow_end(text, start)
+        return None if close < 0 else (m.group(), start, close)
+    if after[0] in "'\"":
+        close = _skip_quoted(text, start)
+        return None if close < 0 else (m.group(), start, close)
+    if after[0] in "!&*|>%@`?]},:#" or after[:2] == "- " or re.search(r":(?: |$)", after):
+        return None  # a tag, a block scalar, a key, a sequence on this line …
+    return m.group(), end, flow_to if in_flow else _block_end(text, i)
+
+
+def _expansion_bounded(text: str, refs: list[tuple[str, str, int, int]]) -> bool:
+    """Is it certain, from the text alone, that no alias is inside the node it names and
+    that all of them expand to at most :data:`MAX_ALIAS_VALUES` values? Counted from above:
+    a node holds at most one value per ',', ':' and line break in its text, plus one, plus
+    what the aliases in it expand to. Not certain: the precise path's exact count decides
+    (and refuses the file, located, when it is a loop or too big)."""
+    spans: dict[str, tuple[int, int]] = {}
+    sizes: dict[str, int] = {}
+    total = 0
+    # Anchors are listed in text order, so an alias names one whose size is known unless it
+    # is still open (the alias is inside the node it names: a loop).
+    open_anchors: list[str] = []
+    for kind, name, pos, end in refs:
+        while open_anchors and spans[open_anchors[-1]][1] <= pos:
+            closed = open_anchors.pop()
+            start, stop = spans[closed]
+            sizes[closed] += (text.count(",", start, stop) + text.count(":", start, stop)
+                              + text.count("\n", start, stop) + 1)
+        if kind == "&":
+            spans[name] = (pos, end)
+            sizes[name] = 0
+            open_anchors.append(name)
+            continue
+        if name in open_anchors:
+            return False
+        size = sizes[name]
+        total += size
+        if total > MAX_ALIAS_VALUES:
+            return False
+        for holder in open_anchors:
+            sizes[holder] += size
+    return True
+
+def _not_fast(text: str, refs: list[tuple[str, str, int, int]] | None = None) -> bool:
+    """Does the text use anything the fast path does not read exactly as PyYAML? With
+    ``refs``, the anchors and aliases read alike are allowed when their expansion is
+    bounded, and listed there ('&' or '*', name, position, end of the anchored node), in
+    text order."""
     if any(ch in text for ch in _NOT_FAST_CHARS) or text.startswith(("---", "...", ":")) \
             or _DOC_MARKER.search(text) or _odd_colon(text) \
             or _SIGNED_DOT.search(text):
@@ -227,8 +346,30 @@ def _not_fast(text: str) -> bool:
                 return True
         elif ch == "?":
             return True  # a complex key (in a flow collection even without a space)
+        elif ch in "&*" and refs is not None:
+            ref = _reference(text, i, where, flow_to)
+            if ref is None:
+                return True
+            name, skip_to, node_end = ref
+            refs.append((ch, name, i, node_end))
+            if text[skip_to:skip_to + 1] in ("'", '"'):  # an anchored quoted scalar
+                skip_to = node_end
+            elif text[skip_to:skip_to + 1] in ("[", "{"):  # an anchored flow collection
+                if skip_to >= flow_to:
+                    flow_to = node_end
+                skip_to += 1  # its own items are scanned as usual
         else:
             return True  # & * ! @ ` % | > where a node starts
+    if refs:
+        anchors: set[str] = set()
+        for kind, name, _pos, _end in refs:
+            if kind == "&":
+                if name in anchors:
+                    return True  # PyYAML refuses a second anchor of the same name
+                anchors.add(name)
+            elif name not in anchors:
+                return True  # undefined, or defined later: PyYAML refuses it
+        return not _expansion_bounded(text, refs)
     return False
 
 
@@ -295,16 +436,19 @@ def _probe(values: list[str]) -> Any:
     return out
 
 
-def _emit_json(raw: bytes, *, root_map: bool = True) -> bytearray:
+def _emit_json(raw: bytes, *, root_map: bool = True, resolve: bool = False) -> bytearray:
     """rapidyaml's JSON for ``raw`` as UTF-8 (json.loads reads it so: 30 ms less than
-    having rapidyaml's wrapper decode it to a str first, on the 50,000-mailbox file);
-    rapidyaml prints its errors on fd 2: keep them quiet."""
+    having rapidyaml's wrapper decode it to a str first, on the 50,000-mailbox file),
+    aliases expanded if ``resolve``; rapidyaml prints its errors on fd 2: keep them
+    quiet."""
     assert _ryml is not None
     saved = os.dup(2)
     try:
         with open(os.devnull, "wb") as null:
             os.dup2(null.fileno(), 2)
         tree = _ryml.parse_in_arena(raw)
+        if resolve:
+            tree.resolve()
         root = tree.root_id()
         if root_map and not tree.is_map(root):  # several documents, a list, text: PyYAML
             raise _NotFast
@@ -337,10 +481,11 @@ _MAX_FLOW = 64
 def load(raw: bytes, text: str) -> dict[str, Any] | None:
     """The data PyYAML would build from ``raw`` (decoded: ``text``), or None: take the
     precise path. Never raises for bad input."""
-    if not available() or _not_fast(text):
+    refs: list[tuple[str, str, int, int]] = []
+    if not available() or _not_fast(text, refs):
         return None
     try:
-        js = _emit_json(raw)
+        js = _emit_json(raw, resolve=bool(refs))
         if b"\\" in js:  # an escaped quote or a folded line break: let PyYAML read it
             return None
         data = json.loads(js, object_pairs_hook=_pairs, parse_int=_parse_int,
@@ -478,6 +623,12 @@ class Locator:
             i -= 1
         return i if i >= 0 and self._buf[i] == ord("{") else None
 
+    def _shared(self, node: int) -> bool:
+        """An anchored or aliased node (PyYAML marks them elsewhere)."""
+        t = self._tree
+        return bool(t.has_val_anchor(node) or t.is_val_ref(node)
+                    or (t.has_key(node) and (t.has_key_anchor(node) or t.is_key_ref(node))))
+
     def _line_col(self, off: int) -> tuple[int, int]:
         if self._lines is None:
             self._lines = [m.start() for m in re.finditer(b"\n", self._source)]
@@ -488,7 +639,7 @@ class Locator:
     def locate(self, path: tuple[str | int, ...]) -> tuple[int, int] | None:
         t = self._tree
         node = t.root_id()
-        if t.is_doc(node) or not t.is_map(node):
+        if t.is_doc(node) or not t.is_map(node) or self._shared(node):
             return None
         off = self._start(node)
         if off is None:
@@ -509,5 +660,7 @@ class Locator:
                 return None
             if nxt == _ryml.NONE:
                 break
+            if self._shared(nxt):
+                return None  # PyYAML marks an anchored node at its '&', an alias's target
             node = nxt
         return self._line_col(off)

@@ -33,7 +33,7 @@ from typing import Any
 import yaml
 
 from mailgov import fastload, include
-from mailgov.fastload import MAX_INT_DIGITS, MAX_KEYS
+from mailgov.fastload import MAX_ALIAS_VALUES, MAX_INT_DIGITS, MAX_KEYS
 from mailgov.i18n import _
 from mailgov.problems import Problem
 
@@ -472,9 +472,6 @@ def _control_characters(raw: bytes, text: str, name: str) -> list[Problem]:
 #: will not emit deeper trees, so both paths refuse exactly the same files
 #: (test_fastload.py::test_depth_limit_is_the_same_on_both_paths).
 MAX_DEPTH = 64
-#: How many values aliases may add in total, expanded: a "billion laughs" file of a few
-#: hundred bytes would otherwise expand to gigabytes in the checks and their messages.
-MAX_ALIAS_VALUES = 1_000_000
 
 
 def _limits(raw: bytes, name: str) -> list[Problem]:

@@ -109,7 +109,7 @@ def test_dates_and_timestamps_stay_text_on_both_paths(tmp_path: Path) -> None:
     text = "d: 2019-03-04\nt: 2001-12-14t21:59:43.10-05:00\n"
     assert _reads_as_pyyaml(tmp_path, text, fast=True) == {
         "d": "2019-03-04", "t": "2001-12-14t21:59:43.10-05:00"}
-    anchored = _reads_as_pyyaml(tmp_path, "x: &d 2019-03-04\ny: *d\n", fast=False)
+    anchored = _reads_as_pyyaml(tmp_path, "x: &d 2019-03-04\ny: *d\n", fast=True)
     assert anchored == {"x": "2019-03-04", "y": "2019-03-04"}
 
 
@@ -131,10 +131,111 @@ def test_tab_indentation_still_mg005(tmp_path: Path) -> None:
     assert info.value.problems[0].rule == "MG005"
 
 
-@pytest.mark.parametrize("text", ["x: &a [1, 2]\ny: *a\n", "x: &s text\ny: [*s, *s]\n",
-                                  "d: &d {x: 1, y: 2}\ne: {<<: *d, y: 3}\n"])
-def test_anchors_aliases_and_merge_keys_go_to_pyyaml(tmp_path: Path, text: str) -> None:
-    _reads_as_pyyaml(tmp_path, text, fast=False)
+@pytest.mark.parametrize("text", [
+    "x: &a [1, 2]\ny: *a\n",                                 # a flow list, as docs suggest
+    "x-fw: &fw\n  - a@b.gov.vn\n  - c@d.gov.vn\ny: *fw\n",    # a block list
+    "x: &m\n  k: v\n  n: 2\ny: [*m]\n",                        # a block mapping
+    "l:\n  - &r {a: 1}\n  - *r\n  - &s\n    b: 2\n  - *s\n",    # sequence items
+    "x: &a 'q'\ny: {k: *a}\nz: &b plain text # c\nw: *b # c\n",  # scalars, comments after
+    "x: &d 2019-03-04\ny: *d\n",                              # a date stays text
+    "x:\n  - &a v\n  - *a\n",
+])
+def test_anchors_and_aliases_where_values_start_are_read_fast(tmp_path: Path,
+                                                              text: str) -> None:
+    _reads_as_pyyaml(tmp_path, text, fast=True)
+
+
+@pytest.mark.parametrize("text", [
+    "d: &d {x: 1, y: 2}\ne: {<<: *d, y: 3}\n",  # a merge key
+    "x: &s text\ny: [*s, *s]\n",               # after ',': a flow mapping's key there
+    "x: &a v\ny: {*a: 1}\n",                   # an alias as a key
+    "l:\n  - &k key: v\n  - *k\n",              # an anchor on a key
+    "&a x: 1\ny: *a\n",                         # at a line start: a key's anchor
+    "x: &a\ny: *a\n",                          # an anchor on an empty value
+    "x: &a yes\ny: *a\n",                      # a YAML 1.1 boolean behind an anchor
+    "x: &a !!str 1\ny: *a\n",                  # a tag behind an anchor
+    "x: &a |\n  text\ny: *a\n",                # a block scalar
+    "x: &a [1, &b [2]]\ny: *b\n",              # an anchor after ','
+    "x: &a-1_b v\ny: *a-1_b\n",                 # libyaml's name characters: read fast …
+], ids=["merge", "after comma", "alias key", "key anchor", "line start", "empty", "yes",
+        "tag", "block scalar", "nested after comma", "name characters"])
+def test_other_anchor_forms_go_to_pyyaml(tmp_path: Path, text: str) -> None:
+    _reads_as_pyyaml(tmp_path, text, fast=text.startswith("x: &a-1_b"))
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("a: *nope\n", "found undefined alias"),
+    ("a: *x\nb: &x 1\n", "found undefined alias"),
+    ("a: &x 1\nb: &x 2\n", "found duplicate anchor"),
+    ("x: &a.b v\ny: *a.b\n", "did not find expected"),
+])
+def test_anchor_mistakes_keep_pyyamls_located_error(tmp_path: Path, text: str,
+                                                    problem: str) -> None:
+    with pytest.raises(LoadError) as info:
+        _load(tmp_path, text)
+    found = info.value.problems[0]
+    assert found.rule == "MG006" and problem in found.message and found.line > 0
+
+
+def test_expansion_counted_from_the_text_from_above(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # The fast path expands aliases only when a count from the text shows the expansion
+    # bounded; else the precise path counts exactly, and refuses (MG011) or reads it.
+    from mailgov import loader
+
+    monkeypatch.setattr(fastload, "MAX_ALIAS_VALUES", 40)
+    monkeypatch.setattr(loader, "MAX_ALIAS_VALUES", 40)
+    ten = "x-a: &a [" + ", ".join(["v"] * 10) + "]\n"
+    # 10 values each (counted 10 from above: 9 commas + 1): 3 aliases are 30 <= 40
+    _reads_as_pyyaml(tmp_path, ten + "b: [*a]\nc: [*a]\nd: [*a]\n", fast=True)
+    # 5 aliases are 50 > 40: the precise path refuses it, located
+    with pytest.raises(LoadError) as info:
+        _load(tmp_path, ten + "".join(f"b{i}: [*a]\n" for i in range(5)))
+    assert info.value.problems[0].rule == "MG011"
+    # nested: an anchor holding aliases counts what they add
+    # (*b counts b's 2 line breaks + 1 and the 20 its aliases add: 23; with *a twice, 43)
+    monkeypatch.setattr(fastload, "MAX_ALIAS_VALUES", 45)
+    nested = ten + "x-b: &b\n  - *a\n  - *a\nc: [*b]\n"
+    assert not fastload._not_fast(nested, [])
+    assert fastload._not_fast(nested + "d: [*a]\n", [])  # 53 counted
+    # a loop: an alias inside the node it names
+    with pytest.raises(LoadError) as info:
+        _load(tmp_path, "x: &a\n  - 1\n  - *a\n")
+    assert info.value.problems[0].rule == "MG010"
+
+
+def test_differential_fuzz_of_anchor_forms() -> None:
+    """Random documents of anchors and aliases in every place a value can stand: the fast
+    path returns PyYAML's data, or nothing."""
+    rng = random.Random(7)
+    values = ["v", "'q'", "1", "yes", "[1, 2]", "{k: v}", "", "x y", "0755", "~", "2019-03-04"]
+    read = 0
+    for _ in range(3000):
+        names: list[str] = []
+        lines = []
+        for i in range(rng.randint(1, 6)):
+            form = rng.random()
+            if names and form < 0.35:
+                ref = "*" + rng.choice([*names, "zz"])
+            else:
+                name = rng.choice(["a", "b", "c", "a-1", "a.b"])
+                names.append(name)
+                ref = f"&{name} {rng.choice(values)}"
+            place = rng.choice(["k{i}: {r}", "k{i}:\n  - {r}", "k{i}: [{r}]", "k{i}: {{j: {r}}}",
+                                "k{i}: [x, {r}]", "k{i}: {r} # c", "k{i}:\n  {r}: 1",
+                                "k{i}: {r}\n  - w", "k{i}: {r}\n  j: 2"])
+            lines.append(place.format(i=i, r=ref))
+        text = "\n".join(lines) + "\n"
+        data = fastload.load(text.encode(), text)
+        if data is None:
+            continue
+        read += 1
+        try:
+            expected = yaml.load(text, Loader=StrictLoader)
+        except yaml.YAMLError as exc:
+            raise AssertionError(f"fast path read what PyYAML refuses ({exc}):\n{text}") from None
+        assert _same(data, expected), text
+    assert read > 200
 
 
 @pytest.mark.parametrize("text", ["a: !!str 12\n", "a: !!int '12'\n", "a: ! x\n",
@@ -457,3 +558,34 @@ def test_colon_pre_scan_never_hides_a_colon_form() -> None:
         assert fastload._odd_colon(text) == theirs, repr(text)
         assert not theirs or fastload._COLON_ANY.search(text), repr(text)
     assert 1_000 < hits < len(texts) - 1_000  # both answers are common in the sample
+
+
+MINIMAL = (DATA / "good" / "minimal.yaml").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    # a problem inside an anchored list, reached through an alias
+    ("units:\n", "x-fw: &fw [tuan@gmail.com]\nunits:\n"),
+    # a whole record anchored, then repeated through an alias (the address twice)
+    ("  - address: ptminh\n", "  - &r {address: ptminh2, id: 90, name: Phạm Thị Minh, "
+     "unit: vpb, naming_exemption: {reason: r, request: 1/QĐ}}\n  - *r\n"
+     "  - address: ptminh\n"),
+    # the wrong type behind an alias, and a block record anchored
+    ("units:\n", "x-s: &s text\nunits:\n"),
+], ids=["in anchored list", "aliased record", "aliased scalar"])
+def test_problems_through_anchors_are_located_as_the_precise_path_does(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, old: str, new: str) -> None:
+    from mailgov.validate import validate
+
+    text = MINIMAL.replace(old, new, 1)
+    if "x-fw" in text:
+        text = text.replace("forward_to: [tuan@mard.gov.vn]", "forward_to: *fw")
+    if "x-s" in text:
+        text = text.replace("forward_to: [tuan@mard.gov.vn]", "forward_to: *s")
+    p = tmp_path / "m.yaml"
+    p.write_text(text, encoding="utf-8")
+    assert not load(p).precise
+    fast = [x.format() for x in validate(p).problems]
+    monkeypatch.setattr(fastload, "_ryml", None)
+    assert load(p).precise
+    assert fast == [x.format() for x in validate(p).problems] != []
