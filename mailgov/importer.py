@@ -224,9 +224,40 @@ def _xlsx_rows(path: Path, sheet: str | None) -> list[list[str]]:
                     fields = [columns().get(_key(h)) for h in out[0]]
         except unreadable as exc:
             raise _unreadable(path, exc) from None
-        return out
     finally:
         wb.close()
+    _refuse_formulas_without_value(path, sheet, out)
+    return out
+
+
+def _refuse_formulas_without_value(path: Path, sheet: str | None,
+                                   values: list[list[str]]) -> None:
+    """A formula cell is read by its saved result. A workbook written by a program (never
+    opened in a spreadsheet application) has none: the cell would read as empty, and a
+    title or a birth month silently dropped. Which cells are formulas is read from a
+    second pass over the sheet, only where the first found an empty cell."""
+    from openpyxl import load_workbook
+    from openpyxl.utils import get_column_letter
+
+    if all(all(values_row) for values_row in values):
+        return
+    wb = load_workbook(path, read_only=True, data_only=False)
+    try:
+        ws = wb[sheet] if sheet is not None else wb.worksheets[0]
+        cells = [f"{get_column_letter(c + 1)}{r + 1}"
+                 for r, row in enumerate(ws.iter_rows(values_only=True)) if r < len(values)
+                 for c, formula in enumerate(row)
+                 if isinstance(formula, str) and formula.startswith("=")
+                 and (c >= len(values[r]) or values[r][c] == "")]
+    finally:
+        wb.close()
+    if cells:
+        more = _(" and {n:,} more").format(n=len(cells) - 10) if len(cells) > 10 else ""
+        raise ImportError_([_("{file}: cell(s) {cells}{more} hold a formula without a saved "
+                              "result (the workbook was written by a program, not saved by "
+                              "a spreadsheet application); open and save it in one, or "
+                              "paste the values, then import again").format(
+                              file=path, cells=", ".join(cells[:10]), more=more)])
 
 
 def read_rows(path: str | Path, sheet: str | None = None) -> list[Row]:

@@ -690,3 +690,37 @@ def test_import_of_an_xlsx_whose_sheet_xml_is_hostile_is_one_clear_error(
     code, out, _err = run(capsys, "import", str(sheet), "--data", str(data))
     assert code == 1 and out.startswith(f"{sheet}: not a readable XLSX workbook ("), out
     assert data.read_bytes() == before
+
+
+def test_import_refuses_formulas_without_a_saved_result(
+        data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # openpyxl, like any program writing a workbook, saves formulas without their result:
+    # read by value, the title would have been empty, silently.
+    import zipfile
+
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    ws.append(["Họ và tên", "Đơn vị", "Chức vụ", None])  # a column without heading is not read
+    ws.append(["Lê Văn Tám", "ttb", "=D2", "Thanh tra viên"])
+    sheet = tmp_path / "new.xlsx"
+    wb.save(sheet)
+    before = data.read_bytes()
+    code, out, _err = run(capsys, "import", str(sheet), "--data", str(data))
+    assert code == 1 and out.startswith(
+        f"{sheet}: cell(s) C2 hold a formula without a saved result")
+    assert data.read_bytes() == before
+    # the same formula with the result a spreadsheet application saves beside it is read
+    saved = tmp_path / "saved.xlsx"
+    with zipfile.ZipFile(sheet) as src, zipfile.ZipFile(saved, "w") as dst:
+        for item in src.infolist():
+            part = src.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                assert b"<f>D2</f>" in part
+                part = part.replace(b"<f>D2</f><v />", "<f>D2</f><v>Thanh tra viên</v>".encode())
+                part = part.replace(b'r="C2"', b'r="C2" t="str"')
+            dst.writestr(item, part)
+    code, _out, err = run(capsys, "import", str(saved), "--data", str(data))
+    assert code == 0, err
+    assert "    title: Thanh tra viên\n" in data.read_text(encoding="utf-8")
