@@ -38,6 +38,19 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
+def _fast_reads_as_pyyaml(text: str) -> bool:
+    """Did the fast path read ``text``? If it did, its data must be PyYAML's (asserted)."""
+    data = fastload.load(text.encode("utf-8"), text)
+    if data is None:
+        return False
+    try:
+        expected = yaml.load(text, Loader=StrictLoader)
+    except yaml.YAMLError as exc:
+        raise AssertionError(f"fast path read what PyYAML refuses ({exc}):\n{text}") from None
+    assert _same(data, expected), text
+    return True
+
+
 def _reads_as_pyyaml(tmp_path: Path, text: str, *, fast: bool) -> Any:
     """Load ``text``; the data must be PyYAML's, and the path taken the expected one."""
     loaded = _load(tmp_path, text)
@@ -226,15 +239,7 @@ def test_differential_fuzz_of_anchor_forms() -> None:
                                 "k{i}: {r}\n  - w", "k{i}: {r}\n  j: 2"])
             lines.append(place.format(i=i, r=ref))
         text = "\n".join(lines) + "\n"
-        data = fastload.load(text.encode(), text)
-        if data is None:
-            continue
-        read += 1
-        try:
-            expected = yaml.load(text, Loader=StrictLoader)
-        except yaml.YAMLError as exc:
-            raise AssertionError(f"fast path read what PyYAML refuses ({exc}):\n{text}") from None
-        assert _same(data, expected), text
+        read += _fast_reads_as_pyyaml(text)
     assert read > 200
 
 
@@ -328,15 +333,7 @@ def test_differential_fuzz_fast_equals_pyyaml_or_hands_over() -> None:
                 s = s[:p] + rng.choice(_TOKENS) + s[p:]
             else:
                 s = s[:p] + s[p + rng.randint(1, 4):]
-        data = fastload.load(s.encode("utf-8"), s)
-        if data is None:
-            continue
-        checked += 1
-        try:
-            expected = yaml.load(s, Loader=StrictLoader)
-        except yaml.YAMLError as exc:
-            raise AssertionError(f"fast path read what PyYAML refuses ({exc}):\n{s}") from None
-        assert _same(data, expected), s
+        checked += _fast_reads_as_pyyaml(s)
     assert checked > 100
 
 

@@ -12,6 +12,7 @@ import fastjsonschema
 import jsonschema
 import pytest
 import yaml
+from schema_walk import subschemas
 
 from mailgov.loader import LoadError, load
 from mailgov.naming import NamingError, NamingPolicy, unit_locals
@@ -79,18 +80,10 @@ def test_problem_rejects_unknown_rule() -> None:
 # --------------------------------------------------------------------------- schema
 
 
-def _properties(node: Any, where: str = "") -> list[tuple[str, Any]]:
+def _properties(node: Any) -> list[tuple[str, Any]]:
     """Every (path, subschema) under a `properties` keyword, recursively."""
-    out: list[tuple[str, Any]] = []
-    if isinstance(node, dict):
-        for name, sub in node.get("properties", {}).items():
-            out.append((f"{where}.{name}", sub))
-        for key, sub in node.items():
-            out.extend(_properties(sub, f"{where}/{key}"))
-    elif isinstance(node, list):
-        for i, sub in enumerate(node):
-            out.extend(_properties(sub, f"{where}[{i}]"))
-    return out
+    return [(f"{where}.{name}", sub) for where, parent in subschemas(node)
+            for name, sub in parent.get("properties", {}).items()]
 
 
 def test_schema_is_2020_12_and_every_property_has_a_description() -> None:
