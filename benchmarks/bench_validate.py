@@ -219,6 +219,12 @@ def _hostile_files(tmp: Path) -> dict[str, Path]:
     many = (ten_mb - len(base)) // 12
     put("million repeated list items", base.replace(
         "aliases: [postmaster]", "aliases:\n" + "      - nvq\n" * many))
+    # The same behind one anchor (read by the fast path), and behind one escape: the
+    # precise path (PyYAML), which reads a million events in Python several times.
+    for name, head in (("million items, an anchor", "x-a: &a 1\n"),
+                       ("million items, an escape (precise)", 'x-e: "\\u00e9"\n')):
+        put(name, head + base.replace("aliases: [postmaster]",
+                                      "aliases:\n" + "      - nvq\n" * (many - 2)))
     put("deep flow nesting (5 M levels)",
         base.replace("aliases: [postmaster]", "aliases: " + "[" * 4_900_000 + "]" * 4_900_000))
     put("self-referencing aliases", base.replace("units:\n", "".join(
