@@ -246,6 +246,11 @@ def _not_purgeable(archive_dir: str, entry: dict | None, mb: dict,
     why = verified(archive_dir, entry)
     if why:
         return why
+    if not isinstance(entry.get("newest"), (int, float)) or isinstance(entry["newest"], bool):
+        # "mail arrived after its archive" would be a guess: the record cannot tell
+        return ("the archive record has no 'newest' message time (an older manifest, or "
+                "edited by hand), so it cannot show that no mail arrived after it; archive "
+                "this store again first")
     if changed_since(entry, mb["store"]):
         return "mail arrived after its archive was made; archive it again first"
     if contents and os.path.isdir(mb["store"]):

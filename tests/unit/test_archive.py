@@ -263,6 +263,13 @@ def test_module_purges_a_store_only_on_a_verified_unchanged_archive(tmp_path: Pa
     (store / "Maildir" / "cur" / "2.msg:2,").write_bytes(b"Subject: late\r\n\r\n")
     assert "mail arrived after" in store_mod._not_purgeable(str(adir), e, mb)
     os.unlink(store / "Maildir" / "cur" / "2.msg:2,")
+    # a record without its newest message time (an older manifest, a hand edit) cannot
+    # show that no mail arrived: said so, not guessed as "mail arrived after"
+    for newest in (None, "1751414400", True):
+        odd = {k: v for k, v in e.items() if k != "newest"} | (
+            {} if newest is None else {"newest": newest})
+        assert store_mod._not_purgeable(str(adir), odd, mb).startswith(
+            "the archive record has no 'newest' message time")
     with open(adir / e["archive"], "ab") as fh:
         fh.write(b"x")
     assert "does not match" in store_mod._not_purgeable(str(adir), e, mb)
