@@ -205,11 +205,13 @@ _REF_NAME = re.compile(r"[A-Za-z0-9_-]+")
 _AFTER_ALIAS_IN_FLOW = ",]}"
 
 
-def _block_end(text: str, i: int) -> int:
+def _block_end(text: str, i: int, indent: int | None = None) -> int:
     """Where the block node holding position ``i`` ends: the next line, comments and blank
-    lines aside, indented no deeper than the line of ``i`` (or the end of the text)."""
-    line_start = text.rfind("\n", 0, i) + 1
-    indent = _INDENT.match(text, line_start).end() - line_start  # type: ignore[union-attr]
+    lines aside, indented no deeper than the line of ``i`` (or the end of the text); than
+    ``indent`` if given."""
+    if indent is None:
+        line_start = text.rfind("\n", 0, i) + 1
+        indent = _INDENT.match(text, line_start).end() - line_start  # type: ignore[union-attr]
     for m in _LINE.finditer(text, i):
         if m.group(2) != "#" and len(m.group(1)) <= indent:
             return m.start() + 1
@@ -258,7 +260,9 @@ def _reference(text: str, i: int, where: str,
         nxt = _LINE.search(text, line_end)
         if nxt is None or nxt.group(2) == "#" or len(nxt.group(1)) <= indent:
             return None
-        return m.group(), line_end, _block_end(text, i)
+        # Its lines are those deeper than this line's spaces ("- &a" holds "  - 1"): not
+        # its '- ' too, which would end it at its first line (its aliases then uncounted).
+        return m.group(), line_end, _block_end(text, i, indent)
     start = end + (len(rest) - len(after))
     if after[0] in "[{":  # the node itself is checked where the scan goes on
         close = _flow_end(text, start)

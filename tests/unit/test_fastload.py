@@ -204,6 +204,38 @@ def test_expansion_counted_from_the_text_from_above(tmp_path: Path,
     assert info.value.problems[0].rule == "MG010"
 
 
+@pytest.mark.parametrize("text", [
+    "x:\n  - &a\n    - 1\n    - *a\n",          # a block list as a sequence item
+    "- &a\n  - 1\n  - *a\n",                  # … at the top level
+    "x:\n  - &a\n    k: *a\n",                # a block mapping as a sequence item
+    "x:\n  - k: &a\n    - 1\n    - *a\n",      # a list at its key's indentation
+])
+def test_loop_through_an_anchored_sequence_item_is_mg010(tmp_path: Path, text: str) -> None:
+    # The node anchored after '- ' ends at the first line indented no deeper than that
+    # line's own spaces, not its '- ': counted shorter, the alias inside it was missed, and
+    # rapidyaml's resolve() crashed the process on the loop (SIGSEGV).
+    assert fastload._not_fast(text, [])
+    with pytest.raises(LoadError) as info:
+        _load(tmp_path, text)
+    assert info.value.problems[0].rule == "MG010"
+
+
+def test_bomb_of_anchored_sequence_items_is_counted(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each anchored item holds 10 values; its node was counted 2 (one line), so 5 aliases
+    # (50 values) passed a limit of 40 on the fast path: the precise path refuses (MG011).
+    from mailgov import loader
+
+    monkeypatch.setattr(fastload, "MAX_ALIAS_VALUES", 40)
+    monkeypatch.setattr(loader, "MAX_ALIAS_VALUES", 40)
+    ten = "x-a:\n  - &a\n" + "".join(f"    - v{i}\n" for i in range(10))
+    assert fastload._not_fast(ten + "".join(f"b{i}: [*a]\n" for i in range(5)), [])
+    with pytest.raises(LoadError) as info:
+        _load(tmp_path, ten + "".join(f"b{i}: [*a]\n" for i in range(5)))
+    assert info.value.problems[0].rule == "MG011"
+    _reads_as_pyyaml(tmp_path, ten + "".join(f"b{i}: [*a]\n" for i in range(3)), fast=True)
+
+
 def test_differential_fuzz_of_anchor_forms() -> None:
     """Random documents of anchors and aliases in every place a value can stand: the fast
     path returns PyYAML's data, or nothing."""
