@@ -275,12 +275,27 @@ def _reference(text: str, i: int, where: str,
     return m.group(), end, flow_to if in_flow else _block_end(text, i)
 
 
+def _upper_count(text: str, start: int, stop: int) -> int:
+    """At least the number of values (as :func:`mailgov.loader._limits` counts them) of the
+    node written in ``text[start:stop]``, aliases as one. Each value is charged to a
+    character: a flow container to its '[' or '{' (a '{' also to its first key and that
+    key's implicit null in ``{a, b}``), a later item or key to the ',' before it (and an
+    implicit null or a one-pair mapping in ``[a: b, c: d]`` too), a mapping value to its
+    ':' (and a one-pair mapping's key), a block item to its '-' or line, a block mapping's
+    key to its line; the node itself (or a first scalar item) to the one more."""
+    def count(chars: str) -> int:
+        return sum(text.count(ch, start, stop) for ch in chars)
+    return 2 * count(",:{") + count("[-\n") + 1
+
+
 def _expansion_bounded(text: str, refs: list[tuple[str, str, int, int]]) -> bool:
     """Is it certain, from the text alone, that no alias is inside the node it names and
-    that all of them expand to at most :data:`MAX_ALIAS_VALUES` values? Counted from above:
-    a node holds at most one value per ',', ':' and line break in its text, plus one, plus
-    what the aliases in it expand to. Not certain: the precise path's exact count decides
-    (and refuses the file, located, when it is a loop or too big)."""
+    that all of them expand to at most :data:`MAX_ALIAS_VALUES` values? Counted from above
+    as the precise path counts (every container, key and value, implicit nulls too): a node
+    holds at most two values per ',', ':' and '{' in its text, one per '[', '-' and line
+    break, plus one, plus what the aliases in it expand to (:func:`_upper_count`). Not
+    certain: the precise path's exact count decides (and refuses the file, located, when it
+    is a loop or too big)."""
     spans: dict[str, tuple[int, int]] = {}
     sizes: dict[str, int] = {}
     total = 0
@@ -291,8 +306,7 @@ def _expansion_bounded(text: str, refs: list[tuple[str, str, int, int]]) -> bool
         while open_anchors and spans[open_anchors[-1]][1] <= pos:
             closed = open_anchors.pop()
             start, stop = spans[closed]
-            sizes[closed] += (text.count(",", start, stop) + text.count(":", start, stop)
-                              + text.count("\n", start, stop) + 1)
+            sizes[closed] += _upper_count(text, start, stop)
         if kind == "&":
             spans[name] = (pos, end)
             sizes[name] = 0
