@@ -205,11 +205,13 @@ _REF_NAME = re.compile(r"[A-Za-z0-9_-]+")
 _AFTER_ALIAS_IN_FLOW = ",]}"
 
 
-def _block_end(text: str, i: int) -> int:
+def _block_end(text: str, i: int, indent: int | None = None) -> int:
     """Where the block node holding position ``i`` ends: the next line, comments and blank
-    lines aside, indented no deeper than the line of ``i`` (or the end of the text)."""
-    line_start = text.rfind("\n", 0, i) + 1
-    indent = _INDENT.match(text, line_start).end() - line_start  # type: ignore[union-attr]
+    lines aside, indented no deeper than the line of ``i`` (or the end of the text); than
+    ``indent`` if given."""
+    if indent is None:
+        line_start = text.rfind("\n", 0, i) + 1
+        indent = _INDENT.match(text, line_start).end() - line_start  # type: ignore[union-attr]
     for m in _LINE.finditer(text, i):
         if m.group(2) != "#" and len(m.group(1)) <= indent:
             return m.start() + 1
@@ -258,7 +260,9 @@ def _reference(text: str, i: int, where: str,
         nxt = _LINE.search(text, line_end)
         if nxt is None or nxt.group(2) == "#" or len(nxt.group(1)) <= indent:
             return None
-        return m.group(), line_end, _block_end(text, i)
+        # Its lines are those deeper than this line's spaces ("- &a" holds "  - 1"): not
+        # its '- ' too, which would end it at its first line (its aliases then uncounted).
+        return m.group(), line_end, _block_end(text, i, indent)
     start = end + (len(rest) - len(after))
     if after[0] in "[{":  # the node itself is checked where the scan goes on
         close = _flow_end(text, start)
@@ -271,12 +275,27 @@ def _reference(text: str, i: int, where: str,
     return m.group(), end, flow_to if in_flow else _block_end(text, i)
 
 
+def _upper_count(text: str, start: int, stop: int) -> int:
+    """At least the number of values (as :func:`mailgov.loader._limits` counts them) of the
+    node written in ``text[start:stop]``, aliases as one. Each value is charged to a
+    character: a flow container to its '[' or '{' (a '{' also to its first key and that
+    key's implicit null in ``{a, b}``), a later item or key to the ',' before it (and an
+    implicit null or a one-pair mapping in ``[a: b, c: d]`` too), a mapping value to its
+    ':' (and a one-pair mapping's key), a block item to its '-' or line, a block mapping's
+    key to its line; the node itself (or a first scalar item) to the one more."""
+    def count(chars: str) -> int:
+        return sum(text.count(ch, start, stop) for ch in chars)
+    return 2 * count(",:{") + count("[-\n") + 1
+
+
 def _expansion_bounded(text: str, refs: list[tuple[str, str, int, int]]) -> bool:
     """Is it certain, from the text alone, that no alias is inside the node it names and
-    that all of them expand to at most :data:`MAX_ALIAS_VALUES` values? Counted from above:
-    a node holds at most one value per ',', ':' and line break in its text, plus one, plus
-    what the aliases in it expand to. Not certain: the precise path's exact count decides
-    (and refuses the file, located, when it is a loop or too big)."""
+    that all of them expand to at most :data:`MAX_ALIAS_VALUES` values? Counted from above
+    as the precise path counts (every container, key and value, implicit nulls too): a node
+    holds at most two values per ',', ':' and '{' in its text, one per '[', '-' and line
+    break, plus one, plus what the aliases in it expand to (:func:`_upper_count`). Not
+    certain: the precise path's exact count decides (and refuses the file, located, when it
+    is a loop or too big)."""
     spans: dict[str, tuple[int, int]] = {}
     sizes: dict[str, int] = {}
     total = 0
@@ -287,8 +306,7 @@ def _expansion_bounded(text: str, refs: list[tuple[str, str, int, int]]) -> bool
         while open_anchors and spans[open_anchors[-1]][1] <= pos:
             closed = open_anchors.pop()
             start, stop = spans[closed]
-            sizes[closed] += (text.count(",", start, stop) + text.count(":", start, stop)
-                              + text.count("\n", start, stop) + 1)
+            sizes[closed] += _upper_count(text, start, stop)
         if kind == "&":
             spans[name] = (pos, end)
             sizes[name] = 0

@@ -196,25 +196,143 @@ def test_expansion_counted_from_the_text_from_above(tmp_path: Path,
     # bounded; else the precise path counts exactly, and refuses (MG011) or reads it.
     from mailgov import loader
 
-    monkeypatch.setattr(fastload, "MAX_ALIAS_VALUES", 40)
-    monkeypatch.setattr(loader, "MAX_ALIAS_VALUES", 40)
+    monkeypatch.setattr(fastload, "MAX_ALIAS_VALUES", 60)
+    monkeypatch.setattr(loader, "MAX_ALIAS_VALUES", 60)
     ten = "x-a: &a [" + ", ".join(["v"] * 10) + "]\n"
-    # 10 values each (counted 10 from above: 9 commas + 1): 3 aliases are 30 <= 40
+    # the list and its 10 values: 11 for the precise path, counted 20 from above (2 per
+    # ',', 1 per '[', plus one): 3 aliases are 60 <= 60
     _reads_as_pyyaml(tmp_path, ten + "b: [*a]\nc: [*a]\nd: [*a]\n", fast=True)
-    # 5 aliases are 50 > 40: the precise path refuses it, located
+    # 4 aliases: 80 counted, 44 exactly: the precise path reads it
+    _reads_as_pyyaml(tmp_path, ten + "".join(f"b{i}: [*a]\n" for i in range(4)), fast=False)
+    # 6 aliases are 66 > 60: the precise path refuses it, located
     with pytest.raises(LoadError) as info:
-        _load(tmp_path, ten + "".join(f"b{i}: [*a]\n" for i in range(5)))
+        _load(tmp_path, ten + "".join(f"b{i}: [*a]\n" for i in range(6)))
     assert info.value.problems[0].rule == "MG011"
     # nested: an anchor holding aliases counts what they add
-    # (*b counts b's 2 line breaks + 1 and the 20 its aliases add: 23; with *a twice, 43)
-    monkeypatch.setattr(fastload, "MAX_ALIAS_VALUES", 45)
+    # (*b counts b's 2 '-' and 3 line breaks + 1 and the 40 its aliases add: 46; 86 in all)
+    monkeypatch.setattr(fastload, "MAX_ALIAS_VALUES", 90)
     nested = ten + "x-b: &b\n  - *a\n  - *a\nc: [*b]\n"
     assert not fastload._not_fast(nested, [])
-    assert fastload._not_fast(nested + "d: [*a]\n", [])  # 53 counted
+    assert fastload._not_fast(nested + "d: [*a]\n", [])  # 106 counted
     # a loop: an alias inside the node it names
     with pytest.raises(LoadError) as info:
         _load(tmp_path, "x: &a\n  - 1\n  - *a\n")
     assert info.value.problems[0].rule == "MG010"
+
+
+def test_containers_are_counted_as_the_precise_path_counts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The precise path counts every container, key and implicit null: [[[[v]]]] is 5
+    # values. It was counted 1 from the text (no ',', ':' or line break), so 10 aliases
+    # (50 values) passed a limit of 40 on the fast path, and a deep anchor times many
+    # aliases expanded there to up to 64 times the limit.
+    from mailgov import loader
+
+    monkeypatch.setattr(fastload, "MAX_ALIAS_VALUES", 40)
+    monkeypatch.setattr(loader, "MAX_ALIAS_VALUES", 40)
+    text = "x-a: &a [[[[v]]]]\n" + "".join(f"b{i}: *a\n" for i in range(10))
+    assert fastload._not_fast(text, [])
+    with pytest.raises(LoadError) as info:
+        _load(tmp_path, text)
+    assert info.value.problems[0].rule == "MG011"
+
+
+def _random_flow(rng: random.Random, depth: int) -> str:
+    r = rng.random()
+    if depth > 4 or r < 0.4:
+        return rng.choice(["v", "'q'", "a-b", "1", "x y"])
+    if r < 0.7:
+        items = [_random_flow(rng, depth + 1) for _ in range(rng.randint(0, 4))]
+        if items and rng.random() < 0.2:  # one-pair mappings
+            items = [f"k{i}: {x}" for i, x in enumerate(items)]
+        return "[" + ", ".join(items) + "]"
+    keys = [f"k{i}" for i in range(rng.randint(0, 4))]  # some with an implicit null
+    return "{" + ", ".join(k if rng.random() < 0.3 else f"{k}: {_random_flow(rng, depth + 1)}"
+                           for k in keys) + "}"
+
+
+def _random_block(rng: random.Random, depth: int, indent: int) -> str | None:
+    r = rng.random()
+    if depth > 3 or r < 0.3:
+        return None
+    sp = " " * indent
+    lines = []
+    for i in range(rng.randint(1, 3)):
+        sub = _random_block(rng, depth + 1, indent + 2)
+        if r < 0.65:  # a block sequence: flow items, nested blocks, compact ones
+            if sub is None:
+                lines.append(f"{sp}- {_random_flow(rng, depth + 1)}")
+            elif rng.random() < 0.5:
+                lines.append(f"{sp}- " + sub.lstrip(" "))
+            else:
+                lines.append(f"{sp}-\n{sub}")
+        elif rng.random() < 0.15:  # a block mapping, some values empty
+            lines.append(f"{sp}k{i}:")
+        else:
+            value = f" {_random_flow(rng, depth + 1)}" if sub is None else f"\n{sub}"
+            lines.append(f"{sp}k{i}:{value}")
+    return "\n".join(lines)
+
+
+def test_count_from_above_is_never_below_the_precise_count(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Random nodes in block and flow forms: the text's count is at least the precise
+    path's (loader._limits, whose message says how much one alias adds)."""
+    from mailgov import loader
+
+    rng = random.Random(11)
+    checked = 0
+    for _ in range(1000):
+        block = _random_block(rng, 0, 2)
+        text = (f"x: &a {_random_flow(rng, 0)}\n" if block is None or rng.random() < 0.4
+                else f"x: &a\n{block}\n") + "y: *a\n"
+        try:
+            yaml.safe_load(text)
+        except yaml.YAMLError:
+            continue
+        monkeypatch.setattr(loader, "MAX_ALIAS_VALUES", 0)
+        message = loader._limits(text.encode(), "m.yaml")[0].message
+        exact = int(message.split(" adds ")[1].split(")")[0].replace(",", ""))
+        monkeypatch.setattr(fastload, "MAX_ALIAS_VALUES", 10**9)
+        if fastload._not_fast(text, []):
+            continue  # not a form the fast path reads
+        monkeypatch.setattr(fastload, "MAX_ALIAS_VALUES", exact - 1)
+        assert fastload._not_fast(text, []), f"{exact} values counted less:\n{text}"
+        checked += 1
+    assert checked > 300
+
+
+@pytest.mark.parametrize("text", [
+    "x:\n  - &a\n    - 1\n    - *a\n",          # a block list as a sequence item
+    "- &a\n  - 1\n  - *a\n",                  # … at the top level
+    "x:\n  - &a\n    k: *a\n",                # a block mapping as a sequence item
+    "x:\n  - k: &a\n    - 1\n    - *a\n",      # a list at its key's indentation
+])
+def test_loop_through_an_anchored_sequence_item_is_mg010(tmp_path: Path, text: str) -> None:
+    # The node anchored after '- ' ends at the first line indented no deeper than that
+    # line's own spaces, not its '- ': counted shorter, the alias inside it was missed, and
+    # rapidyaml's resolve() crashed the process on the loop (SIGSEGV).
+    assert fastload._not_fast(text, [])
+    with pytest.raises(LoadError) as info:
+        _load(tmp_path, text)
+    assert info.value.problems[0].rule == "MG010"
+
+
+def test_bomb_of_anchored_sequence_items_is_counted(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # The anchored item is a list of 10 values (11 exactly, 22 counted from above); its
+    # node was counted 2 (one line), so 7 aliases (77 values) passed a limit of 70 on the
+    # fast path: the precise path refuses them (MG011).
+    from mailgov import loader
+
+    monkeypatch.setattr(fastload, "MAX_ALIAS_VALUES", 70)
+    monkeypatch.setattr(loader, "MAX_ALIAS_VALUES", 70)
+    ten = "x-a:\n  - &a\n" + "".join(f"    - v{i}\n" for i in range(10))
+    assert fastload._not_fast(ten + "".join(f"b{i}: [*a]\n" for i in range(7)), [])
+    with pytest.raises(LoadError) as info:
+        _load(tmp_path, ten + "".join(f"b{i}: [*a]\n" for i in range(7)))
+    assert info.value.problems[0].rule == "MG011"
+    _reads_as_pyyaml(tmp_path, ten + "".join(f"b{i}: [*a]\n" for i in range(3)), fast=True)
 
 
 def test_differential_fuzz_of_anchor_forms() -> None:
