@@ -333,6 +333,9 @@ def _not_fast(text: str, refs: list[tuple[str, str, int, int]] | None = None) ->
         return True
     skip_to = 0
     flow_to = 0  # the end of the flow collection checked last
+    # (start, end) of each quoted scalar and outermost flow collection, in text order: they
+    # may go on below the lines an anchored block node is counted to (see the end)
+    spans: list[tuple[int, int]] = []
     for m in _CANDIDATE.finditer(text):
         i = m.start()
         if i < skip_to:
@@ -354,11 +357,13 @@ def _not_fast(text: str, refs: list[tuple[str, str, int, int]] | None = None) ->
             skip_to = _skip_quoted(text, i)
             if skip_to < 0:
                 return True
+            spans.append((i, skip_to))
         elif ch in "[{":
             if i >= flow_to:
                 flow_to = _flow_end(text, i)
                 if flow_to < 0:
                     return True
+                spans.append((i, flow_to))
         elif ch in "]}":
             if where in ":?-\n":  # libyaml refuses a plain scalar starting so; rapidyaml not
                 return True
@@ -371,10 +376,12 @@ def _not_fast(text: str, refs: list[tuple[str, str, int, int]] | None = None) ->
             name, skip_to, node_end = ref
             refs.append((ch, name, i, node_end))
             if text[skip_to:skip_to + 1] in ("'", '"'):  # an anchored quoted scalar
+                spans.append((skip_to, node_end))
                 skip_to = node_end
             elif text[skip_to:skip_to + 1] in ("[", "{"):  # an anchored flow collection
                 if skip_to >= flow_to:
                     flow_to = node_end
+                    spans.append((skip_to, node_end))
                 skip_to += 1  # its own items are scanned as usual
         else:
             return True  # & * ! @ ` % | > where a node starts
@@ -387,6 +394,16 @@ def _not_fast(text: str, refs: list[tuple[str, str, int, int]] | None = None) ->
                 anchors.add(name)
             elif name not in anchors:
                 return True  # undefined, or defined later: PyYAML refuses it
+        # An anchored block node is counted to its last line indented deeper than its own;
+        # a quoted scalar or flow collection begun in it and going on below (rapidyaml and
+        # libyaml refuse most such lines) would hide an alias from the loop check, and
+        # rapidyaml's resolve() does not survive a loop.
+        starts = [start for start, _end in spans]
+        for kind, _name, pos, end in refs:
+            first = bisect.bisect_left(starts, pos)
+            if kind == "&" and any(e > end for _s, e in spans[first:bisect.bisect_left(
+                    starts, end, first)]):
+                return True
         return not _expansion_bounded(text, refs)
     return False
 
