@@ -70,8 +70,6 @@ def _report_problems(result: Result, fmt: str) -> None:
                 n=result.not_shown), file=sys.stderr)
 
 
-
-
 # --------------------------------------------------------------------------- validate
 
 

@@ -306,11 +306,10 @@ def _item_checks() -> dict[str, tuple[Callable[[Any], Any], jsonschema.protocols
 
 
 def _schema_errors(data: Any, wanted: Callable[[], bool] = lambda: True,
-                   not_shown: list[int] | None = None,
                    ) -> Iterable[tuple[PathT, jsonschema.ValidationError]]:
     """jsonschema errors with absolute paths, without running it over 50k valid items.
-    Once ``wanted()`` is false, an item the fast check refuses is only counted in
-    ``not_shown[0]`` (jsonschema's full report of one item costs about 1 ms)."""
+    ``wanted()`` is asked for each item the fast check refuses: when false, jsonschema's
+    full report of it (about 1 ms) is not written."""
     schema = load_schema()
     # The skeleton: everything but the items of the big lists (those are checked below).
     skeleton = dict(schema, properties=dict(schema["properties"]))
@@ -331,11 +330,14 @@ def _schema_errors(data: Any, wanted: Callable[[], bool] = lambda: True,
             except fastjsonschema.JsonSchemaException:
                 pass
             if not wanted():
-                if not_shown is not None:
-                    not_shown[0] += 1
                 continue
             for e in full.iter_errors(item):
                 yield (key, i, *e.absolute_path), e
+
+
+def _full(max_problems: int, shown: int) -> bool:
+    """Are the problems shown as many as one run shows (``max_problems``; 0: no limit)?"""
+    return 0 < max_problems <= shown
 
 
 def _shape_problems(loaded: Loaded, max_problems: int = 0) -> tuple[list[Problem], int]:
@@ -355,9 +357,16 @@ def _shape_problems(loaded: Loaded, max_problems: int = 0) -> tuple[list[Problem
             seen.add((rule, path, message))
             out.append(loaded.problem(rule, message, path))
 
-    not_shown = [0]
-    for path, e in _schema_errors(loaded.data, lambda: not 0 < max_problems <= len(out),
-                                  not_shown):
+    not_shown = 0
+
+    def wanted() -> bool:  # a broken record: reported, or counted once the shown are full
+        nonlocal not_shown
+        if _full(max_problems, len(out)):
+            not_shown += 1
+            return False
+        return True
+
+    for path, e in _schema_errors(loaded.data, wanted):
         where = json_path(path)
         kind = e.validator
         schema = e.schema if isinstance(e.schema, dict) else {}
@@ -430,7 +439,7 @@ def _shape_problems(loaded: Loaded, max_problems: int = 0) -> tuple[list[Problem
     # A value of the wrong type also fails its enum/pattern/range: report the type only.
     mistyped = {p.path for p in out if p.rule == "MG103"}
     return ([p for p in out if p.rule in ("MG101", "MG102", "MG103") or p.path not in mistyped],
-            not_shown[0])
+            not_shown)
 
 
 def _cut(text: str) -> str:
@@ -476,7 +485,7 @@ class _Checker:
         self._cands: dict[tuple[str | None, ...], tuple[str, ...] | NamingError] = {}
 
     def _full(self) -> bool:
-        return 0 < self.max_problems <= len(self.found)
+        return _full(self.max_problems, len(self.found))
 
     def report(self, rule: str, path: PathT, message: str) -> None:
         if self._full():
